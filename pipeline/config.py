@@ -1,0 +1,106 @@
+"""One frozen ``Settings`` object: the only place that reads the environment.
+
+Every knob has an environment variable ``RECLOOP_<FIELD_NAME>`` (upper case) and a default
+that works for the local stack started by ``recloop stack up``. Everything else in the
+project receives a ``Settings`` instance explicitly, so tests build their own without
+touching ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of workers, CLI and benchmarks (env prefix ``RECLOOP_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RECLOOP_", frozen=True, extra="ignore")
+
+    # --- connections -------------------------------------------------------------------
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: str | None = Field(None, description="e.g. PLAIN, SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle for SSL/SASL_SSL.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis URL; rediss:// for TLS, redis://:password@host:port/db for auth.",
+    )
+
+    # --- topics -------------------------------------------------------------------------
+    app_id: str = Field("recloop", description="Kafka consumer group / Faust app id.")
+    topic_events: str = Field("recloop.events", description="Input events (event v1).")
+    topic_items: str = Field("recloop.items", description="Item catalogue (item v1).")
+    topic_dlq: str = Field("recloop.events.dlq", description="Dead letters (dead-letter v1).")
+    topic_recommendations: str = Field(
+        "recloop.recommendations", description="Refreshed lists (recommendation v1)."
+    )
+    topic_partitions: int = Field(
+        8, ge=1, description="Partitions of the topics the app creates (max useful workers)."
+    )
+    topic_replication: int = Field(1, ge=1, description="Replication factor of created topics.")
+
+    # --- worker -------------------------------------------------------------------------
+    web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server.")
+    web_port: int = Field(6066, description="Worker web port (metrics, health).")
+    batch_size: int = Field(500, ge=1, description="Max events handled per batch.")
+    batch_within_seconds: float = Field(
+        0.02, gt=0, description="Max wait to fill a batch before handling it."
+    )
+
+    # --- input validation ---------------------------------------------------------------
+    max_event_bytes: int = Field(16_384, ge=256, description="Larger payloads are dead-lettered.")
+    max_future_ms: int = Field(
+        3_600_000, ge=0, description="Events with ts further ahead than this are dead-lettered."
+    )
+
+    # --- state and features -------------------------------------------------------------
+    user_ttl_seconds: int = Field(30 * 86_400, ge=60, description="TTL of every per-user key.")
+    affinity_half_life_seconds: float = Field(
+        3 * 86_400, gt=0, description="Half-life of category affinities and the user history."
+    )
+    trending_half_life_seconds: float = Field(
+        6 * 3_600, gt=0, description="Half-life of item popularity used for trending."
+    )
+    history_size: int = Field(50, ge=1, description="Last N interactions kept per user.")
+    dedupe_ids_per_user: int = Field(
+        2_000, ge=10, description="Recent event ids remembered per user for de-duplication."
+    )
+    completion_threshold: float = Field(
+        0.6, ge=0, le=1, description="Watch completion at or above which a watch is 'completed'."
+    )
+
+    # --- recommendations ----------------------------------------------------------------
+    list_size: int = Field(20, ge=1, le=200, description="Items per recommendation list.")
+    category_cap: int = Field(6, ge=1, description="Max items of one category in a list.")
+    refresh_interval_ms: int = Field(
+        500, ge=0, description="At most one list refresh per user per interval (coalescing)."
+    )
+    stale_list_seconds: float = Field(
+        300, gt=0, description="Active users' lists older than this are refreshed anyway."
+    )
+    active_user_seconds: float = Field(
+        3_600, gt=0, description="A user is active for background refresh this long."
+    )
+    model_sync_seconds: float = Field(
+        1.0, gt=0, description="How often a worker merges other workers' model updates."
+    )
+    model_snapshot_seconds: float = Field(
+        60, gt=0, description="How often a worker writes a model snapshot to Redis."
+    )
+    trending_sync_seconds: float = Field(
+        2.0, gt=0, description="How often a worker refreshes trending lists from Redis."
+    )
+
+    # --- local stack --------------------------------------------------------------------
+    stack_dir: Path = Field(Path(".recloop"), description="Data, logs and jars of the stack.")
+    stack_kafka_port: int = Field(9092, description="Port of the local Kafka broker.")
+    stack_kafka_controller_port: int = Field(9093, description="KRaft controller port.")
+    stack_redis_port: int = Field(6379, description="Port of the local Redis.")
+    kafka_version: str = Field("4.1.0", description="Apache Kafka version fetched with mvn.")
