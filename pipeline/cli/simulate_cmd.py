@@ -1,0 +1,177 @@
+"""``recloop simulate``: publish a synthetic world's catalogue and paced events to Kafka.
+
+The behaviour lives in ``pipeline.simulator`` (what happens) and ``events_due`` (when);
+this module only wires them to a producer, a clock and the signals that stop a run.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import Any, Protocol
+
+import click
+
+from pipeline.config import Settings
+from pipeline.simulator import World, events_due
+
+ProgressFn = Callable[[int, float, float], None]
+
+
+class EventSink(Protocol):
+    """What the loop needs from a producer (``pipeline.producer.EventProducer`` fits)."""
+
+    def send_event(self, event: Mapping[str, Any]) -> str:
+        """Queue one event v1 for sending; returns its event id."""
+        ...
+
+    def flush(self) -> None:
+        """Block until queued messages are acknowledged."""
+        ...
+
+
+def run_simulation(
+    world: World,
+    sink: EventSink,
+    *,
+    rate: float,
+    duration: float | None,
+    stop: threading.Event,
+    clock: Callable[[], float] = time.monotonic,
+    wall_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    sleep: Callable[[float], object] | None = None,
+    progress: ProgressFn | None = None,
+    progress_every: float = 5.0,
+    tick: float = 0.01,
+) -> int:
+    """Send ``world``'s events at ``rate``/s until ``duration`` elapses or ``stop`` is set.
+
+    Each tick sends the events that are due in one batch (the producer batches them further
+    on the wire); sleeping on ``stop`` makes a signal end the run within one tick. Returns
+    the number of events sent. ``clock``, ``wall_ms`` and ``sleep`` are injectable so the
+    loop is testable without time passing.
+    """
+    pause = sleep if sleep is not None else stop.wait
+    start = clock()
+    sent = reported = 0
+    last_report = start
+    while not stop.is_set():
+        now = clock()
+        elapsed = now - start if duration is None else min(now - start, duration)
+        due = events_due(elapsed, rate, sent)
+        if due:
+            ts = wall_ms()
+            for _ in range(due):
+                sink.send_event(world.next_event(ts))
+            sent += due
+        if progress is not None and now - last_report >= progress_every:
+            progress(sent, (sent - reported) / (now - last_report), now - start)
+            reported, last_report = sent, now
+        if duration is not None and elapsed >= duration and due == 0:
+            break
+        pause(tick)
+    sink.flush()
+    return sent
+
+
+def _print_progress(sent: int, rate: float, elapsed: float) -> None:
+    click.echo(f"simulate: sent={sent} rate={rate:.1f}/s elapsed={elapsed:.0f}s")
+
+
+@click.command()
+@click.option(
+    "--users",
+    type=click.IntRange(min=0),
+    default=1_000,
+    show_default=True,
+    help="Users known at the start (new users keep arriving).",
+)
+@click.option(
+    "--items",
+    "n_items",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Catalogue size.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="Events per second.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds to run [default: until Ctrl-C or SIGTERM].",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the world [default: random, printed so the run can be repeated].",
+)
+@click.option("--no-items", is_flag=True, help="Do not publish the catalogue first.")
+@click.option(
+    "--bootstrap",
+    default=None,
+    help="Kafka bootstrap servers [default: RECLOOP_KAFKA_BOOTSTRAP or settings].",
+)
+def simulate(
+    users: int,
+    n_items: int,
+    rate: float,
+    duration: float | None,
+    seed: int | None,
+    no_items: bool,
+    bootstrap: str | None,
+) -> None:
+    """Produce synthetic events (and the item catalogue) to Kafka at a steady rate."""
+    from pipeline.producer import EventProducer  # kafka-python loads only for this command
+    from pipeline.topics import ensure_topics
+
+    settings = Settings()
+    if bootstrap is not None:
+        settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    world = World(seed=seed, n_users=users, n_items=n_items)
+    click.echo(
+        f"simulate: seed={seed} users={users} items={n_items} rate={rate}/s "
+        f"bootstrap={settings.kafka_bootstrap} topic={settings.topic_events}"
+    )
+    ensure_topics(settings)
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():  # a second Ctrl-C aborts even a stuck flush
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with EventProducer(settings) as producer:
+            if not no_items:
+                for item in world.items():
+                    del item["schema_version"]  # the producer stamps the version it sends
+                    producer.item(item.pop("item_id"), item.pop("categories"), **item)
+                producer.flush()  # the catalogue lands before the first event refers to it
+                click.echo(f"simulate: published {n_items} items to {settings.topic_items}")
+            started = time.monotonic()
+            sent = run_simulation(
+                world, producer, rate=rate, duration=duration, stop=stop, progress=_print_progress
+            )
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    elapsed = time.monotonic() - started
+    click.echo(
+        f"simulate: done sent={sent} elapsed={elapsed:.1f}s "
+        f"rate={sent / max(elapsed, 1e-9):.1f}/s users_seen={world.known_users}"
+    )

@@ -1,0 +1,418 @@
+"""A seeded synthetic world of items and users that emits event v1 and item v1 dicts.
+
+Demos and benchmarks need traffic whose ground truth is known: a recommender that learns
+should end up ranking each user's favourite categories first, and ``World.taste`` says what
+those are. The behaviour model is deliberately simple but has the shapes that matter to the
+pipeline:
+
+- **popularity** follows Zipf (weight ``1 / rank``), so a few items dominate and
+  most-popular is a real baseline to beat;
+- **taste** is a Dirichlet draw concentrated on 1-3 favourite categories; the item a user
+  picks mixes taste, global popularity and the category of the session so far;
+- **sessions** interleave: several users are active at once, each for a few events;
+- **reactions** depend on interest: a matching item is usually clicked and then watched to a
+  high completion, a non-matching one is usually skipped after a few seconds;
+- **new users** start a share of sessions, so cold start is always present.
+
+Everything is pure and deterministic for a given seed: no clock, no I/O. Three independent
+random streams (catalogue, users, traffic) are derived from the seed so that, e.g., asking for
+more users does not change the catalogue, and a user's taste does not depend on the traffic.
+
+>>> world = World(seed=7, n_users=50, n_items=40)
+>>> event = world.next_event(1_700_000_000_000)
+>>> event["ts"], event["type"] in {"click", "skip"}
+(1700000000000, True)
+>>> abs(sum(world.taste(event["user_id"]).values()) - 1.0) < 1e-9
+True
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from schemas.events import SCHEMA_VERSION
+
+CATEGORIES: Final = (
+    "Comedy", "Drama", "Action", "Documentary", "Music", "Gaming",
+    "Sports", "News", "Kids", "SciFi", "Horror", "Cooking",
+)  # fmt: skip
+# Typical length of a piece of content in each category, in seconds (a log-normal spread
+# around it gives each item its own duration).
+_TYPICAL_SECONDS: Final = {
+    "Comedy": 600, "Drama": 2700, "Action": 1800, "Documentary": 2400, "Music": 240,
+    "Gaming": 1200, "Sports": 900, "News": 300, "Kids": 660, "SciFi": 2400, "Horror": 1800,
+    "Cooking": 720,
+}  # fmt: skip
+_LOCALES: Final = ("en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "pt-BR", "ja-JP", "hi-IN")
+_LOCALE_WEIGHTS: Final = (30, 10, 10, 10, 10, 12, 8, 10)
+_DEVICES: Final = ("mobile", "tv", "web", "tablet")
+_DEVICE_WEIGHTS: Final = (55, 20, 20, 5)
+_ADJECTIVES: Final = (
+    "Silent", "Golden", "Last", "Hidden", "Electric", "Broken", "Midnight", "Wild",
+    "Lost", "Crimson", "Endless", "Little", "Secret", "Northern", "Burning", "Quiet",
+)  # fmt: skip
+_NOUNS: Final = (
+    "Harbor", "Kitchen", "Signal", "Empire", "River", "Garden", "Machine", "Summer",
+    "Frontier", "Echo", "Planet", "Season", "Circuit", "Valley", "Story", "Night",
+)  # fmt: skip
+DEFAULT_EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01T00:00:00Z, a fixed reference
+_YEAR_MS: Final = 365 * 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class SimItem:
+    """One catalogue entry; ``popularity`` is its Zipf weight (ground truth, not sent)."""
+
+    item_id: str
+    categories: tuple[str, ...]
+    duration_seconds: float
+    creator_id: str
+    title: str
+    published_ts: int
+    popularity: float
+
+    def to_v1(self) -> dict[str, Any]:
+        """The item as an item v1 dict."""
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "item_id": self.item_id,
+            "categories": list(self.categories),
+            "duration_seconds": self.duration_seconds,
+            "published_ts": self.published_ts,
+            "creator_id": self.creator_id,
+            "title": self.title,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SimUser:
+    """A user's hidden profile: category taste (sums to 1), locale and device."""
+
+    user_id: str
+    taste: dict[str, float]
+    locale: str
+    device: str
+
+
+@dataclass(slots=True)
+class _Session:
+    user: SimUser
+    remaining: int
+    category: str | None = None
+    pending: SimItem | None = None  # clicked, watch not emitted yet
+    pending_context: dict[str, Any] | None = None
+
+
+class World:
+    """Catalogue, users and a traffic generator, all derived from ``seed``.
+
+    Parameters
+    ----------
+    seed
+        Seeds every random stream; equal seeds and parameters give equal events.
+    n_users
+        Users known at the start; new users join as traffic flows.
+    n_items
+        Catalogue size.
+    new_user_share
+        Probability that a new session comes from a never-seen user.
+    mean_session_length
+        Mean number of item choices per session (geometric).
+    max_open_sessions
+        Sessions interleaved at once; bounds the world's memory.
+    epoch_ms
+        Reference time: items are published in the year before it.
+    """
+
+    def __init__(
+        self,
+        seed: int = 0,
+        n_users: int = 1_000,
+        n_items: int = 500,
+        *,
+        new_user_share: float = 0.05,
+        mean_session_length: float = 6.0,
+        max_open_sessions: int = 64,
+        epoch_ms: int = DEFAULT_EPOCH_MS,
+    ) -> None:
+        if n_users < 0 or n_items < 1 or max_open_sessions < 1 or mean_session_length < 1:
+            msg = (
+                f"invalid world: n_users={n_users} (>= 0), n_items={n_items} (>= 1), "
+                f"max_open_sessions={max_open_sessions} (>= 1), "
+                f"mean_session_length={mean_session_length} (>= 1)"
+            )
+            raise ValueError(msg)
+        if not 0.0 <= new_user_share <= 1.0:
+            msg = f"new_user_share must be within [0, 1], got {new_user_share}"
+            raise ValueError(msg)
+        self.seed = seed
+        self._new_user_share = new_user_share
+        self._session_end_p = 1.0 / mean_session_length
+        self._max_sessions = max_open_sessions
+        self._rng = random.Random(f"recloop-sim:traffic:{seed}")
+        self._known_users = n_users
+        self._user_cache: OrderedDict[int, SimUser] = OrderedDict()
+        self._sessions: list[_Session] = []
+        self._items = _build_catalog(
+            random.Random(f"recloop-sim:catalog:{seed}"), n_items, epoch_ms
+        )
+        self._by_id = {item.item_id: item for item in self._items}
+        self._all_cum = _cumulative([item.popularity for item in self._items])
+        self._by_category: dict[str, tuple[list[SimItem], list[float]]] = {}
+        for category in CATEGORIES:
+            members = [item for item in self._items if category in item.categories]
+            if members:
+                self._by_category[category] = (
+                    members,
+                    _cumulative([item.popularity for item in members]),
+                )
+
+    # --- ground truth -----------------------------------------------------------------
+    @property
+    def known_users(self) -> int:
+        """Users that exist so far (initial ones plus those who arrived)."""
+        return self._known_users
+
+    def items(self) -> list[dict[str, Any]]:
+        """The catalogue as item v1 dicts, in item id order."""
+        return [item.to_v1() for item in self._items]
+
+    def item(self, item_id: str) -> SimItem:
+        """The catalogue entry ``item_id`` (``KeyError`` if unknown)."""
+        return self._by_id[item_id]
+
+    def user(self, user_id: str) -> SimUser:
+        """The hidden profile of an existing user (``KeyError`` if not known yet)."""
+        index = _user_index(user_id)
+        if index is None or index >= self._known_users:
+            msg = (
+                f"unknown simulated user {user_id!r}; known users are u0..u{self._known_users - 1}"
+            )
+            raise KeyError(msg)
+        return self._user(index)
+
+    def taste(self, user_id: str) -> dict[str, float]:
+        """Ground-truth category preference of ``user_id`` (sums to 1)."""
+        return dict(self.user(user_id).taste)
+
+    def interest(self, user_id: str, item_id: str) -> float:
+        """How well an item matches a user, in [0, 1]: what drives skips and completion."""
+        return _interest(self.user(user_id), self._by_id[item_id])
+
+    # --- traffic ----------------------------------------------------------------------
+    def next_event(self, now_ms: int) -> dict[str, Any]:
+        """The next event v1 of the interleaved sessions, stamped ``ts=now_ms``."""
+        session = self._pick_session()
+        if session.pending is not None:
+            item, context = session.pending, session.pending_context
+            session.pending = session.pending_context = None
+            event = self._watch(session.user, item, now_ms, context)
+        else:
+            item, category, surface = self._choose_item(session)
+            context = self._context(session.user, surface)
+            if self._rng.random() < _skip_probability(_interest(session.user, item)):
+                event = self._skip(session.user, item, now_ms, context)
+                session.category = None  # a skip ends the run of one category
+            else:
+                event = self._event("click", session.user, item, now_ms, context)
+                session.pending, session.pending_context = item, context
+                session.category = category
+            session.remaining -= 1
+        if session.remaining <= 0 and session.pending is None:
+            self._close(session)
+        return event
+
+    def events(
+        self, n: int, start_ms: int = DEFAULT_EPOCH_MS, rate: float = 100.0
+    ) -> Iterator[dict[str, Any]]:
+        """``n`` events evenly spaced at ``rate`` events per second from ``start_ms``."""
+        if rate <= 0:
+            msg = f"rate must be > 0 events/s, got {rate}"
+            raise ValueError(msg)
+        for i in range(n):
+            yield self.next_event(start_ms + int(i * 1_000 / rate))
+
+    # --- internals --------------------------------------------------------------------
+    def _user(self, index: int) -> SimUser:
+        # Users are derived on demand from (seed, index), so memory does not grow with the
+        # number of users who ever arrived; the cache only saves the re-derivation.
+        user = self._user_cache.get(index)
+        if user is None:
+            user = _make_user(random.Random(f"recloop-sim:user:{self.seed}:{index}"), index)
+            self._user_cache[index] = user
+            if len(self._user_cache) > 65_536:
+                self._user_cache.popitem(last=False)
+        return user
+
+    def _pick_session(self) -> _Session:
+        rng = self._rng
+        full = len(self._sessions) >= self._max_sessions
+        if self._sessions and (full or rng.random() < 0.9):
+            return rng.choice(self._sessions)
+        if self._known_users == 0 or rng.random() < self._new_user_share:
+            index = self._known_users
+            self._known_users += 1
+        else:
+            # Activity is skewed: low-index users are the heavy ones.
+            index = int(self._known_users * rng.random() ** 2)
+        user_id = f"u{index}"
+        for session in self._sessions:  # a user has at most one session open
+            if session.user.user_id == user_id:
+                return session
+        length = 1 + int(math.log(1.0 - rng.random()) / math.log(1.0 - self._session_end_p))
+        session = _Session(user=self._user(index), remaining=length)
+        self._sessions.append(session)
+        return session
+
+    def _close(self, session: _Session) -> None:
+        i = self._sessions.index(session)
+        self._sessions[i] = self._sessions[-1]
+        self._sessions.pop()
+
+    def _choose_item(self, session: _Session) -> tuple[SimItem, str, str]:
+        rng = self._rng
+        if session.category is not None and rng.random() < 0.5:
+            category, surface = session.category, "related"
+        elif rng.random() < 0.6:
+            taste = session.user.taste
+            category = rng.choices(list(taste), weights=list(taste.values()))[0]
+            surface = "home"
+        else:
+            item = rng.choices(self._items, cum_weights=self._all_cum)[0]
+            return item, item.categories[0], "trending"
+        if category not in self._by_category:  # tiny catalogues miss some categories
+            item = rng.choices(self._items, cum_weights=self._all_cum)[0]
+            return item, item.categories[0], surface
+        members, cum = self._by_category[category]
+        return rng.choices(members, cum_weights=cum)[0], category, surface
+
+    def _context(self, user: SimUser, surface: str) -> dict[str, Any]:
+        position = min(49, int(self._rng.expovariate(0.25)))
+        return {"device": user.device, "locale": user.locale, "surface": surface,
+                "position": position}  # fmt: skip
+
+    def _event(
+        self, kind: str, user: SimUser, item: SimItem, now_ms: int, context: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": str(uuid.UUID(int=self._rng.getrandbits(128), version=4)),
+            "type": kind,
+            "user_id": user.user_id,
+            "item_id": item.item_id,
+            "ts": now_ms,
+            "duration_seconds": item.duration_seconds,
+        }
+        if context is not None:
+            event["context"] = context
+        return event
+
+    def _skip(
+        self, user: SimUser, item: SimItem, now_ms: int, context: dict[str, Any]
+    ) -> dict[str, Any]:
+        event = self._event("skip", user, item, now_ms, context)
+        upper = min(15.0, 0.1 * item.duration_seconds)
+        event["watch_seconds"] = round(self._rng.uniform(1.0, upper), 1)
+        return event
+
+    def _watch(
+        self, user: SimUser, item: SimItem, now_ms: int, context: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        event = self._event("watch", user, item, now_ms, context)
+        interest = _interest(user, item)
+        # Beta(8, 1) for a perfect match (mean ~0.89) down to Beta(1, 8) (mean ~0.11).
+        completion = self._rng.betavariate(1.0 + 7.0 * interest, 1.0 + 7.0 * (1.0 - interest))
+        event["watch_seconds"] = round(completion * item.duration_seconds, 1)
+        return event
+
+
+def events_due(elapsed_seconds: float, rate: float, sent: int, max_burst: int | None = None) -> int:
+    """How many events a producer pacing at ``rate``/s should send now, having sent ``sent``.
+
+    The schedule is absolute (``rate * elapsed``), so rounding and sleep jitter never
+    accumulate into drift; ``max_burst`` (default: one second of events) caps the catch-up
+    after a stall so a paused producer does not flood the broker when it resumes.
+
+    >>> events_due(1.0, 100.0, 0)
+    100
+    >>> events_due(0.5, 100.0, 40)
+    10
+    >>> events_due(30.0, 10.0, 0)
+    10
+    """
+    if rate <= 0:
+        msg = f"rate must be > 0 events/s, got {rate}"
+        raise ValueError(msg)
+    cap = max(1, math.ceil(rate)) if max_burst is None else max_burst
+    due = math.floor(max(0.0, elapsed_seconds) * rate + 1e-9) - sent
+    return max(0, min(due, cap))
+
+
+def _cumulative(weights: list[float]) -> list[float]:
+    total, out = 0.0, []
+    for weight in weights:
+        total += weight
+        out.append(total)
+    return out
+
+
+def _user_index(user_id: str) -> int | None:
+    if len(user_id) > 1 and user_id[0] == "u" and user_id[1:].isdigit():
+        return int(user_id[1:])
+    return None
+
+
+def _build_catalog(rng: random.Random, n_items: int, epoch_ms: int) -> list[SimItem]:
+    n_creators = max(1, n_items // 8)
+    ranks = list(range(1, n_items + 1))
+    rng.shuffle(ranks)  # popularity is independent of the item id
+    items = []
+    for i in range(n_items):
+        creator = rng.randrange(n_creators)
+        # Creators specialise: most of a creator's items share their home category.
+        home = CATEGORIES[creator % len(CATEGORIES)]
+        primary = home if rng.random() < 0.8 else rng.choice(CATEGORIES)
+        categories: tuple[str, ...] = (primary,)
+        if rng.random() < 0.35:
+            categories += (rng.choice([c for c in CATEGORIES if c != primary]),)
+        duration = max(30.0, round(_TYPICAL_SECONDS[primary] * rng.lognormvariate(0.0, 0.35)))
+        title = f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)}"
+        items.append(
+            SimItem(
+                item_id=f"i{i}",
+                categories=categories,
+                duration_seconds=float(duration),
+                creator_id=f"c{creator}",
+                title=title,
+                published_ts=epoch_ms - rng.randrange(_YEAR_MS),
+                popularity=1.0 / ranks[i],
+            )
+        )
+    return items
+
+
+def _make_user(rng: random.Random, index: int) -> SimUser:
+    favourites = set(rng.sample(CATEGORIES, rng.choice((1, 1, 2, 2, 2, 3))))
+    raw = {c: rng.gammavariate(5.0 if c in favourites else 0.2, 1.0) for c in CATEGORIES}
+    total = sum(raw.values())
+    return SimUser(
+        user_id=f"u{index}",
+        taste={c: w / total for c, w in raw.items()},
+        locale=rng.choices(_LOCALES, weights=_LOCALE_WEIGHTS)[0],
+        device=rng.choices(_DEVICES, weights=_DEVICE_WEIGHTS)[0],
+    )
+
+
+def _interest(user: SimUser, item: SimItem) -> float:
+    # A favourite category carries roughly 0.25 or more of a user's taste; saturate there.
+    return min(1.0, max(user.taste[c] for c in item.categories) / 0.25)
+
+
+def _skip_probability(interest: float) -> float:
+    return 0.8 - 0.7 * interest

@@ -1,0 +1,64 @@
+"""Output contract: a refreshed recommendation list for one user (recommendation v1).
+
+Lists are published to ``recloop.recommendations`` keyed by ``user_id``; a reader keeps the
+newest ``generated_ts`` per user. ``trigger_event_id`` and ``trigger_ts`` tie a list to the
+event that caused it, which is what end-to-end latency is measured from; both are null for
+a background refresh (stale list, model update).
+
+Examples
+--------
+>>> rec = Recommendation(
+...     user_id="u1",
+...     items=[RecommendedItem(item_id="i9", score=0.92, reason="affinity:comedy")],
+...     generated_ts=1700000000250,
+...     trigger_event_id="e1",
+...     trigger_ts=1700000000000,
+...     model_version="linucb-3",
+... )
+>>> rec.personalized, rec.items[0].item_id
+(True, 'i9')
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from schemas.events import EpochMillis, NonEmptyStr, SchemaVersion, version_field
+
+Score = Annotated[float, Field(allow_inf_nan=False)]
+"""A ranking score. Lax so numpy scalars are accepted; NaN would serialize as null."""
+
+
+class RecommendedItem(BaseModel):
+    """One entry of a list, best first."""
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+    item_id: NonEmptyStr = Field(description="Recommended item.")
+    score: Score = Field(description="Ranking score; only the order within a list matters.")
+    reason: StrictStr = Field(
+        description="Why it is here, e.g. affinity:<category>, trending, similar:<item>."
+    )
+
+
+class Recommendation(BaseModel):
+    """The current list for one user (recommendation v1); every field is always written."""
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+    schema_version: SchemaVersion = version_field()
+    user_id: NonEmptyStr = Field(description="Whom the list is for.")
+    items: tuple[RecommendedItem, ...] = Field(description="Ranked items, best first.")
+    generated_ts: EpochMillis = Field(description="When the list was computed, epoch ms.")
+    trigger_event_id: NonEmptyStr | None = Field(
+        None, description="Event that caused this refresh; null for a background refresh."
+    )
+    trigger_ts: EpochMillis | None = Field(
+        None, description="Event time of the trigger, epoch ms; null for a background refresh."
+    )
+    model_version: NonEmptyStr = Field(description="Ranker and model snapshot that scored it.")
+    personalized: StrictBool = Field(
+        True, description="False when the user is unknown and the list is a fallback."
+    )
