@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0",
         description="Redis URL; rediss:// for TLS, redis://:password@host:port/db for auth.",
     )
+    redis_namespace: str = Field(
+        "recloop", description="First segment of every Redis key (several deployments, one Redis)."
+    )
 
     # --- topics -------------------------------------------------------------------------
     app_id: str = Field("recloop", description="Kafka consumer group / Faust app id.")
@@ -104,3 +107,14 @@ class Settings(BaseSettings):
     stack_kafka_controller_port: int = Field(9093, description="KRaft controller port.")
     stack_redis_port: int = Field(6379, description="Port of the local Redis.")
     kafka_version: str = Field("4.1.0", description="Apache Kafka version fetched with mvn.")
+
+    def to_env(self) -> dict[str, str]:
+        """The settings as ``RECLOOP_*`` variables, to start another process with them."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"RECLOOP_{name.upper()}"] = str(value)
+        return env

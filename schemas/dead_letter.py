@@ -53,6 +53,9 @@ class RejectReason(StrEnum):
     UNSUPPORTED_VERSION
         ``schema_version`` is an integer other than 1: written for a reader this worker is
         not.
+    PROCESSING_ERROR
+        A valid-looking batch failed twice inside the worker (a bug, not bad input); the
+        message is kept here so it can be replayed once the bug is fixed.
     """
 
     TOO_LARGE = "too_large"
@@ -66,6 +69,7 @@ class RejectReason(StrEnum):
     NEGATIVE_DURATION = "negative_duration"
     FUTURE_TS = "future_ts"
     UNSUPPORTED_VERSION = "unsupported_version"
+    PROCESSING_ERROR = "processing_error"
 
 
 class DeadLetter(BaseModel):

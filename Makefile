@@ -1,0 +1,49 @@
+# recloop developer entry points. `make test` works on a fresh machine: it creates .venv,
+# installs the package, fetches the Kafka jars and (as root) installs redis-server.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+STAMP := $(VENV)/.recloop-installed
+PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+BENCHES := quality freshness throughput memory
+
+# apt-get (via `recloop stack setup`) must never prompt: CI has no stdin
+export DEBIAN_FRONTEND ?= noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup test lint stack-up stack-down demo $(addprefix bench-,$(BENCHES))
+
+help:
+	@echo "targets: setup test lint stack-up stack-down demo $(addprefix bench-,$(BENCHES))"
+
+# Reinstall only when pyproject.toml changed since the last successful install.
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "python3.11 or python3 (>= 3.11) is required" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else f"recloop needs Python >= 3.11; $(PYTHON) is {v.major}.{v.minor}")'
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+	$(VENV)/bin/recloop stack setup
+
+test: setup
+	$(VENV)/bin/pytest -q tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+stack-up: setup
+	$(VENV)/bin/recloop stack up
+
+stack-down: $(STAMP)
+	$(VENV)/bin/recloop stack down
+
+demo: setup
+	$(VENV)/bin/recloop demo
+
+$(addprefix bench-,$(BENCHES)): bench-%: setup
+	$(VENV)/bin/python bench/$*.py

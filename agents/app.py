@@ -1,0 +1,188 @@
+"""The Faust app: topics, agents and timers as thin wiring around ``pipeline.Processor``.
+
+Nothing here decides anything: agents take raw batches and hand them over, timers call the
+processor's periodic steps, web pages expose its metrics and health. ``create_app`` builds a
+fresh app per call (no global app), so tests and several workers per host do not share one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import faust
+import redis.asyncio as aioredis
+from faust.web import Request, Response, View
+
+from pipeline.config import Settings
+from pipeline.metrics import WorkerMetrics
+from pipeline.processor import Processor, RawMessage
+
+log = logging.getLogger(__name__)
+
+
+class FaustPublisher:
+    """``pipeline.processor.Publisher`` on Faust's producer: send all, then await all acks."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Send every record, then wait until the broker acknowledged each one."""
+        producer = self.app.producer
+        futures = [
+            await producer.send(topic, key, value, None, None, None) for key, value in records
+        ]
+        await asyncio.gather(*futures)
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """Faust credentials for SASL/SSL clusters (``None`` for PLAINTEXT)."""
+    protocol = settings.kafka_security_protocol.upper()
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if protocol.startswith("SASL"):
+        password = (
+            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+        )
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username or "",
+            password=password,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App:
+    """A Faust app wired to a ``Processor`` built when the worker starts."""
+    worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=broker_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        consumer_auto_offset_reset="earliest",
+        web_host=settings.web_host,
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        producer_acks=-1,
+        store="memory://",
+    )
+    metrics = WorkerMetrics()
+    ready = asyncio.Event()
+    holder: dict[str, Processor] = {}
+
+    def topic(name: str) -> Any:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.topic_partitions,
+        )
+
+    async def processor() -> Processor:
+        await ready.wait()
+        return holder["p"]
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_processor() -> None:
+        client = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        proc = Processor(
+            settings,
+            redis=client,
+            publisher=FaustPublisher(app),
+            worker_id=worker_id,
+            metrics=metrics,
+        )
+        await proc.start()
+        holder["p"] = proc
+        ready.set()
+        log.info("processor ready worker_id=%s", worker_id)
+
+    @app.agent(topic(settings.topic_events))
+    async def ingest(stream: Any) -> None:
+        proc = await processor()
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_within_seconds
+        ):
+            await proc.handle_events([_raw(e) for e in events])
+
+    @app.agent(topic(settings.topic_items))
+    async def catalogue(stream: Any) -> None:
+        proc = await processor()
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_within_seconds
+        ):
+            await proc.handle_items([_raw(e) for e in events])
+
+    def every(seconds: float, step: Callable[[Processor], Awaitable[None]], name: str) -> None:
+        async def tick() -> None:
+            if not ready.is_set():
+                return
+            try:
+                await step(holder["p"])
+            except Exception:  # a timer must survive anything: log and try next tick
+                log.exception("timer failed timer=%s", name)
+
+        tick.__name__ = f"timer_{name}"
+        app.timer(interval=seconds, name=f"recloop.{name}")(tick)
+
+    every(0.05, Processor.flush_pending, "deferred_refresh")
+    every(settings.model_sync_seconds, Processor.sync_model, "model_sync")
+    every(settings.trending_sync_seconds, Processor.refresh_trending, "trending")
+    every(settings.model_snapshot_seconds, Processor.snapshot_model, "snapshot")
+    every(min(30.0, settings.stale_list_seconds / 4), Processor.refresh_stale, "stale_refresh")
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
+        if ready.is_set():
+            holder["p"].on_partitions_changed()
+
+    @app.page("/metrics")
+    class MetricsView(View):
+        async def get(self, request: Request) -> Response:
+            return self.bytes(metrics.render(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/health")
+    class HealthView(View):
+        async def get(self, request: Request) -> Response:
+            return self.json({"status": "ok", "worker_id": worker_id})
+
+    @app.page("/ready")
+    class ReadyView(View):
+        async def get(self, request: Request) -> Response:
+            if not ready.is_set():
+                return self.json({"ready": False, "why": "starting"}, status=503)
+            try:
+                await holder["p"].redis.ping()
+            except Exception as exc:  # readiness reports, never raises
+                return self.json(
+                    {"ready": False, "why": f"redis: {type(exc).__name__}"}, status=503
+                )
+            return self.json({"ready": True, "worker_id": worker_id})
+
+    return app
+
+
+def _raw(event: Any) -> RawMessage:
+    message = event.message
+    value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+    return RawMessage(
+        value=value, topic=message.topic, partition=message.partition, offset=message.offset
+    )

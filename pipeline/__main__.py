@@ -1,0 +1,5 @@
+"""``python -m pipeline``: the recloop CLI."""
+
+from pipeline.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""``python -m pipeline.cli``: the recloop CLI (how tests start workers)."""
+
+from pipeline.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""``recloop worker``: one worker process of the consumer group."""
+
+from __future__ import annotations
+
+import click
+
+from pipeline.config import Settings
+
+
+@click.command()
+@click.option(
+    "--web-port",
+    type=int,
+    default=None,
+    envvar="RECLOOP_WEB_PORT",
+    show_envvar=True,
+    help="Port of /metrics, /health and /ready (default 6066); one per worker on a host.",
+)
+@click.option(
+    "--bootstrap",
+    default=None,
+    envvar="RECLOOP_KAFKA_BOOTSTRAP",
+    show_envvar=True,
+    help="Kafka bootstrap servers (default 127.0.0.1:9092).",
+)
+@click.option(
+    "--redis-url",
+    default=None,
+    envvar="RECLOOP_REDIS_URL",
+    show_envvar=True,
+    help="Redis URL (default redis://127.0.0.1:6379/0).",
+)
+@click.option("--loglevel", default="info", show_default=True, help="Worker log level.")
+def worker(
+    web_port: int | None, bootstrap: str | None, redis_url: str | None, loglevel: str
+) -> None:
+    """Consume events, keep features and models, publish fresh lists.
+
+    Start as many as there are partitions; they share the work through the consumer group.
+    """
+    # Faust is imported here: the rest of the CLI must not pay for it.
+    import faust
+
+    from agents.app import create_app
+    from pipeline.topics import ensure_topics
+
+    overrides: dict[str, object] = {}
+    if web_port is not None:
+        overrides["web_port"] = web_port
+    if bootstrap:
+        overrides["kafka_bootstrap"] = bootstrap
+    if redis_url:
+        overrides["redis_url"] = redis_url
+    settings = Settings().model_copy(update=overrides)
+    ensure_topics(settings)
+    app = create_app(settings)
+    faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

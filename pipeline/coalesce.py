@@ -1,0 +1,107 @@
+"""When to refresh a user's list: coalescing bursts, deferred refreshes, stale lists.
+
+Rules (pure, so they are tested without a clock):
+
+* the first event after a quiet period refreshes at once;
+* further events within ``interval_ms`` of the last refresh are coalesced: one deferred
+  refresh runs when the interval has passed, carrying the *latest* event as its trigger, so
+  the last event is always reflected;
+* a user active within ``active_ms`` whose list is older than ``stale_ms`` is refreshed in
+  the background, so lists follow trends without new events.
+
+State is bounded: at most ``max_users`` users are tracked (least recently active dropped).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """The event a refresh reflects (``None`` fields for background refreshes)."""
+
+    event_id: str | None
+    ts: int | None
+
+
+class RefreshScheduler:
+    """Per-user refresh bookkeeping of one worker.
+
+    >>> s = RefreshScheduler(interval_ms=500)
+    >>> s.on_event("u", Trigger("e1", 0), now_ms=1_000)
+    True
+    >>> s.mark_refreshed("u", 1_000)
+    >>> s.on_event("u", Trigger("e2", 0), now_ms=1_200)
+    False
+    >>> s.due(1_500)
+    [('u', Trigger(event_id='e2', ts=0))]
+    """
+
+    def __init__(self, interval_ms: int, max_users: int = 200_000) -> None:
+        self.interval_ms = interval_ms
+        self.max_users = max_users
+        self.last_refresh: OrderedDict[str, int] = OrderedDict()
+        self.last_active: OrderedDict[str, int] = OrderedDict()
+        self.pending: dict[str, Trigger] = {}
+
+    def on_event(self, user_id: str, trigger: Trigger, now_ms: int) -> bool:
+        """Record activity; ``True`` when the list should be refreshed now."""
+        self.last_active[user_id] = now_ms
+        self.last_active.move_to_end(user_id)
+        self._bound()
+        last = self.last_refresh.get(user_id)
+        if last is None or now_ms - last >= self.interval_ms:
+            self.pending.pop(user_id, None)
+            return True
+        self.pending[user_id] = trigger
+        return False
+
+    def mark_refreshed(self, user_id: str, now_ms: int) -> None:
+        """A list was published for the user."""
+        self.last_refresh[user_id] = now_ms
+        self.last_refresh.move_to_end(user_id)
+
+    def due(self, now_ms: int) -> list[tuple[str, Trigger]]:
+        """Deferred refreshes whose interval has passed (removed from pending)."""
+        ready = [
+            (user_id, trig)
+            for user_id, trig in self.pending.items()
+            if now_ms - self.last_refresh.get(user_id, 0) >= self.interval_ms
+        ]
+        for user_id, _ in ready:
+            del self.pending[user_id]
+        return ready
+
+    def stale(self, now_ms: int, *, stale_ms: int, active_ms: int, limit: int) -> list[str]:
+        """Active users whose list is older than ``stale_ms`` (at most ``limit``)."""
+        out: list[str] = []
+        for user_id, active in reversed(self.last_active.items()):
+            if now_ms - active > active_ms:
+                break  # ordered by activity: everyone further is inactive too
+            if user_id in self.pending:
+                continue
+            if now_ms - self.last_refresh.get(user_id, 0) >= stale_ms:
+                out.append(user_id)
+                if len(out) == limit:
+                    break
+        return out
+
+    def forget(self, user_id: str) -> None:
+        """Stop tracking a user."""
+        self.last_refresh.pop(user_id, None)
+        self.last_active.pop(user_id, None)
+        self.pending.pop(user_id, None)
+
+    def clear(self) -> None:
+        """Drop everything (partitions were reassigned)."""
+        self.last_refresh.clear()
+        self.last_active.clear()
+        self.pending.clear()
+
+    def _bound(self) -> None:
+        while len(self.last_active) > self.max_users:
+            user_id, _ = self.last_active.popitem(last=False)
+            self.last_refresh.pop(user_id, None)
+            self.pending.pop(user_id, None)

@@ -1,0 +1,421 @@
+"""The worker's batch logic, without Faust: decode, dedupe, learn, persist, refresh, publish.
+
+The Faust agents hand raw batches to ``Processor.handle_events`` and timers call the
+periodic methods; everything that decides what happens lives here and in the pure modules it
+calls, so it is tested against real Kafka and Redis without a Faust app.
+
+Delivery guarantee (README "Guarantees"): a batch's offsets are committed by the agent only
+after ``handle_events`` returns, and it returns only once every valid event's effects are in
+Redis (one transaction per batch, retried until Redis answers) and every dead letter was
+acknowledged by the broker. Redelivered events are recognised by ``event_id`` (per user, the
+last ``dedupe_ids_per_user`` ids, TTL ``user_ttl_seconds``), so at-least-once delivery has an
+exactly-once effect on user state and on the shared models.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from pipeline.catalog import item_info
+from pipeline.coalesce import RefreshScheduler, Trigger
+from pipeline.config import Settings
+from pipeline.features import FeatureParams, UserContext, UserState, apply_event
+from pipeline.metrics import WorkerMetrics
+from pipeline.recommender import Engine, EngineParams, LearnRecord
+from pipeline.retry import retry_forever
+from pipeline.signals import signal_for
+from pipeline.stores.keys import RedisKeys
+from pipeline.stores.model_log import ModelLog
+from pipeline.stores.users import UserStore
+from schemas.dead_letter import RejectReason
+from schemas.events import Event, Item
+from schemas.validation import (
+    Rejected,
+    dead_letter_bytes,
+    encode_recommendation,
+    parse_event,
+    parse_item,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """One consumed record, as the agent saw it."""
+
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+
+
+class Publisher(Protocol):
+    """Sends records and returns once the broker acknowledged all of them."""
+
+    async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Send ``(key, value)`` records to ``topic`` and wait for every acknowledgement."""
+
+
+def wall_ms() -> int:
+    """Wall clock in epoch milliseconds."""
+    return int(time.time() * 1000)
+
+
+def engine_params(settings: Settings) -> EngineParams:
+    """The engine knobs a worker takes from its settings."""
+    return EngineParams(
+        list_size=settings.list_size,
+        category_cap=settings.category_cap,
+        trend_half_life_seconds=settings.trending_half_life_seconds,
+    )
+
+
+class Processor:
+    """One worker's state and batch handling (one instance per worker process)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redis: aioredis.Redis,
+        publisher: Publisher,
+        worker_id: str,
+        metrics: WorkerMetrics | None = None,
+        cache_size: int = 100_000,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.publisher = publisher
+        self.worker_id = worker_id
+        self.metrics = metrics or WorkerMetrics()
+        self.keys = RedisKeys(settings.redis_namespace)
+        self.engine = Engine(engine_params(settings))
+        self.model_version = 0
+        self.users = UserStore(
+            redis,
+            keys=self.keys,
+            ttl_seconds=settings.user_ttl_seconds,
+            history_cap=settings.history_size,
+            excluded_cap=settings.dedupe_ids_per_user,
+            events_cap=settings.dedupe_ids_per_user,
+        )
+        self.model_log = ModelLog(
+            redis,
+            keys=self.keys,
+            worker_id=worker_id,
+            retention_seconds=3 * settings.model_snapshot_seconds,
+        )
+        self.feature_params = FeatureParams(
+            half_life_seconds=settings.affinity_half_life_seconds,
+            history_size=settings.history_size,
+            excluded_size=settings.dedupe_ids_per_user,
+            dedupe_size=settings.dedupe_ids_per_user,
+        )
+        self.scheduler = RefreshScheduler(settings.refresh_interval_ms)
+        self.cache: OrderedDict[str, UserState] = OrderedDict()
+        self.cache_size = cache_size
+        self._pending_items: list[Item] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Load scripts and the newest model snapshot, then catch up with the log."""
+        await retry_forever(self.users.ensure_scripts, what="redis script load")
+        engine, version = await retry_forever(
+            lambda: self.model_log.load_latest(self.engine.params), what="model snapshot load"
+        )
+        self.engine, self.model_version = engine, version
+        self.metrics.model_version.set(version)
+        await self.sync_model()
+        self.engine.refresh_indexes(wall_ms())
+
+    def on_partitions_changed(self) -> None:
+        """Partitions moved: cached user states may now be written by another worker."""
+        self.cache.clear()
+        self.scheduler.clear()
+        self.metrics.cached_users.set(0)
+
+    # ------------------------------------------------------------------ events
+    async def handle_events(self, messages: Sequence[RawMessage]) -> None:
+        """Handle one batch; returns only when its effects are durable (see module doc)."""
+        started = time.perf_counter()
+        try:
+            await self._handle_events(messages)
+        except Exception:
+            # A bug must not lose events: reload state and retry once, then dead-letter the
+            # batch with the reason so it can be replayed after a fix.
+            self.metrics.processing_errors.inc()
+            log.exception("batch failed; retrying once with fresh state size=%d", len(messages))
+            self.on_partitions_changed()
+            try:
+                await self._handle_events(messages)
+            except Exception as exc:
+                log.exception("batch failed twice; dead-lettering size=%d", len(messages))
+                await self._dead_letter(
+                    [
+                        (m, Rejected(RejectReason.PROCESSING_ERROR, type(exc).__name__))
+                        for m in messages
+                    ]
+                )
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(messages))
+
+    async def _handle_events(self, messages: Sequence[RawMessage]) -> None:
+        now = wall_ms()
+        s = self.settings
+        valid: list[Event] = []
+        rejected: list[tuple[RawMessage, Rejected]] = []
+        for m in messages:
+            parsed = parse_event(
+                m.value, now_ms=now, max_bytes=s.max_event_bytes, max_future_ms=s.max_future_ms
+            )
+            if isinstance(parsed, Rejected):
+                rejected.append((m, parsed))
+            else:
+                valid.append(parsed)
+        await self._load_users({e.user_id for e in valid})
+        records: list[LearnRecord] = []
+        touched: dict[str, Trigger] = {}
+        for event in valid:
+            state = self.cache[event.user_id]
+            if event.event_id in state.seen_events:
+                self.metrics.events.labels(event.type, "duplicate").inc()
+                continue
+            records.append(self._learn(state, event))
+            touched[event.user_id] = Trigger(event.event_id, event.ts)
+            self.metrics.events.labels(event.type, "applied").inc()
+        if touched or records:
+            await self._persist([self.cache[u] for u in touched], records, now)
+        for record in records:
+            self.engine.apply(record)
+        self.metrics.model_records.labels("own").inc(len(records))
+        if rejected:
+            await self._dead_letter(rejected)
+        due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now)]
+        await self._refresh(due, trigger_kind="event")
+
+    def _learn(self, state: UserState, event: Event) -> LearnRecord:
+        """Apply one new event to the user's state and the engine's ranker."""
+        engine = self.engine
+        idx = engine.catalog.ensure(event.item_id)
+        duration = event.duration_seconds or engine.catalog.infos[idx].duration_seconds
+        signal = signal_for(
+            event.type, event.watch_seconds, duration, threshold=self.settings.completion_threshold
+        )
+        record = engine.record_for(state, event.item_id, event.ts, event.type, signal)
+        engine.train_ranker(state, event.item_id, signal, event.ts)
+        ctx = event.context
+        apply_event(
+            state,
+            event_id=event.event_id,
+            event_type=event.type,
+            item_id=event.item_id,
+            ts=event.ts,
+            signal=signal,
+            categories=engine.catalog.categories_of(idx),
+            params=self.feature_params,
+            context=UserContext(ctx.locale, ctx.device, ctx.surface) if ctx else None,
+        )
+        return record
+
+    async def _load_users(self, user_ids: set[str]) -> None:
+        missing = [u for u in user_ids if u not in self.cache]
+        if missing:
+            loaded = await retry_forever(
+                lambda: self.users.load_many(missing),
+                what="redis user load",
+                on_error=lambda _: self.metrics.redis_errors.inc(),
+            )
+            self.cache.update(loaded)
+        for u in user_ids:
+            self.cache.move_to_end(u)
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        self.metrics.cached_users.set(len(self.cache))
+
+    async def _persist(self, states: list[UserState], records: list[LearnRecord], now: int) -> None:
+        """One transaction: users' changes, the model-log entry, activity index."""
+        batch_id = self.model_log.new_batch_id()
+        items, self._pending_items = self._pending_items, []
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for state in states:
+                    self.users.queue_save(pipe, state, now)
+                self.model_log.queue_append(pipe, batch_id, records, items)
+                if states:
+                    pipe.zadd(self.keys.active_users, {st.user_id: now for st in states})
+                await pipe.execute()
+
+        await retry_forever(
+            write, what="redis batch write", on_error=lambda _: self.metrics.redis_errors.inc()
+        )
+        for state in states:
+            state.mark_clean()
+
+    async def _dead_letter(self, rejected: list[tuple[RawMessage, Rejected]]) -> None:
+        now = wall_ms()
+        records: list[tuple[bytes | None, bytes]] = []
+        for m, why in rejected:
+            records.append(
+                (
+                    None,
+                    dead_letter_bytes(
+                        m.value,
+                        why,
+                        topic=m.topic,
+                        partition=m.partition,
+                        offset=m.offset,
+                        now_ms=now,
+                    ),
+                )
+            )
+            self.metrics.dead_letters.labels(str(why.reason)).inc()
+            self.metrics.events.labels("unknown", "dead_letter").inc()
+        await retry_forever(
+            lambda: self.publisher.publish(self.settings.topic_dlq, records),
+            what="kafka dead-letter send",
+            retryable=(Exception,),
+            on_error=lambda _: self.metrics.kafka_errors.inc(),
+        )
+
+    # ------------------------------------------------------------------ items
+    async def handle_items(self, messages: Sequence[RawMessage]) -> None:
+        """Catalogue updates: applied here and shared with the other workers via the log."""
+        rejected: list[tuple[RawMessage, Rejected]] = []
+        items: list[Item] = []
+        for m in messages:
+            parsed = parse_item(m.value, max_bytes=self.settings.max_event_bytes)
+            if isinstance(parsed, Rejected):
+                rejected.append((m, parsed))
+            else:
+                items.append(parsed)
+        for item in items:
+            self.engine.upsert_item(item_info(item))
+        if items:
+            self.engine.refresh_indexes(wall_ms())
+            self._pending_items.extend(items)
+            await self._persist([], [], wall_ms())
+        if rejected:
+            await self._dead_letter(rejected)
+
+    # ------------------------------------------------------------------ refresh
+    async def flush_pending(self) -> None:
+        """Run deferred (coalesced) refreshes whose interval has passed."""
+        due = self.scheduler.due(wall_ms())
+        if due:
+            await self._load_users({u for u, _ in due})
+            await self._refresh(due, trigger_kind="deferred")
+
+    async def refresh_stale(self, limit: int = 500) -> None:
+        """Refresh active users whose list is older than ``stale_list_seconds``."""
+        s = self.settings
+        users = self.scheduler.stale(
+            wall_ms(),
+            stale_ms=int(s.stale_list_seconds * 1000),
+            active_ms=int(s.active_user_seconds * 1000),
+            limit=limit,
+        )
+        if users:
+            await self._load_users(set(users))
+            await self._refresh(
+                [(u, Trigger(None, None)) for u in users], trigger_kind="background"
+            )
+
+    async def _refresh(self, due: list[tuple[str, Trigger]], *, trigger_kind: str) -> None:
+        """Build, store and publish the lists of ``due`` users in one round of I/O."""
+        if not due:
+            return
+        now = wall_ms()
+        version = f"knn/{self.model_version}.{self.engine.records_applied}"
+        docs: list[tuple[str, bytes, Trigger]] = []
+        for user_id, trigger in due:
+            state = self.cache.get(user_id)
+            if state is None:
+                continue
+            ranked = self.engine.recommend(state, now)
+            doc = encode_recommendation(
+                user_id,
+                [(r.item_id, r.score, r.reason) for r in ranked],
+                generated_ts=now,
+                trigger_event_id=trigger.event_id,
+                trigger_ts=trigger.ts,
+                model_version=version,
+                personalized=True,
+            )
+            docs.append((user_id, doc, trigger))
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for user_id, doc, _ in docs:
+                    pipe.set(self.keys.recs(user_id), doc, ex=self.settings.user_ttl_seconds)
+                await pipe.execute()
+
+        await retry_forever(
+            write, what="redis list write", on_error=lambda _: self.metrics.redis_errors.inc()
+        )
+        await retry_forever(
+            lambda: self.publisher.publish(
+                self.settings.topic_recommendations, [(u.encode(), d) for u, d, _ in docs]
+            ),
+            what="kafka list send",
+            retryable=(Exception,),
+            on_error=lambda _: self.metrics.kafka_errors.inc(),
+        )
+        published = wall_ms()
+        for user_id, _, trigger in docs:
+            self.scheduler.mark_refreshed(user_id, published)
+            if trigger.ts is not None:
+                self.metrics.event_to_list.observe(max(0.0, (published - trigger.ts) / 1000))
+        self.metrics.lists.labels(trigger_kind).inc(len(docs))
+
+    # ------------------------------------------------------------------ shared model
+    async def sync_model(self) -> None:
+        """Apply the learn records and items other workers appended to the log."""
+        records, items = await retry_forever(
+            self.model_log.read_new,
+            what="model log read",
+            on_error=lambda _: self.metrics.redis_errors.inc(),
+        )
+        for item in items:
+            self.engine.upsert_item(item_info(item))
+        if items:
+            self.engine.refresh_indexes(wall_ms())
+        for record in records:
+            self.engine.apply(record)
+        self.metrics.model_records.labels("peer").inc(len(records))
+
+    async def snapshot_model(self) -> None:
+        """Sync, then write a snapshot unless another worker just did."""
+        await self.sync_model()
+        version = await self.model_log.write_snapshot(
+            self.engine, lock_seconds=self.settings.model_snapshot_seconds * 0.9
+        )
+        if version is not None:
+            self.model_version = version
+            self.metrics.model_version.set(version)
+
+    async def refresh_trending(self) -> None:
+        """Rebuild trending indexes and publish them as ``recloop:trending:*`` sorted sets."""
+        self.engine.refresh_indexes(wall_ms())
+        segments = {seg: self.engine.trending(seg, 100) for seg in self.engine.stats.trend}
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for seg, items in segments.items():
+                    key = self.keys.trending(seg)
+                    pipe.delete(key)
+                    if items:
+                        pipe.zadd(key, {item: len(items) - rank for rank, item in enumerate(items)})
+                await pipe.execute()
+
+        await retry_forever(
+            write, what="redis trending write", on_error=lambda _: self.metrics.redis_errors.inc()
+        )

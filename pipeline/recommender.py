@@ -1,0 +1,430 @@
+"""The recommendation engine: learning from events and building a user's list.
+
+One ``Engine`` per worker process holds the shared models (catalogue, co-occurrence, item
+statistics, ranker). The same object serves the Faust agents and the replay benchmark, so the
+benchmark measures the production code path.
+
+Learning is split in two so that several workers can share one model:
+
+* ``record_for`` turns an event plus the user's state *before* the event into a
+  ``LearnRecord``: everything the shared models need, with public ids only. Records are
+  commutative increments, so any worker can apply any other worker's records in any order.
+* ``apply`` folds a record into the models (the worker's own records at once, the others'
+  when it syncs, see ``pipeline.stores.model_log``).
+
+The ranker is the exception: it learns from the worker's own events only (see
+``train_ranker``), and is shared through snapshots.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.catalog import Catalog, FloatArray, IntArray, ItemInfo
+from pipeline.features import Interaction, UserState
+from pipeline.model.cooc import CoocModel
+from pipeline.model.item_stats import GLOBAL_SEGMENT, ItemStats
+from pipeline.model.ranker import FEATURES, Ranker
+from pipeline.ranking import Scored, diversify, recency_weights
+from pipeline.signals import Signal
+
+_WEEK_MS = 7 * 86_400_000.0
+_LOG100 = math.log1p(100.0)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineParams:
+    """Model and list knobs; defaults are the ones the quality benchmark chose."""
+
+    list_size: int = 20
+    category_cap: int = 6
+    context_size: int = 20
+    recency_decay: float = 0.9
+    dislike_size: int = 10
+    neighbors: int = 200
+    cooc_alpha: float = 0.5
+    cooc_beta: float = 0.5
+    cooc_half_life_seconds: float = 180 * 86_400.0
+    popularity_half_life_seconds: float = 30 * 86_400.0
+    trend_half_life_seconds: float = 6 * 3_600.0
+    knn_candidates: int = 300
+    trending_candidates: int = 100
+    category_candidates: int = 30
+    fresh_candidates: int = 30
+    ranker_power: float = 0.0
+    category_weight: float = 0.02
+    popularity_weight: float = 0.001
+    trend_weight: float = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class LearnRecord:
+    """What the shared models learn from one event (public ids; no user id: privacy)."""
+
+    item_id: str
+    ts: int
+    kind: str
+    weight: float
+    completion: float | None
+    segments: tuple[str, ...]
+    context: tuple[tuple[str, float], ...]
+
+    def to_json(self) -> list[object]:
+        """Compact positional form for the model log."""
+        return [
+            self.item_id,
+            self.ts,
+            self.kind,
+            self.weight,
+            self.completion,
+            list(self.segments),
+            [list(c) for c in self.context],
+        ]
+
+    @classmethod
+    def from_json(cls, raw: Sequence[object]) -> LearnRecord:
+        """Inverse of ``to_json``."""
+        item_id, ts, kind, weight, completion, segments, context = raw
+        return cls(
+            item_id=str(item_id),
+            ts=int(ts),  # type: ignore[call-overload]
+            kind=str(kind),
+            weight=float(weight),  # type: ignore[arg-type]
+            completion=None if completion is None else float(completion),  # type: ignore[arg-type]
+            segments=tuple(str(s) for s in segments),  # type: ignore[attr-defined]
+            context=tuple((str(i), float(w)) for i, w in context),  # type: ignore[attr-defined]
+        )
+
+
+def segments_of(state: UserState) -> tuple[str, ...]:
+    """Context segments a user's events count towards for trending."""
+    out = []
+    if state.context.locale:
+        out.append(f"locale:{state.context.locale}")
+    if state.context.device:
+        out.append(f"device:{state.context.device}")
+    return tuple(out)
+
+
+class Engine:
+    """Shared models plus the candidate -> rank -> diversify pipeline."""
+
+    def __init__(self, params: EngineParams | None = None) -> None:
+        self.params = params or EngineParams()
+        p = self.params
+        self.catalog = Catalog()
+        self.cooc = CoocModel(
+            alpha=p.cooc_alpha,
+            beta=p.cooc_beta,
+            half_life_seconds=p.cooc_half_life_seconds,
+            neighbors=p.neighbors,
+        )
+        self.stats = ItemStats(p.popularity_half_life_seconds, p.trend_half_life_seconds)
+        self.ranker = Ranker()
+        self.blend = np.zeros(len(FEATURES))
+        self.blend[FEATURES.index("knn")] = 1.0
+        self.blend[FEATURES.index("category")] = p.category_weight
+        self.blend[FEATURES.index("popularity")] = p.popularity_weight
+        self.blend[FEATURES.index("trend")] = p.trend_weight
+        self.records_applied = 0
+        self._trending: dict[str, IntArray] = {}
+        self._by_category: dict[int, IntArray] = {}
+        self._fresh: IntArray = np.zeros(0, dtype=np.int64)
+        self._fallback: IntArray = np.zeros(0, dtype=np.int64)
+
+    # ----------------------------------------------------------------------- learning
+    def upsert_item(self, info: ItemInfo) -> None:
+        """Add or update an item of the catalogue."""
+        self.catalog.upsert(info)
+
+    def record_for(
+        self, state: UserState, item_id: str, ts: int, kind: str, signal: Signal
+    ) -> LearnRecord:
+        """The shared-model update for an event, from the user's state before it."""
+        context: tuple[tuple[str, float], ...] = ()
+        if signal.weight > 0:
+            context = tuple(
+                (h.item_id, h.weight) for h in state.positives(self.params.context_size)
+            )
+        return LearnRecord(
+            item_id=item_id,
+            ts=ts,
+            kind=kind,
+            weight=signal.weight,
+            completion=signal.completion,
+            segments=segments_of(state),
+            context=context,
+        )
+
+    def apply(self, record: LearnRecord) -> None:
+        """Fold a record (this worker's or another's) into the shared models."""
+        item = self.catalog.ensure(record.item_id)
+        self.stats.observe(
+            item,
+            record.ts,
+            kind=record.kind,
+            completion=record.completion,
+            segments=record.segments,
+        )
+        if record.weight > 0:
+            context = [(self.catalog.ensure(i), w) for i, w in record.context]
+            self.cooc.learn(item, record.weight, record.ts, context)
+        self.records_applied += 1
+
+    def train_ranker(self, state: UserState, item_id: str, signal: Signal, ts: int) -> None:
+        """One ranker step: learn whether the user liked an item they chose.
+
+        The ranker estimates P(liked | chosen) from user x item features; the collaborative
+        score estimates what the user will choose. Clicks teach it nothing (interest, not
+        yet taste).
+        """
+        if signal.completion is None:
+            return
+        item = self.catalog.ensure(item_id)
+        pos, neg = self._histories(state)
+        items = np.array([item], dtype=np.int64)
+        knn = np.array([self.cooc.similarity(item, pos)]) / _norm(pos)
+        dislike = np.array([self.cooc.similarity(item, neg)]) / _norm(neg)
+        row = self._features(state, items, knn, dislike, ts, self._segment(state))[0]
+        self.ranker.learn(dict(zip(FEATURES, row.tolist(), strict=True)), signal.positive)
+
+    # ----------------------------------------------------------------------- indexes
+    def refresh_indexes(self, now_ts: int) -> None:
+        """Recompute trending per segment, per category, and the newest items.
+
+        Called on a timer (workers) or every few hundred events (replay): trending moves on
+        a scale of minutes, so recomputing it per list would be wasted work.
+        """
+        n = len(self.catalog)
+        p = self.params
+        self._trending = {
+            seg: _top(arr[:n], p.trending_candidates) for seg, arr in self.stats.trend.items()
+        }
+        glob = self.stats.trending(GLOBAL_SEGMENT)
+        glob = np.pad(glob, (0, max(0, n - glob.shape[0])))[:n]
+        membership = self.catalog.membership[:n]
+        self._by_category = {
+            c: _top(np.where(membership[:, c] > 0, glob + 1e-12, 0.0), p.category_candidates)
+            for c in range(len(self.catalog.category_names))
+        }
+        published = self.catalog.published_ts[:n]
+        fresh = _top(np.where(published <= now_ts, published, 0.0), p.fresh_candidates)
+        self._fresh = fresh[published[fresh] > 0]
+        # last resort for an empty or brand-new catalogue: never an empty list
+        self._fallback = np.arange(min(n, p.trending_candidates), dtype=np.int64)
+
+    def trending(self, segment: str = GLOBAL_SEGMENT, n: int | None = None) -> list[str]:
+        """Item ids trending in a segment (global when the segment is unknown)."""
+        top = self._trending.get(segment, self._trending.get(GLOBAL_SEGMENT))
+        if top is None:
+            return []
+        return [self.catalog.item_id(int(i)) for i in top[: n or len(top)]]
+
+    # ----------------------------------------------------------------------- ranking
+    def recommend(
+        self, state: UserState, now_ts: int, *, n: int | None = None, personalized: bool = True
+    ) -> list[Scored]:
+        """The user's list: candidates, ranking, exclusions, diversity, reasons."""
+        p = self.params
+        size = n or p.list_size
+        segment = self._segment(state)
+        pos, neg = self._histories(state) if personalized else ([], [])
+        knn_ids, knn_scores = self.cooc.score(pos)
+        if knn_ids.shape[0] > p.knn_candidates:
+            keep = np.argpartition(-knn_scores, p.knn_candidates)[: p.knn_candidates]
+            knn_ids, knn_scores = knn_ids[keep], knn_scores[keep]
+        pools = [knn_ids, self._trending_for(segment), self._fresh, self._fallback]
+        if personalized:
+            for name, _ in state.top_categories(3):
+                c = self.catalog.find_category(name)
+                if c is not None and c in self._by_category:
+                    pools.append(self._by_category[c])
+        cands = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
+        excluded = state.excluded
+        ids = self.catalog.ids
+        if excluded:
+            cands = cands[[ids[i] not in excluded for i in cands.tolist()]]
+        if cands.shape[0] == 0:
+            return []
+        knn = _lookup(knn_ids, knn_scores, cands) / _norm(pos)
+        d_ids, d_scores = self.cooc.score(neg)
+        dislike = _lookup(d_ids, d_scores, cands) / _norm(neg)
+        matrix = self._features(state, cands, knn, dislike, now_ts, segment)
+        # P(chosen) ~ collaborative score plus taste and popularity priors (which decide
+        # alone for cold users), times P(liked | chosen) from the ranker when enabled
+        scores = matrix @ self.blend
+        if p.ranker_power > 0:
+            scores = scores * _sigmoid(self.ranker.score(matrix)) ** p.ranker_power
+        order = np.argsort(-scores, kind="stable")
+        cand_list = cands.tolist()
+        ranked = ((ids[cand_list[k]], float(scores[k])) for k in order.tolist())
+        chosen = diversify(ranked, self._categories_by_id, n=size, cap=p.category_cap)
+        rows = {ids[cand_list[k]]: k for k in order[: max(size * 4, 64)].tolist()}
+        weights = self.blend
+        return [
+            Scored(
+                item_id,
+                round(score, 6),
+                self._reason(
+                    state,
+                    pos,
+                    matrix[rows[item_id]] * weights if item_id in rows else None,
+                    matrix[rows[item_id]] if item_id in rows else None,
+                    self.catalog.index_of(item_id),
+                    segment,
+                ),
+            )
+            for item_id, score in chosen
+        ]
+
+    # ----------------------------------------------------------------------- helpers
+    def _segment(self, state: UserState) -> str:
+        if state.context.locale and f"locale:{state.context.locale}" in self.stats.trend:
+            return f"locale:{state.context.locale}"
+        return GLOBAL_SEGMENT
+
+    def _trending_for(self, segment: str) -> IntArray:
+        top = self._trending.get(segment)
+        if top is None:
+            top = self._trending.get(GLOBAL_SEGMENT, np.zeros(0, dtype=np.int64))
+        return top
+
+    def _histories(
+        self, state: UserState
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+        p = self.params
+        return (
+            self._weighted(state.positives(p.context_size)),
+            self._weighted(state.negatives(p.dislike_size)),
+        )
+
+    def _weighted(self, history: list[Interaction]) -> list[tuple[int, float]]:
+        weights = recency_weights(len(history), self.params.recency_decay)
+        out = []
+        for h, r in zip(history, weights, strict=True):
+            idx = self.catalog.get(h.item_id)
+            if idx is not None:
+                out.append((idx, abs(h.weight) * r))
+        return out
+
+    def _features(
+        self,
+        state: UserState,
+        items: IntArray,
+        knn: FloatArray,
+        dislike: FloatArray,
+        now_ts: int,
+        segment: str,
+    ) -> FloatArray:
+        """One row per item, columns in ``FEATURES`` order (all roughly in -1..1)."""
+        cat = np.zeros(items.shape[0])
+        if state.affinity:
+            vec = np.zeros(self.catalog.membership.shape[1])
+            for name, value in state.affinity.items():
+                c = self.catalog.find_category(name)
+                if c is not None:
+                    vec[c] = value
+            scale = float(np.abs(vec).max()) or 1.0
+            cat = self.catalog.membership[items] @ vec / scale
+        popularity = _log_share(self.stats.popularity, items)
+        trend = _log_share(self.stats.trending(segment), items)
+        published = self.catalog.published_ts[items]
+        age = np.maximum(now_ts - published, 0.0)
+        fresh = np.where(published > 0, np.exp(-age / _WEEK_MS), 0.0)
+        return np.column_stack(
+            [
+                knn,
+                cat,
+                popularity,
+                trend,
+                self.stats.skip_rate(items),
+                self.stats.mean_completion(items),
+                dislike,
+                fresh,
+            ]
+        )
+
+    def _categories_by_id(self, item_id: str) -> tuple[str, ...]:
+        idx = self.catalog.get(item_id)
+        return () if idx is None else self.catalog.categories_of(idx)
+
+    def _reason(
+        self,
+        state: UserState,
+        pos: list[tuple[int, float]],
+        contrib: FloatArray | None,
+        row: FloatArray | None,
+        item: int,
+        segment: str,
+    ) -> str:
+        """Say which signal placed the item: its largest weighted feature contribution."""
+        if contrib is None or row is None:
+            return "popular now"
+        best = FEATURES[int(np.argmax(contrib))]
+        if best == "knn" and row[0] > 0 and pos:
+            return self._because(state, pos, item)
+        if best == "category" and row[1] > 0:
+            liked = dict(state.top_categories(5))
+            cats = [c for c in self.catalog.categories_of(item) if c in liked]
+            if cats:
+                return f"because you like {max(cats, key=liked.__getitem__)}"
+        if best == "fresh" and row[7] > 0:
+            return "new this week"
+        if segment != GLOBAL_SEGMENT:
+            return f"trending in {segment.split(':', 1)[1]}"
+        item_cats = self.catalog.categories_of(item)
+        return f"trending in {item_cats[0]}" if item_cats else "trending now"
+
+    def _because(self, state: UserState, pos: list[tuple[int, float]], item: int) -> str:
+        """Name the recent positive contributing most to this item ("because you watched X")."""
+        row = self.cooc.rows.get(item, {})
+        anchor = max(pos, key=lambda hw: row.get(hw[0], 0.0) * hw[1])[0]
+        info = self.catalog.infos[anchor]
+        verb = "watched"
+        for h in reversed(state.history):
+            if h.item_id == info.item_id:
+                verb = "watched" if h.kind == "watch" else "clicked"
+                break
+        return f"because you {verb} {info.title or info.item_id}"
+
+
+def _norm(history: list[tuple[int, float]]) -> float:
+    """Total history weight: turns summed similarity into a weighted mean (scale-free)."""
+    return sum(w for _, w in history) or 1.0
+
+
+def _lookup(ids: IntArray, values: FloatArray, items: IntArray) -> FloatArray:
+    """``values`` of ``items`` in a sorted ``ids`` array, 0 where absent."""
+    if ids.shape[0] == 0:
+        return np.zeros(items.shape[0])
+    order = np.argsort(ids)
+    sorted_ids, sorted_vals = ids[order], values[order]
+    pos = np.minimum(np.searchsorted(sorted_ids, items), sorted_ids.shape[0] - 1)
+    return np.where(sorted_ids[pos] == items, sorted_vals[pos], 0.0)
+
+
+def _sigmoid(x: FloatArray) -> FloatArray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
+
+
+def _log_share(arr: FloatArray, items: IntArray) -> FloatArray:
+    """log-scaled share of the maximum, 0..1 (popularity spans orders of magnitude)."""
+    if arr.shape[0] == 0:
+        return np.zeros(items.shape[0])
+    top = float(arr.max()) or 1.0
+    vals = np.zeros(items.shape[0])
+    inside = items < arr.shape[0]
+    vals[inside] = arr[items[inside]] / top
+    return np.log1p(100.0 * vals) / _LOG100
+
+
+def _top(arr: FloatArray, k: int) -> IntArray:
+    """Indices of the ``k`` largest positive entries, best first."""
+    nz = np.flatnonzero(arr > 0)
+    if nz.shape[0] > k:
+        nz = nz[np.argpartition(-arr[nz], k)[:k]]
+    return nz[np.argsort(-arr[nz], kind="stable")].astype(np.int64)

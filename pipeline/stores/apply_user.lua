@@ -1,0 +1,32 @@
+-- Apply one batch of a user's changes atomically (KEYS share the user's hash tag).
+-- KEYS: features, history, excluded, events
+-- ARGV: first_new_event_id, ttl, history_cap, excluded_cap, events_cap,
+--       n_fields, field, value, ..., n_history, json, ...,
+--       n_excluded, score, member, ..., n_events, score, member, ...
+-- Idempotent: a retried write (reply lost after the commit) finds its first event applied.
+if ARGV[1] ~= '' and redis.call('ZSCORE', KEYS[4], ARGV[1]) then
+  return 0
+end
+local ttl = tonumber(ARGV[2])
+local caps = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])}
+local i = 6
+local n = tonumber(ARGV[i]); i = i + 1
+if n > 0 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, i + 2 * n - 1)); i = i + 2 * n
+end
+redis.call('EXPIRE', KEYS[1], ttl)
+n = tonumber(ARGV[i]); i = i + 1
+if n > 0 then
+  redis.call('LPUSH', KEYS[2], unpack(ARGV, i, i + n - 1)); i = i + n
+  redis.call('LTRIM', KEYS[2], 0, caps[1] - 1)
+  redis.call('EXPIRE', KEYS[2], ttl)
+end
+for k = 3, 4 do
+  n = tonumber(ARGV[i]); i = i + 1
+  if n > 0 then
+    redis.call('ZADD', KEYS[k], unpack(ARGV, i, i + 2 * n - 1)); i = i + 2 * n
+    redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -(caps[k - 1] + 1))
+    redis.call('EXPIRE', KEYS[k], ttl)
+  end
+end
+return 1

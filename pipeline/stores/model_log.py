@@ -1,0 +1,138 @@
+"""Sharing one model between workers: a log of learn records plus versioned snapshots.
+
+Every worker appends the records of each batch it processes to the Redis stream
+``recloop:model:log`` (in the same transaction as the batch's user writes) and, every
+``model_sync_seconds``, applies the records other workers appended. The shared models are
+therefore at most ``model_sync_seconds`` (plus one batch) behind the whole traffic: the
+documented staleness bound.
+
+Every ``model_snapshot_seconds`` one worker (whoever takes a short lock) writes the whole
+model as ``recloop:model:snapshot:<version>`` with the log position it includes. A starting
+worker loads the newest snapshot and replays the log after that position, so model state
+survives restarts and scale-out. The log is trimmed to ``retention`` (3 snapshot intervals
+by default), which bounds its memory.
+
+Entries carry a batch id, and readers ignore an id they have already applied: a write
+retried after a lost reply cannot double-count.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+import zlib
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+from pipeline.model.snapshot import engine_from_dict, engine_to_dict
+from pipeline.recommender import Engine, EngineParams, LearnRecord
+from pipeline.stores.keys import RedisKeys
+from schemas.events import Item
+
+log = logging.getLogger(__name__)
+
+_SEEN_BATCHES = 10_000
+_KEEP_SNAPSHOTS = 3
+
+
+class ModelLog:
+    """One worker's view of the shared model log."""
+
+    def __init__(
+        self, client: aioredis.Redis, *, keys: RedisKeys, worker_id: str, retention_seconds: float
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.worker_id = worker_id
+        self.retention_ms = int(retention_seconds * 1000)
+        self.last_id = "0-0"
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def new_batch_id(self) -> str:
+        """A unique id for one batch's entry."""
+        return uuid.uuid4().hex
+
+    def queue_append(
+        self, pipe: Any, batch_id: str, records: list[LearnRecord], items: list[Item]
+    ) -> None:
+        """Add one entry with a batch's records and catalogue items to a pipeline."""
+        if not records and not items:
+            return
+        payload = orjson.dumps([r.to_json() for r in records])
+        item_docs = orjson.dumps([i.model_dump(exclude_none=True) for i in items])
+        min_id = max(0, int(time.time() * 1000) - self.retention_ms)
+        pipe.xadd(
+            self.keys.model_log,
+            {"w": self.worker_id, "b": batch_id, "r": payload, "i": item_docs},
+            minid=str(min_id),
+            approximate=True,
+        )
+        self._remember(batch_id)
+
+    async def read_new(self, count: int = 200) -> tuple[list[LearnRecord], list[Item]]:
+        """Records and items appended by other workers since the last read."""
+        out: list[LearnRecord] = []
+        items: list[Item] = []
+        while True:
+            reply: Any = await self.client.xread({self.keys.model_log: self.last_id}, count=count)
+            if not reply:
+                return out, items
+            entries = reply[0][1]
+            for entry_id, fields in entries:
+                self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                batch = fields[b"b"].decode()
+                if fields[b"w"].decode() == self.worker_id or batch in self._seen:
+                    continue
+                self._remember(batch)
+                out.extend(LearnRecord.from_json(r) for r in orjson.loads(fields[b"r"]))
+                items.extend(Item.model_validate(d) for d in orjson.loads(fields[b"i"]))
+            if len(entries) < count:
+                return out, items
+
+    async def write_snapshot(self, engine: Engine, lock_seconds: float) -> int | None:
+        """Write a snapshot unless another worker holds the lock; returns its version.
+
+        The caller syncs first and must not yield to the event loop between its last
+        ``read_new`` and this call, so the snapshot holds exactly the log up to ``last_id``.
+        """
+        doc = engine_to_dict(engine)
+        doc["log_id"] = self.last_id
+        doc["written_by"] = self.worker_id
+        doc["written_ts"] = int(time.time() * 1000)
+        blob = zlib.compress(orjson.dumps(doc), 3)
+        locked = await self.client.set(
+            self.keys.model_snapshot_lock, self.worker_id, nx=True, ex=max(1, int(lock_seconds))
+        )
+        if not locked:
+            return None
+        version = int(await self.client.incr(self.keys.model_version))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self.keys.model_snapshot(version), blob)
+            pipe.set(self.keys.model_snapshot_latest, version)
+            pipe.delete(self.keys.model_snapshot(version - _KEEP_SNAPSHOTS))
+            await pipe.execute()
+        log.info("model snapshot written version=%d bytes=%d", version, len(blob))
+        return version
+
+    async def load_latest(self, params: EngineParams) -> tuple[Engine, int]:
+        """The newest snapshot as an engine (a fresh one when there is none) and its version."""
+        raw_version = await self.client.get(self.keys.model_snapshot_latest)
+        if raw_version is None:
+            return Engine(params), 0
+        version = int(raw_version)
+        blob: Any = await self.client.get(self.keys.model_snapshot(version))
+        if blob is None:
+            return Engine(params), 0
+        doc = orjson.loads(zlib.decompress(blob))
+        self.last_id = str(doc["log_id"])
+        log.info("model snapshot loaded version=%d log_id=%s", version, self.last_id)
+        return engine_from_dict(doc, params), version
+
+    def _remember(self, batch_id: str) -> None:
+        self._seen[batch_id] = None
+        while len(self._seen) > _SEEN_BATCHES:
+            self._seen.popitem(last=False)
