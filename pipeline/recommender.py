@@ -235,8 +235,8 @@ class Engine:
         pos, neg = self._histories(state) if personalized else ([], [])
         knn_ids, knn_scores = self.cooc.score(pos)
         if knn_ids.shape[0] > p.knn_candidates:
-            keep = np.argpartition(-knn_scores, p.knn_candidates)[: p.knn_candidates]
-            knn_ids, knn_scores = knn_ids[keep], knn_scores[keep]
+            keep = np.sort(np.argpartition(-knn_scores, p.knn_candidates)[: p.knn_candidates])
+            knn_ids, knn_scores = knn_ids[keep], knn_scores[keep]  # still sorted by id
         pools = [knn_ids, self._trending_for(segment), self._fresh, self._fallback]
         if personalized:
             for name, _ in state.top_categories(3):
@@ -398,13 +398,11 @@ def _norm(history: list[tuple[int, float]]) -> float:
 
 
 def _lookup(ids: IntArray, values: FloatArray, items: IntArray) -> FloatArray:
-    """``values`` of ``items`` in a sorted ``ids`` array, 0 where absent."""
+    """``values`` of ``items`` given ``ids`` sorted ascending, 0 where absent."""
     if ids.shape[0] == 0:
         return np.zeros(items.shape[0])
-    order = np.argsort(ids)
-    sorted_ids, sorted_vals = ids[order], values[order]
-    pos = np.minimum(np.searchsorted(sorted_ids, items), sorted_ids.shape[0] - 1)
-    return np.where(sorted_ids[pos] == items, sorted_vals[pos], 0.0)
+    pos = np.minimum(np.searchsorted(ids, items), ids.shape[0] - 1)
+    return np.where(ids[pos] == items, values[pos], 0.0)
 
 
 def _sigmoid(x: FloatArray) -> FloatArray:

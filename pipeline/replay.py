@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -107,7 +108,11 @@ def load_items(path: Path) -> list[Item]:
 
 def _top_unseen(scores: FloatArray, ids: list[str], excluded: dict[str, int], k: int) -> list[str]:
     """Best ``k`` item ids by ``scores`` that the user has not interacted with."""
-    order = np.argsort(-scores, kind="stable")
+    depth = min(scores.shape[0], k + len(excluded))
+    top = (
+        np.argpartition(-scores, depth - 1)[:depth] if depth < scores.shape[0] else np.arange(depth)
+    )
+    order = top[np.lexsort((top, -scores[top]))]  # by score, ties by catalogue order
     out: list[str] = []
     for idx in order:
         item_id = ids[int(idx)]
@@ -203,3 +208,21 @@ def replay_files(
 def report_json(report: dict[str, object]) -> bytes:
     """The report as indented JSON."""
     return orjson.dumps(report, option=orjson.OPT_INDENT_2)
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as an aligned text table."""
+    k = report["k"]
+    lines = [
+        f"prequential replay: {report['events']} events, {report['positives']} positives, "
+        f"{report['seconds']} s ({report['events_per_second']} events/s)",
+        f"{'model':<16} {'HR@' + str(k):>8} {'NDCG@' + str(k):>9} {'coverage':>9} {'x most-pop':>11}",
+    ]
+    base = report["most_popular"]["hit_rate"] or 1.0
+    for name in ("model", "most_popular", "recent_popular"):
+        m = report[name]
+        lines.append(
+            f"{name:<16} {m['hit_rate']:>8.4f} {m['ndcg']:>9.4f} {m['coverage']:>9.3f} "
+            f"{m['hit_rate'] / base:>11.2f}"
+        )
+    return "\n".join(lines)

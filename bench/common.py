@@ -1,0 +1,387 @@
+"""What every benchmark shares: services, settings, Kafka/Redis probes, tables, percentiles, JSON.
+
+A benchmark starts its own Kafka and Redis (:class:`pipeline.stack.LocalStack` on free ports in
+a temporary directory, jars from the repository's ``.recloop/kafka`` cache), unless
+``RECLOOP_KAFKA_BOOTSTRAP`` / ``RECLOOP_REDIS_URL`` point at running ones; each service is
+chosen on its own, as in ``tests/conftest.py``. Every run gets its own topics, consumer group
+and Redis namespace, so runs never see each other's data and nothing is ever flushed.
+
+Results go to ``bench/results/<name>.json`` together with the facts of the machine they were
+measured on (cores, CPU model, Python and library versions, commit, UTC timestamp).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from pipeline.config import Settings
+from pipeline.stack import LocalStack, free_port, free_ports
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+# ----------------------------------------------------------------------------- services
+@dataclass
+class Services:
+    """A Kafka bootstrap and a Redis URL, plus the stack (if any) we started for them."""
+
+    kafka_bootstrap: str
+    redis_url: str
+    stack: LocalStack | None
+    workdir: Path
+    started: list[str] = field(default_factory=list)
+
+    def pids(self) -> dict[str, int]:
+        """PIDs of the broker and Redis when this run started them (for CPU accounting)."""
+        if self.stack is None:
+            return {}
+        status = self.stack.status()
+        out = {}
+        if status.kafka.pid is not None:
+            out["kafka"] = status.kafka.pid
+        if status.redis.pid is not None:
+            out["redis"] = status.redis.pid
+        return out
+
+
+@contextlib.contextmanager
+def services(name: str, *, keep: bool = False) -> Iterator[Services]:
+    """Kafka and Redis for one benchmark run; whatever was started here is stopped on exit.
+
+    SIGTERM is turned into ``KeyboardInterrupt`` so a killed benchmark still stops the
+    broker, Redis and its workers (every ``finally`` runs).
+    """
+    _sigterm_as_interrupt()
+    workdir = Path(tempfile.mkdtemp(prefix=f"recloop-bench-{name}-"))
+    kafka = os.environ.get("RECLOOP_KAFKA_BOOTSTRAP")
+    redis_url = os.environ.get("RECLOOP_REDIS_URL")
+    stack = None
+    ok = False
+    try:
+        if not kafka or not redis_url:
+            kafka_port, controller_port, redis_port = free_ports(3)
+            stack = LocalStack(
+                workdir / "stack",
+                kafka_port=kafka_port,
+                controller_port=controller_port,
+                redis_port=redis_port,
+                jar_cache=REPO_ROOT / ".recloop" / "kafka",
+            )
+        started = []
+        t0 = time.monotonic()
+        if not redis_url:
+            assert stack is not None
+            stack.start_redis()
+            redis_url = stack.redis_url
+            started.append("redis")
+        if not kafka:
+            assert stack is not None
+            stack.start_kafka()
+            kafka = stack.kafka_bootstrap
+            started.append("kafka")
+        if started:
+            log(f"started {'+'.join(started)} in {time.monotonic() - t0:.1f} s ({workdir})")
+        yield Services(kafka, redis_url, stack, workdir, started)
+        ok = True
+    finally:
+        if stack is not None:
+            stack.stop()
+        if ok and not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"logs kept in {workdir}")
+
+
+def _sigterm_as_interrupt() -> None:
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGTERM, handler)
+
+
+def bench_settings(svc: Services, name: str, **overrides: Any) -> Settings:
+    """Settings with this run's own topics, consumer group, Redis namespace and web port."""
+    uid = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "kafka_bootstrap": svc.kafka_bootstrap,
+        "redis_url": svc.redis_url,
+        "app_id": f"recloop-bench-{name}-{uid}",
+        "topic_events": f"bench-{name}-{uid}.events",
+        "topic_items": f"bench-{name}-{uid}.items",
+        "topic_dlq": f"bench-{name}-{uid}.events.dlq",
+        "topic_recommendations": f"bench-{name}-{uid}.recommendations",
+        "redis_namespace": f"bench-{name}-{uid}",
+        "web_port": free_port(),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def with_new_port(settings: Settings) -> Settings:
+    """The same settings with another free web port (one per worker process)."""
+    return settings.model_copy(update={"web_port": free_port()})
+
+
+# ----------------------------------------------------------------------------- kafka probes
+def admin_client(settings: Settings) -> Any:
+    from kafka import KafkaAdminClient
+
+    from pipeline.producer import kafka_client_options
+
+    return KafkaAdminClient(
+        **kafka_client_options(settings), client_id="recloop-bench-admin", request_timeout_ms=10_000
+    )
+
+
+def end_offsets(admin: Any, topic: str, partitions: int) -> dict[int, int]:
+    """Log-end offset of every partition of ``topic``."""
+    from kafka import TopicPartition
+    from kafka.admin import OffsetSpec
+
+    specs = {TopicPartition(topic, p): OffsetSpec.LATEST for p in range(partitions)}
+    result = admin.list_partition_offsets(specs)
+    return {tp.partition: int(v.offset) for tp, v in result.items()}
+
+
+def committed_offsets(admin: Any, group: str, topic: str) -> dict[int, int]:
+    """Offsets the consumer group committed on ``topic`` (partitions without a commit omitted)."""
+    if hasattr(admin, "list_group_offsets"):  # kafka-python >= 3
+        offsets = admin.list_group_offsets({group: None}).get(group, {})
+    else:
+        offsets = admin.list_consumer_group_offsets(group)
+    return {tp.partition: int(om.offset) for tp, om in offsets.items() if tp.topic == topic}
+
+
+def group_lag(admin: Any, group: str, topic: str, partitions: int) -> int:
+    """Records on ``topic`` not yet committed by ``group`` (all partitions)."""
+    ends = end_offsets(admin, topic, partitions)
+    done = committed_offsets(admin, group, topic)
+    return sum(max(0, end - max(done.get(p, 0), 0)) for p, end in ends.items())
+
+
+def topic_size(admin: Any, topic: str, partitions: int) -> int:
+    """Records in ``topic`` (sum of log-end offsets; the bench topics are never truncated)."""
+    return sum(end_offsets(admin, topic, partitions).values())
+
+
+def bulk_producer(settings: Settings) -> Any:
+    """A kafka-python producer tuned for pre-loading (large batches, acks from all replicas)."""
+    from kafka import KafkaProducer
+
+    from pipeline.producer import kafka_client_options
+
+    return KafkaProducer(
+        **kafka_client_options(settings),
+        client_id="recloop-bench-loader",
+        acks="all",
+        linger_ms=20,
+        batch_size=256 * 1024,
+        max_request_size=4 * 1024 * 1024,
+        buffer_memory=128 * 1024 * 1024,
+    )
+
+
+# ----------------------------------------------------------------------------- worker probes
+def prom_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (Prometheus text)."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        metric, _, rest = head.partition("{")
+        if metric != name:
+            continue
+        have = dict(_labels(rest.rstrip("}")))
+        if all(have.get(k) == v for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def _labels(text: str) -> Iterable[tuple[str, str]]:
+    for part in text.split(","):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            yield key.strip(), value.strip().strip('"')
+
+
+def fetch_text(url: str, timeout: float = 2.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return str(resp.read().decode())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_status_kib(pid: int, key: str) -> int:
+    """A ``kB`` line of ``/proc/<pid>/status`` (VmRSS, VmHWM, ...), in KiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(f"{key}:"):
+                return int(line.split()[1])
+    msg = f"{key} not in /proc/{pid}/status"
+    raise KeyError(msg)
+
+
+class CpuMeter:
+    """CPU used by a set of processes between ``start()`` and ``stop()``, as % of one core."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._t0 = 0.0
+        self._c0: dict[str, float] = {}
+        self.result: dict[str, float] = {}
+
+    def start(self) -> CpuMeter:
+        self._t0 = time.monotonic()
+        self._c0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        return self
+
+    def stop(self) -> dict[str, float]:
+        wall = max(time.monotonic() - self._t0, 1e-9)
+        for name, pid in self.pids.items():
+            with contextlib.suppress(OSError):
+                self.result[name] = 100.0 * (cpu_seconds(pid) - self._c0[name]) / wall
+        return self.result
+
+
+# ----------------------------------------------------------------------------- statistics
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (0-100) with linear interpolation; NaN for no values.
+
+    >>> percentile([1, 2, 3, 4], 50)
+    2.5
+    """
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100.0
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(ordered) - 1)
+    return float(ordered[lo] + (ordered[hi] - ordered[lo]) * (rank - lo))
+
+
+def summary(values: Sequence[float]) -> dict[str, float | int]:
+    """count, p50, p95, p99, max and mean of ``values``."""
+    return {
+        "count": len(values),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else math.nan,
+        "mean": sum(values) / len(values) if values else math.nan,
+    }
+
+
+# ----------------------------------------------------------------------------- output
+def log(message: str) -> None:
+    """Progress on stderr (stdout carries the table)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    """A table cell: thousands separators for numbers, ``-`` for missing."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned."""
+    cells = [[str(h) for h in headers]] + [[c if isinstance(c, str) else fmt(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+
+    def line(row: Sequence[str]) -> str:
+        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        return "  ".join(parts).rstrip()
+
+    out = [title, ""] if title else []
+    out.append(line(cells[0]))
+    out.append("  ".join("-" * w for w in widths))
+    out.extend(line(row) for row in cells[1:])
+    return "\n".join(out)
+
+
+def machine_facts() -> dict[str, Any]:
+    """Where and when the numbers were measured."""
+    cpu_model = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    mem_kib = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_kib = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
+    versions = {}
+    for dist in ("faust-streaming", "mode-streaming", "aiokafka", "kafka-python", "redis", "river", "orjson"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    commit = None
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, check=False, timeout=5,
+        ).stdout.strip() or None  # fmt: skip
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": cpu_model,
+        "mem_total_mib": mem_kib // 1024 if mem_kib else None,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": versions,
+        "commit": commit,
+        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def write_results(name: str, data: dict[str, Any]) -> Path:
+    """Write ``bench/results/<name>.json`` (with machine facts) and return its path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    doc = {"benchmark": name, "machine": machine_facts(), **data}
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=_nan))
+    return path
+
+
+def _nan(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"

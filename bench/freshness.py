@@ -1,0 +1,458 @@
+"""Freshness: how long from an event to its user's refreshed list, at a steady event rate.
+
+    .venv/bin/python bench/freshness.py [--workers 1] [--rate 1000] [--duration 60]
+                                        [--users 5000] [--items 2000]
+
+Standard run (the defaults, ``make bench-freshness``): one worker, 1,000 events/s from the
+simulator for 60 s after a 5 s warm-up, 5,000 users, 2,000 items. Goal: p99 < 1 s with no
+growing backlog.
+
+What is measured
+----------------
+* **topic path**: a kafka-python consumer on the recommendations topic records, for every list
+  with a ``trigger_ts``, ``receive time - trigger_ts``. ``trigger_ts`` is the ``ts`` of the event
+  the list reflects, and ``ts`` is the time the bench sent it, so this is event sent -> list
+  received, producer and consumer hops included. Only events sent during the measured window
+  count. Coalescing (one refresh per user per ``refresh_interval_ms``) is part of what is
+  measured: an event that arrives within 500 ms of its user's previous refresh waits for the
+  deferred refresh, which carries the newest event as its trigger.
+* **Redis path**: for a random sample of the events, a thread polls the user's ``recs`` key
+  until its ``trigger_event_id`` is that event or its ``trigger_ts`` is newer. The processor
+  writes the key before it sends to Kafka, so the topic latency bounds this one.
+* **backlog**: the worker group's committed lag on the events topic, sampled every second.
+  Faust commits every 2.8 s, so single samples jitter by up to ~3 s of traffic; the check
+  compares the mean over 40-60 % of the run with the mean over its last 20 %. After the
+  producer stops, the time until the lag is 0 is reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import threading
+import time
+from typing import Any
+
+import orjson
+
+from common import (
+    Services,
+    admin_client,
+    bench_settings,
+    fetch_text,
+    group_lag,
+    log,
+    prom_sum,
+    services,
+    summary,
+    table,
+    verdict,
+    with_new_port,
+    write_results,
+)
+from pipeline.config import Settings
+from pipeline.producer import EventProducer, kafka_producer
+from pipeline.simulator import World, events_due
+from pipeline.stores.keys import RedisKeys
+from pipeline.testing import WorkerProcess
+from pipeline.topics import ensure_topics
+
+GOAL_P99_MS = 1000.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class ListListener(threading.Thread):
+    """Reads the recommendations topic from its end; keeps (received_ms, trigger_ts) pairs."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(name="list-listener", daemon=True)
+        from kafka import KafkaConsumer, TopicPartition
+
+        from pipeline.producer import kafka_client_options
+
+        self.consumer = KafkaConsumer(
+            **kafka_client_options(settings),
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+        topic = settings.topic_recommendations
+        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
+        self.consumer.assign(parts)
+        self.consumer.seek_to_end(*parts)
+        for tp in parts:  # resolve positions now, before any list can be published
+            self.consumer.position(tp)
+        self.samples: list[tuple[int, int]] = []
+        self.untriggered = 0
+        self.received = 0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            batch = self.consumer.poll(timeout_ms=100)
+            received = now_ms()
+            for records in batch.values():
+                for record in records:
+                    self.received += 1
+                    trigger_ts = orjson.loads(record.value).get("trigger_ts")
+                    if trigger_ts is None:
+                        self.untriggered += 1
+                    else:
+                        self.samples.append((received, int(trigger_ts)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(5)
+        self.consumer.close()
+
+
+class RedisSampler(threading.Thread):
+    """Polls the recs key of sampled events until it reflects them (or something newer)."""
+
+    def __init__(self, settings: Settings, poll_seconds: float = 0.002, timeout_ms: int = 30_000):
+        super().__init__(name="redis-sampler", daemon=True)
+        import redis
+
+        self.client = redis.Redis.from_url(settings.redis_url)
+        self.keys = RedisKeys(settings.redis_namespace)
+        self.poll_seconds = poll_seconds
+        self.timeout_ms = timeout_ms
+        self.pending: list[tuple[str, str, int]] = []
+        self.latencies: list[int] = []
+        self.timed_out = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+
+    def add(self, user_id: str, event_id: str, ts: int) -> None:
+        with self._lock:
+            self.pending.append((user_id, event_id, ts))
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                pending = list(self.pending)
+            if not pending:
+                time.sleep(self.poll_seconds)
+                continue
+            pipe = self.client.pipeline(transaction=False)
+            for user_id, _, _ in pending:
+                pipe.get(self.keys.recs(user_id))
+            values = pipe.execute()
+            seen = now_ms()
+            done = set()
+            for sample, raw in zip(pending, values, strict=True):
+                _, event_id, ts = sample
+                if raw is not None:
+                    doc = orjson.loads(raw)
+                    trig_ts = doc.get("trigger_ts")
+                    if doc.get("trigger_event_id") == event_id or (trig_ts is not None and trig_ts > ts):
+                        self.latencies.append(seen - ts)
+                        done.add(sample)
+                        continue
+                if seen - ts > self.timeout_ms:
+                    self.timed_out += 1
+                    done.add(sample)
+            if done:
+                with self._lock:
+                    self.pending = [s for s in self.pending if s not in done]
+            time.sleep(self.poll_seconds)
+
+    def drain(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self.pending:
+                    return
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(5)
+        self.client.close()
+
+
+class LagSampler(threading.Thread):
+    """Committed lag of the worker group on the events topic, once a second."""
+
+    def __init__(self, settings: Settings, t0: float, interval: float = 1.0) -> None:
+        super().__init__(name="lag-sampler", daemon=True)
+        self.settings = settings
+        self.admin = admin_client(settings)
+        self.t0 = t0
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+
+    def lag(self) -> int:
+        s = self.settings
+        return group_lag(self.admin, s.app_id, s.topic_events, s.topic_partitions)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.samples.append((time.monotonic() - self.t0, self.lag()))
+            except Exception as exc:  # a missed sample is not a failed benchmark
+                log(f"lag sample failed: {exc!r}")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join(10)
+
+
+def publish_catalogue(settings: Settings, world: World) -> int:
+    items = world.items()
+    with EventProducer(settings) as producer:
+        for item in items:
+            producer.send_item(item)
+        producer.flush(30)
+    return len(items)
+
+
+def produce(
+    settings: Settings,
+    world: World,
+    *,
+    rate: float,
+    warmup: float,
+    duration: float,
+    sampler: RedisSampler,
+    sample_share: float,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """Send events paced at ``rate``/s: ``warmup`` s unmeasured, then ``duration`` s measured."""
+    producer = kafka_producer(settings)
+    topic = settings.topic_events
+    out: dict[str, Any] = {}
+    try:
+        for phase, seconds in (("warmup", warmup), ("measure", duration)):
+            if seconds <= 0:
+                continue
+            sent = 0
+            start = time.monotonic()
+            start_ms = now_ms()
+            end = start + seconds
+            while True:
+                t = time.monotonic()
+                if t >= end:
+                    break
+                for _ in range(events_due(t - start, rate, sent)):
+                    event = world.next_event(now_ms())
+                    producer.send(topic, key=event["user_id"].encode(), value=orjson.dumps(event))
+                    sent += 1
+                    if phase == "measure" and rng.random() < sample_share:
+                        sampler.add(event["user_id"], event["event_id"], event["ts"])
+                time.sleep(0.001)
+            elapsed = time.monotonic() - start
+            out[phase] = {"sent": sent, "seconds": elapsed, "start_ms": start_ms, "end_ms": now_ms()}
+            log(f"{phase}: sent {sent:,} events in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
+        producer.flush(30)
+    finally:
+        producer.close(10)
+    return out
+
+
+def window_mean(samples: list[tuple[float, int]], lo: float, hi: float) -> tuple[float, int, int]:
+    """Mean, max and count of lag samples with ``lo <= t < hi``."""
+    chosen = [lag for t, lag in samples if lo <= t < hi]
+    if not chosen:
+        return math.nan, 0, 0
+    return sum(chosen) / len(chosen), max(chosen), len(chosen)
+
+
+def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
+    settings = bench_settings(svc, "freshness", topic_partitions=args.partitions)
+    ensure_topics(settings)
+    world = World(seed=args.seed, n_users=args.users, n_items=args.items)
+    n_items = publish_catalogue(settings, world)
+    log(f"catalogue: {n_items:,} items on {settings.topic_items}")
+
+    listener = ListListener(settings)
+    listener.start()
+    sampler = RedisSampler(settings)
+    sampler.start()
+    workers: list[WorkerProcess] = []
+    lag: LagSampler | None = None
+    try:
+        t_start = time.monotonic()
+        for i in range(args.workers):
+            workers.append(WorkerProcess(with_new_port(settings), log_path=svc.workdir / f"worker-{i}.log"))
+        for w in workers:
+            w.wait_ready(120)
+        log(f"{len(workers)} worker(s) ready in {time.monotonic() - t_start:.1f} s")
+
+        t_measure = time.monotonic() + args.warmup
+        lag = LagSampler(settings, t0=t_measure)
+        lag.start()
+        phases = produce(
+            settings,
+            world,
+            rate=args.rate,
+            warmup=args.warmup,
+            duration=args.duration,
+            sampler=sampler,
+            sample_share=args.redis_sample,
+            rng=random.Random(args.seed),
+        )
+        stopped = time.monotonic()
+        log("producer stopped; waiting for the backlog to drain")
+        drain_s = None
+        deadline = stopped + args.drain_timeout
+        while time.monotonic() < deadline:
+            if lag.lag() == 0:
+                drain_s = time.monotonic() - stopped
+                break
+            time.sleep(0.25)
+        time.sleep(args.refresh_grace)  # deferred (coalesced) refreshes of the last events
+        sampler.drain(5)
+        lag.stop()
+        metrics = [fetch_text(w.url("/metrics")) for w in workers]
+    finally:
+        if lag is not None and lag.is_alive():
+            lag.stop()
+        for w in workers:
+            w.stop()
+        listener.stop()
+        sampler.stop()
+
+    measure = phases["measure"]
+    lo_ms, hi_ms = measure["start_ms"], measure["end_ms"]
+    in_window = [(r, t) for r, t in listener.samples if lo_ms <= t <= hi_ms]
+    topic_lat = [float(r - t) for r, t in in_window]
+    redis_lat = [float(v) for v in sampler.latencies]
+
+    # latency by 10 s window of the trigger time: a backlog shows as a rising p50
+    windows = []
+    step = 10_000
+    for start in range(lo_ms, hi_ms, step):
+        lat = [float(r - t) for r, t in in_window if start <= t < start + step]
+        if lat:
+            s = summary(lat)
+            windows.append({"from_s": (start - lo_ms) / 1000, "lists": len(lat), "p50": s["p50"], "p99": s["p99"], "max": s["max"]})
+
+    d = args.duration
+    mid_mean, mid_max, mid_n = window_mean(lag.samples, 0.4 * d, 0.6 * d)
+    end_mean, end_max, end_n = window_mean(lag.samples, 0.8 * d, d)
+    tolerance = args.rate * 1.0  # one second of traffic
+    growing = bool(end_mean > mid_mean + tolerance) if not math.isnan(mid_mean + end_mean) else None
+    if windows and len(windows) >= 2 and windows[-1]["p50"] > 5 * max(windows[0]["p50"], 50.0):
+        growing = True  # latency that keeps rising is a backlog even when commits hide it
+
+    produced_rate = measure["sent"] / measure["seconds"]
+    applied = sum(prom_sum(m, "recloop_events_total", outcome="applied") for m in metrics)
+    lists_by_trigger = {
+        k: sum(prom_sum(m, "recloop_lists_published_total", trigger=k) for m in metrics)
+        for k in ("event", "deferred", "background")
+    }
+    batch_n = sum(prom_sum(m, "recloop_batch_seconds_count") for m in metrics)
+    batch_s = sum(prom_sum(m, "recloop_batch_seconds_sum") for m in metrics)
+    batch_events = sum(prom_sum(m, "recloop_batch_size_sum") for m in metrics)
+
+    ts = summary(topic_lat)
+    rs = summary(redis_lat)
+    ok_latency = bool(ts["p99"] < GOAL_P99_MS)
+    ok_rate = produced_rate >= 0.98 * args.rate
+    ok = ok_latency and ok_rate and growing is False
+    return {
+        "config": {
+            "workers": args.workers, "rate": args.rate, "duration_s": args.duration,
+            "warmup_s": args.warmup, "users": args.users, "items": args.items,
+            "partitions": args.partitions, "seed": args.seed, "redis_sample": args.redis_sample,
+            "refresh_interval_ms": settings.refresh_interval_ms, "batch_size": settings.batch_size,
+            "batch_within_seconds": settings.batch_within_seconds,
+            "kafka": "own LocalStack" if "kafka" in svc.started else svc.kafka_bootstrap,
+        },  # fmt: skip
+        "produced": {"events": measure["sent"], "seconds": measure["seconds"], "rate": produced_rate,
+                     "warmup_events": phases.get("warmup", {}).get("sent", 0)},  # fmt: skip
+        "topic_latency_ms": ts,
+        "redis_latency_ms": {**rs, "timed_out": sampler.timed_out},
+        "lists": {"received_in_window": len(in_window), "received_total": listener.received,
+                  "untriggered": listener.untriggered, "published_by_trigger": lists_by_trigger},  # fmt: skip
+        "worker": {"events_applied": applied, "batches": batch_n,
+                   "mean_batch_size": batch_events / batch_n if batch_n else None,
+                   "mean_batch_ms": 1000 * batch_s / batch_n if batch_n else None},  # fmt: skip
+        "latency_by_window": windows,
+        "backlog": {
+            "samples": [[round(t, 2), v] for t, v in lag.samples],
+            "mid_mean": mid_mean, "mid_max": mid_max, "mid_samples": mid_n,
+            "end_mean": end_mean, "end_max": end_max, "end_samples": end_n,
+            "tolerance": tolerance, "growing": growing, "drain_after_stop_s": drain_s,
+        },  # fmt: skip
+        "goal": {"p99_ms_below": GOAL_P99_MS, "met": ok, "latency_ok": ok_latency,
+                 "rate_ok": ok_rate, "no_growing_backlog": growing is False},  # fmt: skip
+    }
+
+
+def report(r: dict[str, Any]) -> str:
+    c, ts, rs, b = r["config"], r["topic_latency_ms"], r["redis_latency_ms"], r["backlog"]
+    title = (f"freshness: {c['workers']} worker(s), {c['rate']:,.0f} events/s target for {c['duration_s']:.0f} s, "
+             f"{c['users']:,} users, {c['items']:,} items")  # fmt: skip
+    lat = table(
+        ["path (event ts -> list)", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"],
+        [
+            ["topic (list received)", ts["count"], ts["p50"], ts["p95"], ts["p99"], ts["max"], ts["mean"]],
+            ["redis (recs key reflects it)", rs["count"], rs["p50"], rs["p95"], rs["p99"], rs["max"], rs["mean"]],
+        ],
+        title=title,
+    )
+    facts = table(
+        ["fact", "value"],
+        [
+            ["events produced (measured window)", r["produced"]["events"]],
+            ["achieved produce rate (events/s)", r["produced"]["rate"]],
+            ["lists received (trigger in window)", r["lists"]["received_in_window"]],
+            ["lists published: event / deferred / background",
+             " / ".join(f"{int(v):,}" for v in r["lists"]["published_by_trigger"].values())],
+            ["worker mean batch (events, ms)", f"{fmt_num(r['worker']['mean_batch_size'])}, {fmt_num(r['worker']['mean_batch_ms'])}"],
+            ["redis samples timed out", rs["timed_out"]],
+            ["group lag mid (mean / max of samples)", f"{fmt_num(b['mid_mean'])} / {b['mid_max']:,}"],
+            ["group lag end (mean / max of samples)", f"{fmt_num(b['end_mean'])} / {b['end_max']:,}"],
+            ["growing backlog", {True: "yes", False: "no", None: "unknown"}[b["growing"]]],
+            ["drain after producer stop (s)", fmt_num(b["drain_after_stop_s"], 1)],
+        ],
+    )  # fmt: skip
+    windows = table(
+        ["trigger window", "lists", "p50 ms", "p99 ms", "max ms"],
+        [[f"{w['from_s']:.0f}-{w['from_s'] + 10:.0f} s", w["lists"], w["p50"], w["p99"], w["max"]] for w in r["latency_by_window"]],
+    )
+    g = r["goal"]
+    goal = (f"goal p99 < {g['p99_ms_below']:.0f} ms at {c['rate']:,.0f}/s, no growing backlog: {verdict(g['met'])}"
+            f" (p99 {ts['p99']:,.0f} ms, rate {'ok' if g['rate_ok'] else 'LOW'}, backlog {'ok' if g['no_growing_backlog'] else 'GROWING/unknown'})")  # fmt: skip
+    return "\n\n".join([lat, facts, windows, goal])
+
+
+def fmt_num(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
+    p.add_argument("--duration", type=float, default=60.0, help="measured seconds (default 60)")
+    p.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds of traffic first (default 5)")
+    p.add_argument("--users", type=int, default=5000, help="simulated users (default 5000)")
+    p.add_argument("--items", type=int, default=2000, help="catalogue size (default 2000)")
+    p.add_argument("--partitions", type=int, default=8, help="partitions of the bench topics (default 8)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--redis-sample", type=float, default=0.01, help="share of events whose Redis path is timed (default 0.01)")
+    p.add_argument("--drain-timeout", type=float, default=60.0, help="max wait for the backlog after the producer stops")
+    p.add_argument("--refresh-grace", type=float, default=1.5, help="wait after drain for deferred refreshes (s)")
+    p.add_argument("--keep-logs", action="store_true", help="keep the temp dir with worker and stack logs")
+    args = p.parse_args()
+    t0 = time.monotonic()
+    with services("freshness", keep=args.keep_logs) as svc:
+        result = run(args, svc)
+    result["wall_seconds"] = time.monotonic() - t0
+    print(report(result))
+    path = write_results("freshness", result)
+    print(f"\nwrote {path} ({result['wall_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
