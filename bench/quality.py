@@ -74,13 +74,15 @@ def main() -> int:
             reports = [report] + [f.result() for f in futures]
         base = report["most_popular"]["hit_rate"] or 1.0
         print(
-            f"\n{'variant':<52} {'HR@' + str(args.k):>8} {'NDCG':>8} {'coverage':>9} {'x most-pop':>11}"
+            f"\n{'variant':<52} {'HR@' + str(args.k):>8} {'NDCG':>8} {'coverage':>9} "
+            f"{'x most-pop':>11}"
         )
         rows = []
         for name, rep in zip(names, reports, strict=True):
             m = rep["model"]
             print(
-                f"{name:<52} {m['hit_rate']:>8.4f} {m['ndcg']:>8.4f} {m['coverage']:>9.3f} {m['hit_rate'] / base:>11.2f}"
+                f"{name:<52} {m['hit_rate']:>8.4f} {m['ndcg']:>8.4f} {m['coverage']:>9.3f} "
+                f"{m['hit_rate'] / base:>11.2f}"
             )
             rows.append({"variant": name, "overrides": VARIANTS[name], **m})
         result["sweep"] = rows

@@ -216,7 +216,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"prequential replay: {report['events']} events, {report['positives']} positives, "
         f"{report['seconds']} s ({report['events_per_second']} events/s)",
-        f"{'model':<16} {'HR@' + str(k):>8} {'NDCG@' + str(k):>9} {'coverage':>9} {'x most-pop':>11}",
+        f"{'model':<16} {'HR@' + str(k):>8} {'NDCG@' + str(k):>9} {'coverage':>9} "
+        f"{'x most-pop':>11}",
     ]
     base = report["most_popular"]["hit_rate"] or 1.0
     for name in ("model", "most_popular", "recent_popular"):

@@ -15,6 +15,7 @@ import sys
 import time
 import types
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -148,8 +149,8 @@ def demo(
         while not stop["now"] and (not duration or time.monotonic() - began < duration):
             time.sleep(1.0)
             # follow users who are active right now; replace those who went quiet
-            recent = client.zrevrange(keys.active_users, 0, 20, withscores=True)
-            active = {raw.decode(): score for raw, score in recent}
+            recent: Any = client.zrevrange(keys.active_users, 0, 20, withscores=True)
+            active: dict[str, float] = {raw.decode(): float(score) for raw, score in recent}
             quiet_before = (time.time() - 10) * 1000
             watched = [u for u in watched if active.get(u, 0) >= quiet_before]
             for user_id in active:
