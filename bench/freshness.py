@@ -89,10 +89,10 @@ class ListListener(threading.Thread):
         self.samples: list[tuple[int, int]] = []
         self.untriggered = 0
         self.received = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             batch = self.consumer.poll(timeout_ms=100)
             received = now_ms()
             for records in batch.values():
@@ -105,7 +105,7 @@ class ListListener(threading.Thread):
                         self.samples.append((received, int(trigger_ts)))
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
         self.consumer.close()
 
@@ -125,14 +125,14 @@ class RedisSampler(threading.Thread):
         self.latencies: list[int] = []
         self.timed_out = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def add(self, user_id: str, event_id: str, ts: int) -> None:
         with self._lock:
             self.pending.append((user_id, event_id, ts))
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             with self._lock:
                 pending = list(self.pending)
             if not pending:
@@ -170,7 +170,7 @@ class RedisSampler(threading.Thread):
             time.sleep(0.05)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
         self.client.close()
 
@@ -185,22 +185,23 @@ class LagSampler(threading.Thread):
         self.t0 = t0
         self.interval = interval
         self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def lag(self) -> int:
         s = self.settings
         return group_lag(self.admin, s.app_id, s.topic_events, s.topic_partitions)
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             try:
                 self.samples.append((time.monotonic() - self.t0, self.lag()))
             except Exception as exc:  # a missed sample is not a failed benchmark
                 log(f"lag sample failed: {exc!r}")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(10)
+        self.admin.close()
 
 
 def publish_catalogue(settings: Settings, world: World) -> int:
@@ -311,12 +312,11 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         lag.stop()
         metrics = [fetch_text(w.url("/metrics")) for w in workers]
     finally:
-        if lag is not None and lag.is_alive():
-            lag.stop()
-        for w in workers:
+        for w in workers:  # first: a worker left running would outlive the stack
             w.stop()
-        listener.stop()
-        sampler.stop()
+        for thread in (lag, listener, sampler):
+            if thread is not None and thread.is_alive():
+                thread.stop()
 
     measure = phases["measure"]
     lo_ms, hi_ms = measure["start_ms"], measure["end_ms"]

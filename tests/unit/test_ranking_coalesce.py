@@ -1,0 +1,248 @@
+"""List rules (``pipeline.ranking``) and refresh coalescing (``pipeline.coalesce``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from pipeline.coalesce import RefreshScheduler, Trigger
+from pipeline.ranking import diversify, recency_weights
+
+CATS: dict[str, Sequence[str]] = {
+    "x1": ["X"],
+    "x2": ["X"],
+    "x3": ["X"],
+    "x4": ["X"],
+    "y1": ["Y"],
+    "y2": ["Y"],
+    "z1": ["Z"],
+    "xy": ["X", "Y"],
+    "none": [],
+}
+
+
+def ranked(*ids: str) -> list[tuple[str, float]]:
+    """``ids`` best first, with decreasing scores."""
+    return [(item, float(len(ids) - k)) for k, item in enumerate(ids)]
+
+
+def names(items: list[tuple[str, float]]) -> list[str]:
+    return [i for i, _ in items]
+
+
+# --------------------------------------------------------------------------- diversify
+def test_docstring_example() -> None:
+    cats = {"a": ["X"], "b": ["X"], "c": ["Y"]}
+    assert diversify([("a", 3), ("b", 2), ("c", 1)], cats.__getitem__, n=2, cap=1) == [
+        ("a", 3),
+        ("c", 1),
+    ]
+
+
+def test_cap_per_category() -> None:
+    out = diversify(ranked("x1", "x2", "x3", "y1", "x4", "y2"), CATS.__getitem__, n=4, cap=2)
+    assert names(out) == ["x1", "x2", "y1", "y2"]
+
+
+def test_multi_category_item_counts_against_each_category() -> None:
+    out = diversify(ranked("xy", "x1", "y1", "z1", "x2"), CATS.__getitem__, n=3, cap=1)
+    assert names(out) == ["xy", "z1", "x1"]
+    # a multi-category item is itself held back when any of its categories is full
+    out = diversify(ranked("x1", "xy", "y1"), CATS.__getitem__, n=2, cap=1)
+    assert names(out) == ["x1", "y1"]
+
+
+def test_order_and_scores_are_kept() -> None:
+    items = ranked("z1", "x1", "y1", "x2", "y2", "none")
+    out = diversify(items, CATS.__getitem__, n=6, cap=5)
+    assert out == items
+
+
+def test_fills_with_capped_items_best_first_when_short() -> None:
+    out = diversify(ranked("x1", "x2", "x3", "x4", "y1"), CATS.__getitem__, n=4, cap=1)
+    assert names(out) == ["x1", "y1", "x2", "x3"]
+
+
+def test_items_without_categories_are_never_capped() -> None:
+    cats = {f"n{k}": () for k in range(5)}
+    out = diversify(ranked(*cats), cats.__getitem__, n=5, cap=1)
+    assert len(out) == 5
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 9])
+def test_n_is_respected(n: int) -> None:
+    items = ranked("x1", "x2", "x3", "x4", "y1", "y2", "z1", "none")
+    out = diversify(iter(items), CATS.__getitem__, n=n, cap=2)  # any iterable, e.g. generator
+    assert len(out) == min(n, len(items))
+    assert len(set(names(out))) == len(out)
+
+
+def test_n_zero_gives_an_empty_list() -> None:
+    out = diversify(ranked("x1", "y1", "z1"), CATS.__getitem__, n=0, cap=1)
+    assert out == []
+
+
+def test_empty_input() -> None:
+    assert diversify([], CATS.__getitem__, n=5, cap=2) == []
+
+
+# --------------------------------------------------------------------------- recency
+def test_recency_weights_docstring_example() -> None:
+    assert recency_weights(3, 0.5) == [0.25, 0.5, 1.0]
+
+
+def test_recency_weights_newest_counts_most() -> None:
+    weights = recency_weights(6, 0.9)
+    assert len(weights) == 6
+    assert weights[-1] == 1.0
+    assert weights == sorted(weights)
+    for older, newer in zip(weights, weights[1:], strict=False):
+        assert older / newer == pytest.approx(0.9)
+
+
+def test_recency_weights_edge_cases() -> None:
+    assert recency_weights(0, 0.9) == []
+    assert recency_weights(1, 0.1) == [1.0]
+    assert recency_weights(4, 1.0) == [1.0, 1.0, 1.0, 1.0]
+
+
+# --------------------------------------------------------------------------- scheduler
+def trig(event_id: str, ts: int = 0) -> Trigger:
+    return Trigger(event_id, ts)
+
+
+def test_scheduler_docstring_example() -> None:
+    s = RefreshScheduler(interval_ms=500)
+    assert s.on_event("u", trig("e1"), now_ms=1_000)
+    s.mark_refreshed("u", 1_000)
+    assert not s.on_event("u", trig("e2"), now_ms=1_200)
+    assert s.due(1_500) == [("u", trig("e2"))]
+
+
+def test_first_event_refreshes_now() -> None:
+    s = RefreshScheduler(interval_ms=500)
+    assert s.on_event("u", trig("e1"), now_ms=10_000)
+    assert s.due(10_000) == []
+    assert s.due(99_999) == []
+
+
+def test_burst_is_coalesced_into_one_refresh_with_the_latest_trigger() -> None:
+    s = RefreshScheduler(interval_ms=500)
+    assert s.on_event("u", trig("e1", 1), now_ms=1_000)
+    s.mark_refreshed("u", 1_000)
+    assert not s.on_event("u", trig("e2", 2), now_ms=1_100)
+    assert not s.on_event("u", trig("e3", 3), now_ms=1_200)
+    assert not s.on_event("u", trig("e4", 4), now_ms=1_300)
+    assert s.due(1_499) == []  # not before the interval has passed
+    assert s.due(1_500) == [("u", trig("e4", 4))]
+    assert s.due(1_600) == []  # delivered once
+
+
+def test_deferred_refreshes_per_user() -> None:
+    s = RefreshScheduler(interval_ms=500)
+    for user, at in (("a", 1_000), ("b", 1_200)):
+        s.on_event(user, trig(f"{user}0"), now_ms=at)
+        s.mark_refreshed(user, at)
+        s.on_event(user, trig(f"{user}1"), now_ms=at + 100)
+    assert s.due(1_550) == [("a", trig("a1"))]
+    assert s.due(1_750) == [("b", trig("b1"))]
+
+
+def test_event_after_the_interval_refreshes_now_and_drops_pending() -> None:
+    s = RefreshScheduler(interval_ms=500)
+    s.on_event("u", trig("e1"), now_ms=1_000)
+    s.mark_refreshed("u", 1_000)
+    assert not s.on_event("u", trig("e2"), now_ms=1_100)
+    assert s.on_event("u", trig("e3"), now_ms=1_500)
+    s.mark_refreshed("u", 1_500)
+    assert s.due(5_000) == []  # e3's refresh already reflected e2
+
+
+def test_zero_interval_never_defers() -> None:
+    s = RefreshScheduler(interval_ms=0)
+    for k in range(3):
+        assert s.on_event("u", trig(f"e{k}"), now_ms=1_000)
+        s.mark_refreshed("u", 1_000)
+    assert s.due(1_000) == []
+
+
+def _active_scheduler() -> RefreshScheduler:
+    """a, b, c, d active at 1 000, 2 000, 3 000, 4 000 (d most recent); lists from t=1 000."""
+    s = RefreshScheduler(interval_ms=100)
+    for k, user in enumerate("abcd"):
+        s.on_event(user, trig(f"{user}0"), now_ms=1_000 * (k + 1))
+        s.mark_refreshed(user, 1_000)
+    return s
+
+
+def test_stale_selects_active_users_with_old_lists_most_recent_first() -> None:
+    s = _active_scheduler()
+    s.mark_refreshed("c", 9_000)  # fresh list
+    out = s.stale(10_000, stale_ms=5_000, active_ms=60_000, limit=10)
+    assert out == ["d", "b", "a"]
+
+
+def test_stale_respects_activity_window() -> None:
+    s = _active_scheduler()
+    out = s.stale(10_000, stale_ms=5_000, active_ms=7_500, limit=10)
+    assert out == ["d", "c"]  # a and b were last active more than 7.5 s ago
+
+
+def test_stale_respects_limit() -> None:
+    s = _active_scheduler()
+    assert s.stale(10_000, stale_ms=5_000, active_ms=60_000, limit=2) == ["d", "c"]
+    assert s.stale(10_000, stale_ms=5_000, active_ms=60_000, limit=1) == ["d"]
+
+
+def test_stale_limit_zero_selects_nobody() -> None:
+    s = _active_scheduler()
+    assert s.stale(10_000, stale_ms=5_000, active_ms=60_000, limit=0) == []
+
+
+def test_stale_ignores_fresh_lists_and_pending_users() -> None:
+    s = _active_scheduler()
+    # lists are from t=1 000: stale exactly once they are stale_ms old
+    assert s.stale(5_999, stale_ms=5_000, active_ms=60_000, limit=10) == []
+    assert s.stale(6_000, stale_ms=5_000, active_ms=60_000, limit=10) == ["d", "c", "b", "a"]
+    s.mark_refreshed("d", 4_000)
+    assert not s.on_event("d", trig("d1"), now_ms=4_050)  # d now has a deferred refresh
+    assert s.stale(9_500, stale_ms=5_000, active_ms=60_000, limit=10) == ["c", "b", "a"]
+
+
+def test_max_users_bounds_tracking_least_recently_active_dropped() -> None:
+    s = RefreshScheduler(interval_ms=500, max_users=2)
+    for user in "abc":
+        s.on_event(user, trig(f"{user}0"), now_ms=1_000)
+        s.mark_refreshed(user, 1_000)
+        s.on_event(user, trig(f"{user}1"), now_ms=1_100)
+    s.on_event("d", trig("d0"), now_ms=1_200)
+    assert len(s.last_active) <= 2
+    assert len(s.last_refresh) <= 2
+    assert len(s.pending) <= 2
+    due = dict(s.due(2_000))
+    assert "a" not in due and "b" not in due  # dropped with their pending refreshes
+    assert due == {"c": trig("c1")}
+    # a dropped user is new again: its next event refreshes at once
+    assert s.on_event("a", trig("a2"), now_ms=1_300)
+
+
+def test_forget_stops_tracking_a_user() -> None:
+    s = RefreshScheduler(interval_ms=500)
+    s.on_event("u", trig("e1"), now_ms=1_000)
+    s.mark_refreshed("u", 1_000)
+    s.on_event("u", trig("e2"), now_ms=1_100)
+    s.forget("u")
+    s.forget("never-seen")  # harmless
+    assert s.due(5_000) == []
+    assert s.stale(5_000, stale_ms=1, active_ms=60_000, limit=10) == []
+    assert s.on_event("u", trig("e3"), now_ms=1_200)
+
+
+def test_clear_drops_everything() -> None:
+    s = _active_scheduler()
+    s.on_event("a", trig("a1"), now_ms=4_010)
+    s.clear()
+    assert s.due(99_000) == []
+    assert s.stale(10_000, stale_ms=1, active_ms=60_000, limit=10) == []
+    assert s.on_event("a", trig("a2"), now_ms=4_020)
