@@ -131,6 +131,14 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         ):
             await proc.handle_items([_raw(e) for e in events])
 
+    @app.agent(topic(settings.topic_controls))
+    async def controls(stream: Any) -> None:
+        proc = await processor()
+        async for events in stream.take_events(
+            settings.batch_size, within=settings.batch_within_seconds
+        ):
+            await proc.handle_controls([_raw(e) for e in events])
+
     def every(seconds: float, step: Callable[[Processor], Awaitable[None]], name: str) -> None:
         async def tick() -> None:
             if not ready.is_set():

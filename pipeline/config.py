@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     topic_recommendations: str = Field(
         "recloop.recommendations", description="Refreshed lists (recommendation v1)."
     )
+    topic_controls: str = Field(
+        "recloop.controls", description="User controls such as forget (control v1)."
+    )
     topic_partitions: int = Field(
         8, ge=1, description="Partitions of the topics the app creates (max useful workers)."
     )

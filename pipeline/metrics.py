@@ -75,6 +75,9 @@ class WorkerMetrics:
             "Unexpected errors while handling a batch.",
             registry=r,
         )
+        self.forgotten = Counter(
+            "recloop_users_forgotten_total", "Users whose state was deleted on request.", registry=r
+        )
         self.cached_users = Gauge(
             "recloop_cached_users", "User states held in the worker's cache.", registry=r
         )

@@ -34,12 +34,14 @@ from pipeline.signals import signal_for
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import ModelLog
 from pipeline.stores.users import UserStore
+from schemas.control import ControlType
 from schemas.dead_letter import RejectReason
 from schemas.events import Event, Item
 from schemas.validation import (
     Rejected,
     dead_letter_bytes,
     encode_recommendation,
+    parse_control,
     parse_event,
     parse_item,
 )
@@ -306,6 +308,51 @@ class Processor:
         if rejected:
             await self._dead_letter(rejected)
 
+    # ------------------------------------------------------------------ controls
+    async def handle_controls(self, messages: Sequence[RawMessage]) -> None:
+        """User controls (control v1); this worker owns the users' partitions."""
+        rejected: list[tuple[RawMessage, Rejected]] = []
+        forgotten: list[str] = []
+        for m in messages:
+            parsed = parse_control(m.value, max_bytes=self.settings.max_event_bytes)
+            if isinstance(parsed, Rejected):
+                rejected.append((m, parsed))
+            elif parsed.type is ControlType.FORGET:
+                forgotten.append(parsed.user_id)
+        if forgotten:
+            await self._forget(forgotten)
+        if rejected:
+            await self._dead_letter(rejected)
+
+    async def _forget(self, user_ids: list[str]) -> None:
+        """Delete every key of the users, then publish a non-personalised list for each.
+
+        The list (trending, no personal data) replaces the personalised one for consumers of
+        the topic and of the recs key; the user is personalised again from their next event.
+        """
+        for user_id in user_ids:
+            self.cache.pop(user_id, None)
+            self.scheduler.forget(user_id)
+
+        async def delete() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for user_id in user_ids:
+                    pipe.delete(*self.keys.user_keys(user_id))
+                    pipe.zrem(self.keys.active_users, user_id)
+                await pipe.execute()
+
+        await retry_forever(
+            delete, what="redis forget", on_error=lambda _: self.metrics.redis_errors.inc()
+        )
+        for user_id in user_ids:
+            self.cache[user_id] = UserState(user_id)
+        await self._refresh([(u, Trigger(None, None)) for u in user_ids], trigger_kind="forget")
+        for user_id in user_ids:
+            self.cache.pop(user_id, None)
+            self.scheduler.forget(user_id)
+        self.metrics.forgotten.inc(len(user_ids))
+        log.info("forgot users count=%d", len(user_ids))
+
     # ------------------------------------------------------------------ refresh
     async def flush_pending(self) -> None:
         """Run deferred (coalesced) refreshes whose interval has passed."""
@@ -340,7 +387,8 @@ class Processor:
             state = self.cache.get(user_id)
             if state is None:
                 continue
-            ranked = self.engine.recommend(state, now)
+            personalized = state.n_events > 0
+            ranked = self.engine.recommend(state, now, personalized=personalized)
             doc = encode_recommendation(
                 user_id,
                 [(r.item_id, r.score, r.reason) for r in ranked],
@@ -348,7 +396,7 @@ class Processor:
                 trigger_event_id=trigger.event_id,
                 trigger_ts=trigger.ts,
                 model_version=version,
-                personalized=True,
+                personalized=personalized,
             )
             docs.append((user_id, doc, trigger))
 

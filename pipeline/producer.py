@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, DeliveryError, InvalidEventError, StackError
+from schemas.control import Control, ControlType
 from schemas.dead_letter import RejectReason
 from schemas.events import SCHEMA_VERSION, Event, EventContext, EventType, Item
 from schemas.validation import Rejected, event_to_bytes, item_to_bytes, parse_event, parse_item
@@ -325,6 +326,22 @@ class EventProducer:
         parsed, raw = build_item(item, self.settings)
         self._send(self.settings.topic_items, parsed.item_id.encode(), raw)
         return parsed.item_id
+
+    def forget(self, user_id: str, *, control_id: str | None = None) -> str:
+        """Ask the workers to delete everything kept about ``user_id``; returns the control id.
+
+        Sent as a control v1 ``forget`` on the controls topic, keyed by user_id, so it reaches
+        the worker that owns the user's events (see ``schemas.control``).
+        """
+        control = Control(
+            control_id=control_id or uuid.uuid4().hex,
+            type=ControlType.FORGET,
+            user_id=user_id,
+            ts=self._clock(),
+        )
+        raw = orjson.dumps(control.model_dump(mode="json"))
+        self._send(self.settings.topic_controls, user_id.encode(), raw)
+        return control.control_id
 
     def send_raw(self, topic: str, key: bytes | str | None, value: bytes) -> None:
         """Send bytes unvalidated: for tests of what workers do with bad input."""

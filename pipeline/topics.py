@@ -30,12 +30,13 @@ ADMIN_TIMEOUT_MS = 10_000
 
 
 class TopicNames(NamedTuple):
-    """The four topics of the pipeline, in data-flow order."""
+    """The topics of the pipeline, in data-flow order."""
 
     events: str
     items: str
     dlq: str
     recommendations: str
+    controls: str
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -45,6 +46,7 @@ def topic_names(settings: Settings) -> TopicNames:
         items=settings.topic_items,
         dlq=settings.topic_dlq,
         recommendations=settings.topic_recommendations,
+        controls=settings.topic_controls,
     )
 
 

@@ -5,6 +5,7 @@ from these models, so a contract changes in exactly one place. Nothing here impo
 ``pipeline`` or ``faust``.
 """
 
+from schemas.control import Control, ControlType
 from schemas.dead_letter import DeadLetter, RejectReason
 from schemas.events import SCHEMA_VERSION, Event, EventContext, EventType, Item
 from schemas.recommendation import Recommendation, RecommendedItem
@@ -14,6 +15,7 @@ from schemas.validation import (
     encode_recommendation,
     event_to_bytes,
     item_to_bytes,
+    parse_control,
     parse_event,
     parse_item,
     recommendation_to_bytes,
@@ -21,6 +23,8 @@ from schemas.validation import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Control",
+    "ControlType",
     "DeadLetter",
     "Event",
     "EventContext",
@@ -31,6 +35,7 @@ __all__ = [
     "RejectReason",
     "Rejected",
     "dead_letter_bytes",
+    "parse_control",
     "encode_recommendation",
     "event_to_bytes",
     "item_to_bytes",

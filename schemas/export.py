@@ -23,6 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from schemas.control import Control
 from schemas.dead_letter import DeadLetter
 from schemas.events import Event, Item
 from schemas.recommendation import Recommendation
@@ -51,6 +52,7 @@ CONTRACTS: tuple[Contract, ...] = (
     Contract("item.v1", Item, "validation"),
     Contract("recommendation.v1", Recommendation, "serialization"),
     Contract("dead_letter.v1", DeadLetter, "serialization"),
+    Contract("control.v1", Control, "validation"),
 )
 
 

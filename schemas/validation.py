@@ -29,6 +29,7 @@ import orjson
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from schemas.control import Control
 from schemas.dead_letter import RejectReason
 from schemas.events import (
     SCHEMA_VERSION,
@@ -124,6 +125,21 @@ def parse_event(
             f"{max_future_ms} ms allowed; ts must be epoch milliseconds",
         )
     return event
+
+
+def parse_control(raw: bytes | bytearray | memoryview, *, max_bytes: int) -> Control | Rejected:
+    """Validate one control v1 message; never raises (same reasons as :func:`parse_event`)."""
+    if type(raw) is not bytes:
+        raw = bytes(raw)
+    if len(raw) > max_bytes:
+        return _too_large(len(raw), max_bytes)
+    try:
+        return Control.model_validate_json(raw)
+    except ValidationError as exc:
+        return _rejected(raw, exc)
+    except Exception:
+        logger.exception("unexpected error while validating a control; dead-lettering it")
+        return Rejected(RejectReason.INVALID_VALUE, "unexpected validation error")
 
 
 def parse_item(raw: bytes | bytearray | memoryview, *, max_bytes: int) -> Item | Rejected:

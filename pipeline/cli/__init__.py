@@ -19,6 +19,7 @@ _COMMANDS: dict[str, str] = {
     "recs": "pipeline.cli.recs_cmd:recs",
     "replay": "pipeline.cli.replay_cmd:replay",
     "demo": "pipeline.cli.demo_cmd:demo",
+    "forget": "pipeline.cli.forget_cmd:forget",
 }
 
 

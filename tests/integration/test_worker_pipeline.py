@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -283,3 +286,51 @@ def test_worker_exposes_metrics_health_and_readiness(stack: dict[str, Any]) -> N
         "recloop_lists_published_total",
     ):
         assert name in text
+
+
+def test_forget_deletes_the_user_and_lists_become_non_personalised(stack: dict[str, Any]) -> None:
+    settings: Settings = stack["settings"]
+    keys: RedisKeys = stack["keys"]
+    user = f"gone-{uuid.uuid4().hex[:6]}"
+    with EventProducer(settings) as producer:
+        for n in range(3):
+            producer.watch(user, item_id("Kids", n), 600.0, duration_seconds=600.0)
+        producer.flush()
+    assert wait_for(lambda: counts(stack, user) == (0, 0, 3), timeout=30)
+    assert wait_for(lambda: (recs(stack, user) or {}).get("personalized") is True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "forget", user],
+        env={**os.environ, **settings.to_env()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    client = stack["redis"]
+    for key in (keys.features(user), keys.history(user), keys.excluded(user), keys.events(user)):
+        assert not client.exists(key), key
+    doc = recs(stack, user)
+    assert doc is not None and doc["personalized"] is False
+    assert client.zscore(keys.active_users, user) is None
+    # the user returns: personalised again, counting from zero
+    with EventProducer(settings) as producer:
+        producer.click(user, item_id("Music", 1))
+        producer.flush()
+    assert wait_for(lambda: counts(stack, user) == (1, 0, 0), timeout=30)
+    assert wait_for(lambda: (recs(stack, user) or {}).get("personalized") is True, timeout=30)
+
+
+def test_invalid_control_is_dead_lettered(stack: dict[str, Any]) -> None:
+    settings: Settings = stack["settings"]
+    reader = TopicReader(settings, settings.topic_dlq)
+    marker = uuid.uuid4().hex
+    bad = orjson.dumps({"control_id": marker, "type": "explode", "user_id": "x", "ts": 1})
+    with EventProducer(settings) as producer:
+        producer.send_raw(settings.topic_controls, b"x", bad)
+        producer.flush()
+    reader.until(lambda rs: any(marker.encode() in r.value for r in rs), timeout=30)
+    letters = [v for v in reader.values() if marker in (v.get("original_text") or "")]
+    reader.close()
+    assert len(letters) == 1
+    assert letters[0]["reason"] == "unknown_type"
+    assert letters[0]["source_topic"] == settings.topic_controls

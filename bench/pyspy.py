@@ -1,0 +1,143 @@
+"""Sample a running worker with py-spy and summarise where its CPU time goes.
+
+py-spy (``.venv/bin/pip install py-spy``) attaches to a process by PID without restarting it;
+``--nonblocking`` keeps it from pausing the worker for each sample, and idle threads (the event
+loop waiting in ``epoll``) are not sampled, so the shares below are shares of on-CPU time.
+The raw (collapsed-stack) output is summarised four ways: functions by self time, functions
+by inclusive time, self time by package, and time by the innermost recloop function on the
+stack (what a recloop call costs including the libraries it calls).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from common import table
+
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+_PROJECT = ("pipeline", "agents", "schemas")
+
+
+def find_pyspy() -> str | None:
+    """py-spy beside the interpreter (the venv), else on PATH."""
+    local = Path(sys.executable).with_name("py-spy")
+    if local.exists():
+        return str(local)
+    return shutil.which("py-spy")
+
+
+def start(pid: int, out: Path, *, rate: int = 100, duration: int = 120) -> subprocess.Popen[bytes]:
+    """Start ``py-spy record`` on ``pid`` writing collapsed stacks to ``out``; stop with :func:`stop`."""
+    exe = find_pyspy()
+    if exe is None:
+        msg = "py-spy not found; install it with `.venv/bin/pip install py-spy`"
+        raise FileNotFoundError(msg)
+    cmd = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
+           "--format", "raw", "--output", str(out), "--duration", str(duration)]  # fmt: skip
+    log = out.with_suffix(".log").open("wb")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int | None:
+    """SIGINT (py-spy then writes its output), SIGKILL if it hangs; return its exit code."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGINT)
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait(10)
+
+
+def _parse_frame(frame: str) -> tuple[str, str, str]:
+    """(function, short file, package) of one py-spy frame ``func (file:line)``."""
+    m = _FRAME.match(frame.strip())
+    if not m:
+        return frame.strip(), "?", "?"
+    func, file = m.group("func"), m.group("file")
+    return func, _short(file), _package(file)
+
+
+def _short(file: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in file:
+            return file.split(marker, 1)[1]
+    return file
+
+
+def _package(file: str) -> str:
+    if "site-packages/" in file:
+        return file.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+    rel = _short(file)
+    top = rel.split("/", 1)[0]
+    if top in _PROJECT:
+        return f"recloop:{top}"
+    if "lib/python3" in file or file.startswith("<frozen"):
+        return f"stdlib:{top.removesuffix('.py')}"
+    return top
+
+
+def analyze(path: Path, top: int = 20) -> dict[str, Any]:
+    """Summaries of a py-spy raw file (see module docstring)."""
+    self_fn: Counter[str] = Counter()
+    incl_fn: Counter[str] = Counter()
+    self_pkg: Counter[str] = Counter()
+    by_recloop: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_s = line.rpartition(" ")
+        if not stack or not count_s.isdigit():
+            continue
+        count = int(count_s)
+        frames = [_parse_frame(f) for f in stack.split(";") if f]
+        frames = [f for f in frames if not f[0].startswith(("process ", "thread "))]
+        if not frames:
+            continue
+        total += count
+        func, file, pkg = frames[-1]
+        self_fn[f"{func} ({file})"] += count
+        self_pkg[pkg] += count
+        for name in {f"{fn} ({fl})" for fn, fl, _ in frames}:
+            incl_fn[name] += count
+        inner = next((f for f in reversed(frames) if f[2].startswith("recloop:")), None)
+        by_recloop[f"{inner[0]} ({inner[1]})" if inner else "(no recloop frame: framework, I/O, loop)"] += count
+
+    def pct(counter: Counter[str], n: int, skip_roots: bool = False) -> list[tuple[str, int, float]]:
+        rows = []
+        for name, c in counter.most_common():
+            if skip_roots and c >= 0.97 * total:
+                continue  # <module>, run_forever, ...: on every stack, says nothing
+            rows.append((name, c, 100.0 * c / total if total else 0.0))
+            if len(rows) == n:
+                break
+        return rows
+
+    return {
+        "samples": total,
+        "self": pct(self_fn, top),
+        "inclusive": pct(incl_fn, top + 10, skip_roots=True),
+        "self_by_package": pct(self_pkg, 15),
+        "by_recloop_function": pct(by_recloop, top),
+    }
+
+
+def render(a: dict[str, Any], header: str = "") -> str:
+    def t(title: str, key: str, col: str) -> str:
+        return table([col, "samples", "%"], [[n, c, p] for n, c, p in a[key]], title=title)
+
+    parts = [header] if header else []
+    parts += [
+        t("self time by package (leaf frame)", "self_by_package", "package"),
+        t("time by innermost recloop function (incl. the libraries it calls)", "by_recloop_function", "recloop function"),
+        t("functions by self time", "self", "function (file)"),
+        t("functions by inclusive time (frames on >=97% of stacks omitted)", "inclusive", "function (file)"),
+    ]  # fmt: skip
+    return "\n\n".join(parts) + "\n"
