@@ -115,6 +115,17 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         ready.set()
         log.info("processor ready worker_id=%s", worker_id)
 
+    def record_lag(events: Sequence[Any]) -> None:
+        last: dict[Any, int] = {}
+        for e in events:
+            last[e.message.tp] = e.message.offset
+        for tp, offset in last.items():
+            try:
+                behind = app.consumer.highwater(tp) - offset - 1
+            except Exception:  # lag is advisory: never fail a batch over it
+                continue
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, behind))
+
     @app.agent(topic(settings.topic_events))
     async def ingest(stream: Any) -> None:
         proc = await processor()
@@ -122,6 +133,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
             settings.batch_size, within=settings.batch_within_seconds
         ):
             await proc.handle_events([_raw(e) for e in events])
+            record_lag(events)
 
     @app.agent(topic(settings.topic_items))
     async def catalogue(stream: Any) -> None:

@@ -28,6 +28,7 @@ def create_app(env: dict[str, str]) -> faust.App:
     batch_size = int(env.get("CEILING_BATCH_SIZE", "500"))
     within = float(env.get("CEILING_BATCH_WITHIN", "0.02"))
     partitions = int(env.get("CEILING_PARTITIONS", "8"))
+    forward_events = env.get("CEILING_FORWARD", "1") != "0"  # 0: decode only, count on /count
     app = faust.App(
         env["CEILING_APP_ID"],
         broker=f"kafka://{env['CEILING_BOOTSTRAP']}",
@@ -63,9 +64,13 @@ def create_app(env: dict[str, str]) -> faust.App:
                 except orjson.JSONDecodeError:
                     stats["bad"] += 1
                     continue
+                if not forward_events:
+                    stats["forwarded"] += 1
+                    continue
                 futures.append(await producer.send(sink, event.message.key, event.value, None, None, None))
-            await asyncio.gather(*futures)
-            stats["forwarded"] += len(futures)
+            if futures:
+                await asyncio.gather(*futures)
+                stats["forwarded"] += len(futures)
 
     @app.page("/count")
     async def count(web: Any, request: Any) -> Any:

@@ -200,7 +200,6 @@ def bulk_producer(settings: Settings) -> Any:
         linger_ms=20,
         batch_size=256 * 1024,
         max_request_size=4 * 1024 * 1024,
-        buffer_memory=128 * 1024 * 1024,
     )
 
 

@@ -217,10 +217,12 @@ def create_topic(settings: Settings, name: str) -> None:
         admin.close()
 
 
-def run_ceiling_pass(settings: Settings, svc: Services, total: int, cap: float) -> dict[str, Any]:
+def run_ceiling_pass(settings: Settings, svc: Services, total: int, cap: float, *, forward: bool = True) -> dict[str, Any]:
     uid = uuid.uuid4().hex[:8]
     sink = f"{settings.topic_events}.ceiling-{uid}"
-    create_topic(settings, sink)
+    web_port = free_port()
+    if forward:
+        create_topic(settings, sink)
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
@@ -228,12 +230,14 @@ def run_ceiling_pass(settings: Settings, svc: Services, total: int, cap: float) 
         "CEILING_BOOTSTRAP": settings.kafka_bootstrap,
         "CEILING_SOURCE": settings.topic_events,
         "CEILING_SINK": sink,
-        "CEILING_WEB_PORT": str(free_port()),
+        "CEILING_WEB_PORT": str(web_port),
+        "CEILING_FORWARD": "1" if forward else "0",
         "CEILING_PARTITIONS": str(settings.topic_partitions),
         "CEILING_BATCH_SIZE": str(settings.batch_size),
         "CEILING_BATCH_WITHIN": str(settings.batch_within_seconds),
     }
-    log_file = (svc.workdir / "ceiling.log").open("ab")
+    log_path = svc.workdir / f"ceiling-{'forward' if forward else 'decode'}.log"
+    log_file = log_path.open("ab")
     proc = subprocess.Popen(
         [sys.executable, str(BENCH_DIR / "ceiling_app.py")], env=env, stdout=log_file,
         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -242,8 +246,13 @@ def run_ceiling_pass(settings: Settings, svc: Services, total: int, cap: float) 
     try:
         def progress() -> int | None:
             if proc.poll() is not None:
-                raise RuntimeError(f"ceiling app exited with {proc.returncode}; see {svc.workdir / 'ceiling.log'}")
-            return topic_size(admin, sink, settings.topic_partitions)
+                raise RuntimeError(f"ceiling app exited with {proc.returncode}; see {log_path}")
+            if forward:  # what reached the output topic, acknowledged
+                return topic_size(admin, sink, settings.topic_partitions)
+            try:
+                return int(orjson.loads(fetch_text(f"http://127.0.0.1:{web_port}/count"))["forwarded"])
+            except OSError:
+                return None
 
         meter = CpuMeter({"ceiling": proc.pid, "bench": os.getpid(), **svc.pids()})
         result = drain(progress, total, cap_seconds=cap, meter=meter)
@@ -335,6 +344,11 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
     log("pass 2: minimal Faust app (decode + forward) on the same topic")
     ceiling = run_ceiling_pass(settings, svc, args.events, args.max_drain_seconds)
     log(f"ceiling: {ceiling['processed']:,} events, {ceiling['rate']:,.0f}/s{' (capped)' if ceiling['capped'] else ''}")
+    decode_only = None
+    if args.decode_only:
+        log("pass 2b: minimal Faust app, decode only (no sends)")
+        decode_only = run_ceiling_pass(settings, svc, args.events, args.max_drain_seconds, forward=False)
+        log(f"decode only: {decode_only['processed']:,} events, {decode_only['rate']:,.0f}/s")
 
     profile = None
     if args.profile_seconds > 0:
@@ -356,6 +370,7 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         "preload": loaded,
         "worker": worker,
         "ceiling": ceiling,
+        "ceiling_decode_only": decode_only,
         "ratio": ratio,
         "profile": profile,
         "goal": {
@@ -367,7 +382,7 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
 
 
 def report(r: dict[str, Any]) -> str:
-    c, w, ce = r["config"], r["worker"], r["ceiling"]
+    c, w, ce, d = r["config"], r["worker"], r["ceiling"], r["ceiling_decode_only"]
 
     def drained(x: dict[str, Any]) -> str:
         return "capped" if x["capped"] else "yes"
@@ -379,6 +394,8 @@ def report(r: dict[str, Any]) -> str:
              w["steady_rate"], drained(w), w["cpu_percent"].get("worker"), w["rss_mib"]],
             ["Faust ceiling (decode + forward)", ce["processed"] - ce["counted_from"], ce["seconds"], ce["rate"],
              ce["steady_rate"], drained(ce), ce["cpu_percent"].get("ceiling"), ce["rss_mib"]],
+            *([["Faust, decode only (reference)", d["processed"] - d["counted_from"], d["seconds"], d["rate"],
+                d["steady_rate"], drained(d), d["cpu_percent"].get("ceiling"), d["rss_mib"]]] if d else []),
         ],
         title=(f"throughput: {c['events']:,} pre-loaded events, {r['preload']['distinct_users']:,} users, "
                f"{c['items']:,} items, {c['partitions']} partitions, batch {c['batch_size']}"),
@@ -386,7 +403,8 @@ def report(r: dict[str, Any]) -> str:
     cpu_rows = []
     for name in ("worker", "ceiling", "kafka", "redis", "bench"):
         cpu_rows.append([name, w["cpu_percent"].get(name), ce["cpu_percent"].get(name)])
-    cpu = table(["process", "CPU % (worker pass)", "CPU % (ceiling pass)"], cpu_rows)
+    cpu = table(["process", "CPU % (worker pass)", "CPU % (ceiling pass)"], cpu_rows,
+                title="CPU over each drain (% of one core; the machine has " + str(os.cpu_count()) + ")")
     wf = w["worker"]
     facts = table(
         ["worker fact", "value"],
@@ -429,6 +447,8 @@ def main() -> None:
     p.add_argument("--max-drain-seconds", type=float, default=120.0, help="cap on each drain (default 120)")
     p.add_argument("--profile-seconds", type=float, default=30.0, help="py-spy sampling time, 0 = no profile (default 30)")
     p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)")
+    p.add_argument("--no-decode-only", dest="decode_only", action="store_false",
+                   help="skip the decode-only Faust pass (a second reference: Faust without sends)")
     p.add_argument("--keep-logs", action="store_true")
     args = p.parse_args()
     t0 = time.monotonic()

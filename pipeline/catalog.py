@@ -123,7 +123,8 @@ class Catalog:
             return
         share = 1.0 / len(categories)  # an item's category mass sums to one
         for name in categories:
-            self.membership[idx, self.category_index(name)] = share
+            c = self.category_index(name)  # may widen the matrix: index it afterwards
+            self.membership[idx, c] = share
 
     def _grow(self, capacity: int) -> None:
         grown = np.zeros((capacity, self.membership.shape[1]), dtype=np.float64)

@@ -62,6 +62,8 @@ class RefreshScheduler:
         """A list was published for the user."""
         self.last_refresh[user_id] = now_ms
         self.last_refresh.move_to_end(user_id)
+        while len(self.last_refresh) > self.max_users:  # a refresh may outlive eviction
+            self.last_refresh.popitem(last=False)
 
     def due(self, now_ms: int) -> list[tuple[str, Trigger]]:
         """Deferred refreshes whose interval has passed (removed from pending)."""
@@ -77,6 +79,8 @@ class RefreshScheduler:
     def stale(self, now_ms: int, *, stale_ms: int, active_ms: int, limit: int) -> list[str]:
         """Active users whose list is older than ``stale_ms`` (at most ``limit``)."""
         out: list[str] = []
+        if limit <= 0:
+            return out
         for user_id, active in reversed(self.last_active.items()):
             if now_ms - active > active_ms:
                 break  # ordered by activity: everyone further is inactive too

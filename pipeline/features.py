@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from pipeline.controls import UserControls
 from pipeline.decay import decay_factor
 from pipeline.signals import Signal
 
@@ -56,6 +57,7 @@ class UserState:
     history: list[Interaction] = field(default_factory=list)
     excluded: dict[str, int] = field(default_factory=dict)
     seen_events: dict[str, int] = field(default_factory=dict)
+    controls: UserControls = field(default_factory=UserControls)
     # what changed since the state was loaded (the store writes only this)
     new_interactions: list[Interaction] = field(default_factory=list)
     new_events: list[tuple[str, int]] = field(default_factory=list)
@@ -189,6 +191,19 @@ def apply_event(
             device=context.device or state.context.device,
             surface=context.surface or state.context.surface,
         )
+    return True
+
+
+def mark_seen(state: UserState, event_id: str, ts: int, dedupe_size: int) -> bool:
+    """Record an event as applied without learning from it (personalization is off).
+
+    The id is still remembered so a redelivery stays a no-op; no behavioural feature moves.
+    """
+    if event_id in state.seen_events:
+        return False
+    state.seen_events[event_id] = ts
+    _cap(state.seen_events, dedupe_size)
+    state.new_events.append((event_id, ts))
     return True
 
 

@@ -75,6 +75,12 @@ class WorkerMetrics:
             "Unexpected errors while handling a batch.",
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "recloop_consumer_lag",
+            "Messages behind the partition's end after the last batch, by topic and partition.",
+            ["topic", "partition"],
+            registry=r,
+        )
         self.forgotten = Counter(
             "recloop_users_forgotten_total", "Users whose state was deleted on request.", registry=r
         )

@@ -35,10 +35,17 @@ from pydantic import BaseModel
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, DeliveryError, InvalidEventError, StackError
-from schemas.control import Control, ControlType
+from schemas.control import ControlType
 from schemas.dead_letter import RejectReason
 from schemas.events import SCHEMA_VERSION, Event, EventContext, EventType, Item
-from schemas.validation import Rejected, event_to_bytes, item_to_bytes, parse_event, parse_item
+from schemas.validation import (
+    Rejected,
+    event_to_bytes,
+    item_to_bytes,
+    parse_control,
+    parse_event,
+    parse_item,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -328,20 +335,36 @@ class EventProducer:
         return parsed.item_id
 
     def forget(self, user_id: str, *, control_id: str | None = None) -> str:
-        """Ask the workers to delete everything kept about ``user_id``; returns the control id.
+        """Ask the workers to delete everything kept about ``user_id``; returns the control id."""
+        return self.control(ControlType.FORGET, user_id, control_id=control_id)
 
-        Sent as a control v1 ``forget`` on the controls topic, keyed by user_id, so it reaches
-        the worker that owns the user's events (see ``schemas.control``).
+    def control(
+        self,
+        type_: ControlType | str,
+        user_id: str,
+        *,
+        control_id: str | None = None,
+        **fields: Any,
+    ) -> str:
+        """Validate and send one control v1 (mute, not_interested, ...); returns its id.
+
+        Sent on the controls topic keyed by user_id, so it reaches the worker that owns the
+        user's events (see ``schemas.control``). ``fields`` are the type's own fields
+        (``category=...``, ``item_id=...``, ``categories=[...]``).
         """
-        control = Control(
-            control_id=control_id or uuid.uuid4().hex,
-            type=ControlType.FORGET,
-            user_id=user_id,
-            ts=self._clock(),
-        )
-        raw = orjson.dumps(control.model_dump(mode="json"))
+        doc = {
+            "control_id": control_id or uuid.uuid4().hex,
+            "type": str(type_),
+            "user_id": user_id,
+            "ts": self._clock(),
+            **fields,
+        }
+        raw = orjson.dumps(doc)
+        parsed = parse_control(raw, max_bytes=self.settings.max_event_bytes)
+        if isinstance(parsed, Rejected):
+            raise InvalidEventError(parsed.reason, parsed.detail)
         self._send(self.settings.topic_controls, user_id.encode(), raw)
-        return control.control_id
+        return parsed.control_id
 
     def send_raw(self, topic: str, key: bytes | str | None, value: bytes) -> None:
         """Send bytes unvalidated: for tests of what workers do with bad input."""

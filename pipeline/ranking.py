@@ -38,6 +38,8 @@ def diversify(
     """
     chosen: list[tuple[str, float]] = []
     overflow: list[tuple[str, float]] = []
+    if n <= 0:
+        return chosen
     per_category: dict[str, int] = {}
     for item_id, score in ranked:
         cats = categories_of(item_id)

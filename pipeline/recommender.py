@@ -56,6 +56,9 @@ class EngineParams:
     category_candidates: int = 30
     fresh_candidates: int = 30
     ranker_power: float = 0.0
+    declared_weight: float = 1.0
+    declared_halfway: float = 5.0
+    exploration_share: float = 0.0
     category_weight: float = 0.02
     popularity_weight: float = 0.001
     trend_weight: float = 0.001
@@ -125,11 +128,6 @@ class Engine:
         )
         self.stats = ItemStats(p.popularity_half_life_seconds, p.trend_half_life_seconds)
         self.ranker = Ranker()
-        self.blend = np.zeros(len(FEATURES))
-        self.blend[FEATURES.index("knn")] = 1.0
-        self.blend[FEATURES.index("category")] = p.category_weight
-        self.blend[FEATURES.index("popularity")] = p.popularity_weight
-        self.blend[FEATURES.index("trend")] = p.trend_weight
         self.records_applied = 0
         self._trending: dict[str, IntArray] = {}
         self._by_category: dict[int, IntArray] = {}
@@ -189,7 +187,9 @@ class Engine:
         items = np.array([item], dtype=np.int64)
         knn = np.array([self.cooc.similarity(item, pos)]) / _norm(pos)
         dislike = np.array([self.cooc.similarity(item, neg)]) / _norm(neg)
-        row = self._features(state, items, knn, dislike, ts, self._segment(state))[0]
+        row = self._features(state, items, knn, dislike, ts, self._segment(state), state.affinity)[
+            0
+        ]
         self.ranker.learn(dict(zip(FEATURES, row.tolist(), strict=True)), signal.positive)
 
     # ----------------------------------------------------------------------- indexes
@@ -226,53 +226,75 @@ class Engine:
 
     # ----------------------------------------------------------------------- ranking
     def recommend(
-        self, state: UserState, now_ts: int, *, n: int | None = None, personalized: bool = True
+        self,
+        state: UserState,
+        now_ts: int,
+        *,
+        n: int | None = None,
+        personalized: bool = True,
+        params: EngineParams | None = None,
     ) -> list[Scored]:
-        """The user's list: candidates, ranking, exclusions, diversity, reasons."""
-        p = self.params
+        """The user's list: candidates, ranking, controls, exclusions, diversity, reasons.
+
+        ``params`` overrides the ranking knobs (an experiment variant); the models are
+        shared. The user's controls always apply, personalised or not.
+        """
+        p = params or self.params
         size = n or p.list_size
+        controls = state.controls
+        personalized = personalized and controls.personalization
         segment = self._segment(state)
         pos, neg = self._histories(state) if personalized else ([], [])
+        prior = (
+            controls.prior(state.n_events, weight=p.declared_weight, halfway=p.declared_halfway)
+            if personalized
+            else 0.0
+        )
         knn_ids, knn_scores = self.cooc.score(pos)
         if knn_ids.shape[0] > p.knn_candidates:
             keep = np.sort(np.argpartition(-knn_scores, p.knn_candidates)[: p.knn_candidates])
             knn_ids, knn_scores = knn_ids[keep], knn_scores[keep]  # still sorted by id
         pools = [knn_ids, self._trending_for(segment), self._fresh, self._fallback]
         if personalized:
-            for name, _ in state.top_categories(3):
+            names = [name for name, _ in state.top_categories(3)]
+            names += list(controls.declared) if prior > 0 else []
+            for name in names:
                 c = self.catalog.find_category(name)
                 if c is not None and c in self._by_category:
                     pools.append(self._by_category[c])
-        cands = np.unique(np.concatenate(pools)) if pools else np.zeros(0, dtype=np.int64)
-        excluded = state.excluded
-        ids = self.catalog.ids
-        if excluded:
-            cands = cands[[ids[i] not in excluded for i in cands.tolist()]]
+        cands = np.unique(np.concatenate(pools))
+        cands = self._allowed(state, cands)
         if cands.shape[0] == 0:
             return []
         knn = _lookup(knn_ids, knn_scores, cands) / _norm(pos)
         d_ids, d_scores = self.cooc.score(neg)
         dislike = _lookup(d_ids, d_scores, cands) / _norm(neg)
-        matrix = self._features(state, cands, knn, dislike, now_ts, segment)
+        affinity = state.affinity if personalized else {}
+        declared = controls.declared if prior > 0 else ()
+        matrix = self._features(
+            state, cands, knn, dislike, now_ts, segment, affinity, declared, prior
+        )
         # P(chosen) ~ collaborative score plus taste and popularity priors (which decide
         # alone for cold users), times P(liked | chosen) from the ranker when enabled
-        scores = matrix @ self.blend
+        blend = self._blend(p)
+        scores = matrix @ blend
         if p.ranker_power > 0:
             scores = scores * _sigmoid(self.ranker.score(matrix)) ** p.ranker_power
         order = np.argsort(-scores, kind="stable")
+        ids = self.catalog.ids
         cand_list = cands.tolist()
-        ranked = ((ids[cand_list[k]], float(scores[k])) for k in order.tolist())
-        chosen = diversify(ranked, self._categories_by_id, n=size, cap=p.category_cap)
+        ranked = [(ids[cand_list[k]], float(scores[k])) for k in order.tolist()]
+        explore = int(round(size * p.exploration_share)) if personalized else 0
+        chosen = diversify(ranked, self._categories_by_id, n=size - explore, cap=p.category_cap)
         rows = {ids[cand_list[k]]: k for k in order[: max(size * 4, 64)].tolist()}
-        weights = self.blend
-        return [
+        out = [
             Scored(
                 item_id,
                 round(score, 6),
                 self._reason(
                     state,
                     pos,
-                    matrix[rows[item_id]] * weights if item_id in rows else None,
+                    matrix[rows[item_id]] * blend if item_id in rows else None,
                     matrix[rows[item_id]] if item_id in rows else None,
                     self.catalog.index_of(item_id),
                     segment,
@@ -280,8 +302,64 @@ class Engine:
             )
             for item_id, score in chosen
         ]
+        if explore:
+            out += self._explore(state, cands, {s.item_id for s in out}, explore)
+        return out
+
+    def _allowed(self, state: UserState, cands: IntArray) -> IntArray:
+        """Drop items the user interacted with and everything their controls forbid."""
+        ids = self.catalog.ids
+        excluded = state.excluded
+        if excluded:
+            cands = cands[[ids[i] not in excluded for i in cands.tolist()]]
+        controls = state.controls
+        if not controls.empty and cands.shape[0]:
+            infos = self.catalog.infos
+            keep = [
+                controls.allows(ids[i], infos[i].categories, infos[i].creator_id)
+                for i in cands.tolist()
+            ]
+            cands = cands[keep]
+        return cands
+
+    def _explore(
+        self, state: UserState, cands: IntArray, taken: set[str], count: int
+    ) -> list[Scored]:
+        """Fresh or trending items outside the user's profile, labelled as exploration.
+
+        Against over-personalisation: a share of the list shows what the profile would never
+        surface. ``cands`` already obeys exclusions and controls.
+        """
+        usual = {name for name, _ in state.top_categories(3)}
+        allowed = set(cands.tolist())
+        out: list[Scored] = []
+        for pool, reason in (
+            (self._fresh, "exploration: new this week"),
+            (self._trending_for(GLOBAL_SEGMENT), "exploration: trending outside your usual"),
+        ):
+            for idx in pool.tolist():
+                item_id = self.catalog.ids[idx]
+                if idx not in allowed or item_id in taken:
+                    continue
+                if usual & set(self.catalog.categories_of(idx)):
+                    continue
+                out.append(Scored(item_id, 0.0, reason))
+                taken.add(item_id)
+                if len(out) == count:
+                    return out
+        return out
 
     # ----------------------------------------------------------------------- helpers
+    @staticmethod
+    def _blend(p: EngineParams) -> FloatArray:
+        """Score weights in ``FEATURES`` order."""
+        blend = np.zeros(len(FEATURES))
+        blend[FEATURES.index("knn")] = 1.0
+        blend[FEATURES.index("category")] = p.category_weight
+        blend[FEATURES.index("popularity")] = p.popularity_weight
+        blend[FEATURES.index("trend")] = p.trend_weight
+        return blend
+
     def _segment(self, state: UserState) -> str:
         if state.context.locale and f"locale:{state.context.locale}" in self.stats.trend:
             return f"locale:{state.context.locale}"
@@ -319,17 +397,28 @@ class Engine:
         dislike: FloatArray,
         now_ts: int,
         segment: str,
+        affinity: dict[str, float],
+        declared: tuple[str, ...] = (),
+        prior: float = 0.0,
     ) -> FloatArray:
-        """One row per item, columns in ``FEATURES`` order (all roughly in -1..1)."""
+        """One row per item, columns in ``FEATURES`` order (all roughly in -1..1).
+
+        The category column is the user's observed affinity (scaled to its maximum) plus the
+        fading prior of declared interests (see ``pipeline.controls``).
+        """
         cat = np.zeros(items.shape[0])
-        if state.affinity:
+        if affinity or declared:
             vec = np.zeros(self.catalog.membership.shape[1])
-            for name, value in state.affinity.items():
+            for name, value in affinity.items():
                 c = self.catalog.find_category(name)
                 if c is not None:
                     vec[c] = value
-            scale = float(np.abs(vec).max()) or 1.0
-            cat = self.catalog.membership[items] @ vec / scale
+            vec /= float(np.abs(vec).max()) or 1.0
+            for name in declared:
+                c = self.catalog.find_category(name)
+                if c is not None:
+                    vec[c] += prior
+            cat = self.catalog.membership[items] @ vec
         popularity = _log_share(self.stats.popularity, items)
         trend = _log_share(self.stats.trending(segment), items)
         published = self.catalog.published_ts[items]
@@ -372,6 +461,9 @@ class Engine:
             cats = [c for c in self.catalog.categories_of(item) if c in liked]
             if cats:
                 return f"because you like {max(cats, key=liked.__getitem__)}"
+            said = [c for c in self.catalog.categories_of(item) if c in state.controls.declared]
+            if said:
+                return f"you said you like {said[0]}"
         if best == "fresh" and row[7] > 0:
             return "new this week"
         if segment != GLOBAL_SEGMENT:

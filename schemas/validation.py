@@ -29,7 +29,7 @@ import orjson
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from schemas.control import Control
+from schemas.control import CONTROL_TARGET_MISSING_ERROR, Control
 from schemas.dead_letter import RejectReason
 from schemas.events import (
     SCHEMA_VERSION,
@@ -54,6 +54,7 @@ _RANGE_ERRORS: Final = frozenset({"greater_than", "greater_than_equal"})
 REASON_BY_ERROR_TYPE: Final[dict[str, RejectReason]] = {
     "missing": RejectReason.MISSING_FIELD,
     WATCH_SECONDS_REQUIRED_ERROR: RejectReason.MISSING_FIELD,
+    CONTROL_TARGET_MISSING_ERROR: RejectReason.MISSING_FIELD,
     UNSUPPORTED_VERSION_ERROR: RejectReason.UNSUPPORTED_VERSION,
     "enum": RejectReason.UNKNOWN_TYPE,  # refined to WRONG_TYPE below for non-strings
     "string_type": RejectReason.WRONG_TYPE,

@@ -23,6 +23,7 @@ from pipeline.catalog import FloatArray, IntArray
 from pipeline.decay import growth_exponent, rescale_needed
 from pipeline.model.growable import fit
 
+_MIN_MASS = 1e-9
 _EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
 
@@ -75,7 +76,9 @@ class CoocModel:
             self._rescale(ts)
             exponent = 0.0
         mass = weight * 2.0**exponent
-        self.mass = fit(self.mass, item + 1)
+        # context items may not be known here yet (learned by another worker, not synced)
+        top = max([item, *(other for other, _ in context)])
+        self.mass = fit(self.mass, top + 1)
         self.mass[item] += mass
         row_j = self.rows.setdefault(item, {})
         for other, other_weight in context:
@@ -99,7 +102,9 @@ class CoocModel:
             return _EMPTY_IDS, _EMPTY_W
         ids = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
         weights = np.fromiter(row.values(), dtype=np.float64, count=len(row))
-        sims = weights / (self.mass[ids] ** self.beta * self.mass[item] ** self.alpha)
+        # an item only seen as context has no mass of its own yet: floor it, no inf scores
+        mass = np.maximum(self.mass[ids], _MIN_MASS)
+        sims = weights / (mass**self.beta * max(float(self.mass[item]), _MIN_MASS) ** self.alpha)
         if ids.shape[0] > self.max_neighbors:
             top = np.argpartition(-sims, self.max_neighbors)[: self.max_neighbors]
             ids, sims = ids[top], sims[top]
@@ -134,7 +139,7 @@ class CoocModel:
         total = 0.0
         for other, weight in others:
             c = row.get(other)
-            if c:
+            if c and self.mass[other] > 0:
                 total += (
                     weight * c / (self.mass[other] ** self.alpha * self.mass[item] ** self.beta)
                 )

@@ -1,5 +1,5 @@
 -- Apply one batch of a user's changes atomically (KEYS share the user's hash tag).
--- KEYS: features, history, excluded, events
+-- KEYS: features, history, excluded, events, controls
 -- ARGV: first_new_event_id, ttl, history_cap, excluded_cap, events_cap,
 --       n_fields, field, value, ..., n_history, json, ...,
 --       n_excluded, score, member, ..., n_events, score, member, ...
@@ -28,5 +28,9 @@ for k = 3, 4 do
     redis.call('ZREMRANGEBYRANK', KEYS[k], 0, -(caps[k - 1] + 1))
     redis.call('EXPIRE', KEYS[k], ttl)
   end
+end
+-- controls live as long as the user is active
+if redis.call('EXISTS', KEYS[5]) == 1 then
+  redis.call('EXPIRE', KEYS[5], ttl)
 end
 return 1

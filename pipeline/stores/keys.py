@@ -46,6 +46,10 @@ class RedisKeys:
         """Sorted set of the user's recently applied event ids (de-duplication), by ts."""
         return self.user(user_id, "events")
 
+    def controls(self, user_id: str) -> str:
+        """Hash of the user's controls: mutes, not-interested, declared interests, opt-out."""
+        return self.user(user_id, "controls")
+
     def user_keys(self, user_id: str) -> list[str]:
         """Every per-user key (what ``forget`` deletes)."""
         return [
@@ -54,6 +58,7 @@ class RedisKeys:
             self.excluded(user_id),
             self.events(user_id),
             self.recs(user_id),
+            self.controls(user_id),
         ]
 
     @property

@@ -1,8 +1,9 @@
 -- Read everything recloop keeps about a user in one round trip.
--- KEYS: features, history, excluded, events
+-- KEYS: features, history, excluded, events, controls
 return {
   redis.call('HGETALL', KEYS[1]),
   redis.call('LRANGE', KEYS[2], 0, -1),
   redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES'),
   redis.call('ZRANGE', KEYS[4], 0, -1, 'WITHSCORES'),
+  redis.call('HGETALL', KEYS[5]),
 }

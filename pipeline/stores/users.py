@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from pipeline.controls import from_fields, to_fields
 from pipeline.features import Interaction, UserContext, UserState
 from pipeline.stores.keys import RedisKeys
 
@@ -150,10 +151,13 @@ class UserStore:
             for user_id in user_ids:
                 await self._load(keys=self._keys(user_id), args=[], client=pipe)
             replies = await pipe.execute()
-        return {
-            user_id: state_from_redis(user_id, _pairs(r[0]), r[1], r[2], r[3])
-            for user_id, r in zip(user_ids, replies, strict=True)
-        }
+        out = {}
+        for user_id, r in zip(user_ids, replies, strict=True):
+            state = state_from_redis(user_id, _pairs(r[0]), r[1], r[2], r[3])
+            controls = {k.decode(): v.decode() for k, v in _pairs(r[4]).items()}
+            state.controls = from_fields(controls)
+            out[user_id] = state
+        return out
 
     def queue_save(self, pipe: Any, state: UserState, updated_ts: int) -> None:
         """Add a user's tracked changes to a (transactional) pipeline."""
@@ -165,7 +169,14 @@ class UserStore:
             excluded_cap=self.excluded_cap,
             events_cap=self.events_cap,
         )
-        pipe.evalsha(self._apply.sha, 4, *self._keys(state.user_id), *args)
+        pipe.evalsha(self._apply.sha, 5, *self._keys(state.user_id), *args)
+
+    def queue_save_controls(self, pipe: Any, state: UserState) -> None:
+        """Write a user's controls hash (whole: it is small) with the per-user TTL."""
+        key = self.keys.controls(state.user_id)
+        pipe.delete(key)
+        pipe.hset(key, mapping=to_fields(state.controls))
+        pipe.expire(key, self.ttl_seconds)
 
     async def ensure_scripts(self) -> None:
         """Load the Lua scripts (EVALSHA in a transaction cannot fall back to EVAL)."""
@@ -174,7 +185,13 @@ class UserStore:
 
     def _keys(self, user_id: str) -> list[str]:
         k = self.keys
-        return [k.features(user_id), k.history(user_id), k.excluded(user_id), k.events(user_id)]
+        return [
+            k.features(user_id),
+            k.history(user_id),
+            k.excluded(user_id),
+            k.events(user_id),
+            k.controls(user_id),
+        ]
 
 
 def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:

@@ -290,11 +290,11 @@ class ListWatcher(threading.Thread):
         )
         self.seen: list[ListSeen] = []
         self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.errors = 0
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 batch = self.consumer.poll(timeout_ms=200)
             except Exception as exc:  # broker restarting: keep polling
@@ -328,7 +328,7 @@ class ListWatcher(threading.Thread):
 
     def stop(self) -> None:
         """Stop reading and close the consumer."""
-        self._stop.set()
+        self._halt.set()
         self.join(10)
 
 

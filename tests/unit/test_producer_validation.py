@@ -279,8 +279,10 @@ def test_inconsistent_security_settings_fail_early(overrides: dict[str, Any]) ->
 
 def test_topic_names() -> None:
     names = topic_names(Settings(topic_events="ev", topic_dlq="ev.dlq"))
-    assert names == TopicNames("ev", "recloop.items", "ev.dlq", "recloop.recommendations")
-    assert len(set(names)) == 4
+    assert names == TopicNames(
+        "ev", "recloop.items", "ev.dlq", "recloop.recommendations", "recloop.controls"
+    )
+    assert len(set(names)) == 5
 
 
 def test_ensure_topics_without_a_broker_fails_fast_and_clearly() -> None:

@@ -1,0 +1,134 @@
+"""A user's controls (mutes, not-interested, declared interests, opt-out): pure data and rules.
+
+Controls are what people *tell* recloop, beside what they do. They always win: ``allows``
+is applied to every candidate from every source, after ranking, so no model weight can bring
+back a muted category. Declared interests are a prior that fades as behaviour accumulates:
+
+    prior(n) = declared_weight * halfway / (halfway + n)
+
+where ``n`` is the number of events applied since the declaration; after ``halfway`` events
+the declaration counts half, and behaviour (co-occurrence, observed affinities) decides.
+Stored in Redis as the hash ``recloop:user:{USER_ID}:controls`` (fields in ``to_fields``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from schemas.control import Control, ControlType
+
+NOT_INTERESTED_KEEP = 1_000  # bounded state: oldest not-interested items are dropped
+
+
+@dataclass(slots=True)
+class UserControls:
+    """Everything a user told recloop."""
+
+    muted_categories: set[str] = field(default_factory=set)
+    muted_creators: set[str] = field(default_factory=set)
+    muted_items: set[str] = field(default_factory=set)
+    not_interested: dict[str, str | None] = field(default_factory=dict)
+    declared: tuple[str, ...] = ()
+    declared_at_events: int = 0  # the user's n_events when they declared
+    personalization: bool = True
+    updated_ts: int = 0
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing filters or biases the list."""
+        return not (
+            self.muted_categories
+            or self.muted_creators
+            or self.muted_items
+            or self.not_interested
+            or self.declared
+            or not self.personalization
+        )
+
+    def allows(self, item_id: str, categories: tuple[str, ...], creator_id: str | None) -> bool:
+        """Whether an item may appear in the user's list at all.
+
+        >>> UserControls(muted_categories={"News"}).allows("i1", ("News", "Sports"), None)
+        False
+        """
+        if item_id in self.muted_items or item_id in self.not_interested:
+            return False
+        if creator_id is not None and creator_id in self.muted_creators:
+            return False
+        return not any(c in self.muted_categories for c in categories)
+
+    def prior(self, n_events: int, *, weight: float, halfway: float) -> float:
+        """Weight of the declared interests after ``n_events`` behavioural events.
+
+        >>> UserControls(declared=("A",)).prior(5, weight=1.0, halfway=5.0)
+        0.5
+        """
+        if not self.declared:
+            return 0.0
+        since = max(0, n_events - self.declared_at_events)
+        return weight * halfway / (halfway + since)
+
+
+def apply_control(controls: UserControls, control: Control, *, n_events: int) -> None:
+    """Fold one control into ``controls`` (``forget`` is handled by the caller)."""
+    kind = control.type
+    if kind in (ControlType.MUTE, ControlType.UNMUTE):
+        target: set[str]
+        if control.category is not None:
+            target, value = controls.muted_categories, control.category
+        elif control.creator_id is not None:
+            target, value = controls.muted_creators, control.creator_id
+        else:
+            target, value = controls.muted_items, str(control.item_id)
+        if kind is ControlType.MUTE:
+            target.add(value)
+        else:
+            target.discard(value)
+            if control.item_id is not None:
+                controls.not_interested.pop(control.item_id, None)
+    elif kind is ControlType.NOT_INTERESTED:
+        item_id = str(control.item_id)
+        controls.not_interested.pop(item_id, None)
+        controls.not_interested[item_id] = control.reason
+        while len(controls.not_interested) > NOT_INTERESTED_KEEP:
+            del controls.not_interested[next(iter(controls.not_interested))]
+    elif kind is ControlType.DECLARE_INTERESTS:
+        controls.declared = tuple(dict.fromkeys(control.categories or ()))
+        controls.declared_at_events = n_events
+    elif kind is ControlType.PERSONALIZATION_OFF:
+        controls.personalization = False
+    elif kind is ControlType.PERSONALIZATION_ON:
+        controls.personalization = True
+    controls.updated_ts = max(controls.updated_ts, control.ts)
+
+
+def to_fields(controls: UserControls) -> dict[str, str]:
+    """The documented ``controls`` hash (README "Redis keys")."""
+    return {
+        "muted_categories": orjson.dumps(sorted(controls.muted_categories)).decode(),
+        "muted_creators": orjson.dumps(sorted(controls.muted_creators)).decode(),
+        "muted_items": orjson.dumps(sorted(controls.muted_items)).decode(),
+        "not_interested": orjson.dumps(controls.not_interested).decode(),
+        "declared_interests": orjson.dumps(list(controls.declared)).decode(),
+        "declared_at_events": str(controls.declared_at_events),
+        "personalization": "on" if controls.personalization else "off",
+        "updated_ts": str(controls.updated_ts),
+    }
+
+
+def from_fields(fields: dict[str, str]) -> UserControls:
+    """Inverse of ``to_fields`` (missing fields take their defaults)."""
+    if not fields:
+        return UserControls()
+    return UserControls(
+        muted_categories=set(orjson.loads(fields.get("muted_categories", "[]"))),
+        muted_creators=set(orjson.loads(fields.get("muted_creators", "[]"))),
+        muted_items=set(orjson.loads(fields.get("muted_items", "[]"))),
+        not_interested=dict(orjson.loads(fields.get("not_interested", "{}"))),
+        declared=tuple(orjson.loads(fields.get("declared_interests", "[]"))),
+        declared_at_events=int(fields.get("declared_at_events", 0)),
+        personalization=fields.get("personalization", "on") != "off",
+        updated_ts=int(fields.get("updated_ts", 0)),
+    )

@@ -1,0 +1,470 @@
+"""Pure codecs around Redis: user state <-> hash/list/zsets, script arguments, key layout,
+and engine snapshots.
+
+``apply_user.lua`` is mirrored here by a small Python port (``run_apply_user``) that reads
+its ARGV exactly as the script header documents it, so the argument layout built by
+``apply_args`` and what ``state_from_redis`` reads back are checked against each other
+without a server.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import orjson
+import pytest
+
+from pipeline.catalog import ItemInfo
+from pipeline.features import FeatureParams, Interaction, UserContext, UserState, apply_event
+from pipeline.model.snapshot import SNAPSHOT_FORMAT, engine_from_dict, engine_to_dict
+from pipeline.recommender import Engine, EngineParams
+from pipeline.signals import signal_for
+from pipeline.stores.keys import RedisKeys
+from pipeline.stores.users import (
+    FEATURES_SCHEMA_VERSION,
+    apply_args,
+    features_fields,
+    interaction_json,
+    state_from_redis,
+)
+
+T0 = 1_700_000_000_000
+HOUR_MS = 3_600_000
+CAPS = {"history_cap": 4, "excluded_cap": 5, "events_cap": 5}
+PARAMS = FeatureParams(
+    half_life_seconds=86_400.0,
+    history_size=CAPS["history_cap"],
+    excluded_size=CAPS["excluded_cap"],
+    dedupe_size=CAPS["events_cap"],
+)
+CATS = {"m1": ("Drama",), "m2": ("Comedy", "Drama"), "m3": ("Horror",), "m4": ()}
+
+
+def play(
+    state: UserState,
+    event_id: str,
+    kind: str,
+    item: str,
+    ts: int,
+    watch_seconds: float | None = None,
+    context: UserContext | None = None,
+) -> bool:
+    signal = signal_for(kind, watch_seconds, 600.0, threshold=0.6)
+    return apply_event(
+        state,
+        event_id=event_id,
+        event_type=kind,
+        item_id=item,
+        ts=ts,
+        signal=signal,
+        categories=CATS.get(item, ()),
+        params=PARAMS,
+        context=context,
+    )
+
+
+# --------------------------------------------------------------------------- fake Redis
+def _wire(value: Any) -> bytes:
+    """What redis-py sends for an argument (every ARGV entry is a bulk string)."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, float):
+        return repr(value).encode()
+    return str(value).encode()
+
+
+def _score(value: float) -> bytes:
+    """A sorted-set score as Redis returns it in a script reply (``%.17g``)."""
+    return format(value, ".17g").encode()
+
+
+@dataclass
+class UserKeys:
+    """The four per-user keys of one user, as plain Python values."""
+
+    features: dict[bytes, bytes] = field(default_factory=dict)
+    history: list[bytes] = field(default_factory=list)  # index 0 = head (newest)
+    excluded: dict[bytes, float] = field(default_factory=dict)
+    events: dict[bytes, float] = field(default_factory=dict)
+
+    def load(self) -> tuple[dict[bytes, bytes], list[bytes], list[bytes], list[bytes]]:
+        """What ``load_user.lua`` returns (HGETALL paired by the store, ZRANGE WITHSCORES)."""
+        return dict(self.features), list(self.history), _zrange(self.excluded), _zrange(self.events)
+
+
+def _zrange(zset: dict[bytes, float]) -> list[bytes]:
+    flat: list[bytes] = []
+    for member, score in sorted(zset.items(), key=lambda kv: (kv[1], kv[0])):
+        flat += [member, _score(score)]
+    return flat
+
+
+def run_apply_user(db: UserKeys, argv: list[Any]) -> int:
+    """Python port of ``apply_user.lua``, reading ARGV as its header documents."""
+    a = [_wire(v) for v in argv]
+    if a[0] != b"" and a[0] in db.events:
+        return 0
+    caps = [int(a[2]), int(a[3]), int(a[4])]
+    i = 5
+    n = int(a[i])
+    i += 1
+    for k in range(n):  # HSET field value ...
+        db.features[a[i + 2 * k]] = a[i + 2 * k + 1]
+    i += 2 * n
+    n = int(a[i])
+    i += 1
+    for value in a[i : i + n]:  # LPUSH json ...
+        db.history.insert(0, value)
+    i += n
+    if n:
+        del db.history[caps[0] :]  # LTRIM 0 cap-1
+    for zset, cap in ((db.excluded, caps[1]), (db.events, caps[2])):
+        n = int(a[i])
+        i += 1
+        for k in range(n):  # ZADD score member ...
+            zset[a[i + 2 * k + 1]] = float(a[i + 2 * k])
+        i += 2 * n
+        if n:  # ZREMRANGEBYRANK 0 -(cap+1): keep the top ``cap``
+            ranked = sorted(zset.items(), key=lambda kv: (kv[1], kv[0]))
+            for member, _ in ranked[: max(0, len(ranked) - cap)]:
+                del zset[member]
+    assert i == len(a), f"{len(a) - i} arguments left unread"
+    return 1
+
+
+def save(db: UserKeys, state: UserState, updated_ts: int, ttl: int = 86_400) -> int:
+    applied = run_apply_user(db, apply_args(state, updated_ts, ttl_seconds=ttl, **CAPS))
+    state.mark_clean()
+    return applied
+
+
+def load(db: UserKeys, user_id: str = "u1") -> UserState:
+    return state_from_redis(user_id, *db.load())
+
+
+def _history_state() -> UserState:
+    state = UserState("u1")
+    play(state, "e1", "watch", "m1", T0, 600.0, UserContext("en-GB", "mobile", "home"))
+    play(state, "e2", "click", "m2", T0 + 1_000)
+    play(state, "e3", "skip", "m3", T0 + 2_000, 3.0, UserContext(None, "tv", None))
+    play(state, "e4", "watch", "m2", T0 + HOUR_MS, 420.0)
+    play(state, "e5", "watch", "m4", T0 + 2 * HOUR_MS, 123.4)
+    return state
+
+
+def assert_same_user(loaded: UserState, state: UserState) -> None:
+    assert loaded.user_id == state.user_id
+    assert (loaded.n_click, loaded.n_skip, loaded.n_watch) == (
+        state.n_click,
+        state.n_skip,
+        state.n_watch,
+    )
+    assert loaded.completion_sum == state.completion_sum
+    assert loaded.affinity == pytest.approx(state.affinity, abs=1e-6)
+    assert (loaded.first_ts, loaded.last_ts) == (state.first_ts, state.last_ts)
+    assert loaded.context == state.context
+    assert len(loaded.history) == len(state.history)
+    for got, want in zip(loaded.history, state.history, strict=True):
+        assert (got.item_id, got.ts, got.kind, got.completion) == (
+            want.item_id,
+            want.ts,
+            want.kind,
+            want.completion,
+        )
+        assert got.weight == pytest.approx(want.weight, abs=1e-4)
+    assert list(loaded.excluded.items()) == list(state.excluded.items())
+    assert list(loaded.seen_events.items()) == list(state.seen_events.items())
+    assert loaded.skip_rate == pytest.approx(state.skip_rate)
+    assert loaded.mean_completion == pytest.approx(state.mean_completion)
+    assert [n for n, _ in loaded.top_categories()] == [n for n, _ in state.top_categories()]
+
+
+# --------------------------------------------------------------------------- features hash
+def test_features_fields_public_hash() -> None:
+    state = _history_state()
+    fields = features_fields(state, T0 + 5)
+    assert all(isinstance(v, str) for v in fields.values())
+    assert fields["schema_version"] == FEATURES_SCHEMA_VERSION == "1"
+    assert (fields["n_click"], fields["n_skip"], fields["n_watch"], fields["n_events"]) == (
+        "1",
+        "1",
+        "3",
+        "5",
+    )
+    assert float(fields["skip_rate"]) == pytest.approx(0.2)
+    assert float(fields["mean_completion"]) == pytest.approx(state.mean_completion, abs=1e-6)
+    assert float(fields["completion_sum"]) == state.completion_sum
+    assert orjson.loads(fields["affinity"]) == pytest.approx(state.affinity, abs=1e-6)
+    assert orjson.loads(fields["top_categories"]) == [n for n, _ in state.top_categories(5)]
+    assert (fields["first_ts"], fields["last_ts"], fields["updated_ts"]) == (
+        str(T0),
+        str(T0 + 2 * HOUR_MS),
+        str(T0 + 5),
+    )
+    assert (fields["locale"], fields["device"], fields["surface"]) == ("en-GB", "tv", "home")
+
+
+def test_features_fields_leave_out_unknown_context() -> None:
+    state = UserState("u1")
+    play(state, "e1", "click", "m1", T0, context=UserContext(None, "tv", None))
+    fields = features_fields(state, T0)
+    assert fields["device"] == "tv"
+    assert "locale" not in fields and "surface" not in fields
+
+
+def test_interaction_json_layout() -> None:
+    h = Interaction("m1", T0, "watch", 0.123456, 0.75)
+    assert orjson.loads(interaction_json(h)) == ["m1", T0, "watch", 0.1235, 0.75]
+    click = Interaction("m2", T0, "click", 0.3)
+    assert orjson.loads(interaction_json(click)) == ["m2", T0, "click", 0.3, None]
+
+
+# --------------------------------------------------------------------------- round trip
+def test_unknown_user_loads_as_fresh_state() -> None:
+    loaded = state_from_redis("nobody", {}, [], [], [])
+    assert loaded == UserState("nobody")
+
+
+def test_state_round_trip_through_redis_encodings() -> None:
+    state = _history_state()
+    db = UserKeys()
+    assert save(db, state, T0 + 5) == 1
+    assert db.history[0] == interaction_json(state.history[-1])  # stored newest first
+    assert all(isinstance(k, bytes) for k in db.features)
+    assert_same_user(load(db), state)
+
+
+def test_round_trip_of_several_batches_applies_the_same_caps() -> None:
+    state = UserState("u1")
+    db = UserKeys()
+    ts = T0
+    for batch in range(4):
+        for k in range(3):
+            ts += 60_000
+            n = batch * 3 + k
+            play(state, f"e{n}", "watch", f"i{n % 7}", ts, 60.0 * (n % 11))
+        save(db, state, ts)
+    assert len(state.history) == CAPS["history_cap"]
+    assert len(state.excluded) == CAPS["excluded_cap"]
+    loaded = load(db)
+    assert_same_user(loaded, state)
+    assert loaded.new_interactions == [] and loaded.new_events == []
+
+
+def test_loaded_state_keeps_deduplicating_and_capping() -> None:
+    state = _history_state()
+    db = UserKeys()
+    save(db, state, T0)
+    loaded = load(db)
+    assert not play(loaded, "e5", "watch", "m4", T0 + 2 * HOUR_MS, 123.4)
+    assert play(loaded, "e6", "click", "m9", T0 + 3 * HOUR_MS)
+    assert play(state, "e6", "click", "m9", T0 + 3 * HOUR_MS)
+    assert list(loaded.excluded) == list(state.excluded)  # the oldest dropped in both
+
+
+def test_retried_write_is_ignored() -> None:
+    state = _history_state()
+    db = UserKeys()
+    argv = apply_args(state, T0, ttl_seconds=60, **CAPS)
+    assert run_apply_user(db, argv) == 1
+    snapshot = (dict(db.features), list(db.history), dict(db.excluded), dict(db.events))
+    assert run_apply_user(db, argv) == 0
+    assert (db.features, db.history, db.excluded, db.events) == snapshot
+
+
+def test_write_without_new_events_only_updates_features() -> None:
+    state = _history_state()
+    db = UserKeys()
+    save(db, state, T0)
+    argv = apply_args(state, T0 + 99, ttl_seconds=60, **CAPS)
+    assert argv[0] == ""  # nothing to de-duplicate against
+    assert run_apply_user(db, argv) == 1
+    assert db.features[b"updated_ts"] == str(T0 + 99).encode()
+    assert_same_user(load(db), state)
+
+
+# --------------------------------------------------------------------------- script ARGV
+def _lua_argv_header() -> list[str]:
+    text = resources.files("pipeline.stores").joinpath("apply_user.lua").read_text("utf-8")
+    lines = text.splitlines()
+    start = next(k for k, line in enumerate(lines) if line.startswith("-- ARGV:"))
+    header = lines[start].removeprefix("-- ARGV:")
+    for line in lines[start + 1 :]:
+        if not re.match(r"--\s{2,}\S", line):
+            break
+        header += " " + line.removeprefix("--")
+    return [token.strip() for token in header.split(",") if token.strip()]
+
+
+def test_lua_header_documents_the_fixed_arguments() -> None:
+    names = _lua_argv_header()
+    assert names[:6] == [
+        "first_new_event_id",
+        "ttl",
+        "history_cap",
+        "excluded_cap",
+        "events_cap",
+        "n_fields",
+    ]
+    assert [n for n in names if n.startswith("n_")] == [
+        "n_fields",
+        "n_history",
+        "n_excluded",
+        "n_events",
+    ]
+
+
+def test_apply_args_follow_the_lua_header() -> None:
+    state = _history_state()
+    state.mark_clean()
+    play(state, "e6", "watch", "m1", T0 + 3 * HOUR_MS, 600.0)
+    play(state, "e7", "skip", "m3", T0 + 3 * HOUR_MS + 5, 2.0)
+    argv = apply_args(
+        state, T0 + 9, ttl_seconds=3_600, history_cap=50, excluded_cap=70, events_cap=80
+    )
+    assert argv[:5] == ["e6", 3_600, 50, 70, 80]
+    fields = features_fields(state, T0 + 9)
+    i = 5
+    assert argv[i] == len(fields)
+    pairs = argv[i + 1 : i + 1 + 2 * len(fields)]
+    assert dict(zip(pairs[::2], pairs[1::2], strict=True)) == fields
+    i += 1 + 2 * len(fields)
+    assert argv[i] == 2  # n_history
+    assert argv[i + 1 : i + 3] == [interaction_json(h) for h in state.new_interactions]
+    i += 3
+    assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "m1", T0 + 3 * HOUR_MS + 5, "m3"]
+    i += 5
+    assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "e6", T0 + 3 * HOUR_MS + 5, "e7"]
+    assert len(argv) == i + 5
+
+
+# --------------------------------------------------------------------------- keys
+def test_documented_key_layout() -> None:
+    keys = RedisKeys()
+    assert keys.features("42") == "recloop:user:{42}:features"
+    assert keys.recs("42") == "recloop:user:{42}:recs"
+    assert keys.history("u-7") == "recloop:user:{u-7}:history"
+    assert keys.excluded("u-7") == "recloop:user:{u-7}:excluded"
+    assert keys.events("u-7") == "recloop:user:{u-7}:events"
+
+
+def test_namespace_prefixes_every_key() -> None:
+    keys = RedisKeys(namespace="test-1a2b")
+    assert keys.features("42") == "test-1a2b:user:{42}:features"
+    assert keys.recs("42") == "test-1a2b:user:{42}:recs"
+    others = [
+        keys.model_log,
+        keys.model_version,
+        keys.model_snapshot_latest,
+        keys.model_snapshot_lock,
+        keys.active_users,
+        keys.model_snapshot(3),
+        keys.trending("locale:en-GB"),
+    ]
+    assert all(k.startswith("test-1a2b:") for k in others)
+    assert len(set(others)) == len(others)
+
+
+def test_user_keys_share_one_hash_tag() -> None:
+    keys = RedisKeys()
+    user_keys = keys.user_keys("a:b")
+    assert len(user_keys) == len(set(user_keys)) == 6
+    assert keys.features("a:b") in user_keys and keys.recs("a:b") in user_keys
+    for key in user_keys:
+        # the cluster slot is computed from the text between the first { and }
+        assert key[key.index("{") + 1 : key.index("}")] == "a:b"
+    assert RedisKeys().features("1") != RedisKeys().features("11")
+
+
+# --------------------------------------------------------------------------- snapshots
+def _trained_engine() -> tuple[Engine, EngineParams, dict[str, UserState]]:
+    params = EngineParams(ranker_power=1.0, list_size=10, category_cap=3)
+    engine = Engine(params)
+    categories = ("Drama", "Comedy", "Horror", "Documentary")
+    for c, name in enumerate(categories):
+        for k in range(8):
+            engine.upsert_item(
+                ItemInfo(
+                    f"{name[:3]}{k}",
+                    (name,),
+                    600.0,
+                    T0 - (c * 8 + k) * HOUR_MS,
+                    title=f"{name} {k}" if k % 2 else None,
+                )
+            )
+    ids = engine.catalog.ids
+    users: dict[str, UserState] = {}
+    ts = T0
+    for u in range(6):
+        state = users[f"u{u}"] = UserState(f"u{u}")
+        ctx = UserContext("en-GB" if u % 2 else "fr-FR", "tv")
+        for k in range(6):
+            ts += 97_000
+            item = ids[(u * 5 + k * 3) % len(ids)]
+            kind = ("watch", "watch", "skip", "click")[(u + k) % 4]
+            signal = signal_for(kind, 100.0 * (k + 1), 600.0, threshold=0.6)
+            record = engine.record_for(state, item, ts, kind, signal)
+            engine.train_ranker(state, item, signal, ts)
+            apply_event(
+                state,
+                event_id=f"u{u}-{k}",
+                event_type=kind,
+                item_id=item,
+                ts=ts,
+                signal=signal,
+                categories=engine.catalog.categories_of(engine.catalog.index_of(item)),
+                params=PARAMS,
+                context=ctx,
+            )
+            engine.apply(record)
+    users["cold"] = UserState("cold")
+    return engine, params, users
+
+
+def _lists(engine: Engine, users: dict[str, UserState], now: int) -> dict[str, list[Any]]:
+    engine.refresh_indexes(now)
+    return {
+        u: [(r.item_id, r.reason, r.score) for r in engine.recommend(state, now)]
+        for u, state in users.items()
+    }
+
+
+def test_snapshot_round_trip_recommends_the_same_lists() -> None:
+    engine, params, users = _trained_engine()
+    assert engine.ranker.updates > 0
+    doc = orjson.loads(orjson.dumps(engine_to_dict(engine)))
+    restored = engine_from_dict(doc, params)
+    assert restored.records_applied == engine.records_applied
+    assert restored.catalog.ids == engine.catalog.ids
+    now = T0 + 6 * HOUR_MS
+    before, after = _lists(engine, users, now), _lists(restored, users, now)
+    assert any(r[1].startswith("because you") for rows in before.values() for r in rows)
+    for user in users:
+        assert [r[:2] for r in after[user]] == [r[:2] for r in before[user]], user
+        assert [r[2] for r in after[user]] == pytest.approx([r[2] for r in before[user]])
+
+
+def test_snapshot_continues_learning_like_the_original() -> None:
+    engine, params, users = _trained_engine()
+    restored = engine_from_dict(orjson.loads(orjson.dumps(engine_to_dict(engine))), params)
+    state = users["u1"]
+    signal = signal_for("watch", 600.0, 600.0, threshold=0.6)
+    record = engine.record_for(state, "Hor5", T0 + 7 * HOUR_MS, "watch", signal)
+    for e in (engine, restored):
+        e.apply(record)
+    now = T0 + 8 * HOUR_MS
+    before, after = _lists(engine, users, now), _lists(restored, users, now)
+    for user in users:
+        assert [r[:2] for r in after[user]] == [r[:2] for r in before[user]], user
+
+
+def test_snapshot_of_another_format_is_refused() -> None:
+    engine, params, _ = _trained_engine()
+    doc = engine_to_dict(engine)
+    assert doc["format"] == SNAPSHOT_FORMAT
+    doc["format"] = SNAPSHOT_FORMAT + 1
+    with pytest.raises(ValueError, match="unsupported model snapshot format"):
+        engine_from_dict(doc, params)
