@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -52,6 +53,12 @@ class Services:
     stack: LocalStack | None
     workdir: Path
     started: list[str] = field(default_factory=list)
+    load: MachineLoad | None = None
+    quiet: dict[str, Any] = field(default_factory=dict)
+
+    def contention(self, start: float, end: float | None = None) -> dict[str, Any]:
+        """Other processes' CPU use between two ``time.monotonic()`` values."""
+        return self.load.window(start, end) if self.load else {}
 
     def pids(self) -> dict[str, int]:
         """PIDs of the broker and Redis when this run started them (for CPU accounting)."""
@@ -67,13 +74,18 @@ class Services:
 
 
 @contextlib.contextmanager
-def services(name: str, *, keep: bool = False) -> Iterator[Services]:
+def services(name: str, *, keep: bool = False, wait_quiet: float = 0.0) -> Iterator[Services]:
     """Kafka and Redis for one benchmark run; whatever was started here is stopped on exit.
 
-    SIGTERM is turned into ``KeyboardInterrupt`` so a killed benchmark still stops the
-    broker, Redis and its workers (every ``finally`` runs).
+    First waits up to ``wait_quiet`` seconds for the rest of the machine to be idle, then
+    samples other processes' CPU use for the whole run (``Services.contention``). SIGTERM is
+    turned into ``KeyboardInterrupt`` so a killed benchmark still stops the broker, Redis and
+    its workers (every ``finally`` runs).
     """
     _sigterm_as_interrupt()
+    quiet = wait_for_quiet(wait_quiet) if wait_quiet > 0 else {}
+    load = MachineLoad()
+    load.start()
     workdir = Path(tempfile.mkdtemp(prefix=f"recloop-bench-{name}-"))
     kafka = os.environ.get("RECLOOP_KAFKA_BOOTSTRAP")
     redis_url = os.environ.get("RECLOOP_REDIS_URL")
@@ -103,9 +115,10 @@ def services(name: str, *, keep: bool = False) -> Iterator[Services]:
             started.append("kafka")
         if started:
             log(f"started {'+'.join(started)} in {time.monotonic() - t0:.1f} s ({workdir})")
-        yield Services(kafka, redis_url, stack, workdir, started)
+        yield Services(kafka, redis_url, stack, workdir, started, load, quiet)
         ok = True
     finally:
+        load.stop()
         if stack is not None:
             stack.stop()
         if ok and not keep:
@@ -120,6 +133,13 @@ def _sigterm_as_interrupt() -> None:
 
     with contextlib.suppress(ValueError):  # not the main thread
         signal.signal(signal.SIGTERM, handler)
+
+
+def add_common_args(parser: Any) -> None:
+    """Options every benchmark takes."""
+    parser.add_argument("--wait-quiet", type=float, default=120.0,
+                        help="wait up to this many seconds for other processes to leave the CPU idle (default 120)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir with worker and stack logs")
 
 
 def bench_settings(svc: Services, name: str, **overrides: Any) -> Settings:
@@ -269,6 +289,115 @@ class CpuMeter:
             with contextlib.suppress(OSError):
                 self.result[name] = 100.0 * (cpu_seconds(pid) - self._c0[name]) / wall
         return self.result
+
+
+def _stat_busy() -> float:
+    """Busy CPU seconds of the whole machine so far (all cores), from ``/proc/stat``."""
+    with open("/proc/stat") as f:
+        parts = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in parts[:8])
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, []))
+    return out
+
+
+class MachineLoad(threading.Thread):
+    """Once a second: CPU used by this benchmark (its process tree) and by everything else.
+
+    The machine has few cores and may be shared; a run during which other processes used a
+    sizeable share of a core measured a contended machine, and says so in its results.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        super().__init__(name="machine-load", daemon=True)
+        self.interval = interval
+        self.samples: list[tuple[float, float, float]] = []  # (monotonic, ours %, others %)
+        self._halt = threading.Event()
+
+    def _ours(self) -> dict[int, float]:
+        out = {}
+        for pid in _descendants(os.getpid()):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                out[pid] = cpu_seconds(pid)
+        return out
+
+    def run(self) -> None:
+        t0, busy0, ours0 = time.monotonic(), _stat_busy(), self._ours()
+        while not self._halt.wait(self.interval):
+            t1, busy1, ours1 = time.monotonic(), _stat_busy(), self._ours()
+            wall = max(t1 - t0, 1e-9)
+            ours = sum(c - ours0.get(pid, 0.0) for pid, c in ours1.items())
+            total = busy1 - busy0
+            self.samples.append((t1, 100 * ours / wall, 100 * max(0.0, total - ours) / wall))
+            t0, busy0, ours0 = t1, busy1, ours1
+
+    def window(self, start: float, end: float | None = None) -> dict[str, float | None]:
+        """Mean and max CPU % (of one core) of others and ours between two monotonic times."""
+        end = end if end is not None else time.monotonic()
+        chosen = [s for s in self.samples if start <= s[0] <= end + self.interval]
+        if not chosen:
+            return {"others_mean": None, "others_max": None, "ours_mean": None}
+        return {
+            "others_mean": sum(s[2] for s in chosen) / len(chosen),
+            "others_max": max(s[2] for s in chosen),
+            "ours_mean": sum(s[1] for s in chosen) / len(chosen),
+        }
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(5)
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 25.0, window: float = 2.0) -> dict[str, Any]:
+    """Wait until the rest of the machine uses < ``threshold`` % of a core (at most ``max_wait`` s).
+
+    Returns what was seen, so results can say whether the run started on a busy machine.
+    """
+    t0 = time.monotonic()
+    busy = math.inf
+    while True:
+        b0, w0 = _stat_busy(), time.monotonic()
+        time.sleep(window)
+        busy = 100 * (_stat_busy() - b0) / (time.monotonic() - w0)
+        if busy < threshold or time.monotonic() - t0 >= max_wait:
+            break
+        log(f"machine busy ({busy:.0f} % of a core used by other processes); waiting for it to quieten")
+    waited = time.monotonic() - t0
+    quiet = busy < threshold
+    if not quiet:
+        log(f"WARNING: still {busy:.0f} % busy after {waited:.0f} s; measuring on a contended machine")
+    return {"others_percent_at_start": busy, "waited_seconds": waited, "quiet_at_start": quiet}
+
+
+CONTENDED_PERCENT = 25.0
+"""Other processes using more than this share of a core during a measurement make it suspect."""
+
+
+def contention_note(load: dict[str, Any]) -> str:
+    """One line for a report: how busy the rest of the machine was while measuring."""
+    others = load.get("others_mean")
+    if others is None:
+        return "machine load: not measured"
+    flag = "CONTENDED: numbers are low bounds" if others > CONTENDED_PERCENT else "quiet"
+    return (f"other processes during measurement: mean {others:.0f} %, max {load['others_max']:.0f} % "
+            f"of a core ({flag})")
 
 
 # ----------------------------------------------------------------------------- statistics

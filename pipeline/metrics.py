@@ -81,6 +81,9 @@ class WorkerMetrics:
             ["topic", "partition"],
             registry=r,
         )
+        self.controls = Counter(
+            "recloop_controls_total", "User controls applied, by type.", ["type"], registry=r
+        )
         self.forgotten = Counter(
             "recloop_users_forgotten_total", "Users whose state was deleted on request.", registry=r
         )

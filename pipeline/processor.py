@@ -26,7 +26,8 @@ import redis.asyncio as aioredis
 from pipeline.catalog import item_info
 from pipeline.coalesce import RefreshScheduler, Trigger
 from pipeline.config import Settings
-from pipeline.features import FeatureParams, UserContext, UserState, apply_event
+from pipeline.controls import apply_control
+from pipeline.features import FeatureParams, UserContext, UserState, apply_event, mark_seen
 from pipeline.metrics import WorkerMetrics
 from pipeline.recommender import Engine, EngineParams, LearnRecord
 from pipeline.retry import retry_forever
@@ -34,7 +35,7 @@ from pipeline.signals import signal_for
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import ModelLog
 from pipeline.stores.users import UserStore
-from schemas.control import ControlType
+from schemas.control import Control, ControlType
 from schemas.dead_letter import RejectReason
 from schemas.events import Event, Item
 from schemas.validation import (
@@ -204,13 +205,22 @@ class Processor:
         await self._refresh(due, trigger_kind="event")
 
     def _learn(self, state: UserState, event: Event) -> LearnRecord:
-        """Apply one new event to the user's state and the engine's ranker."""
+        """Apply one new event to the user's state and the engine's ranker.
+
+        With personalization off the event only counts towards anonymous item statistics
+        (no context, no segments) and is remembered for de-duplication; no behavioural
+        feature of the user moves.
+        """
         engine = self.engine
         idx = engine.catalog.ensure(event.item_id)
         duration = event.duration_seconds or engine.catalog.infos[idx].duration_seconds
         signal = signal_for(
             event.type, event.watch_seconds, duration, threshold=self.settings.completion_threshold
         )
+        if not state.controls.personalization:
+            mark_seen(state, event.event_id, event.ts, self.feature_params.dedupe_size)
+            anonymous = UserState(state.user_id)
+            return engine.record_for(anonymous, event.item_id, event.ts, event.type, signal)
         record = engine.record_for(state, event.item_id, event.ts, event.type, signal)
         engine.train_ranker(state, event.item_id, signal, event.ts)
         ctx = event.context
@@ -312,17 +322,50 @@ class Processor:
     async def handle_controls(self, messages: Sequence[RawMessage]) -> None:
         """User controls (control v1); this worker owns the users' partitions."""
         rejected: list[tuple[RawMessage, Rejected]] = []
-        forgotten: list[str] = []
+        controls: list[Control] = []
         for m in messages:
             parsed = parse_control(m.value, max_bytes=self.settings.max_event_bytes)
             if isinstance(parsed, Rejected):
                 rejected.append((m, parsed))
-            elif parsed.type is ControlType.FORGET:
-                forgotten.append(parsed.user_id)
-        if forgotten:
-            await self._forget(forgotten)
+            else:
+                controls.append(parsed)
+        # in arrival order, a forget splitting the batch: what came before it is forgotten too
+        pending: list[Control] = []
+        for control in controls:
+            if control.type is ControlType.FORGET:
+                await self._apply_controls(pending)
+                pending = []
+                await self._forget([control.user_id])
+            else:
+                pending.append(control)
+        await self._apply_controls(pending)
         if rejected:
             await self._dead_letter(rejected)
+
+    async def _apply_controls(self, controls: list[Control]) -> None:
+        """Store the users' new controls, then refresh their lists through the coalescer."""
+        if not controls:
+            return
+        await self._load_users({c.user_id for c in controls})
+        touched: dict[str, Trigger] = {}
+        for control in controls:
+            state = self.cache[control.user_id]
+            apply_control(state.controls, control, n_events=state.n_events)
+            touched[control.user_id] = Trigger(control.control_id, control.ts)
+            self.metrics.controls.labels(str(control.type)).inc()
+
+        async def write() -> None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for user_id in touched:
+                    self.users.queue_save_controls(pipe, self.cache[user_id])
+                await pipe.execute()
+
+        await retry_forever(
+            write, what="redis controls write", on_error=lambda _: self.metrics.redis_errors.inc()
+        )
+        now = wall_ms()
+        due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now)]
+        await self._refresh(due, trigger_kind="control")
 
     async def _forget(self, user_ids: list[str]) -> None:
         """Delete every key of the users, then publish a non-personalised list for each.
@@ -387,7 +430,9 @@ class Processor:
             state = self.cache.get(user_id)
             if state is None:
                 continue
-            personalized = state.n_events > 0
+            personalized = state.controls.personalization and (
+                state.n_events > 0 or bool(state.controls.declared)
+            )
             ranked = self.engine.recommend(state, now, personalized=personalized)
             doc = encode_recommendation(
                 user_id,

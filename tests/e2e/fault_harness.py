@@ -410,7 +410,7 @@ def group_lag(settings: Settings) -> int | None:
         return None
     consumer = None
     try:
-        committed = admin.list_consumer_group_offsets(settings.app_id)
+        committed = admin.list_group_offsets(settings.app_id).get(settings.app_id, {})
         consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=None, request_timeout_ms=5_000
         )

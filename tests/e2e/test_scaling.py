@@ -13,11 +13,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
-
 from fault_harness import (
     ListWatcher,
     Traffic,
@@ -31,6 +29,7 @@ from fault_harness import (
     wait_converged,
     wall_ms,
 )
+
 from pipeline.config import Settings
 from pipeline.producer import EventProducer
 from pipeline.stores.keys import RedisKeys

@@ -9,84 +9,23 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from pipeline.config import Settings
 from pipeline.producer import EventProducer
-from pipeline.stack import free_port
 from pipeline.stores.keys import RedisKeys
 from pipeline.testing import TopicReader, WorkerProcess, wait_for
-from pipeline.topics import ensure_topics
-
-CATEGORIES = ["Comedy", "Drama", "Documentary", "Music", "Sports", "Kids"]
-ITEMS_PER_CATEGORY = 15
-
-
-def item_id(category: str, n: int) -> str:
-    return f"{category.lower()}-{n}"
-
-
-@pytest.fixture(scope="module")
-def stack(
-    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, Any]]:
-    uid = uuid.uuid4().hex[:8]
-    settings = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=redis_url,
-        redis_namespace=f"t{uid}",
-        app_id=f"recloop-it-{uid}",
-        topic_events=f"it{uid}.events",
-        topic_items=f"it{uid}.items",
-        topic_dlq=f"it{uid}.events.dlq",
-        topic_recommendations=f"it{uid}.recommendations",
-        web_port=free_port(),
-        topic_partitions=4,
-    )
-    ensure_topics(settings)
-    now = int(time.time() * 1000)
-    with EventProducer(settings) as producer:
-        for category in CATEGORIES:
-            for n in range(ITEMS_PER_CATEGORY):
-                producer.item(
-                    item_id(category, n),
-                    [category],
-                    duration_seconds=600.0,
-                    published_ts=now - n * 3_600_000,
-                    title=f"{category} #{n}",
-                )
-        producer.flush()
-    log_dir = tmp_path_factory.mktemp("worker")
-    worker = WorkerProcess(settings, log_path=log_dir / "worker.log").wait_ready(90)
-    client = redis.Redis.from_url(redis_url)
-    yield {
-        "settings": settings,
-        "worker": worker,
-        "redis": client,
-        "keys": RedisKeys(settings.redis_namespace),
-    }
-    worker.stop()
-    client.close()
-
-
-def features(stack: dict[str, Any], user_id: str) -> dict[str, str]:
-    raw = stack["redis"].hgetall(stack["keys"].features(user_id))
-    return {k.decode(): v.decode() for k, v in raw.items()}
-
-
-def recs(stack: dict[str, Any], user_id: str) -> dict[str, Any] | None:
-    raw = stack["redis"].get(stack["keys"].recs(user_id))
-    return None if raw is None else orjson.loads(raw)
-
-
-def counts(stack: dict[str, Any], user_id: str) -> tuple[int, int, int]:
-    f = features(stack, user_id)
-    return int(f.get("n_click", 0)), int(f.get("n_skip", 0)), int(f.get("n_watch", 0))
+from tests.integration.conftest import (
+    CATEGORIES,
+    ITEMS_PER_CATEGORY,
+    counts,
+    features,
+    item_id,
+    recs,
+)
 
 
 def test_first_click_of_a_new_user_yields_a_list_on_the_topic_and_in_redis(
