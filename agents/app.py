@@ -123,6 +123,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
             try:
                 behind = app.consumer.highwater(tp) - offset - 1
             except Exception:  # lag is advisory: never fail a batch over it
+                log.debug("no highwater for partition", exc_info=True)
                 continue
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, behind))
 
@@ -168,6 +169,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
     every(settings.trending_sync_seconds, Processor.refresh_trending, "trending")
     every(settings.model_snapshot_seconds, Processor.snapshot_model, "snapshot")
     every(min(30.0, settings.stale_list_seconds / 4), Processor.refresh_stale, "stale_refresh")
+    every(60.0, Processor.sweep_segments, "segment_sweep")
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:

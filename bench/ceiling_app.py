@@ -46,9 +46,13 @@ def create_app(env: dict[str, str]) -> faust.App:
 
     def topic(name: str) -> Any:
         return app.topic(
-            name, key_type=bytes, value_type=bytes, key_serializer="raw",
-            value_serializer="raw", partitions=partitions,
-        )  # fmt: skip
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
 
     topic(sink)
     stats = {"forwarded": 0, "bad": 0}
@@ -67,7 +71,9 @@ def create_app(env: dict[str, str]) -> faust.App:
                 if not forward_events:
                     stats["forwarded"] += 1
                     continue
-                futures.append(await producer.send(sink, event.message.key, event.value, None, None, None))
+                futures.append(
+                    await producer.send(sink, event.message.key, event.value, None, None, None)
+                )
             if futures:
                 await asyncio.gather(*futures)
                 stats["forwarded"] += len(futures)
@@ -80,4 +86,6 @@ def create_app(env: dict[str, str]) -> faust.App:
 
 
 if __name__ == "__main__":
-    faust.Worker(create_app(dict(os.environ)), loglevel="info", quiet=True).execute_from_commandline()
+    faust.Worker(
+        create_app(dict(os.environ)), loglevel="info", quiet=True
+    ).execute_from_commandline()

@@ -137,9 +137,15 @@ def _sigterm_as_interrupt() -> None:
 
 def add_common_args(parser: Any) -> None:
     """Options every benchmark takes."""
-    parser.add_argument("--wait-quiet", type=float, default=120.0,
-                        help="wait up to this many seconds for other processes to leave the CPU idle (default 120)")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir with worker and stack logs")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120.0,
+        help="wait up to this many seconds for other processes to leave the CPU idle (default 120)",
+    )
+    parser.add_argument(
+        "--keep-logs", action="store_true", help="keep the temp dir with worker and stack logs"
+    )
 
 
 def bench_settings(svc: Services, name: str, **overrides: Any) -> Settings:
@@ -277,14 +283,16 @@ class CpuMeter:
         self._t0 = 0.0
         self._c0: dict[str, float] = {}
         self.result: dict[str, float] = {}
+        self.start_time = self.stop_time = 0.0
 
     def start(self) -> CpuMeter:
-        self._t0 = time.monotonic()
+        self._t0 = self.start_time = time.monotonic()
         self._c0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
         return self
 
     def stop(self) -> dict[str, float]:
-        wall = max(time.monotonic() - self._t0, 1e-9)
+        self.stop_time = time.monotonic()
+        wall = max(self.stop_time - self._t0, 1e-9)
         for name, pid in self.pids.items():
             with contextlib.suppress(OSError):
                 self.result[name] = 100.0 * (cpu_seconds(pid) - self._c0[name]) / wall
@@ -378,11 +386,17 @@ def wait_for_quiet(max_wait: float, threshold: float = 25.0, window: float = 2.0
         busy = 100 * (_stat_busy() - b0) / (time.monotonic() - w0)
         if busy < threshold or time.monotonic() - t0 >= max_wait:
             break
-        log(f"machine busy ({busy:.0f} % of a core used by other processes); waiting for it to quieten")
+        log(
+            f"machine busy ({busy:.0f} % of a core used by other processes); waiting for it to "
+            "quieten"
+        )
     waited = time.monotonic() - t0
     quiet = busy < threshold
     if not quiet:
-        log(f"WARNING: still {busy:.0f} % busy after {waited:.0f} s; measuring on a contended machine")
+        log(
+            f"WARNING: still {busy:.0f} % busy after {waited:.0f} s; measuring on a contended "
+            "machine"
+        )
     return {"others_percent_at_start": busy, "waited_seconds": waited, "quiet_at_start": quiet}
 
 
@@ -396,8 +410,10 @@ def contention_note(load: dict[str, Any]) -> str:
     if others is None:
         return "machine load: not measured"
     flag = "CONTENDED: numbers are low bounds" if others > CONTENDED_PERCENT else "quiet"
-    return (f"other processes during measurement: mean {others:.0f} %, max {load['others_max']:.0f} % "
-            f"of a core ({flag})")
+    return (
+        f"other processes during measurement: mean {others:.0f} %, max {load['others_max']:.0f} % "
+        f"of a core ({flag})"
+    )
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -449,11 +465,15 @@ def fmt(value: Any, digits: int = 1) -> str:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> str:
     """A plain-text table: first column left-aligned, the others right-aligned."""
-    cells = [[str(h) for h in headers]] + [[c if isinstance(c, str) else fmt(c) for c in r] for r in rows]
+    cells = [[str(h) for h in headers]] + [
+        [c if isinstance(c, str) else fmt(c) for c in r] for r in rows
+    ]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
 
     def line(row: Sequence[str]) -> str:
-        parts = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
+        parts = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     out = [title, ""] if title else []
@@ -475,15 +495,29 @@ def machine_facts() -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem_kib = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
     versions = {}
-    for dist in ("faust-streaming", "mode-streaming", "aiokafka", "kafka-python", "redis", "river", "orjson"):
+    for dist in (
+        "faust-streaming",
+        "mode-streaming",
+        "aiokafka",
+        "kafka-python",
+        "redis",
+        "river",
+        "orjson",
+    ):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     commit = None
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        commit = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=False, timeout=5,
-        ).stdout.strip() or None  # fmt: skip
+        commit = (
+            subprocess.run(
+                ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
     return {
         "cores": os.cpu_count(),
         "cpu_model": cpu_model,
@@ -501,7 +535,9 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     doc = {"benchmark": name, "machine": machine_facts(), **data}
-    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=_nan))
+    path.write_bytes(
+        orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=_nan)
+    )
     return path
 
 

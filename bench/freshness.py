@@ -35,11 +35,12 @@ import time
 from typing import Any
 
 import orjson
-
 from common import (
     Services,
+    add_common_args,
     admin_client,
     bench_settings,
+    contention_note,
     fetch_text,
     group_lag,
     log,
@@ -51,6 +52,7 @@ from common import (
     with_new_port,
     write_results,
 )
+
 from pipeline.config import Settings
 from pipeline.producer import EventProducer, kafka_producer
 from pipeline.simulator import World, events_due
@@ -149,7 +151,9 @@ class RedisSampler(threading.Thread):
                 if raw is not None:
                     doc = orjson.loads(raw)
                     trig_ts = doc.get("trigger_ts")
-                    if doc.get("trigger_event_id") == event_id or (trig_ts is not None and trig_ts > ts):
+                    if doc.get("trigger_event_id") == event_id or (
+                        trig_ts is not None and trig_ts > ts
+                    ):
                         self.latencies.append(seen - ts)
                         done.add(sample)
                         continue
@@ -248,7 +252,14 @@ def produce(
                         sampler.add(event["user_id"], event["event_id"], event["ts"])
                 time.sleep(0.001)
             elapsed = time.monotonic() - start
-            out[phase] = {"sent": sent, "seconds": elapsed, "start_ms": start_ms, "end_ms": now_ms()}
+            out[phase] = {
+                "sent": sent,
+                "seconds": elapsed,
+                "start_ms": start_ms,
+                "end_ms": now_ms(),
+                "start_mono": start,
+                "end_mono": time.monotonic(),
+            }
             log(f"{phase}: sent {sent:,} events in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
         producer.flush(30)
     finally:
@@ -280,7 +291,9 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
     try:
         t_start = time.monotonic()
         for i in range(args.workers):
-            workers.append(WorkerProcess(with_new_port(settings), log_path=svc.workdir / f"worker-{i}.log"))
+            workers.append(
+                WorkerProcess(with_new_port(settings), log_path=svc.workdir / f"worker-{i}.log")
+            )
         for w in workers:
             w.wait_ready(120)
         log(f"{len(workers)} worker(s) ready in {time.monotonic() - t_start:.1f} s")
@@ -319,6 +332,9 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
                 thread.stop()
 
     measure = phases["measure"]
+    load = svc.contention(measure.pop("start_mono"), measure.pop("end_mono"))
+    phases.get("warmup", {}).pop("start_mono", None)
+    phases.get("warmup", {}).pop("end_mono", None)
     lo_ms, hi_ms = measure["start_ms"], measure["end_ms"]
     in_window = [(r, t) for r, t in listener.samples if lo_ms <= t <= hi_ms]
     topic_lat = [float(r - t) for r, t in in_window]
@@ -331,7 +347,15 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         lat = [float(r - t) for r, t in in_window if start <= t < start + step]
         if lat:
             s = summary(lat)
-            windows.append({"from_s": (start - lo_ms) / 1000, "lists": len(lat), "p50": s["p50"], "p99": s["p99"], "max": s["max"]})
+            windows.append(
+                {
+                    "from_s": (start - lo_ms) / 1000,
+                    "lists": len(lat),
+                    "p50": s["p50"],
+                    "p99": s["p99"],
+                    "max": s["max"],
+                }
+            )
 
     d = args.duration
     mid_mean, mid_max, mid_n = window_mean(lag.samples, 0.4 * d, 0.6 * d)
@@ -358,43 +382,92 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
     ok = ok_latency and ok_rate and growing is False
     return {
         "config": {
-            "workers": args.workers, "rate": args.rate, "duration_s": args.duration,
-            "warmup_s": args.warmup, "users": args.users, "items": args.items,
-            "partitions": args.partitions, "seed": args.seed, "redis_sample": args.redis_sample,
-            "refresh_interval_ms": settings.refresh_interval_ms, "batch_size": settings.batch_size,
+            "workers": args.workers,
+            "rate": args.rate,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "users": args.users,
+            "items": args.items,
+            "partitions": args.partitions,
+            "seed": args.seed,
+            "redis_sample": args.redis_sample,
+            "refresh_interval_ms": settings.refresh_interval_ms,
+            "batch_size": settings.batch_size,
             "batch_within_seconds": settings.batch_within_seconds,
             "kafka": "own LocalStack" if "kafka" in svc.started else svc.kafka_bootstrap,
-        },  # fmt: skip
-        "produced": {"events": measure["sent"], "seconds": measure["seconds"], "rate": produced_rate,
-                     "warmup_events": phases.get("warmup", {}).get("sent", 0)},  # fmt: skip
+        },
+        "produced": {
+            "events": measure["sent"],
+            "seconds": measure["seconds"],
+            "rate": produced_rate,
+            "warmup_events": phases.get("warmup", {}).get("sent", 0),
+        },
         "topic_latency_ms": ts,
         "redis_latency_ms": {**rs, "timed_out": sampler.timed_out},
-        "lists": {"received_in_window": len(in_window), "received_total": listener.received,
-                  "untriggered": listener.untriggered, "published_by_trigger": lists_by_trigger},  # fmt: skip
-        "worker": {"events_applied": applied, "batches": batch_n,
-                   "mean_batch_size": batch_events / batch_n if batch_n else None,
-                   "mean_batch_ms": 1000 * batch_s / batch_n if batch_n else None},  # fmt: skip
+        "lists": {
+            "received_in_window": len(in_window),
+            "received_total": listener.received,
+            "untriggered": listener.untriggered,
+            "published_by_trigger": lists_by_trigger,
+        },
+        "worker": {
+            "events_applied": applied,
+            "batches": batch_n,
+            "mean_batch_size": batch_events / batch_n if batch_n else None,
+            "mean_batch_ms": 1000 * batch_s / batch_n if batch_n else None,
+        },
         "latency_by_window": windows,
+        "machine_load_percent": load,
         "backlog": {
             "samples": [[round(t, 2), v] for t, v in lag.samples],
-            "mid_mean": mid_mean, "mid_max": mid_max, "mid_samples": mid_n,
-            "end_mean": end_mean, "end_max": end_max, "end_samples": end_n,
-            "tolerance": tolerance, "growing": growing, "drain_after_stop_s": drain_s,
-        },  # fmt: skip
-        "goal": {"p99_ms_below": GOAL_P99_MS, "met": ok, "latency_ok": ok_latency,
-                 "rate_ok": ok_rate, "no_growing_backlog": growing is False},  # fmt: skip
+            "mid_mean": mid_mean,
+            "mid_max": mid_max,
+            "mid_samples": mid_n,
+            "end_mean": end_mean,
+            "end_max": end_max,
+            "end_samples": end_n,
+            "tolerance": tolerance,
+            "growing": growing,
+            "drain_after_stop_s": drain_s,
+        },
+        "goal": {
+            "p99_ms_below": GOAL_P99_MS,
+            "met": ok,
+            "latency_ok": ok_latency,
+            "rate_ok": ok_rate,
+            "no_growing_backlog": growing is False,
+        },
     }
 
 
 def report(r: dict[str, Any]) -> str:
     c, ts, rs, b = r["config"], r["topic_latency_ms"], r["redis_latency_ms"], r["backlog"]
-    title = (f"freshness: {c['workers']} worker(s), {c['rate']:,.0f} events/s target for {c['duration_s']:.0f} s, "
-             f"{c['users']:,} users, {c['items']:,} items")  # fmt: skip
+    title = (
+        f"freshness: {c['workers']} worker(s), {c['rate']:,.0f} events/s target for "
+        f"{c['duration_s']:.0f} s, "
+        f"{c['users']:,} users, {c['items']:,} items"
+    )
     lat = table(
         ["path (event ts -> list)", "samples", "p50 ms", "p95 ms", "p99 ms", "max ms", "mean ms"],
         [
-            ["topic (list received)", ts["count"], ts["p50"], ts["p95"], ts["p99"], ts["max"], ts["mean"]],
-            ["redis (recs key reflects it)", rs["count"], rs["p50"], rs["p95"], rs["p99"], rs["max"], rs["mean"]],
+            [
+                "topic (list received)",
+                ts["count"],
+                ts["p50"],
+                ts["p95"],
+                ts["p99"],
+                ts["max"],
+                ts["mean"],
+            ],
+            [
+                "redis (recs key reflects it)",
+                rs["count"],
+                rs["p50"],
+                rs["p95"],
+                rs["p99"],
+                rs["max"],
+                rs["mean"],
+            ],
         ],
         title=title,
     )
@@ -404,24 +477,51 @@ def report(r: dict[str, Any]) -> str:
             ["events produced (measured window)", r["produced"]["events"]],
             ["achieved produce rate (events/s)", r["produced"]["rate"]],
             ["lists received (trigger in window)", r["lists"]["received_in_window"]],
-            ["lists published: event / deferred / background",
-             " / ".join(f"{int(v):,}" for v in r["lists"]["published_by_trigger"].values())],
-            ["worker mean batch (events, ms)", f"{fmt_num(r['worker']['mean_batch_size'])}, {fmt_num(r['worker']['mean_batch_ms'])}"],
+            [
+                "lists published: event / deferred / background",
+                " / ".join(f"{int(v):,}" for v in r["lists"]["published_by_trigger"].values()),
+            ],
+            [
+                "worker mean batch (events, ms)",
+                f"{fmt_num(r['worker']['mean_batch_size'])}, "
+                f"{fmt_num(r['worker']['mean_batch_ms'])}",
+            ],
             ["redis samples timed out", rs["timed_out"]],
-            ["group lag mid (mean / max of samples)", f"{fmt_num(b['mid_mean'])} / {b['mid_max']:,}"],
-            ["group lag end (mean / max of samples)", f"{fmt_num(b['end_mean'])} / {b['end_max']:,}"],
+            [
+                "group lag mid (mean / max of samples)",
+                f"{fmt_num(b['mid_mean'])} / {b['mid_max']:,}",
+            ],
+            [
+                "group lag end (mean / max of samples)",
+                f"{fmt_num(b['end_mean'])} / {b['end_max']:,}",
+            ],
             ["growing backlog", {True: "yes", False: "no", None: "unknown"}[b["growing"]]],
             ["drain after producer stop (s)", fmt_num(b["drain_after_stop_s"], 1)],
         ],
-    )  # fmt: skip
+    )
     windows = table(
         ["trigger window", "lists", "p50 ms", "p99 ms", "max ms"],
-        [[f"{w['from_s']:.0f}-{w['from_s'] + 10:.0f} s", w["lists"], w["p50"], w["p99"], w["max"]] for w in r["latency_by_window"]],
+        [
+            [
+                f"{w['from_s']:.0f}-{w['from_s'] + 10:.0f} s",
+                w["lists"],
+                w["p50"],
+                w["p99"],
+                w["max"],
+            ]
+            for w in r["latency_by_window"]
+        ],
     )
     g = r["goal"]
-    goal = (f"goal p99 < {g['p99_ms_below']:.0f} ms at {c['rate']:,.0f}/s, no growing backlog: {verdict(g['met'])}"
-            f" (p99 {ts['p99']:,.0f} ms, rate {'ok' if g['rate_ok'] else 'LOW'}, backlog {'ok' if g['no_growing_backlog'] else 'GROWING/unknown'})")  # fmt: skip
-    return "\n\n".join([lat, facts, windows, goal])
+    goal = (
+        f"goal p99 < {g['p99_ms_below']:.0f} ms at {c['rate']:,.0f}/s, no growing backlog: "
+        f"{verdict(g['met'])}"
+        f" (p99 {ts['p99']:,.0f} ms, rate {'ok' if g['rate_ok'] else 'LOW'}, backlog "
+        f"{'ok' if g['no_growing_backlog'] else 'GROWING/unknown'})"
+    )
+    return "\n\n".join(
+        [lat, facts, windows, goal + "\n" + contention_note(r["machine_load_percent"])]
+    )
 
 
 def fmt_num(value: Any, digits: int = 0) -> str:
@@ -431,23 +531,45 @@ def fmt_num(value: Any, digits: int = 0) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--rate", type=float, default=1000.0, help="events per second (default 1000)")
     p.add_argument("--duration", type=float, default=60.0, help="measured seconds (default 60)")
-    p.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds of traffic first (default 5)")
+    p.add_argument(
+        "--warmup", type=float, default=5.0, help="unmeasured seconds of traffic first (default 5)"
+    )
     p.add_argument("--users", type=int, default=5000, help="simulated users (default 5000)")
     p.add_argument("--items", type=int, default=2000, help="catalogue size (default 2000)")
-    p.add_argument("--partitions", type=int, default=8, help="partitions of the bench topics (default 8)")
+    p.add_argument(
+        "--partitions", type=int, default=8, help="partitions of the bench topics (default 8)"
+    )
     p.add_argument("--seed", type=int, default=7)
-    p.add_argument("--redis-sample", type=float, default=0.01, help="share of events whose Redis path is timed (default 0.01)")
-    p.add_argument("--drain-timeout", type=float, default=60.0, help="max wait for the backlog after the producer stops")
-    p.add_argument("--refresh-grace", type=float, default=1.5, help="wait after drain for deferred refreshes (s)")
-    p.add_argument("--keep-logs", action="store_true", help="keep the temp dir with worker and stack logs")
+    p.add_argument(
+        "--redis-sample",
+        type=float,
+        default=0.01,
+        help="share of events whose Redis path is timed (default 0.01)",
+    )
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=60.0,
+        help="max wait for the backlog after the producer stops",
+    )
+    p.add_argument(
+        "--refresh-grace",
+        type=float,
+        default=1.5,
+        help="wait after drain for deferred refreshes (s)",
+    )
+    add_common_args(p)
     args = p.parse_args()
     t0 = time.monotonic()
-    with services("freshness", keep=args.keep_logs) as svc:
+    with services("freshness", keep=args.keep_logs, wait_quiet=args.wait_quiet) as svc:
         result = run(args, svc)
+        result["quiet_at_start"] = svc.quiet
     result["wall_seconds"] = time.monotonic() - t0
     print(report(result))
     path = write_results("freshness", result)

@@ -33,12 +33,13 @@ from typing import Any
 
 import orjson
 import redis
-
 from common import (
     CpuMeter,
     Services,
+    add_common_args,
     bench_settings,
     bulk_producer,
+    contention_note,
     fetch_text,
     log,
     percentile,
@@ -48,6 +49,7 @@ from common import (
     table,
     write_results,
 )
+
 from pipeline.config import Settings
 from pipeline.producer import EventProducer
 from pipeline.simulator import World
@@ -83,31 +85,44 @@ class UserTraffic:
                 weights.append(sim.popularity)
 
     def events(self, user_index: int, n: int) -> Iterator[dict[str, Any]]:
+        """Click an item of a favourite category, react to it (watch or skip), click again..."""
         user = self.world.user(f"u{user_index}")
         rng = self.rng
-        context = {"device": user.device, "locale": user.locale, "surface": "home", "position": rng.randrange(10)}
+        context = {
+            "device": user.device,
+            "locale": user.locale,
+            "surface": "home",
+            "position": rng.randrange(10),
+        }
+        item = None
         for k in range(n):
-            category = rng.choices(list(user.taste), weights=list(user.taste.values()))[0]
-            if category not in self.by_category:
-                category = next(iter(self.by_category))
-            ids, weights = self.by_category[category]
-            item = self.world.item(rng.choices(ids, weights=weights)[0])
-            if k % 2 == 0:
-                yield self._event("click", user.user_id, item.item_id, item.duration_seconds, context)
+            if k % 2 == 0 or item is None:
+                category = rng.choices(list(user.taste), weights=list(user.taste.values()))[0]
+                ids, weights = self.by_category.get(category) or next(
+                    iter(self.by_category.values())
+                )
+                item = self.world.item(rng.choices(ids, weights=weights)[0])
+                yield self._event(
+                    "click", user.user_id, item.item_id, item.duration_seconds, context
+                )
+                continue
+            interest = self.world.interest(user.user_id, item.item_id)
+            if rng.random() < 0.8 - 0.7 * interest:
+                ev = self._event("skip", user.user_id, item.item_id, item.duration_seconds, context)
+                ev["watch_seconds"] = round(
+                    rng.uniform(1.0, min(15.0, 0.1 * item.duration_seconds)), 1
+                )
             else:
-                interest = self.world.interest(user.user_id, prev)
-                prev_item = self.world.item(prev)
-                if rng.random() < 0.8 - 0.7 * interest:
-                    ev = self._event("skip", user.user_id, prev, prev_item.duration_seconds, context)
-                    ev["watch_seconds"] = round(rng.uniform(1.0, min(15.0, 0.1 * prev_item.duration_seconds)), 1)
-                else:
-                    ev = self._event("watch", user.user_id, prev, prev_item.duration_seconds, context)
-                    completion = rng.betavariate(1 + 7 * interest, 1 + 7 * (1 - interest))
-                    ev["watch_seconds"] = round(completion * prev_item.duration_seconds, 1)
-                yield ev
-            prev = item.item_id
+                ev = self._event(
+                    "watch", user.user_id, item.item_id, item.duration_seconds, context
+                )
+                completion = rng.betavariate(1 + 7 * interest, 1 + 7 * (1 - interest))
+                ev["watch_seconds"] = round(completion * item.duration_seconds, 1)
+            yield ev
 
-    def _event(self, kind: str, user_id: str, item_id: str, duration: float, context: dict[str, Any]) -> dict[str, Any]:
+    def _event(
+        self, kind: str, user_id: str, item_id: str, duration: float, context: dict[str, Any]
+    ) -> dict[str, Any]:
         return {
             "schema_version": 1,
             "event_id": f"{self.rng.getrandbits(128):032x}",
@@ -122,7 +137,11 @@ class UserTraffic:
 
 def redis_used(client: redis.Redis) -> dict[str, int]:
     info = client.info("memory")
-    return {k: int(info[k]) for k in ("used_memory", "used_memory_dataset", "used_memory_overhead") if k in info}
+    return {
+        k: int(info[k])
+        for k in ("used_memory", "used_memory_dataset", "used_memory_overhead")
+        if k in info
+    }
 
 
 def worker_mem(worker: WorkerProcess) -> dict[str, float]:
@@ -132,7 +151,9 @@ def worker_mem(worker: WorkerProcess) -> dict[str, float]:
 def processed(worker: WorkerProcess) -> tuple[int, int]:
     """(events handled, lists published) from the worker's /metrics."""
     text = fetch_text(worker.url("/metrics"))
-    return int(prom_sum(text, "recloop_events_total")), int(prom_sum(text, "recloop_lists_published_total"))
+    return int(prom_sum(text, "recloop_events_total")), int(
+        prom_sum(text, "recloop_lists_published_total")
+    )
 
 
 def sample_user_keys(client: redis.Redis, keys: RedisKeys, users: list[str]) -> dict[str, Any]:
@@ -152,7 +173,9 @@ def sample_user_keys(client: redis.Redis, keys: RedisKeys, users: list[str]) -> 
     length_plan = []
     for i, (kind, key) in enumerate(plan):
         usage, typ, enc = replies[3 * i : 3 * i + 3]
-        entry = kinds.setdefault(kind, {"bytes": [], "missing": 0, "encodings": Counter(), "types": Counter()})
+        entry = kinds.setdefault(
+            kind, {"bytes": [], "missing": 0, "encodings": Counter(), "types": Counter()}
+        )
         if usage is None or isinstance(usage, Exception):
             entry["missing"] += 1
             continue
@@ -161,8 +184,13 @@ def sample_user_keys(client: redis.Redis, keys: RedisKeys, users: list[str]) -> 
         entry["types"][t] += 1
         entry["encodings"][enc.decode() if isinstance(enc, bytes) else str(enc)] += 1
         length_plan.append((kind, t))
-        {"hash": lengths_pipe.hlen, "list": lengths_pipe.llen, "zset": lengths_pipe.zcard,
-         "string": lengths_pipe.strlen, "set": lengths_pipe.scard}.get(t, lengths_pipe.exists)(key)  # fmt: skip
+        {
+            "hash": lengths_pipe.hlen,
+            "list": lengths_pipe.llen,
+            "zset": lengths_pipe.zcard,
+            "string": lengths_pipe.strlen,
+            "set": lengths_pipe.scard,
+        }.get(t, lengths_pipe.exists)(key)
     lengths = lengths_pipe.execute()
     lens: dict[str, list[int]] = defaultdict(list)
     for (kind, _), n in zip(length_plan, lengths, strict=True):
@@ -171,22 +199,34 @@ def sample_user_keys(client: redis.Redis, keys: RedisKeys, users: list[str]) -> 
     for kind, e in kinds.items():
         b = e["bytes"]
         out[kind] = {
-            "sampled": len(users), "present": len(b), "missing": e["missing"],
+            "sampled": len(users),
+            "present": len(b),
+            "missing": e["missing"],
             "mean_bytes": sum(b) / len(b) if b else 0.0,
-            "p50_bytes": percentile(b, 50), "max_bytes": max(b) if b else 0,
-            "type": ",".join(e["types"]), "encoding": ",".join(f"{k}" for k, _ in e["encodings"].most_common()),
+            "p50_bytes": percentile(b, 50),
+            "max_bytes": max(b) if b else 0,
+            "type": ",".join(e["types"]) or "(absent)",
+            "encoding": ",".join(k for k, _ in e["encodings"].most_common()) or "-",
             "mean_length": sum(lens[kind]) / len(lens[kind]) if lens[kind] else 0.0,
-        }  # fmt: skip
+        }
     return out
 
 
 def shared_keys(client: redis.Redis, ns: str, users: int) -> list[dict[str, Any]]:
     """Keys that are not per user (model log, snapshots, trending, active set): their size."""
     rows = []
-    for pattern in (f"{ns}:model:*", f"{ns}:trending:*", f"{ns}:active", f"{ns}:items*", f"{ns}:catalog*"):
+    for pattern in (
+        f"{ns}:model:*",
+        f"{ns}:trending:*",
+        f"{ns}:active",
+        f"{ns}:items*",
+        f"{ns}:catalog*",
+    ):
         for key in client.scan_iter(match=pattern, count=1000):
             usage = client.memory_usage(key, samples=0) or 0
-            rows.append({"key": key.decode(), "bytes": int(usage), "type": client.type(key).decode()})
+            rows.append(
+                {"key": key.decode(), "bytes": int(usage), "type": client.type(key).decode()}
+            )
     rows.sort(key=lambda r: -r["bytes"])
     return rows
 
@@ -219,7 +259,10 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         time.sleep(args.settle)  # catalogue consumed, first timers run
         mem0 = worker_mem(worker)
         redis0 = redis_used(client)
-        log(f"worker ready: RSS {mem0['VmRSS']:.0f} MiB, redis used_memory {redis0['used_memory'] / 2**20:.1f} MiB")
+        log(
+            f"worker ready: RSS {mem0['VmRSS']:.0f} MiB, redis used_memory "
+            f"{redis0['used_memory'] / 2**20:.1f} MiB"
+        )
 
         traffic = UserTraffic(world, args.seed)
         meter = CpuMeter({"worker": worker.pid, **svc.pids()}).start()
@@ -230,12 +273,19 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         try:
             for index in order:
                 for event in traffic.events(index, plan[index]):
-                    producer.send(settings.topic_events, key=event["user_id"].encode(), value=orjson.dumps(event))
+                    producer.send(
+                        settings.topic_events,
+                        key=event["user_id"].encode(),
+                        value=orjson.dumps(event),
+                    )
             producer.flush(300)
         finally:
             producer.close(30)
         produced_s = time.monotonic() - t0
-        log(f"produced {total:,} events for {args.users:,} users in {produced_s:.1f} s; waiting for the worker")
+        log(
+            f"produced {total:,} events for {args.users:,} users in {produced_s:.1f} s; waiting "
+            "for the worker"
+        )
 
         deadline = time.monotonic() + args.timeout
         done, lists = processed(worker)
@@ -248,7 +298,10 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
                 last_report = time.monotonic()
         drained_s = time.monotonic() - t0
         if done < total:
-            raise RuntimeError(f"worker handled {done:,}/{total:,} events within {args.timeout:.0f} s; see {worker.log_path}")
+            raise RuntimeError(
+                f"worker handled {done:,}/{total:,} events within {args.timeout:.0f} s; see "
+                f"{worker.log_path}"
+            )
         # deferred refreshes: wait until the published-list count stops moving
         stable_since = time.monotonic()
         while time.monotonic() - stable_since < 2.0:
@@ -257,12 +310,21 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
             if now_lists != lists:
                 lists, stable_since = now_lists, time.monotonic()
         cpu = meter.stop()
-        log(f"drained in {drained_s:.1f} s ({total / drained_s:,.0f} events/s end to end); measuring")
+        load = svc.contention(t0, t0 + drained_s)
+        log(
+            f"drained in {drained_s:.1f} s ({total / drained_s:,.0f} events/s end to end); "
+            "measuring"
+        )
 
         mem1 = worker_mem(worker)
         metrics_text = fetch_text(worker.url("/metrics"))
         redis1 = redis_used(client)
-        sample = [f"u{i}" for i in random.Random(args.seed + 1).sample(range(args.users), min(args.sample, args.users))]
+        sample = [
+            f"u{i}"
+            for i in random.Random(args.seed + 1).sample(
+                range(args.users), min(args.sample, args.users)
+            )
+        ]
         per_kind = sample_user_keys(client, keys, sample)
         shared = shared_keys(client, settings.redis_namespace, args.users)
         key_counts = count_user_keys(client, settings.redis_namespace)
@@ -275,30 +337,43 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
     per_user_keys = sum(k["mean_bytes"] * k["present"] / k["sampled"] for k in per_kind.values())
     cached = prom_sum(metrics_text, "recloop_cached_users")
     return {
-        "config": {"users": args.users, "events_per_user": f"{lo}-{hi}" if lo != hi else str(lo),
-                   "items": args.items, "partitions": args.partitions, "seed": args.seed, "sample": len(sample),
-                   "history_size": settings.history_size, "dedupe_ids_per_user": settings.dedupe_ids_per_user,
-                   "user_ttl_seconds": settings.user_ttl_seconds},  # fmt: skip
+        "config": {
+            "users": args.users,
+            "events_per_user": f"{lo}-{hi}" if lo != hi else str(lo),
+            "items": args.items,
+            "partitions": args.partitions,
+            "seed": args.seed,
+            "sample": len(sample),
+            "history_size": settings.history_size,
+            "dedupe_ids_per_user": settings.dedupe_ids_per_user,
+            "user_ttl_seconds": settings.user_ttl_seconds,
+        },
         "events": total,
         "produce_seconds": produced_s,
         "drain_seconds": drained_s,
         "drain_rate": total / drained_s,
         "lists_published": lists,
         "cpu_percent": cpu,
+        "machine_load_percent": load,
         "worker": {
-            "rss_ready_mib": mem0["VmRSS"], "rss_after_mib": mem1["VmRSS"], "rss_peak_mib": mem1["VmHWM"],
+            "rss_ready_mib": mem0["VmRSS"],
+            "rss_after_mib": mem1["VmRSS"],
+            "rss_peak_mib": mem1["VmHWM"],
             "rss_growth_per_user_bytes": (mem1["VmRSS"] - mem0["VmRSS"]) * 2**20 / args.users,
             "cached_users": cached,
-        },  # fmt: skip
+        },
         "redis": {
-            "before": redis0, "after": redis1, "delta_bytes": delta,
+            "before": redis0,
+            "after": redis1,
+            "delta_bytes": delta,
             "delta_per_user_bytes": delta / args.users,
-            "shared_keys": shared[:20], "shared_bytes": shared_bytes,
+            "shared_keys": shared[:20],
+            "shared_bytes": shared_bytes,
             "delta_minus_shared_per_user_bytes": (delta - shared_bytes) / args.users,
             "per_user_keys_sampled_bytes": per_user_keys,
             "per_kind": per_kind,
             "user_key_counts": dict(key_counts),
-        },  # fmt: skip
+        },
     }
 
 
@@ -320,39 +395,82 @@ def report(r: dict[str, Any]) -> str:
             ["redis used_memory after (MiB)", rd["after"]["used_memory"] / mib],
             ["redis used_memory delta per user (bytes)", round(rd["delta_per_user_bytes"])],
             ["  of which shared keys (MiB total)", rd["shared_bytes"] / mib],
-            ["  delta minus shared, per user (bytes)", round(rd["delta_minus_shared_per_user_bytes"])],
+            [
+                "  delta minus shared, per user (bytes)",
+                round(rd["delta_minus_shared_per_user_bytes"]),
+            ],
             ["per-user keys, MEMORY USAGE sum (bytes)", round(rd["per_user_keys_sampled_bytes"])],
         ],
-        title=(f"memory: {c['users']:,} users x {c['events_per_user']} events through 1 worker, "
-               f"{c['items']:,} items; key sizes from {c['sample']:,} sampled users"),
-    )  # fmt: skip
+        title=(
+            f"memory: {c['users']:,} users x {c['events_per_user']} events through 1 worker, "
+            f"{c['items']:,} items; key sizes from {c['sample']:,} sampled users"
+        ),
+    )
     kinds = table(
-        ["per-user key", "type / encoding", "present", "mean bytes", "p50 bytes", "max bytes", "mean length"],
-        [[k, f"{v['type']} / {v['encoding']}", f"{v['present']}/{v['sampled']}", v["mean_bytes"], v["p50_bytes"],
-          v["max_bytes"], v["mean_length"]] for k, v in rd["per_kind"].items()],
-    )  # fmt: skip
+        [
+            "per-user key",
+            "type / encoding",
+            "present",
+            "mean bytes",
+            "p50 bytes",
+            "max bytes",
+            "mean length",
+        ],
+        [
+            [
+                k,
+                f"{v['type']} / {v['encoding']}",
+                f"{v['present']}/{v['sampled']}",
+                v["mean_bytes"],
+                v["p50_bytes"],
+                v["max_bytes"],
+                v["mean_length"],
+            ]
+            for k, v in rd["per_kind"].items()
+        ],
+    )
     shared = table(
         ["shared key", "type", "bytes"],
         [[s["key"], s["type"], s["bytes"]] for s in rd["shared_keys"][:8]],
     )
-    return "\n\n".join([head, kinds, shared])
+    return "\n\n".join([head, kinds, shared, contention_note(r["machine_load_percent"])])
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--users", type=int, default=100_000, help="distinct users (default 100,000)")
-    p.add_argument("--events-per-user", type=parse_range, default=(2, 2), help="N or A-B events per user (default 2)")
+    p.add_argument(
+        "--events-per-user",
+        type=parse_range,
+        default=(2, 2),
+        help="N or A-B events per user (default 2)",
+    )
     p.add_argument("--items", type=int, default=2_000, help="catalogue size (default 2,000)")
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--seed", type=int, default=5)
-    p.add_argument("--sample", type=int, default=1_000, help="users whose keys are measured (default 1,000)")
-    p.add_argument("--settle", type=float, default=3.0, help="seconds after ready before the baseline (default 3)")
-    p.add_argument("--timeout", type=float, default=600.0, help="max seconds for the worker to handle everything")
-    p.add_argument("--keep-logs", action="store_true")
+    p.add_argument(
+        "--sample", type=int, default=1_000, help="users whose keys are measured (default 1,000)"
+    )
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=3.0,
+        help="seconds after ready before the baseline (default 3)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        help="max seconds for the worker to handle everything",
+    )
+    add_common_args(p)
     args = p.parse_args()
     t0 = time.monotonic()
-    with services("memory", keep=args.keep_logs) as svc:
+    with services("memory", keep=args.keep_logs, wait_quiet=args.wait_quiet) as svc:
         result = run(args, svc)
+        result["quiet_at_start"] = svc.quiet
     result["wall_seconds"] = time.monotonic() - t0
     print(report(result))
     path = write_results("memory", result)

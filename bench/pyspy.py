@@ -35,13 +35,26 @@ def find_pyspy() -> str | None:
 
 
 def start(pid: int, out: Path, *, rate: int = 100, duration: int = 120) -> subprocess.Popen[bytes]:
-    """Start ``py-spy record`` on ``pid`` writing collapsed stacks to ``out``; stop with :func:`stop`."""
+    """Start ``py-spy record`` on ``pid``, collapsed stacks to ``out``; end it with :func:`stop`."""
     exe = find_pyspy()
     if exe is None:
         msg = "py-spy not found; install it with `.venv/bin/pip install py-spy`"
         raise FileNotFoundError(msg)
-    cmd = [exe, "record", "--pid", str(pid), "--rate", str(rate), "--nonblocking",
-           "--format", "raw", "--output", str(out), "--duration", str(duration)]  # fmt: skip
+    cmd = [
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        str(rate),
+        "--nonblocking",
+        "--format",
+        "raw",
+        "--output",
+        str(out),
+        "--duration",
+        str(duration),
+    ]
     log = out.with_suffix(".log").open("wb")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -108,9 +121,13 @@ def analyze(path: Path, top: int = 20) -> dict[str, Any]:
         for name in {f"{fn} ({fl})" for fn, fl, _ in frames}:
             incl_fn[name] += count
         inner = next((f for f in reversed(frames) if f[2].startswith("recloop:")), None)
-        by_recloop[f"{inner[0]} ({inner[1]})" if inner else "(no recloop frame: framework, I/O, loop)"] += count
+        by_recloop[
+            f"{inner[0]} ({inner[1]})" if inner else "(no recloop frame: framework, I/O, loop)"
+        ] += count
 
-    def pct(counter: Counter[str], n: int, skip_roots: bool = False) -> list[tuple[str, int, float]]:
+    def pct(
+        counter: Counter[str], n: int, skip_roots: bool = False
+    ) -> list[tuple[str, int, float]]:
         rows = []
         for name, c in counter.most_common():
             if skip_roots and c >= 0.97 * total:
@@ -136,8 +153,16 @@ def render(a: dict[str, Any], header: str = "") -> str:
     parts = [header] if header else []
     parts += [
         t("self time by package (leaf frame)", "self_by_package", "package"),
-        t("time by innermost recloop function (incl. the libraries it calls)", "by_recloop_function", "recloop function"),
+        t(
+            "time by innermost recloop function (incl. the libraries it calls)",
+            "by_recloop_function",
+            "recloop function",
+        ),
         t("functions by self time", "self", "function (file)"),
-        t("functions by inclusive time (frames on >=97% of stacks omitted)", "inclusive", "function (file)"),
-    ]  # fmt: skip
+        t(
+            "functions by inclusive time (frames on >=97% of stacks omitted)",
+            "inclusive",
+            "function (file)",
+        ),
+    ]
     return "\n\n".join(parts) + "\n"

@@ -19,7 +19,8 @@ time (the machine has 2 cores):
    batch issued together, acks awaited); progress is the record count of its output topic.
 3. **profile**: a second worker with a fresh consumer group and Redis namespace (the same
    work as pass 1, from scratch) sampled by py-spy for ``--profile-seconds``; kept apart from
-   pass 1 so the sampler cannot lower the measured rate. Output: bench/results/throughput_profile.txt.
+   pass 1 so the sampler cannot lower the measured rate.
+   Output: bench/results/throughput_profile.txt.
 
 CPU use of the worker, the broker, Redis and the bench itself is measured over each drain, so
 a worker that is not CPU-bound (waiting on I/O) shows as such.
@@ -41,16 +42,17 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 import pyspy
 from common import (
     BENCH_DIR,
     RESULTS_DIR,
     CpuMeter,
     Services,
+    add_common_args,
     admin_client,
     bench_settings,
     bulk_producer,
+    contention_note,
     fetch_text,
     log,
     prom_sum,
@@ -61,6 +63,7 @@ from common import (
     with_new_port,
     write_results,
 )
+
 from pipeline.config import Settings
 from pipeline.producer import EventProducer
 from pipeline.simulator import World
@@ -139,6 +142,11 @@ def drain(
             break
     cpu = meter.stop() if meter else {}
     seconds = max(last_t - first_t, 1e-9)
+    consumer = next(iter(meter.pids), None) if meter else None  # the first pid is the consumer
+    cpu_ms = None
+    if consumer in cpu and last_c > first_c:
+        wall = meter.stop_time - meter.start_time  # type: ignore[union-attr]
+        cpu_ms = 10 * cpu[consumer] * wall / (last_c - first_c)
     # sustained rate after the first 20 % of the window (start-up transients excluded)
     steady = None
     if len(series) > 10:
@@ -155,7 +163,9 @@ def drain(
         "steady_rate": steady,
         "capped": capped,
         "cpu_percent": cpu,
+        "cpu_ms_per_event": cpu_ms,
         "series": series[:: max(1, len(series) // 200)],
+        "window_mono": (first_t, last_t),
     }
 
 
@@ -184,11 +194,14 @@ def worker_facts(text: str) -> dict[str, Any]:
     }
 
 
-def run_worker_pass(settings: Settings, svc: Services, total: int, cap: float, label: str) -> dict[str, Any]:
+def run_worker_pass(
+    settings: Settings, svc: Services, total: int, cap: float, label: str
+) -> dict[str, Any]:
     worker = WorkerProcess(settings, log_path=svc.workdir / f"{label}.log")
     try:
         meter = CpuMeter({"worker": worker.pid, "bench": os.getpid(), **svc.pids()})
         result = drain(worker_progress(worker), total, cap_seconds=cap, meter=meter)
+        result["machine_load_percent"] = svc.contention(*result.pop("window_mono"))
         result["worker"] = worker_facts(fetch_text(worker.url("/metrics")))
         result["rss_mib"] = _rss_mib(worker.pid)
     finally:
@@ -211,13 +224,17 @@ def create_topic(settings: Settings, name: str) -> None:
     admin = admin_client(settings)
     try:
         with contextlib.suppress(TopicAlreadyExistsError):
-            admin.create_topics([NewTopic(name, settings.topic_partitions, settings.topic_replication)])
+            admin.create_topics(
+                [NewTopic(name, settings.topic_partitions, settings.topic_replication)]
+            )
         admin.wait_for_topics([name], timeout_ms=10_000)
     finally:
         admin.close()
 
 
-def run_ceiling_pass(settings: Settings, svc: Services, total: int, cap: float, *, forward: bool = True) -> dict[str, Any]:
+def run_ceiling_pass(
+    settings: Settings, svc: Services, total: int, cap: float, *, forward: bool = True
+) -> dict[str, Any]:
     uid = uuid.uuid4().hex[:8]
     sink = f"{settings.topic_events}.ceiling-{uid}"
     web_port = free_port()
@@ -239,23 +256,31 @@ def run_ceiling_pass(settings: Settings, svc: Services, total: int, cap: float, 
     log_path = svc.workdir / f"ceiling-{'forward' if forward else 'decode'}.log"
     log_file = log_path.open("ab")
     proc = subprocess.Popen(
-        [sys.executable, str(BENCH_DIR / "ceiling_app.py")], env=env, stdout=log_file,
-        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+        [sys.executable, str(BENCH_DIR / "ceiling_app.py")],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     admin = admin_client(settings)
     try:
+
         def progress() -> int | None:
             if proc.poll() is not None:
                 raise RuntimeError(f"ceiling app exited with {proc.returncode}; see {log_path}")
             if forward:  # what reached the output topic, acknowledged
                 return topic_size(admin, sink, settings.topic_partitions)
             try:
-                return int(orjson.loads(fetch_text(f"http://127.0.0.1:{web_port}/count"))["forwarded"])
+                return int(
+                    orjson.loads(fetch_text(f"http://127.0.0.1:{web_port}/count"))["forwarded"]
+                )
             except OSError:
                 return None
 
         meter = CpuMeter({"ceiling": proc.pid, "bench": os.getpid(), **svc.pids()})
         result = drain(progress, total, cap_seconds=cap, meter=meter)
+        result["machine_load_percent"] = svc.contention(*result.pop("window_mono"))
         result["rss_mib"] = _rss_mib(proc.pid)
     finally:
         admin.close()
@@ -276,12 +301,18 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
             proc.wait(10)
 
 
-def run_profile_pass(settings: Settings, svc: Services, total: int, seconds: float, rate: int) -> dict[str, Any]:
+def run_profile_pass(
+    settings: Settings, svc: Services, total: int, seconds: float, rate: int
+) -> dict[str, Any]:
     uid = uuid.uuid4().hex[:8]
-    settings = with_new_port(settings.model_copy(update={
-        "app_id": f"{settings.app_id}-profile-{uid}",
-        "redis_namespace": f"{settings.redis_namespace}-profile-{uid}",
-    }))  # fmt: skip
+    settings = with_new_port(
+        settings.model_copy(
+            update={
+                "app_id": f"{settings.app_id}-profile-{uid}",
+                "redis_namespace": f"{settings.redis_namespace}-profile-{uid}",
+            }
+        )
+    )
     raw = svc.workdir / "profile.raw"
     worker = WorkerProcess(settings, log_path=svc.workdir / "worker-profile.log")
     spy = None
@@ -291,6 +322,7 @@ def run_profile_pass(settings: Settings, svc: Services, total: int, seconds: flo
         while not progress() and time.monotonic() < deadline:
             time.sleep(0.05)
         c0, t0 = progress() or 0, time.monotonic()
+        t_start = t0
         cpu0 = _cpu(worker.pid)
         spy = pyspy.start(worker.pid, raw, rate=rate, duration=int(seconds) + 30)
         while time.monotonic() - t0 < seconds and (progress() or 0) < total:
@@ -309,11 +341,16 @@ def run_profile_pass(settings: Settings, svc: Services, total: int, seconds: flo
         raise RuntimeError(f"py-spy wrote no profile (exit {code}):\n{log_text}")
     analysis = pyspy.analyze(raw)
     return {
-        "seconds": wall, "events": c1 - c0, "rate_while_profiled": (c1 - c0) / wall,
-        "worker_cpu_percent": cpu, "sample_rate": rate,
+        "seconds": wall,
+        "events": c1 - c0,
+        "rate_while_profiled": (c1 - c0) / wall,
+        "worker_cpu_percent": cpu,
+        "sample_rate": rate,
         "on_cpu_share": analysis["samples"] / (rate * wall) if wall else None,
-        "analysis": analysis, "raw": raw,
-    }  # fmt: skip
+        "analysis": analysis,
+        "raw": raw,
+        "machine_load_percent": svc.contention(t_start, t_start + wall),
+    }
 
 
 def _cpu(pid: int) -> float:
@@ -335,19 +372,30 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         admin.close()
     if in_topic != args.events:
         raise RuntimeError(f"events topic holds {in_topic:,} records, expected {args.events:,}")
-    log(f"pre-loaded in {loaded['seconds']:.1f} s ({loaded['rate']:,.0f}/s), {loaded['distinct_users']:,} distinct users")
+    log(
+        f"pre-loaded in {loaded['seconds']:.1f} s ({loaded['rate']:,.0f}/s), "
+        f"{loaded['distinct_users']:,} distinct users"
+    )
 
     log("pass 1: recloop worker draining the backlog")
     worker = run_worker_pass(settings, svc, args.events, args.max_drain_seconds, "worker")
-    log(f"worker: {worker['processed']:,} events, {worker['rate']:,.0f}/s{' (capped)' if worker['capped'] else ''}")
+    log(
+        f"worker: {worker['processed']:,} events, "
+        f"{worker['rate']:,.0f}/s{' (capped)' if worker['capped'] else ''}"
+    )
 
     log("pass 2: minimal Faust app (decode + forward) on the same topic")
     ceiling = run_ceiling_pass(settings, svc, args.events, args.max_drain_seconds)
-    log(f"ceiling: {ceiling['processed']:,} events, {ceiling['rate']:,.0f}/s{' (capped)' if ceiling['capped'] else ''}")
+    log(
+        f"ceiling: {ceiling['processed']:,} events, "
+        f"{ceiling['rate']:,.0f}/s{' (capped)' if ceiling['capped'] else ''}"
+    )
     decode_only = None
     if args.decode_only:
         log("pass 2b: minimal Faust app, decode only (no sends)")
-        decode_only = run_ceiling_pass(settings, svc, args.events, args.max_drain_seconds, forward=False)
+        decode_only = run_ceiling_pass(
+            settings, svc, args.events, args.max_drain_seconds, forward=False
+        )
         log(f"decode only: {decode_only['processed']:,} events, {decode_only['rate']:,.0f}/s")
 
     profile = None
@@ -356,17 +404,23 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
             log("py-spy not installed (`.venv/bin/pip install py-spy`); no profile")
         else:
             log(f"pass 3: py-spy on a fresh worker for {args.profile_seconds:.0f} s")
-            profile = run_profile_pass(settings, svc, args.events, args.profile_seconds, args.profile_rate)
+            profile = run_profile_pass(
+                settings, svc, args.events, args.profile_seconds, args.profile_rate
+            )
 
     ratio = worker["rate"] / ceiling["rate"] if ceiling["rate"] else None
     return {
         "config": {
-            "events": args.events, "users": args.users, "items": args.items,
-            "partitions": args.partitions, "seed": args.seed,
-            "max_drain_seconds": args.max_drain_seconds, "batch_size": settings.batch_size,
+            "events": args.events,
+            "users": args.users,
+            "items": args.items,
+            "partitions": args.partitions,
+            "seed": args.seed,
+            "max_drain_seconds": args.max_drain_seconds,
+            "batch_size": settings.batch_size,
             "batch_within_seconds": settings.batch_within_seconds,
             "refresh_interval_ms": settings.refresh_interval_ms,
-        },  # fmt: skip
+        },
         "preload": loaded,
         "worker": worker,
         "ceiling": ceiling,
@@ -374,10 +428,11 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         "ratio": ratio,
         "profile": profile,
         "goal": {
-            "rate": GOAL_RATE, "share_of_ceiling": GOAL_SHARE,
+            "rate": GOAL_RATE,
+            "share_of_ceiling": GOAL_SHARE,
             "rate_met": worker["rate"] >= GOAL_RATE,
             "share_met": ratio is not None and ratio >= GOAL_SHARE,
-        },  # fmt: skip
+        },
     }
 
 
@@ -387,80 +442,154 @@ def report(r: dict[str, Any]) -> str:
     def drained(x: dict[str, Any]) -> str:
         return "capped" if x["capped"] else "yes"
 
+    def row(label: str, x: dict[str, Any], proc: str) -> list[Any]:
+        return [
+            label,
+            x["processed"] - x["counted_from"],
+            x["seconds"],
+            x["rate"],
+            x["steady_rate"],
+            drained(x),
+            x["cpu_percent"].get(proc),
+            x.get("cpu_ms_per_event"),
+            x["rss_mib"],
+        ]
+
+    rows = [
+        row("recloop worker (full path)", w, "worker"),
+        row("Faust ceiling (decode + forward)", ce, "ceiling"),
+    ]
+    if d:
+        rows.append(row("Faust, decode only (reference)", d, "ceiling"))
     main_table = table(
-        ["consumer (1 process)", "events", "seconds", "events/s", "steady events/s", "drained", "CPU %", "RSS MiB"],
-        [
-            ["recloop worker (full path)", w["processed"] - w["counted_from"], w["seconds"], w["rate"],
-             w["steady_rate"], drained(w), w["cpu_percent"].get("worker"), w["rss_mib"]],
-            ["Faust ceiling (decode + forward)", ce["processed"] - ce["counted_from"], ce["seconds"], ce["rate"],
-             ce["steady_rate"], drained(ce), ce["cpu_percent"].get("ceiling"), ce["rss_mib"]],
-            *([["Faust, decode only (reference)", d["processed"] - d["counted_from"], d["seconds"], d["rate"],
-                d["steady_rate"], drained(d), d["cpu_percent"].get("ceiling"), d["rss_mib"]]] if d else []),
-        ],
-        title=(f"throughput: {c['events']:,} pre-loaded events, {r['preload']['distinct_users']:,} users, "
-               f"{c['items']:,} items, {c['partitions']} partitions, batch {c['batch_size']}"),
-    )  # fmt: skip
+        ["consumer (1 process)", "events", "seconds", "events/s", "steady events/s", "drained"]
+        + ["CPU %", "CPU ms/event", "RSS MiB"],
+        rows,
+        title=(
+            f"throughput: {c['events']:,} pre-loaded events, "
+            f"{r['preload']['distinct_users']:,} users, {c['items']:,} items, "
+            f"{c['partitions']} partitions, batch {c['batch_size']}"
+        ),
+    )
     cpu_rows = []
     for name in ("worker", "ceiling", "kafka", "redis", "bench"):
         cpu_rows.append([name, w["cpu_percent"].get(name), ce["cpu_percent"].get(name)])
-    cpu = table(["process", "CPU % (worker pass)", "CPU % (ceiling pass)"], cpu_rows,
-                title="CPU over each drain (% of one core; the machine has " + str(os.cpu_count()) + ")")
+    cpu = table(
+        ["process", "CPU % (worker pass)", "CPU % (ceiling pass)"],
+        cpu_rows,
+        title="CPU over each drain (% of one core; the machine has " + str(os.cpu_count()) + ")",
+    )
     wf = w["worker"]
     facts = table(
         ["worker fact", "value"],
         [
-            ["batches / mean size / mean ms", f"{wf['batches']:,.0f} / {wf['mean_batch_size'] or 0:,.0f} / {wf['mean_batch_ms'] or 0:,.1f}"],
-            ["applied / duplicate / dead-letter", f"{wf['applied']:,.0f} / {wf['duplicate']:,.0f} / {wf['dead_letter']:,.0f}"],
+            [
+                "batches / mean size / mean ms",
+                f"{wf['batches']:,.0f} / {wf['mean_batch_size'] or 0:,.0f} / "
+                f"{wf['mean_batch_ms'] or 0:,.1f}",
+            ],
+            [
+                "applied / duplicate / dead-letter",
+                f"{wf['applied']:,.0f} / {wf['duplicate']:,.0f} / {wf['dead_letter']:,.0f}",
+            ],
             ["lists published", wf["lists"]],
             ["redis / kafka errors", f"{wf['redis_errors']:,.0f} / {wf['kafka_errors']:,.0f}"],
         ],
-    )  # fmt: skip
+    )
     ratio = r["ratio"]
     g = r["goal"]
-    goals = "\n".join([
-        f"goal >= {g['rate']:,.0f} events/s per worker: {verdict(g['rate_met'])} ({w['rate']:,.0f}/s, "
-        f"{100 * w['rate'] / g['rate']:.0f} % of goal)",
-        f"goal >= {100 * g['share_of_ceiling']:.0f} % of the Faust ceiling: {verdict(g['share_met'])} "
-        f"(worker/ceiling = {100 * ratio:.1f} %)" if ratio is not None else "ratio: -",
-    ])  # fmt: skip
-    parts = [main_table, cpu, facts, goals]
+    goals = "\n".join(
+        [
+            f"goal >= {g['rate']:,.0f} events/s per worker: {verdict(g['rate_met'])} "
+            f"({w['rate']:,.0f}/s, "
+            f"{100 * w['rate'] / g['rate']:.0f} % of goal)",
+            f"goal >= {100 * g['share_of_ceiling']:.0f} % of the Faust ceiling: "
+            f"{verdict(g['share_met'])} "
+            f"(worker/ceiling = {100 * ratio:.1f} %)"
+            if ratio is not None
+            else "ratio: -",
+        ]
+    )
+    notes = [
+        f"{label}: {contention_note(x['machine_load_percent'])}"
+        for label, x in (("worker pass", w), ("ceiling pass", ce), ("decode-only pass", d))
+        if x
+    ]
+    parts = [main_table, cpu, facts, goals + "\n" + "\n".join(notes)]
     p = r.get("profile")
     if p:
         a = p["analysis"]
-        parts.append(table(["function (file)", "samples", "%"], [[n, s, q] for n, s, q in a["self"][:12]],
-                           title=(f"profile: py-spy {p['sample_rate']} Hz on a fresh worker for {p['seconds']:.0f} s "
-                                  f"({p['rate_while_profiled']:,.0f} events/s while sampled, worker CPU "
-                                  f"{p['worker_cpu_percent']:.0f} %); top self time")))  # fmt: skip
-        parts.append(table(["recloop function (incl. libraries it calls)", "samples", "%"],
-                           [[n, s, q] for n, s, q in a["by_recloop_function"][:12]]))  # fmt: skip
+        parts.append(
+            table(
+                ["function (file)", "samples", "%"],
+                [[n, s, q] for n, s, q in a["self"][:12]],
+                title=(
+                    f"profile: py-spy {p['sample_rate']} Hz on a fresh worker for "
+                    f"{p['seconds']:.0f} s "
+                    f"({p['rate_while_profiled']:,.0f} events/s while sampled, worker CPU "
+                    f"{p['worker_cpu_percent']:.0f} %); top self time"
+                ),
+            )
+        )
+        parts.append(
+            table(
+                ["recloop function (incl. libraries it calls)", "samples", "%"],
+                [[n, s, q] for n, s, q in a["by_recloop_function"][:12]],
+            )
+        )
         parts.append(f"full profile: {RESULTS_DIR / 'throughput_profile.txt'}")
     return "\n\n".join(parts)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--events", type=int, default=200_000, help="events pre-loaded (default 200,000)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--events", type=int, default=200_000, help="events pre-loaded (default 200,000)"
+    )
     p.add_argument("--users", type=int, default=20_000, help="simulated users (default 20,000)")
     p.add_argument("--items", type=int, default=2_000, help="catalogue size (default 2,000)")
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--max-drain-seconds", type=float, default=120.0, help="cap on each drain (default 120)")
-    p.add_argument("--profile-seconds", type=float, default=30.0, help="py-spy sampling time, 0 = no profile (default 30)")
-    p.add_argument("--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)")
-    p.add_argument("--no-decode-only", dest="decode_only", action="store_false",
-                   help="skip the decode-only Faust pass (a second reference: Faust without sends)")
-    p.add_argument("--keep-logs", action="store_true")
+    p.add_argument(
+        "--max-drain-seconds", type=float, default=120.0, help="cap on each drain (default 120)"
+    )
+    p.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=30.0,
+        help="py-spy sampling time, 0 = no profile (default 30)",
+    )
+    p.add_argument(
+        "--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)"
+    )
+    p.add_argument(
+        "--no-decode-only",
+        dest="decode_only",
+        action="store_false",
+        help="skip the decode-only Faust pass (a second reference: Faust without sends)",
+    )
+    add_common_args(p)
     args = p.parse_args()
     t0 = time.monotonic()
-    with services("throughput", keep=args.keep_logs) as svc:
+    with services("throughput", keep=args.keep_logs, wait_quiet=args.wait_quiet) as svc:
         result = run(args, svc)
+        result["quiet_at_start"] = svc.quiet
         profile = result.get("profile")
         if profile:
-            header = (f"py-spy {profile['sample_rate']} Hz, --nonblocking, on-CPU samples of one recloop worker "
-                      f"draining a pre-loaded backlog ({profile['rate_while_profiled']:,.0f} events/s while sampled, "
-                      f"worker CPU {profile['worker_cpu_percent']:.0f} % of a core, {profile['analysis']['samples']:,} samples)")
+            header = (
+                f"py-spy {profile['sample_rate']} Hz, --nonblocking, on-CPU samples of one "
+                "recloop worker "
+                f"draining a pre-loaded backlog ({profile['rate_while_profiled']:,.0f} events/s "
+                "while sampled, "
+                f"worker CPU {profile['worker_cpu_percent']:.0f} % of a core, "
+                f"{profile['analysis']['samples']:,} samples)"
+            )
             RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-            (RESULTS_DIR / "throughput_profile.txt").write_text(pyspy.render(profile["analysis"], header))
+            (RESULTS_DIR / "throughput_profile.txt").write_text(
+                pyspy.render(profile["analysis"], header)
+            )
             raw_copy = RESULTS_DIR / "throughput_profile.raw"
             raw_copy.write_bytes(Path(profile.pop("raw")).read_bytes())
             profile["raw_file"] = str(raw_copy)

@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     dedupe_ids_per_user: int = Field(
         2_000, ge=10, description="Recent event ids remembered per user for de-duplication."
     )
+    dormant_after_seconds: float = Field(
+        7 * 86_400, gt=0, description="A user without events this long is 'dormant'."
+    )
     completion_threshold: float = Field(
         0.6, ge=0, le=1, description="Watch completion at or above which a watch is 'completed'."
     )
@@ -102,6 +105,11 @@ class Settings(BaseSettings):
     )
     trending_sync_seconds: float = Field(
         2.0, gt=0, description="How often a worker refreshes trending lists from Redis."
+    )
+
+    # --- experiments --------------------------------------------------------------------
+    experiments_file: Path | None = Field(
+        None, description="JSON file declaring A/B experiments (see pipeline/experiments.py)."
     )
 
     # --- local stack --------------------------------------------------------------------

@@ -58,6 +58,7 @@ class UserState:
     excluded: dict[str, int] = field(default_factory=dict)
     seen_events: dict[str, int] = field(default_factory=dict)
     controls: UserControls = field(default_factory=UserControls)
+    segments: dict[str, str] = field(default_factory=dict)  # as last written to Redis
     # what changed since the state was loaded (the store writes only this)
     new_interactions: list[Interaction] = field(default_factory=list)
     new_events: list[tuple[str, int]] = field(default_factory=list)

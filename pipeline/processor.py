@@ -27,10 +27,12 @@ from pipeline.catalog import item_info
 from pipeline.coalesce import RefreshScheduler, Trigger
 from pipeline.config import Settings
 from pipeline.controls import apply_control
+from pipeline.experiments import assign, load_experiments, outcome, variant_params
 from pipeline.features import FeatureParams, UserContext, UserState, apply_event, mark_seen
 from pipeline.metrics import WorkerMetrics
 from pipeline.recommender import Engine, EngineParams, LearnRecord
 from pipeline.retry import retry_forever
+from pipeline.segments import sweep_dormant
 from pipeline.signals import signal_for
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import ModelLog
@@ -123,6 +125,9 @@ class Processor:
             dedupe_size=settings.dedupe_ids_per_user,
         )
         self.scheduler = RefreshScheduler(settings.refresh_interval_ms)
+        self.experiments = load_experiments(settings.experiments_file)
+        # user -> the latest list an experiment user saw: (items, published ms, exp, arm)
+        self.exposed: OrderedDict[str, tuple[frozenset[str], int, str, str]] = OrderedDict()
         self.cache: OrderedDict[str, UserState] = OrderedDict()
         self.cache_size = cache_size
         self._pending_items: list[Item] = []
@@ -186,16 +191,19 @@ class Processor:
         await self._load_users({e.user_id for e in valid})
         records: list[LearnRecord] = []
         touched: dict[str, Trigger] = {}
+        outcomes: dict[tuple[str, str], dict[str, int]] = {}
         for event in valid:
             state = self.cache[event.user_id]
             if event.event_id in state.seen_events:
                 self.metrics.events.labels(event.type, "duplicate").inc()
                 continue
-            records.append(self._learn(state, event))
+            record = self._learn(state, event)
+            records.append(record)
+            self._attribute(event, record, now, outcomes)
             touched[event.user_id] = Trigger(event.event_id, event.ts)
             self.metrics.events.labels(event.type, "applied").inc()
         if touched or records:
-            await self._persist([self.cache[u] for u in touched], records, now)
+            await self._persist([self.cache[u] for u in touched], records, now, outcomes)
         for record in records:
             self.engine.apply(record)
         self.metrics.model_records.labels("own").inc(len(records))
@@ -252,8 +260,40 @@ class Processor:
             self.cache.popitem(last=False)
         self.metrics.cached_users.set(len(self.cache))
 
-    async def _persist(self, states: list[UserState], records: list[LearnRecord], now: int) -> None:
-        """One transaction: users' changes, the model-log entry, activity index."""
+    def _attribute(
+        self,
+        event: Event,
+        record: LearnRecord,
+        now: int,
+        outcomes: dict[tuple[str, str], dict[str, int]],
+    ) -> None:
+        """Credit an experiment user's action to the list they were shown (if recent)."""
+        seen = self.exposed.get(event.user_id)
+        if seen is None:
+            return
+        items, published, name, arm = seen
+        window = next((e.attribution_seconds for e in self.experiments if e.name == name), 0.0)
+        if now - published > window * 1000:
+            return
+        completed = record.kind == "watch" and (record.completion or 0.0) >= (
+            self.settings.completion_threshold
+        )
+        counts = outcomes.setdefault((name, arm), {})
+        for key, inc in outcome(event.type, event.item_id in items, completed).items():
+            counts[key] = counts.get(key, 0) + inc
+
+    async def _persist(
+        self,
+        states: list[UserState],
+        records: list[LearnRecord],
+        now: int,
+        outcomes: dict[tuple[str, str], dict[str, int]] | None = None,
+    ) -> None:
+        """One transaction: users' changes, model-log entry, activity, experiment outcomes.
+
+        Outcome counters share the transaction with the events' de-duplication marks, so a
+        redelivered event is credited exactly once too.
+        """
         batch_id = self.model_log.new_batch_id()
         items, self._pending_items = self._pending_items, []
 
@@ -264,6 +304,9 @@ class Processor:
                 self.model_log.queue_append(pipe, batch_id, records, items)
                 if states:
                     pipe.zadd(self.keys.active_users, {st.user_id: now for st in states})
+                for (name, arm), counts in (outcomes or {}).items():
+                    for key, inc in counts.items():
+                        pipe.hincrby(self.keys.experiment(name, arm), key, inc)
                 await pipe.execute()
 
         await retry_forever(
@@ -426,6 +469,7 @@ class Processor:
         now = wall_ms()
         version = f"knn/{self.model_version}.{self.engine.records_applied}"
         docs: list[tuple[str, bytes, Trigger]] = []
+        exposures: dict[str, tuple[frozenset[str], str, str]] = {}
         for user_id, trigger in due:
             state = self.cache.get(user_id)
             if state is None:
@@ -433,7 +477,11 @@ class Processor:
             personalized = state.controls.personalization and (
                 state.n_events > 0 or bool(state.controls.declared)
             )
-            ranked = self.engine.recommend(state, now, personalized=personalized)
+            params, arm = None, assign(self.experiments, user_id)
+            if arm is not None:
+                params, arm_personalizes = variant_params(self.engine.params, arm[1])
+                personalized = personalized and arm_personalizes
+            ranked = self.engine.recommend(state, now, personalized=personalized, params=params)
             doc = encode_recommendation(
                 user_id,
                 [(r.item_id, r.score, r.reason) for r in ranked],
@@ -442,13 +490,24 @@ class Processor:
                 trigger_ts=trigger.ts,
                 model_version=version,
                 personalized=personalized,
+                experiment=arm[0].name if arm else None,
+                variant=arm[1].name if arm else None,
             )
             docs.append((user_id, doc, trigger))
+            if arm is not None:
+                exposures[user_id] = (
+                    frozenset(r.item_id for r in ranked),
+                    arm[0].name,
+                    arm[1].name,
+                )
 
         async def write() -> None:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for user_id, doc, _ in docs:
                     pipe.set(self.keys.recs(user_id), doc, ex=self.settings.user_ttl_seconds)
+                for user_id, (_, exp_name, arm_name) in exposures.items():
+                    pipe.hincrby(self.keys.experiment(exp_name, arm_name), "exposures", 1)
+                    pipe.pfadd(self.keys.experiment_users(exp_name, arm_name), user_id)
                 await pipe.execute()
 
         await retry_forever(
@@ -463,6 +522,11 @@ class Processor:
             on_error=lambda _: self.metrics.kafka_errors.inc(),
         )
         published = wall_ms()
+        for user_id, (items, exp_name, arm_name) in exposures.items():
+            self.exposed[user_id] = (items, published, exp_name, arm_name)
+            self.exposed.move_to_end(user_id)
+        while len(self.exposed) > self.cache_size:
+            self.exposed.popitem(last=False)
         for user_id, _, trigger in docs:
             self.scheduler.mark_refreshed(user_id, published)
             if trigger.ts is not None:
@@ -494,6 +558,21 @@ class Processor:
         if version is not None:
             self.model_version = version
             self.metrics.model_version.set(version)
+
+    async def sweep_segments(self) -> None:
+        """Move users who went quiet to the dormant segment (see ``pipeline.segments``)."""
+        s = self.settings
+        await retry_forever(
+            lambda: sweep_dormant(
+                self.redis,
+                self.keys,
+                now_ms=wall_ms(),
+                dormant_after_ms=int(s.dormant_after_seconds * 1000),
+                ttl_ms=s.user_ttl_seconds * 1000,
+            ),
+            what="redis segment sweep",
+            on_error=lambda _: self.metrics.redis_errors.inc(),
+        )
 
     async def refresh_trending(self) -> None:
         """Rebuild trending indexes and publish them as ``recloop:trending:*`` sorted sets."""

@@ -53,12 +53,20 @@ class Recommendation(BaseModel):
     items: tuple[RecommendedItem, ...] = Field(description="Ranked items, best first.")
     generated_ts: EpochMillis = Field(description="When the list was computed, epoch ms.")
     trigger_event_id: NonEmptyStr | None = Field(
-        None, description="Event that caused this refresh; null for a background refresh."
+        None,
+        description="Event (or control_id) that caused this refresh; null for a background one.",
     )
     trigger_ts: EpochMillis | None = Field(
         None, description="Event time of the trigger, epoch ms; null for a background refresh."
     )
     model_version: NonEmptyStr = Field(description="Ranker and model snapshot that scored it.")
     personalized: StrictBool = Field(
-        True, description="False when the user is unknown and the list is a fallback."
+        True,
+        description="False when the list is not personalised (unknown, opted out, control arm).",
+    )
+    experiment: NonEmptyStr | None = Field(
+        None, description="A/B experiment the user is in; null when in none (added in v1.1)."
+    )
+    variant: NonEmptyStr | None = Field(
+        None, description="The user's arm of that experiment; null when in none (added in v1.1)."
     )

@@ -300,6 +300,8 @@ def recommendation_to_bytes(rec: Recommendation) -> bytes:
         trigger_ts=rec.trigger_ts,
         model_version=rec.model_version,
         personalized=rec.personalized,
+        experiment=rec.experiment,
+        variant=rec.variant,
     )
 
 
@@ -312,6 +314,8 @@ def encode_recommendation(
     trigger_ts: int | None,
     model_version: str,
     personalized: bool = True,
+    experiment: str | None = None,
+    variant: str | None = None,
 ) -> bytes:
     """Encode recommendation v1 from plain values, byte-identical to the model's encoding.
 
@@ -341,5 +345,7 @@ def encode_recommendation(
             "trigger_ts": trigger_ts,
             "model_version": model_version,
             "personalized": personalized,
+            "experiment": experiment,
+            "variant": variant,
         }
     )

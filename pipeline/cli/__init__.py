@@ -20,6 +20,9 @@ _COMMANDS: dict[str, str] = {
     "replay": "pipeline.cli.replay_cmd:replay",
     "demo": "pipeline.cli.demo_cmd:demo",
     "forget": "pipeline.cli.forget_cmd:forget",
+    "segments": "pipeline.cli.segments_cmd:segments",
+    "experiments": "pipeline.cli.experiments_cmd:experiments",
+    "explain": "pipeline.cli.explain_cmd:explain",
 }
 
 

@@ -86,6 +86,23 @@ class RedisKeys:
         """Sorted set user_id -> last processing time (ms) of an event."""
         return f"{self.namespace}:active"
 
+    @property
+    def dormant_users(self) -> str:
+        """Sorted set user_id -> time (ms) the user was found dormant."""
+        return f"{self.namespace}:dormant"
+
+    def segment(self, dimension: str, value: str) -> str:
+        """Set of the user ids in one segment (``lifecycle``/``new``, ``locale``/``en-GB``)."""
+        return f"{self.namespace}:segment:{dimension}:{value}"
+
+    def experiment(self, name: str, variant: str) -> str:
+        """Hash of an experiment arm's outcome counters (exposures, actions, hits, ...)."""
+        return f"{self.namespace}:experiment:{name}:{variant}"
+
+    def experiment_users(self, name: str, variant: str) -> str:
+        """HyperLogLog of the users exposed in an experiment arm."""
+        return f"{self.namespace}:experiment:{name}:{variant}:users"
+
     def model_snapshot(self, version: int) -> str:
         """A versioned model snapshot (zlib-compressed JSON)."""
         return f"{self.namespace}:model:snapshot:{version}"

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from pipeline.controls import from_fields, to_fields
 from pipeline.features import Interaction, UserContext, UserState
+from pipeline.segments import queue_membership, segments_of
 from pipeline.stores.keys import RedisKeys
 
 FEATURES_SCHEMA_VERSION = "1"
@@ -52,6 +53,8 @@ def features_fields(state: UserState, updated_ts: int) -> dict[str, str]:
         value = getattr(state.context, name)
         if value:
             fields[name] = value
+    for dim, value in segments_of(state).items():
+        fields[f"segment_{dim}"] = value
     return fields
 
 
@@ -81,6 +84,11 @@ def state_from_redis(
         state.first_ts = int(f.get("first_ts", 0))
         state.last_ts = int(f.get("last_ts", 0))
         state.context = UserContext(f.get("locale"), f.get("device"), f.get("surface"))
+        state.segments = {
+            name[len("segment_") :]: value
+            for name, value in f.items()
+            if name.startswith("segment_")
+        }
     for raw in reversed(history):  # stored newest first
         item_id, ts, kind, weight, completion = orjson.loads(raw)
         state.history.append(Interaction(item_id, int(ts), kind, float(weight), completion))
@@ -170,6 +178,9 @@ class UserStore:
             events_cap=self.events_cap,
         )
         pipe.evalsha(self._apply.sha, 5, *self._keys(state.user_id), *args)
+        after = segments_of(state)
+        queue_membership(pipe, self.keys, state.user_id, state.segments, after)
+        state.segments = after
 
     def queue_save_controls(self, pipe: Any, state: UserState) -> None:
         """Write a user's controls hash (whole: it is small) with the per-user TTL."""

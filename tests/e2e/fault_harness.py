@@ -16,6 +16,7 @@ Everything here stops what it started; the tests stop their worker processes by 
 
 from __future__ import annotations
 
+import bisect
 import collections
 import logging
 import random
@@ -54,8 +55,22 @@ class _Event:
     event_id: str
     user_id: str
     type: str
+    ts: int
     raw: bytes
     attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Acked:
+    """An event the broker acknowledged: where it landed and after how many attempts."""
+
+    user_id: str
+    type: str
+    ts: int
+    partition: int
+    offset: int
+    attempts: int
+    acked_ms: int
 
 
 @dataclass
@@ -96,8 +111,7 @@ class Traffic(threading.Thread):
         self.rate = rate
         self.rng = random.Random(seed)
         self.stats = TrafficStats()
-        self.acked: dict[str, tuple[str, str]] = {}
-        self.ack_times: list[int] = []  # wall ms of each first acknowledgement
+        self.acked: dict[str, Acked] = {}
         self._pending: dict[str, _Event] = {}
         self._resend: collections.deque[_Event] = collections.deque()
         self._lock = threading.Lock()
@@ -132,7 +146,7 @@ class Traffic(threading.Thread):
             doc["watch_seconds"] = round(rng.uniform(0.0, 20.0), 1)
         doc["context"] = {"locale": rng.choice(["en-GB", "de-DE"]), "device": "web"}
         event, raw = build_event(doc, self.settings, now_ms=wall_ms())
-        return _Event(event.event_id, user, kind, raw)
+        return _Event(event.event_id, user, kind, event.ts, raw)
 
     # -- sending
     def _send(self, event: _Event) -> None:
@@ -150,12 +164,19 @@ class Traffic(threading.Thread):
         future.add_callback(self._on_ack, event)
         future.add_errback(self._on_error, event)
 
-    def _on_ack(self, event: _Event, _metadata: Any) -> None:
+    def _on_ack(self, event: _Event, metadata: Any) -> None:
         with self._lock:
             self._pending.pop(event.event_id, None)
             if event.event_id not in self.acked:
-                self.acked[event.event_id] = (event.user_id, event.type)
-                self.ack_times.append(wall_ms())
+                self.acked[event.event_id] = Acked(
+                    event.user_id,
+                    event.type,
+                    event.ts,
+                    metadata.partition,
+                    metadata.offset,
+                    event.attempts,
+                    wall_ms(),
+                )
                 self.stats.acked += 1
 
     def _on_error(self, event: _Event, exc: BaseException) -> None:
@@ -249,12 +270,15 @@ class Traffic(threading.Thread):
 
     def expected(self) -> dict[str, Counts]:
         """Acknowledged unique events per user as ``(n_click, n_skip, n_watch)``."""
-        with self._lock:
-            acked = list(self.acked.values())
         per_user: dict[str, list[int]] = {u: [0, 0, 0] for u in self.users}
-        for user, kind in acked:
-            per_user[user][TYPES.index(kind)] += 1
+        for a in self.snapshot().values():
+            per_user[a.user_id][TYPES.index(a.type)] += 1
         return {u: (c[0], c[1], c[2]) for u, c in per_user.items()}
+
+    def snapshot(self) -> dict[str, Acked]:
+        """A copy of the acknowledged events."""
+        with self._lock:
+            return dict(self.acked)
 
     def acked_count(self) -> int:
         """Events acknowledged so far."""
@@ -359,8 +383,110 @@ def longest_gap(generated: Iterable[int], start_ms: int, end_ms: int) -> tuple[i
     return best
 
 
+def reflection_latencies(
+    acked: dict[str, Acked], lists: Sequence[ListSeen]
+) -> dict[str, int | None]:
+    """Per event: ms from its ``ts`` to the first list of its user reflecting it, or None.
+
+    A list reflects an event when its trigger is that event or a later one of the same user
+    (coalescing publishes the latest event's list only).
+    """
+    by_user: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+    for x in lists:
+        if x.trigger_ts is not None:
+            by_user[x.user_id].append((x.trigger_ts, x.generated_ts))
+    suffix_min: dict[str, tuple[list[int], list[int]]] = {}
+    for user, pairs in by_user.items():
+        pairs.sort()
+        triggers = [t for t, _ in pairs]
+        best = [0] * len(pairs)
+        running = None
+        for i in range(len(pairs) - 1, -1, -1):
+            g = pairs[i][1]
+            running = g if running is None else min(running, g)
+            best[i] = running
+        suffix_min[user] = (triggers, best)
+    out: dict[str, int | None] = {}
+    for event_id, a in acked.items():
+        triggers, best = suffix_min.get(a.user_id, ([], []))
+        i = bisect.bisect_left(triggers, a.ts)
+        out[event_id] = None if i >= len(triggers) else max(0, best[i] - a.ts)
+    return out
+
+
+def latency_summary(latencies: dict[str, int | None]) -> dict[str, Any]:
+    """p50 / p99 / max (seconds) of reflection latencies, and how many were never reflected."""
+    values = sorted(v for v in latencies.values() if v is not None)
+    if not values:
+        return {"never": len(latencies)}
+
+    def q(p: float) -> float:
+        return round(values[min(len(values) - 1, int(p * len(values)))] / 1000, 2)
+
+    return {
+        "p50_s": q(0.5),
+        "p99_s": q(0.99),
+        "max_s": round(values[-1] / 1000, 2),
+        "never": sum(v is None for v in latencies.values()),
+    }
+
+
+def partition_recovery(
+    acked: dict[str, Acked], lists: Sequence[ListSeen], since_ms: int
+) -> dict[int, float | None]:
+    """Per input partition: seconds from ``since_ms`` to the first list reflecting an event
+    of that partition created at or after ``since_ms`` (None: never)."""
+    partition_of = {a.user_id: a.partition for a in acked.values()}
+    first: dict[int, int] = {}
+    for x in lists:
+        if x.trigger_ts is None or x.trigger_ts < since_ms or x.user_id not in partition_of:
+            continue
+        p = partition_of[x.user_id]
+        first[p] = min(first.get(p, x.generated_ts), x.generated_ts)
+    parts = sorted(set(partition_of.values()))
+    return {p: (round((first[p] - since_ms) / 1000, 2) if p in first else None) for p in parts}
+
+
+def last_event_per_user(acked: dict[str, Acked]) -> dict[str, tuple[str, Acked]]:
+    """Each user's event with the highest acknowledged offset (a user has one partition)."""
+    out: dict[str, tuple[str, Acked]] = {}
+    for event_id, a in acked.items():
+        if a.user_id not in out or a.offset > out[a.user_id][1].offset:
+            out[a.user_id] = (event_id, a)
+    return out
+
+
+def stale_final_lists(
+    client: redis.Redis, keys: RedisKeys, acked: dict[str, Acked]
+) -> list[str]:
+    """Users whose ``recs`` key does not reflect their last event.
+
+    The last event is the one with the highest offset when it was acknowledged at the first
+    attempt (then no copy of another event can sit after it); otherwise any of the user's
+    events is accepted, since the copy the worker applied first is unknown.
+    """
+    last = last_event_per_user(acked)
+    users = sorted(last)
+    pipe = client.pipeline(transaction=False)
+    for user in users:
+        pipe.get(keys.recs(user))
+    bad = []
+    ids_of: dict[str, set[str]] = collections.defaultdict(set)
+    for event_id, a in acked.items():
+        ids_of[a.user_id].add(event_id)
+    for user, raw in zip(users, pipe.execute(), strict=True):
+        event_id, a = last[user]
+        trigger = None if raw is None else orjson.loads(raw).get("trigger_event_id")
+        ok = trigger == event_id if a.attempts == 1 else trigger in ids_of[user]
+        if not ok:
+            bad.append(f"{user}: recs trigger={trigger} last event={event_id}")
+    return bad
+
+
 # --------------------------------------------------------------------------- redis
-def reflected_counts(client: redis.Redis, keys: RedisKeys, users: Sequence[str]) -> dict[str, Counts]:
+def reflected_counts(
+    client: redis.Redis, keys: RedisKeys, users: Sequence[str]
+) -> dict[str, Counts]:
     """``(n_click, n_skip, n_watch)`` per user as stored in the features hashes."""
     pipe = client.pipeline(transaction=False)
     for user in users:

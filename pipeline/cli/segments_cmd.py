@@ -1,0 +1,33 @@
+"""``recloop segments``: segment sizes from Redis."""
+
+from __future__ import annotations
+
+import click
+import orjson
+import redis
+
+from pipeline.config import Settings
+from pipeline.segments import DIMENSIONS, segment_sizes
+from pipeline.stores.keys import RedisKeys
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def segments(as_json: bool) -> None:
+    """Print how many users are in each segment (lifecycle, category, locale, ...)."""
+    settings = Settings()
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        sizes = segment_sizes(client, RedisKeys(settings.redis_namespace))
+    finally:
+        client.close()
+    if as_json:
+        click.echo(orjson.dumps(sizes, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+        return
+    for dim in DIMENSIONS:
+        values = sizes.get(dim, {})
+        click.echo(f"{dim}:")
+        if not values:
+            click.echo("  (none)")
+        for value, size in sorted(values.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  {value:<24}{size:>10}")

@@ -1,0 +1,272 @@
+"""Redis and Kafka outages under continuous traffic: no loss, no double count, self-recovery.
+
+Each test runs its own Kafka broker and Redis (``LocalStack`` on free ports in a temporary
+directory, jars from the shared cache) because it stops and restarts them; the session's
+services are never touched. Redis is stopped for 10 s and started again on the same
+append-only data; the broker is stopped and started again on the same data directory and
+ports. Meanwhile events keep coming; the producer re-sends an event (same ``event_id``)
+whenever a send fails, so the topic may hold duplicates the worker must absorb.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from fault_harness import (
+    ListWatcher,
+    Traffic,
+    describe_mismatch,
+    events_by_outcome,
+    latency_summary,
+    log_lines,
+    partition_recovery,
+    reflected_counts,
+    reflection_latencies,
+    stale_final_lists,
+    stop_all,
+    total,
+    wait_converged,
+    wall_ms,
+)
+
+from pipeline.config import Settings
+from pipeline.producer import EventProducer
+from pipeline.stack import LocalStack, free_port, free_ports
+from pipeline.stores.keys import RedisKeys
+from pipeline.testing import WorkerProcess
+from pipeline.topics import ensure_topics
+
+pytestmark = pytest.mark.timeout(240)
+
+USERS = 150
+RATE = 250.0  # events/s
+MAX_RECOVERY_S = 30.0  # fault over -> a list reflecting a new event is published
+CATEGORIES = ["Comedy", "Drama", "Documentary", "Music", "Sports", "Kids"]
+ITEMS = [f"{c.lower()}-{n}" for c in CATEGORIES for n in range(10)]
+
+
+@dataclass
+class Env:
+    stack: LocalStack
+    settings: Settings
+    worker: WorkerProcess
+    redis: redis.Redis
+    keys: RedisKeys
+    users: list[str]
+
+
+@pytest.fixture
+def env(tmp_path: Path, kafka_jar_cache: Path) -> Iterator[Env]:
+    """Own Kafka + Redis, topics with 6 partitions, a catalogue and one ready worker."""
+    kafka_port, controller_port, redis_port = free_ports(3)
+    stack = LocalStack(
+        tmp_path / "stack",
+        kafka_port=kafka_port,
+        controller_port=controller_port,
+        redis_port=redis_port,
+        jar_cache=kafka_jar_cache,
+    )
+    workers: list[WorkerProcess] = []
+    client: redis.Redis | None = None
+    try:
+        stack.start()
+        uid = uuid.uuid4().hex[:8]
+        settings = Settings(
+            kafka_bootstrap=stack.kafka_bootstrap,
+            redis_url=stack.redis_url,
+            redis_namespace=f"o{uid}",
+            app_id=f"recloop-outage-{uid}",
+            topic_events=f"o{uid}.events",
+            topic_items=f"o{uid}.items",
+            topic_dlq=f"o{uid}.events.dlq",
+            topic_recommendations=f"o{uid}.recommendations",
+            topic_partitions=6,
+            web_port=free_port(),
+        )
+        ensure_topics(settings)
+        now = wall_ms()
+        with EventProducer(settings) as producer:
+            for n, item in enumerate(ITEMS):
+                category = item.split("-")[0].title()
+                producer.item(item, [category], duration_seconds=600.0, published_ts=now - n)
+        worker = WorkerProcess(settings, log_path=tmp_path / "worker.log")
+        workers.append(worker)
+        worker.wait_ready(90)
+        client = redis.Redis.from_url(stack.redis_url, socket_timeout=5)
+        users = [f"u{n:03d}-{uuid.uuid4().hex[:4]}" for n in range(USERS)]
+        yield Env(stack, settings, worker, client, RedisKeys(settings.redis_namespace), users)
+    finally:
+        stop_all(workers)
+        if client is not None:
+            client.close()
+        stack.stop()
+
+
+def terminate_pid(pid: int, still_running: Any, timeout: float = 60.0) -> None:
+    """SIGTERM one process we started, SIGKILL after ``timeout``; wait until it is gone."""
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while still_running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if still_running():
+        os.kill(pid, signal.SIGKILL)
+        while still_running():
+            time.sleep(0.1)
+
+
+def watch_recovery(env: Env, since_ms: int, timeout: float = 60.0) -> float | None:
+    """Seconds from ``since_ms`` until the total of the counters grows again (None: never)."""
+    baseline = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            now_total = total(reflected_counts(env.redis, env.keys, env.users))
+        except redis.RedisError:
+            time.sleep(0.2)
+            continue
+        if baseline is None:
+            baseline = now_total
+        elif now_total > baseline:
+            return round((wall_ms() - since_ms) / 1000, 2)
+        time.sleep(0.2)
+    return None
+
+
+def first_list_after(lists: list[Any], since_ms: int) -> dict[str, float | None]:
+    """Seconds from ``since_ms`` to the first list published, and to the first list that
+    reflects an event created at or after ``since_ms``."""
+    published = [x.generated_ts for x in lists if x.generated_ts >= since_ms]
+    fresh = [x.generated_ts for x in lists if x.trigger_ts is not None and x.trigger_ts >= since_ms]
+    return {
+        "first_list_s": round((min(published) - since_ms) / 1000, 2) if published else None,
+        "first_fresh_list_s": round((min(fresh) - since_ms) / 1000, 2) if fresh else None,
+    }
+
+
+def run_fault(
+    env: Env,
+    inject: Any,
+    *,
+    name: str,
+    traffic: Traffic,
+) -> dict[str, Any]:
+    """Traffic before, during and after ``inject()`` (which returns when the fault is over);
+    then wait for convergence; returns everything the assertions and the report need."""
+    watcher = ListWatcher(env.settings)
+    watcher.start()
+    timeline: dict[str, int] = {}
+    try:
+        traffic.start()
+        timeline["traffic_start"] = wall_ms()
+        time.sleep(8)
+        timeline["fault_start"] = wall_ms()
+        inject()
+        timeline["fault_end"] = wall_ms()
+        counts_resumed_s = watch_recovery(env, timeline["fault_end"])
+        time.sleep(max(0.0, 12 - (wall_ms() - timeline["fault_end"]) / 1000))
+        traffic.finish()
+        timeline["traffic_end"] = wall_ms()
+        expected = traffic.expected()
+        got, waited = wait_converged(env.redis, env.keys, env.settings, expected, timeout=90)
+        time.sleep(1.0)
+    finally:
+        traffic.abort()
+        watcher.stop()
+    acked = traffic.snapshot()
+    lists = watcher.lists()
+    start = timeline["traffic_start"]
+    outcomes = events_by_outcome(env.worker)
+    report = {
+        "fault": name,
+        "produced": total(expected),
+        "reflected": total(got),
+        "sends_failed_and_resent": traffic.stats.send_errors,
+        "send_errors": dict(traffic.stats.errors),
+        "resent_events": sum(1 for a in acked.values() if a.attempts > 1),
+        "worker_events_total": outcomes,
+        "duplicates_seen_by_worker": outcomes.get("duplicate", 0),
+        "fault_s": round((timeline["fault_end"] - timeline["fault_start"]) / 1000, 1),
+        "timeline_s": {k: round((v - start) / 1000, 1) for k, v in timeline.items()},
+        "counts_resumed_s": counts_resumed_s,
+        **first_list_after(lists, timeline["fault_end"]),
+        "partition_recovery_s": partition_recovery(acked, lists, timeline["fault_end"]),
+        "event_to_list": latency_summary(reflection_latencies(acked, lists)),
+        "converged_after_s": round(waited, 1),
+        "lists": len(lists),
+    }
+    print(f"\n{name} report: {report}")
+    return {"expected": expected, "got": got, "acked": acked, "report": report}
+
+
+def assert_recovered(env: Env, result: dict[str, Any]) -> None:
+    """Exact counts, a live worker, fresh lists after the fault, final lists up to date."""
+    report = result["report"]
+    logs = "\n".join(
+        log_lines(env.worker.log_path, "degraded:", "recovered:", "ERROR", "batch failed", limit=40)
+    )
+    assert result["got"] == result["expected"], (
+        f"counters differ from the events produced:\n"
+        f"{describe_mismatch(result['expected'], result['got'])}\nreport={report}\n{logs}"
+    )
+    assert env.worker.proc.poll() is None, f"the worker exited:\n{env.worker.tail()}"
+    fresh = report["first_fresh_list_s"]
+    assert fresh is not None and fresh <= MAX_RECOVERY_S, (
+        f"no list reflecting a post-fault event within {MAX_RECOVERY_S} s: report={report}\n{logs}"
+    )
+    late = {p: s for p, s in report["partition_recovery_s"].items() if s is None or s > 30}
+    assert not late, f"partitions without fresh lists 30 s after the fault: {late}\n{report}"
+    stale = stale_final_lists(env.redis, env.keys, result["acked"])
+    assert not stale, f"{len(stale)} users' lists miss their last event: {stale[:5]}"
+
+
+def test_redis_down_for_10_s_loses_and_double_counts_nothing(env: Env) -> None:
+    stack = env.stack
+
+    def redis_outage() -> None:
+        pid = stack.status().redis.pid
+        assert pid is not None
+        terminate_pid(pid, lambda: stack.status().redis.pid is not None)
+        time.sleep(10)
+        stack.start_redis()  # same port, same directory: the append-only file is replayed
+
+    traffic = Traffic(env.settings, env.users, ITEMS, rate=RATE, seed=11)
+    result = run_fault(env, redis_outage, name="redis-outage", traffic=traffic)
+    log_text = env.worker.log_path.read_text(errors="replace")
+    assert "degraded:" in log_text, "the worker never reported the outage (degraded:)"
+    assert "recovered:" in log_text, "the worker never reported recovery (recovered:)"
+    assert_recovered(env, result)
+
+
+def test_kafka_broker_restart_loses_and_double_counts_nothing(env: Env) -> None:
+    stack = env.stack
+
+    def broker_restart() -> None:
+        pid = stack.status().kafka.pid
+        assert pid is not None
+        terminate_pid(pid, lambda: stack.status().kafka.pid is not None)
+        time.sleep(5)
+        stack.start_kafka()  # same ports, same data directory: topics and offsets survive
+
+    # short delivery timeout: sends fail during the outage and are re-sent by the test with
+    # the same event_id, so the topic gets duplicates the worker has to absorb
+    traffic = Traffic(
+        env.settings,
+        env.users,
+        ITEMS,
+        rate=RATE,
+        seed=13,
+        delivery_timeout_ms=5_000,
+        request_timeout_ms=2_000,
+    )
+    result = run_fault(env, broker_restart, name="kafka-restart", traffic=traffic)
+    assert result["report"]["sends_failed_and_resent"] > 0, "the outage never reached the producer"
+    assert_recovered(env, result)
