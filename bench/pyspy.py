@@ -24,6 +24,33 @@ from common import table
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 _PROJECT = ("pipeline", "agents", "schemas")
+_ENTRY = ("pipeline/cli/", "pipeline/__main__")  # on every stack of the worker: says nothing
+
+# What a worker spends time on: the innermost recloop function on the stack that names a stage;
+# samples without one go to the package of their innermost library frame ("pkg:<package>").
+WORKER_STAGES: tuple[tuple[str, str], ...] = (
+    ("refresh: rank (Engine.recommend)", "Engine.recommend"),
+    ("refresh: encode list JSON", "encode_recommendation"),
+    ("refresh: Redis SET + Kafka send", "Processor._refresh"),
+    ("persist: Redis transaction", "Processor._persist"),
+    ("learn: features + ranker update", "Processor._learn"),
+    ("learn: shared model apply", "Engine.apply"),
+    ("decode + validate events", "parse_event"),
+    ("load user states (Redis)", "Processor._load_users"),
+    ("dead letters", "Processor._dead_letter"),
+    ("timer: model sync", "Processor.sync_model"),
+    ("timer: trending", "Processor.refresh_trending"),
+    ("timer: snapshot", "Processor.snapshot_model"),
+    ("timer: stale refresh", "Processor.refresh_stale"),
+    ("timer: deferred refresh (other)", "Processor.flush_pending"),
+    ("other batch logic", "Processor._handle_events"),
+    ("other batch logic", "Processor.handle_events"),
+    ("/metrics rendering", "pkg:prometheus_client"),
+    ("Faust stream/agent machinery", "pkg:faust"),
+    ("Faust stream/agent machinery", "pkg:mode"),
+    ("Kafka client (aiokafka)", "pkg:aiokafka"),
+    ("Redis client (redis-py)", "pkg:redis"),
+)
 
 
 def find_pyspy() -> str | None:
@@ -104,6 +131,7 @@ def analyze(path: Path, top: int = 20) -> dict[str, Any]:
     incl_fn: Counter[str] = Counter()
     self_pkg: Counter[str] = Counter()
     by_recloop: Counter[str] = Counter()
+    stage: Counter[str] = Counter()
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_s = line.rpartition(" ")
@@ -120,7 +148,15 @@ def analyze(path: Path, top: int = 20) -> dict[str, Any]:
         self_pkg[pkg] += count
         for name in {f"{fn} ({fl})" for fn, fl, _ in frames}:
             incl_fn[name] += count
-        inner = next((f for f in reversed(frames) if f[2].startswith("recloop:")), None)
+        inner = next(
+            (
+                f
+                for f in reversed(frames)
+                if f[2].startswith("recloop:") and not f[1].startswith(_ENTRY)
+            ),
+            None,
+        )
+        stage[_stage(frames)] += count
         by_recloop[
             f"{inner[0]} ({inner[1]})" if inner else "(no recloop frame: framework, I/O, loop)"
         ] += count
@@ -143,7 +179,23 @@ def analyze(path: Path, top: int = 20) -> dict[str, Any]:
         "inclusive": pct(incl_fn, top + 10, skip_roots=True),
         "self_by_package": pct(self_pkg, 15),
         "by_recloop_function": pct(by_recloop, top),
+        "by_stage": pct(stage, 40),
     }
+
+
+def _stage(frames: list[tuple[str, str, str]]) -> str:
+    """The innermost recloop stage on the stack; else the library of the innermost frame."""
+    for func, _, _ in reversed(frames):
+        for name, pattern in WORKER_STAGES:
+            if not pattern.startswith("pkg:") and (
+                func == pattern or func.startswith(pattern + ".")
+            ):
+                return name
+    for _, _, pkg in reversed(frames):
+        for name, pattern in WORKER_STAGES:
+            if pattern == f"pkg:{pkg}":
+                return name
+    return "event loop, asyncio, other"
 
 
 def render(a: dict[str, Any], header: str = "") -> str:
@@ -152,6 +204,7 @@ def render(a: dict[str, Any], header: str = "") -> str:
 
     parts = [header] if header else []
     parts += [
+        t("worker time by stage (innermost matching frame)", "by_stage", "stage"),
         t("self time by package (leaf frame)", "self_by_package", "package"),
         t(
             "time by innermost recloop function (incl. the libraries it calls)",

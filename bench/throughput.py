@@ -10,7 +10,7 @@ time (the machine has 2 cores):
 
 1. **worker**: one ``recloop worker`` (full path: decode, dedupe, features and models, one
    Redis transaction per batch, list refresh to Redis and Kafka). Progress is the sum of the
-   worker's ``recloop_events_total`` (all outcomes) on ``/metrics``, polled every 0.2 s; the
+   worker's ``recloop_events_total`` (all outcomes) on ``/metrics``, polled every 0.5 s; the
    rate is measured from the first processed event to the last. If the backlog is not drained
    within ``--max-drain-seconds``, the rate over that window is reported (the backlog never
    ran dry, so it is still the sustained rate) and the run is marked "capped".
@@ -108,7 +108,7 @@ def drain(
     cap_seconds: float,
     start_timeout: float = 120.0,
     meter: CpuMeter | None = None,
-    poll: float = 0.2,
+    poll: float = 0.5,
 ) -> dict[str, Any]:
     """Poll ``progress()`` until it reaches ``total``; rate from first to last processed event."""
     deadline = time.monotonic() + start_timeout

@@ -32,7 +32,7 @@ import math
 import random
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -206,15 +206,30 @@ class World:
         return _interest(self.user(user_id), self._by_id[item_id])
 
     # --- traffic ----------------------------------------------------------------------
-    def next_event(self, now_ms: int) -> dict[str, Any]:
-        """The next event v1 of the interleaved sessions, stamped ``ts=now_ms``."""
+    def next_event(
+        self,
+        now_ms: int,
+        recommended: Callable[[str], Sequence[str]] | None = None,
+        follow: float = 0.7,
+    ) -> dict[str, Any]:
+        """The next event v1 of the interleaved sessions, stamped ``ts=now_ms``.
+
+        Closed loop: with ``recommended`` (user id -> the user's current list), a user picks
+        from their list with probability ``follow`` (by taste and position, as people
+        scan a list top-down but choose what they like), otherwise browses as usual. An
+        experiment then has a ground truth: better lists get more completed watches.
+        """
         session = self._pick_session()
         if session.pending is not None:
             item, context = session.pending, session.pending_context
             session.pending = session.pending_context = None
             event = self._watch(session.user, item, now_ms, context)
         else:
-            item, category, surface = self._choose_item(session)
+            listed = recommended(session.user.user_id) if recommended is not None else ()
+            if listed and self._rng.random() < follow:
+                item, category, surface = self._choose_listed(session, listed)
+            else:
+                item, category, surface = self._choose_item(session)
             context = self._context(session.user, surface)
             if self._rng.random() < _skip_probability(_interest(session.user, item)):
                 event = self._skip(session.user, item, now_ms, context)
@@ -291,6 +306,17 @@ class World:
             return item, item.categories[0], surface
         members, cum = self._by_category[category]
         return rng.choices(members, cum_weights=cum)[0], category, surface
+
+    def _choose_listed(self, session: _Session, listed: Sequence[str]) -> tuple[SimItem, str, str]:
+        known = [self._by_id[i] for i in listed[:20] if i in self._by_id]
+        if not known:
+            return self._choose_item(session)
+        weights = [
+            (0.05 + _interest(session.user, item) ** 2) * 0.9**rank
+            for rank, item in enumerate(known)
+        ]
+        item = self._rng.choices(known, weights=weights)[0]
+        return item, item.categories[0], "recommended"
 
     def _context(self, user: SimUser, surface: str) -> dict[str, Any]:
         position = min(49, int(self._rng.expovariate(0.25)))

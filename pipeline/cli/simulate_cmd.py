@@ -10,7 +10,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any, Protocol
 
@@ -47,6 +47,8 @@ def run_simulation(
     progress: ProgressFn | None = None,
     progress_every: float = 5.0,
     tick: float = 0.01,
+    recommended: Callable[[str], Sequence[str]] | None = None,
+    follow: float = 0.7,
 ) -> int:
     """Send ``world``'s events at ``rate``/s until ``duration`` elapses or ``stop`` is set.
 
@@ -66,7 +68,7 @@ def run_simulation(
         if due:
             ts = wall_ms()
             for _ in range(due):
-                sink.send_event(world.next_event(ts))
+                sink.send_event(world.next_event(ts, recommended, follow))
             sent += due
         if progress is not None and now - last_report >= progress_every:
             progress(sent, (sent - reported) / (now - last_report), now - start)
@@ -76,6 +78,25 @@ def run_simulation(
         pause(tick)
     sink.flush()
     return sent
+
+
+def _redis_lists(settings: Settings) -> Callable[[str], Sequence[str]]:
+    """User id -> item ids of the user's current list, read from the recs key."""
+    import orjson
+    import redis
+
+    from pipeline.stores.keys import RedisKeys
+
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = RedisKeys(settings.redis_namespace)
+
+    def lookup(user_id: str) -> Sequence[str]:
+        raw = client.get(keys.recs(user_id))
+        if raw is None:
+            return ()
+        return [entry["item_id"] for entry in orjson.loads(raw)["items"]]
+
+    return lookup
 
 
 def _print_progress(sent: int, rate: float, elapsed: float) -> None:
@@ -119,6 +140,18 @@ def _print_progress(sent: int, rate: float, elapsed: float) -> None:
 )
 @click.option("--no-items", is_flag=True, help="Do not publish the catalogue first.")
 @click.option(
+    "--closed-loop",
+    is_flag=True,
+    help="Users read their current list from Redis and mostly choose from it.",
+)
+@click.option(
+    "--follow",
+    type=click.FloatRange(0, 1),
+    default=0.7,
+    show_default=True,
+    help="Closed loop: share of choices made from the list (the rest is browsing).",
+)
+@click.option(
     "--bootstrap",
     default=None,
     help="Kafka bootstrap servers [default: RECLOOP_KAFKA_BOOTSTRAP or settings].",
@@ -130,6 +163,8 @@ def simulate(
     duration: float | None,
     seed: int | None,
     no_items: bool,
+    closed_loop: bool,
+    follow: float,
     bootstrap: str | None,
 ) -> None:
     """Produce synthetic events (and the item catalogue) to Kafka at a steady rate."""
@@ -154,6 +189,7 @@ def simulate(
             raise KeyboardInterrupt
         stop.set()
 
+    recommended = _redis_lists(settings) if closed_loop else None
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with EventProducer(settings) as producer:
@@ -165,7 +201,14 @@ def simulate(
                 click.echo(f"simulate: published {n_items} items to {settings.topic_items}")
             started = time.monotonic()
             sent = run_simulation(
-                world, producer, rate=rate, duration=duration, stop=stop, progress=_print_progress
+                world,
+                producer,
+                rate=rate,
+                duration=duration,
+                stop=stop,
+                progress=_print_progress,
+                recommended=recommended,
+                follow=follow,
             )
     finally:
         for sig, handler in previous.items():

@@ -22,6 +22,21 @@ CATEGORIES = ["Comedy", "Drama", "Documentary", "Music", "Sports", "Kids"]
 ITEMS_PER_CATEGORY = 15
 
 
+# Both arms rank alike (category_cap 6 is the default), so other tests are unaffected while
+# assignment and outcome attribution run for every user.
+EXPERIMENTS = {
+    "experiments": [
+        {
+            "name": "itest",
+            "variants": [
+                {"name": "a", "share": 0.5, "changes": {}},
+                {"name": "b", "share": 0.5, "changes": {"category_cap": 6}},
+            ],
+        }
+    ]
+}
+
+
 def item_id(category: str, n: int) -> str:
     return f"{category.lower()}-{n}"
 
@@ -31,7 +46,10 @@ def stack(
     kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     uid = uuid.uuid4().hex[:8]
+    experiments = tmp_path_factory.mktemp("exp") / "experiments.json"
+    experiments.write_bytes(orjson.dumps(EXPERIMENTS))
     settings = Settings(
+        experiments_file=experiments,
         kafka_bootstrap=kafka_bootstrap,
         redis_url=redis_url,
         redis_namespace=f"t{uid}",

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from typing import Any
 
+import orjson
+
 from pipeline.config import Settings
+from pipeline.experiments import assign, load_experiments
 from pipeline.producer import EventProducer
 from pipeline.testing import wait_for
-from tests.integration.conftest import counts, item_id, recs
+from tests.integration.conftest import counts, features, item_id, recs
 
 
 def listed(stack: dict[str, Any], user: str) -> list[str]:
@@ -110,3 +116,58 @@ def test_declared_interests_shape_a_new_users_first_list(stack: dict[str, Any]) 
     assert all(e["item_id"].split("-")[0] in ("kids", "documentary") for e in top)
     assert any(e["reason"].startswith("you said you like") for e in top)
     assert doc["personalized"] is True
+
+
+def test_segments_are_written_and_counted(stack: dict[str, Any]) -> None:
+    settings: Settings = stack["settings"]
+    user = f"seg-{uuid.uuid4().hex[:6]}"
+    with EventProducer(settings) as producer:
+        for k in range(6):
+            producer.watch(
+                user, item_id("Sports", k), 600.0, duration_seconds=600.0,
+                context={"locale": "fr-FR", "device": "tv", "surface": "home"},
+            )  # fmt: skip
+        producer.flush()
+    assert wait_for(lambda: counts(stack, user) == (0, 0, 6), timeout=30)
+    f = {
+        k.decode(): v.decode()
+        for k, v in stack["redis"].hgetall(stack["keys"].features(user)).items()
+    }
+    assert f["segment_lifecycle"] == "active" and f["segment_category"] == "Sports"
+    assert f["segment_locale"] == "fr-FR" and f["segment_device"] == "tv"
+    assert stack["redis"].sismember(stack["keys"].segment("locale", "fr-FR"), user)
+    assert not stack["redis"].sismember(stack["keys"].segment("lifecycle", "new"), user)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "segments", "--json"],
+        env={**os.environ, **settings.to_env()}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    sizes = orjson.loads(result.stdout)
+    assert sizes["locale"]["fr-FR"] >= 1 and sizes["category"]["Sports"] >= 1
+
+
+def test_experiment_arm_is_stated_and_outcomes_are_attributed(stack: dict[str, Any]) -> None:
+    settings: Settings = stack["settings"]
+    declared = load_experiments(settings.experiments_file)
+    user = f"exp-{uuid.uuid4().hex[:6]}"
+    arm = assign(declared, user)
+    assert arm is not None
+    keys = stack["keys"]
+    before = int(stack["redis"].hget(keys.experiment("itest", arm[1].name), "hits") or 0)
+    with EventProducer(settings) as producer:
+        first = producer.click(user, item_id("Kids", 1))
+        producer.flush()
+        assert wait_for(lambda: reflects(stack, user, first), timeout=30)
+        doc = recs(stack, user) or {}
+        assert doc["experiment"] == "itest" and doc["variant"] == arm[1].name
+        pick = doc["items"][0]["item_id"]
+        producer.watch(user, pick, 600.0, duration_seconds=600.0)
+        producer.flush()
+
+    def hits() -> int:
+        return int(stack["redis"].hget(keys.experiment("itest", arm[1].name), "hits") or 0)
+
+    assert wait_for(lambda: hits() == before + 1, timeout=30)
+    counters = stack["redis"].hgetall(keys.experiment("itest", arm[1].name))
+    assert int(counters[b"completions"]) >= 1 and int(counters[b"exposures"]) >= 1
+    assert stack["redis"].pfcount(keys.experiment_users("itest", arm[1].name)) >= 1

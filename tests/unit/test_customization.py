@@ -1,0 +1,157 @@
+"""Controls, segments and experiments: the pure rules behind customization."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+
+from pipeline.controls import UserControls, apply_control, from_fields, to_fields
+from pipeline.experiments import (
+    assign,
+    compare,
+    outcome,
+    parse_experiments,
+    report,
+    variant_params,
+)
+from pipeline.features import UserContext, UserState
+from pipeline.recommender import EngineParams
+from pipeline.segments import changes, segments_of
+from schemas.control import Control
+from schemas.validation import Rejected, parse_control
+
+
+def control(**fields: object) -> Control:
+    base = {"control_id": "c", "user_id": "u", "ts": 1}
+    return Control.model_validate({**base, **fields})
+
+
+def test_mutes_and_not_interested_block_items_until_undone() -> None:
+    c = UserControls()
+    apply_control(c, control(type="mute", category="News"), n_events=0)
+    apply_control(c, control(type="mute", creator_id="cr1"), n_events=0)
+    apply_control(c, control(type="not_interested", item_id="i9", reason="seen"), n_events=0)
+    assert not c.allows("i1", ("Sports", "News"), None)
+    assert not c.allows("i2", ("Sports",), "cr1")
+    assert not c.allows("i9", (), None)
+    assert c.allows("i3", ("Sports",), "cr2")
+    apply_control(c, control(type="unmute", category="News"), n_events=0)
+    apply_control(c, control(type="unmute", item_id="i9"), n_events=0)
+    assert c.allows("i1", ("Sports", "News"), None) and c.allows("i9", (), None)
+
+
+def test_declared_prior_fades_with_behaviour_and_never_freezes() -> None:
+    c = UserControls()
+    apply_control(c, control(type="declare_interests", categories=["A", "B"]), n_events=3)
+    weights = [c.prior(3 + n, weight=1.0, halfway=5.0) for n in (0, 5, 15, 45)]
+    assert weights == [1.0, 0.5, 0.25, 0.1]
+    apply_control(c, control(type="declare_interests", categories=[]), n_events=10)
+    assert c.prior(10, weight=1.0, halfway=5.0) == 0.0
+
+
+def test_controls_hash_round_trip() -> None:
+    c = UserControls(muted_categories={"A"}, not_interested={"i": "meh"}, declared=("B",))
+    c.personalization = False
+    assert from_fields(to_fields(c)) == c
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ({"type": "mute"}, "missing_field"),
+        ({"type": "mute", "category": "A", "item_id": "i"}, "invalid_value"),
+        ({"type": "not_interested"}, "missing_field"),
+        ({"type": "declare_interests"}, "missing_field"),
+        ({"type": "explode"}, "unknown_type"),
+    ],
+)
+def test_invalid_controls_get_a_dead_letter_reason(doc: dict[str, object], reason: str) -> None:
+    import orjson
+
+    raw = orjson.dumps({"control_id": "c", "user_id": "u", "ts": 1, **doc})
+    result = parse_control(raw, max_bytes=10_000)
+    assert isinstance(result, Rejected) and result.reason.value == reason
+
+
+def test_segments_follow_the_state() -> None:
+    state = UserState("u", n_watch=7, affinity={"Drama": 2.0, "News": -1.0})
+    state.context = UserContext("en-GB", "tv", None)
+    assert segments_of(state) == {
+        "lifecycle": "active", "category": "Drama", "locale": "en-GB", "device": "tv",
+    }  # fmt: skip
+    left, joined = changes({"lifecycle": "new", "locale": "en-GB"}, segments_of(state))
+    assert left == [("lifecycle", "new")]
+    assert ("lifecycle", "active") in joined and ("locale", "en-GB") not in joined
+
+
+EXPERIMENTS = parse_experiments(
+    {
+        "experiments": [
+            {
+                "name": "perso",
+                "traffic": 0.8,
+                "variants": [
+                    {"name": "control", "share": 0.5, "changes": {"personalized": False}},
+                    {"name": "treatment", "share": 0.5, "changes": {"category_cap": 3}},
+                ],
+            }
+        ]
+    }
+)
+
+
+def test_assignment_is_deterministic_and_follows_the_shares() -> None:
+    users = [f"user-{n}" for n in range(20_000)]
+    arms = [assign(EXPERIMENTS, u) for u in users]
+    assert arms == [assign(EXPERIMENTS, u) for u in users]
+    counts = Counter(a[1].name if a else None for a in arms)
+    assert counts[None] / len(users) == pytest.approx(0.2, abs=0.015)
+    assert counts["control"] / len(users) == pytest.approx(0.4, abs=0.015)
+    assert counts["treatment"] / len(users) == pytest.approx(0.4, abs=0.015)
+
+
+def test_variant_changes_become_params() -> None:
+    control_arm, treatment = EXPERIMENTS[0].variants
+    params, personalized = variant_params(EngineParams(), control_arm)
+    assert personalized is False and params == EngineParams()
+    params, personalized = variant_params(EngineParams(), treatment)
+    assert personalized is True and params.category_cap == 3
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"experiments": [{"name": "x", "variants": [{"name": "a", "share": 1.0}]}]},
+        {"experiments": [{"name": "x", "variants": [{"name": "a", "share": 0.5},
+                                                     {"name": "b", "share": 0.4}]}]},
+        {"experiments": [{"name": "x", "variants": [{"name": "a", "share": 0.5},
+                                                     {"name": "b", "share": 0.5,
+                                                      "changes": {"bogus": 1}}]}]},
+    ],
+)  # fmt: skip
+def test_bad_declarations_are_refused(doc: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="experiment"):
+        parse_experiments(doc)
+
+
+def test_outcomes_and_lift_statistics() -> None:
+    assert outcome("skip", True, False) == {"actions": 1, "hits": 1, "skips": 1}
+    assert outcome("click", False, False) == {"actions": 1}
+    stats = compare(300, 1000, 200, 1000)
+    assert stats["lift"] == pytest.approx(0.5)
+    assert stats["lift_low"] < 0.5 < stats["lift_high"]
+    assert stats["diff_low"] > 0 and stats["p_value"] < 1e-5
+    same = compare(200, 1000, 200, 1000)
+    assert same["p_value"] == pytest.approx(1.0) and same["diff_low"] < 0 < same["diff_high"]
+    rows = report(
+        EXPERIMENTS,
+        {("perso", "control"): {"actions": 100, "hits": 10},
+         ("perso", "treatment"): {"actions": 100, "hits": 30, "watches": 20, "completions": 15}},
+        {("perso", "control"): 40, ("perso", "treatment"): 41},
+    )  # fmt: skip
+    control_row, treatment_row = rows[0]["variants"]
+    assert "vs_control" not in control_row and control_row["users"] == 40
+    assert treatment_row["click_through"] == 0.3 and treatment_row["completion_rate"] == 0.75
+    assert math.isclose(treatment_row["vs_control"]["lift"], 2.0)
