@@ -129,10 +129,7 @@ def test_segments_are_written_and_counted(stack: dict[str, Any]) -> None:
             )  # fmt: skip
         producer.flush()
     assert wait_for(lambda: counts(stack, user) == (0, 0, 6), timeout=30)
-    f = {
-        k.decode(): v.decode()
-        for k, v in stack["redis"].hgetall(stack["keys"].features(user)).items()
-    }
+    f = features(stack, user)
     assert f["segment_lifecycle"] == "active" and f["segment_category"] == "Sports"
     assert f["segment_locale"] == "fr-FR" and f["segment_device"] == "tv"
     assert stack["redis"].sismember(stack["keys"].segment("locale", "fr-FR"), user)
