@@ -29,13 +29,19 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import random
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pyspy
 from common import (
+    RESULTS_DIR,
+    CpuMeter,
     Services,
     add_common_args,
     admin_client,
@@ -227,6 +233,7 @@ def produce(
     sampler: RedisSampler,
     sample_share: float,
     rng: random.Random,
+    on_measure: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """Send events paced at ``rate``/s: ``warmup`` s unmeasured, then ``duration`` s measured."""
     producer = kafka_producer(settings)
@@ -236,6 +243,8 @@ def produce(
         for phase, seconds in (("warmup", warmup), ("measure", duration)):
             if seconds <= 0:
                 continue
+            if phase == "measure":
+                on_measure()
             sent = 0
             start = time.monotonic()
             start_ms = now_ms()
@@ -288,6 +297,7 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
     sampler.start()
     workers: list[WorkerProcess] = []
     lag: LagSampler | None = None
+    spy: list[Any] = []
     try:
         t_start = time.monotonic()
         for i in range(args.workers):
@@ -301,6 +311,17 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         t_measure = time.monotonic() + args.warmup
         lag = LagSampler(settings, t0=t_measure)
         lag.start()
+        meter = CpuMeter(
+            {**{f"worker-{i}": w.pid for i, w in enumerate(workers)}, "bench": os.getpid()}
+            | svc.pids()
+        )
+        raw = svc.workdir / "profile.raw"
+
+        def on_measure() -> None:
+            meter.start()
+            if args.profile_seconds > 0:
+                spy.append(pyspy.start(workers[0].pid, raw, duration=int(args.profile_seconds)))
+
         phases = produce(
             settings,
             world,
@@ -310,7 +331,12 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
             sampler=sampler,
             sample_share=args.redis_sample,
             rng=random.Random(args.seed),
+            on_measure=on_measure,
         )
+        cpu = meter.stop()
+        for proc in spy:
+            pyspy.stop(proc)
+        spy.clear()
         stopped = time.monotonic()
         log("producer stopped; waiting for the backlog to drain")
         drain_s = None
@@ -325,6 +351,8 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         lag.stop()
         metrics = [fetch_text(w.url("/metrics")) for w in workers]
     finally:
+        for proc in spy:
+            pyspy.stop(proc)
         for w in workers:  # first: a worker left running would outlive the stack
             w.stop()
         for thread in (lag, listener, sampler):
@@ -418,6 +446,8 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
         },
         "latency_by_window": windows,
         "machine_load_percent": load,
+        "cpu_percent": cpu,
+        "profile": _profile(raw, args) if args.profile_seconds > 0 else None,
         "backlog": {
             "samples": [[round(t, 2), v] for t, v in lag.samples],
             "mid_mean": mid_mean,
@@ -438,6 +468,22 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
             "no_growing_backlog": growing is False,
         },
     }
+
+
+def _profile(raw: Path, args: argparse.Namespace) -> dict[str, Any] | None:
+    """Summarise the py-spy samples of worker 0 and write bench/results/freshness_profile.txt."""
+    if not raw.exists():
+        log("py-spy wrote no profile")
+        return None
+    analysis = pyspy.analyze(raw)
+    header = (
+        f"py-spy 100 Hz, --nonblocking, on-CPU samples of worker 0 during the first "
+        f"{args.profile_seconds:.0f} s of the measured window ({args.rate:,.0f} events/s offered, "
+        f"{analysis['samples']:,} samples)"
+    )
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / "freshness_profile.txt").write_text(pyspy.render(analysis, header))
+    return {"file": str(RESULTS_DIR / "freshness_profile.txt"), "analysis": analysis}
 
 
 def report(r: dict[str, Any]) -> str:
@@ -488,6 +534,13 @@ def report(r: dict[str, Any]) -> str:
             ],
             ["redis samples timed out", rs["timed_out"]],
             [
+                "CPU % of a core: workers / kafka / redis / bench",
+                " / ".join(
+                    fmt_num(sum(v for k, v in r["cpu_percent"].items() if k.startswith(name)))
+                    for name in ("worker", "kafka", "redis", "bench")
+                ),
+            ],
+            [
                 "group lag mid (mean / max of samples)",
                 f"{fmt_num(b['mid_mean'])} / {b['mid_max']:,}",
             ],
@@ -519,9 +572,18 @@ def report(r: dict[str, Any]) -> str:
         f" (p99 {ts['p99']:,.0f} ms, rate {'ok' if g['rate_ok'] else 'LOW'}, backlog "
         f"{'ok' if g['no_growing_backlog'] else 'GROWING/unknown'})"
     )
-    return "\n\n".join(
-        [lat, facts, windows, goal + "\n" + contention_note(r["machine_load_percent"])]
-    )
+    parts = [lat, facts, windows, goal + "\n" + contention_note(r["machine_load_percent"])]
+    if r.get("profile"):
+        a = r["profile"]["analysis"]
+        parts.append(
+            table(
+                ["stage", "samples", "%"],
+                [[n, c, q] for n, c, q in a["by_stage"][:12]],
+                title="worker 0 on-CPU time by stage (py-spy)",
+            )
+        )
+        parts.append(f"full profile: {r['profile']['file']}")
+    return "\n\n".join(parts)
 
 
 def fmt_num(value: Any, digits: int = 0) -> str:
@@ -563,6 +625,12 @@ def main() -> None:
         type=float,
         default=1.5,
         help="wait after drain for deferred refreshes (s)",
+    )
+    p.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=0.0,
+        help="py-spy worker 0 for this long from the start of the measured window (default 0: off)",
     )
     add_common_args(p)
     args = p.parse_args()

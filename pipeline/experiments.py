@@ -231,10 +231,16 @@ def report(
             row["completion_rate"] = _ratio(row["completions"], row["watches"])
             row["skip_rate"] = _ratio(row["skips"], row["hits"])
             if variant is not experiment.control:
+                c_get = {k: int(control.get(k, 0)) for k in COUNTERS}
                 row["vs_control"] = compare(
-                    row["hits"], row["actions"],
-                    int(control.get("hits", 0)), int(control.get("actions", 0)),
-                )  # fmt: skip
+                    row["hits"], row["actions"], c_get["hits"], c_get["actions"]
+                )
+                row["completion_vs_control"] = compare(
+                    row["completions"], row["watches"], c_get["completions"], c_get["watches"]
+                )
+                row["skip_vs_control"] = compare(
+                    row["skips"], row["hits"], c_get["skips"], c_get["hits"]
+                )
             rows.append(row)
         out.append({"experiment": experiment.name, "control": experiment.control.name,
                     "attribution_seconds": experiment.attribution_seconds,
@@ -252,25 +258,29 @@ def format_report(rows: list[dict[str, Any]]) -> str:
     for exp in rows:
         lines.append(f"experiment {exp['experiment']} (control: {exp['control']})")
         lines.append(
-            f"  {'variant':<14}{'users':>7}{'lists':>8}{'actions':>9}{'hits':>7}"
-            f"{'CTR':>9}{'complete':>10}{'skip':>9}  lift of CTR vs control [95% CI], p"
+            f"  {'variant':<18}{'users':>7}{'lists':>8}{'actions':>9}{'hits':>7}"
+            f"{'CTR':>9}{'complete':>10}{'skip':>9}"
         )
         for r in exp["variants"]:
-            vs = r.get("vs_control")
-            if vs is None:
-                lift = "(control)"
-            elif vs["lift"] is None:
-                lift = "-"
-            else:
-                lift = (
-                    f"{100 * vs['lift']:+.1f}% [{100 * vs['lift_low']:+.1f}%, "
-                    f"{100 * vs['lift_high']:+.1f}%], p={vs['p_value']:.2g}"
-                )
             lines.append(
-                f"  {r['variant']:<14}{r['users']:>7}{r['exposures']:>8}{r['actions']:>9}"
+                f"  {r['variant']:<18}{r['users']:>7}{r['exposures']:>8}{r['actions']:>9}"
                 f"{r['hits']:>7}{pct(r['click_through']):>9}{pct(r['completion_rate']):>10}"
-                f"{pct(r['skip_rate']):>9}  {lift}"
+                f"{pct(r['skip_rate']):>9}"
             )
+        for r in exp["variants"]:
+            for label, key in (
+                ("CTR", "vs_control"),
+                ("completion", "completion_vs_control"),
+                ("skip rate", "skip_vs_control"),
+            ):
+                vs = r.get(key)
+                if vs is None or vs["lift"] is None:
+                    continue
+                lines.append(
+                    f"  {r['variant']} vs {exp['control']}: {label} {100 * vs['lift']:+.1f}% "
+                    f"[95% CI {100 * vs['lift_low']:+.1f}%, {100 * vs['lift_high']:+.1f}%], "
+                    f"p={vs['p_value']:.2g}"
+                )
     return "\n".join(lines) if lines else "no experiments declared"
 
 

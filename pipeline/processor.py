@@ -28,12 +28,12 @@ from pipeline.coalesce import RefreshScheduler, Trigger
 from pipeline.config import Settings
 from pipeline.controls import apply_control
 from pipeline.experiments import assign, load_experiments, outcome, variant_params
-from pipeline.features import FeatureParams, UserContext, UserState, apply_event, mark_seen
+from pipeline.features import FeatureParams, UserState
+from pipeline.learning import event_signal, learn_event
 from pipeline.metrics import WorkerMetrics
 from pipeline.recommender import Engine, EngineParams, LearnRecord
 from pipeline.retry import retry_forever
 from pipeline.segments import sweep_dormant
-from pipeline.signals import signal_for
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import ModelLog
 from pipeline.stores.users import UserStore
@@ -213,37 +213,9 @@ class Processor:
         await self._refresh(due, trigger_kind="event")
 
     def _learn(self, state: UserState, event: Event) -> LearnRecord:
-        """Apply one new event to the user's state and the engine's ranker.
-
-        With personalization off the event only counts towards anonymous item statistics
-        (no context, no segments) and is remembered for de-duplication; no behavioural
-        feature of the user moves.
-        """
-        engine = self.engine
-        idx = engine.catalog.ensure(event.item_id)
-        duration = event.duration_seconds or engine.catalog.infos[idx].duration_seconds
-        signal = signal_for(
-            event.type, event.watch_seconds, duration, threshold=self.settings.completion_threshold
-        )
-        if not state.controls.personalization:
-            mark_seen(state, event.event_id, event.ts, self.feature_params.dedupe_size)
-            anonymous = UserState(state.user_id)
-            return engine.record_for(anonymous, event.item_id, event.ts, event.type, signal)
-        record = engine.record_for(state, event.item_id, event.ts, event.type, signal)
-        engine.train_ranker(state, event.item_id, signal, event.ts)
-        ctx = event.context
-        apply_event(
-            state,
-            event_id=event.event_id,
-            event_type=event.type,
-            item_id=event.item_id,
-            ts=event.ts,
-            signal=signal,
-            categories=engine.catalog.categories_of(idx),
-            params=self.feature_params,
-            context=UserContext(ctx.locale, ctx.device, ctx.surface) if ctx else None,
-        )
-        return record
+        """Apply one new event to the user's state and the ranker (``pipeline.learning``)."""
+        signal = event_signal(self.engine, event, threshold=self.settings.completion_threshold)
+        return learn_event(self.engine, state, event, signal, self.feature_params)
 
     async def _load_users(self, user_ids: set[str]) -> None:
         missing = [u for u in user_ids if u not in self.cache]

@@ -25,10 +25,10 @@ import orjson
 
 from pipeline.catalog import FloatArray, item_info
 from pipeline.decay import growth_exponent
-from pipeline.features import FeatureParams, UserContext, UserState, apply_event
+from pipeline.features import FeatureParams, UserState
+from pipeline.learning import event_signal, learn_event
 from pipeline.model.growable import fit
 from pipeline.recommender import Engine, EngineParams
-from pipeline.signals import signal_for
 from schemas.events import Event, Item
 from schemas.validation import Rejected, parse_event, parse_item
 
@@ -149,10 +149,7 @@ def replay(
         if state is None:
             state = users[event.user_id] = UserState(event.user_id)
         idx = engine.catalog.ensure(event.item_id)
-        duration = event.duration_seconds or engine.catalog.infos[idx].duration_seconds
-        signal = signal_for(
-            event.type, event.watch_seconds, duration, threshold=config.completion_threshold
-        )
+        signal = event_signal(engine, event, threshold=config.completion_threshold)
         if n_events % INDEX_EVERY == 1:
             engine.refresh_indexes(event.ts)
         if signal.positive:
@@ -162,22 +159,8 @@ def replay(
             ids = engine.catalog.ids
             popular.add(_top_unseen(counts, ids, state.excluded, config.k), event.item_id)
             recent.add(_top_unseen(decayed, ids, state.excluded, config.k), event.item_id)
-        record = engine.record_for(state, event.item_id, event.ts, event.type, signal)
-        engine.train_ranker(state, event.item_id, signal, event.ts)
-        ctx = event.context
-        apply_event(
-            state,
-            event_id=event.event_id,
-            event_type=event.type,
-            item_id=event.item_id,
-            ts=event.ts,
-            signal=signal,
-            categories=engine.catalog.categories_of(idx),
-            params=params,
-            context=UserContext(ctx.locale, ctx.device, ctx.surface) if ctx else None,
-        )
+        engine.apply(learn_event(engine, state, event, signal, params))
         state.mark_clean()
-        engine.apply(record)
         counts, decayed = fit(counts, idx + 1), fit(decayed, idx + 1)
         if landmark is None:
             landmark = event.ts

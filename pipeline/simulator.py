@@ -243,6 +243,34 @@ class World:
             self._close(session)
         return event
 
+    def session(
+        self, user_id: str, actions: int, start_ms: int, gap_ms: int = 20_000
+    ) -> Iterator[dict[str, Any]]:
+        """One user's next ``actions`` choices as events (a click brings its watch).
+
+        For measuring one user at a time (first events of a new user, say) instead of the
+        interleaved traffic of ``next_event``.
+        """
+        session = _Session(user=self.user(user_id), remaining=actions)
+        ts = start_ms
+        while session.remaining > 0 or session.pending is not None:
+            ts += gap_ms
+            if session.pending is not None:
+                item, context = session.pending, session.pending_context
+                session.pending = session.pending_context = None
+                yield self._watch(session.user, item, ts, context)
+                continue
+            item, category, surface = self._choose_item(session)
+            context = self._context(session.user, surface)
+            session.remaining -= 1
+            if self._rng.random() < _skip_probability(_interest(session.user, item)):
+                session.category = None
+                yield self._skip(session.user, item, ts, context)
+            else:
+                session.category = category
+                session.pending, session.pending_context = item, context
+                yield self._event("click", session.user, item, ts, context)
+
     def events(
         self, n: int, start_ms: int = DEFAULT_EPOCH_MS, rate: float = 100.0
     ) -> Iterator[dict[str, Any]]:

@@ -456,9 +456,7 @@ def last_event_per_user(acked: dict[str, Acked]) -> dict[str, tuple[str, Acked]]
     return out
 
 
-def stale_final_lists(
-    client: redis.Redis, keys: RedisKeys, acked: dict[str, Acked]
-) -> list[str]:
+def stale_final_lists(client: redis.Redis, keys: RedisKeys, acked: dict[str, Acked]) -> list[str]:
     """Users whose ``recs`` key does not reflect their last event.
 
     The last event is the one with the highest offset when it was acknowledged at the first

@@ -123,7 +123,7 @@ def terminate_pid(pid: int, still_running: Any, timeout: float = 60.0) -> None:
             time.sleep(0.1)
 
 
-def watch_recovery(env: Env, since_ms: int, timeout: float = 60.0) -> float | None:
+def watch_recovery(env: Env, since_ms: int, timeout: float = MAX_RECOVERY_S) -> float | None:
     """Seconds from ``since_ms`` until the total of the counters grows again (None: never)."""
     baseline = None
     deadline = time.monotonic() + timeout
