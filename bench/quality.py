@@ -34,6 +34,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no taste prior (category weight 0)": {"category_weight": 0.0},
     "no diversity cap": {"category_cap": 1000},
     "kNN over last 10 positives": {"context_size": 10},
+    "kNN over last 30 positives": {"context_size": 30},
+    "exploration share 10 %": {"exploration_share": 0.1},
+    "exploration share 20 %": {"exploration_share": 0.2},
+    "category cap 3 (more diverse)": {"category_cap": 3},
 }
 
 

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # --- recommendations ----------------------------------------------------------------
     list_size: int = Field(20, ge=1, le=200, description="Items per recommendation list.")
     category_cap: int = Field(6, ge=1, description="Max items of one category in a list.")
+    exploration_share: float = Field(
+        0.0, ge=0, le=0.5, description="Share of a list given to items outside the profile."
+    )
     refresh_interval_ms: int = Field(
         500, ge=0, description="At most one list refresh per user per interval (coalescing)."
     )

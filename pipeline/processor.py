@@ -79,6 +79,7 @@ def engine_params(settings: Settings) -> EngineParams:
     return EngineParams(
         list_size=settings.list_size,
         category_cap=settings.category_cap,
+        exploration_share=settings.exploration_share,
         trend_half_life_seconds=settings.trending_half_life_seconds,
     )
 
