@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+K = TypeVar("K")
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,12 +22,12 @@ class Scored:
 
 
 def diversify(
-    ranked: Iterable[tuple[str, float]],
-    categories_of: Callable[[str], Sequence[str]],
+    ranked: Iterable[tuple[K, float]],
+    categories_of: Callable[[K], Sequence[str]],
     *,
     n: int,
     cap: int,
-) -> list[tuple[str, float]]:
+) -> list[tuple[K, float]]:
     """Take the best ``n`` items, at most ``cap`` per category, keeping the order.
 
     An item with several categories counts against each of them, so a list cannot be
@@ -36,8 +39,8 @@ def diversify(
     >>> diversify([("a", 3), ("b", 2), ("c", 1)], cats.__getitem__, n=2, cap=1)
     [('a', 3), ('c', 1)]
     """
-    chosen: list[tuple[str, float]] = []
-    overflow: list[tuple[str, float]] = []
+    chosen: list[tuple[K, float]] = []
+    overflow: list[tuple[K, float]] = []
     if n <= 0:
         return chosen
     per_category: dict[str, int] = {}

@@ -280,27 +280,24 @@ class Engine:
         scores = matrix @ blend
         if p.ranker_power > 0:
             scores = scores * _sigmoid(self.ranker.score(matrix)) ** p.ranker_power
-        order = np.argsort(-scores, kind="stable")
         ids = self.catalog.ids
-        cand_list = cands.tolist()
-        ranked = [(ids[cand_list[k]], float(scores[k])) for k in order.tolist()]
         explore = int(round(size * p.exploration_share)) if personalized else 0
-        chosen = diversify(ranked, self._categories_by_id, n=size - explore, cap=p.category_cap)
-        rows = {ids[cand_list[k]]: k for k in order[: max(size * 4, 64)].tolist()}
+        # Only the head of the ranking can reach the list: sort that, and the rest only if
+        # the category cap leaves the list short.
+        head = min(scores.shape[0], (size - explore) * (p.category_cap + 4))
+        order = _top_order(scores, head)
+        chosen = self._diversified(cands, scores, order, size - explore, p.category_cap)
+        if len(chosen) < size - explore and head < scores.shape[0]:
+            order = np.argsort(-scores, kind="stable")
+            chosen = self._diversified(cands, scores, order, size - explore, p.category_cap)
+        best = np.argmax(matrix[[k for k, _ in chosen]] * blend, axis=1) if chosen else []
         out = [
             Scored(
-                item_id,
+                ids[int(cands[k])],
                 round(score, 6),
-                self._reason(
-                    state,
-                    pos,
-                    matrix[rows[item_id]] * blend if item_id in rows else None,
-                    matrix[rows[item_id]] if item_id in rows else None,
-                    self.catalog.index_of(item_id),
-                    segment,
-                ),
+                self._reason(state, pos, FEATURES[int(b)], matrix[k], int(cands[k]), segment),
             )
-            for item_id, score in chosen
+            for (k, score), b in zip(chosen, best, strict=True)
         ]
         if explore:
             out += self._explore(state, cands, {s.item_id for s in out}, explore)
@@ -437,23 +434,24 @@ class Engine:
             ]
         )
 
-    def _categories_by_id(self, item_id: str) -> tuple[str, ...]:
-        idx = self.catalog.get(item_id)
-        return () if idx is None else self.catalog.categories_of(idx)
+    def _diversified(
+        self, cands: IntArray, scores: FloatArray, order: IntArray, n: int, cap: int
+    ) -> list[tuple[int, float]]:
+        """``(row, score)`` of the list after the category cap (rows index ``cands``)."""
+        infos = self.catalog.infos
+        ranked = ((k, float(scores[k])) for k in order.tolist())
+        return diversify(ranked, lambda k: infos[int(cands[k])].categories, n=n, cap=cap)
 
     def _reason(
         self,
         state: UserState,
         pos: list[tuple[int, float]],
-        contrib: FloatArray | None,
-        row: FloatArray | None,
+        best: str,
+        row: FloatArray,
         item: int,
         segment: str,
     ) -> str:
         """Say which signal placed the item: its largest weighted feature contribution."""
-        if contrib is None or row is None:
-            return "popular now"
-        best = FEATURES[int(np.argmax(contrib))]
         if best == "knn" and row[0] > 0 and pos:
             return self._because(state, pos, item)
         if best == "category" and row[1] > 0:
@@ -474,14 +472,24 @@ class Engine:
     def _because(self, state: UserState, pos: list[tuple[int, float]], item: int) -> str:
         """Name the recent positive contributing most to this item ("because you watched X")."""
         row = self.cooc.rows.get(item, {})
-        anchor = max(pos, key=lambda hw: row.get(hw[0], 0.0) * hw[1])[0]
+        anchor, top = pos[-1][0], -1.0
+        for other, weight in pos:
+            value = row.get(other, 0.0) * weight
+            if value > top:
+                anchor, top = other, value
         info = self.catalog.infos[anchor]
-        verb = "watched"
-        for h in reversed(state.history):
-            if h.item_id == info.item_id:
-                verb = "watched" if h.kind == "watch" else "clicked"
-                break
+        # the anchor is a recent positive: its latest interaction is near the end
+        kind = next((h.kind for h in reversed(state.history) if h.item_id == info.item_id), "")
+        verb = "clicked" if kind == "click" else "watched"
         return f"because you {verb} {info.title or info.item_id}"
+
+
+def _top_order(scores: FloatArray, k: int) -> IntArray:
+    """Indices of the ``k`` best scores, best first (ties: lower index first)."""
+    if k >= scores.shape[0]:
+        return np.argsort(-scores, kind="stable")
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.lexsort((top, -scores[top]))]
 
 
 def _norm(history: list[tuple[int, float]]) -> float:
