@@ -80,6 +80,8 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         web_port=settings.web_port,
         web_in_thread=False,
         producer_acks=-1,
+        broker_session_timeout=settings.broker_session_timeout_seconds,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
         store="memory://",
     )
     metrics = WorkerMetrics()

@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     # --- worker -------------------------------------------------------------------------
     web_host: str = Field("127.0.0.1", description="Bind address of the worker's web server.")
     web_port: int = Field(6066, description="Worker web port (metrics, health).")
+    broker_session_timeout_seconds: float = Field(
+        10.0,
+        ge=6,
+        description="Consumer session timeout: how fast a crashed worker's "
+        "partitions move to the others.",
+    )
+    broker_heartbeat_interval_seconds: float = Field(
+        1.0, gt=0, description="Consumer heartbeat interval (well below the session timeout)."
+    )
     batch_size: int = Field(500, ge=1, description="Max events handled per batch.")
     batch_within_seconds: float = Field(
         0.02, gt=0, description="Max wait to fill a batch before handling it."
@@ -113,6 +122,27 @@ class Settings(BaseSettings):
     # --- experiments --------------------------------------------------------------------
     experiments_file: Path | None = Field(
         None, description="JSON file declaring A/B experiments (see pipeline/experiments.py)."
+    )
+
+    # --- HTTP API and console (recloop serve) -----------------------------------------
+    api_host: str = Field(
+        "127.0.0.1", description="Bind address of `recloop serve` (loopback only without a key)."
+    )
+    api_port: int = Field(8000, ge=1, le=65535, description="Port of `recloop serve`.")
+    api_read_key: SecretStr | None = Field(
+        None, description="API key for reading (GET /v1/...); none: no key needed on loopback."
+    )
+    api_admin_key: SecretStr | None = Field(
+        None, description="API key for writing (events, controls, forget) and reading."
+    )
+    api_cors_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS (empty: same origin only)."
+    )
+    api_max_batch: int = Field(
+        500, ge=1, le=10_000, description="Max events or controls in one POST (more: 413)."
+    )
+    api_worker_metrics_urls: str = Field(
+        "", description="Comma-separated worker /metrics URLs the console overview reads."
     )
 
     # --- local stack --------------------------------------------------------------------

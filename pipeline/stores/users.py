@@ -177,6 +177,9 @@ class UserStore:
             excluded_cap=self.excluded_cap,
             events_cap=self.events_cap,
         )
+        # The pipeline loads registered scripts before MULTI: a Redis restart empties the
+        # script cache, and an EVALSHA failing inside MULTI would not roll the rest back.
+        pipe.scripts.add(self._apply)
         pipe.evalsha(self._apply.sha, 5, *self._keys(state.user_id), *args)
         after = segments_of(state)
         queue_membership(pipe, self.keys, state.user_id, state.segments, after)

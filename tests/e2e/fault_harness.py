@@ -1,17 +1,9 @@
-"""Shared machinery of the fault-injection e2e tests: traffic, list watching, exact counts.
+"""Checks of the fault-injection e2e tests: exact counts, list freshness, convergence.
 
-* :class:`Traffic` produces event v1 continuously from a background thread with
-  kafka-python (``acks='all'``). It keeps the exact set of event ids the broker acknowledged;
-  an event whose send raised or whose future failed is re-sent with the *same* ``event_id``
-  until acknowledged, so the topic may hold duplicates (which the workers must absorb) but an
-  event is never half-known: at the end every attempted event is acknowledged or the test
-  fails before asserting anything.
-* :class:`ListWatcher` reads the recommendations topic from a background thread and keeps
-  ``(user_id, generated_ts, trigger_ts)`` of every list, to check lists kept flowing.
-* :func:`reflected_counts`, :func:`wait_converged` and :func:`describe_mismatch` compare the
-  ``n_click``/``n_skip``/``n_watch`` counters in Redis with what was produced, per user.
-
-Everything here stops what it started; the tests stop their worker processes by PID.
+The ground truth comes from :mod:`tests.e2e.fault_streams` (events acknowledged by the broker,
+lists read from the topic); these helpers compare it with the ``n_click``/``n_skip``/
+``n_watch`` counters in Redis, per user, and with the recommendation lists, per user and per
+input partition, and stop worker processes by PID.
 """
 
 from __future__ import annotations
@@ -19,341 +11,22 @@ from __future__ import annotations
 import bisect
 import collections
 import logging
-import random
 import re
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 import redis
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.producer import build_event
 from pipeline.stores.keys import RedisKeys
 from pipeline.testing import WorkerProcess
+from tests.e2e.fault_streams import COUNTERS, Acked, Counts, ListSeen
 
 log = logging.getLogger(__name__)
-
-TYPES = ("click", "skip", "watch")
-COUNTERS = ("n_click", "n_skip", "n_watch")
-Counts = tuple[int, int, int]
-
-
-def wall_ms() -> int:
-    """Epoch milliseconds (the unit of ``ts``, ``generated_ts``, ``trigger_ts``)."""
-    return time.time_ns() // 1_000_000
-
-
-# --------------------------------------------------------------------------- traffic
-@dataclass
-class _Event:
-    event_id: str
-    user_id: str
-    type: str
-    ts: int
-    raw: bytes
-    attempts: int = 0
-
-
-@dataclass(frozen=True)
-class Acked:
-    """An event the broker acknowledged: where it landed and after how many attempts."""
-
-    user_id: str
-    type: str
-    ts: int
-    partition: int
-    offset: int
-    attempts: int
-    acked_ms: int
-
-
-@dataclass
-class TrafficStats:
-    """What the producer thread did (for reports)."""
-
-    created: int = 0
-    acked: int = 0
-    send_attempts: int = 0
-    send_errors: int = 0  # send() raised or the future failed; the event was re-sent
-    first_error_ms: int | None = None
-    last_error_ms: int | None = None
-    errors: collections.Counter[str] = field(default_factory=collections.Counter)
-
-
-class Traffic(threading.Thread):
-    """Continuous events for ``users`` at ``rate`` events/s, each acknowledged exactly once.
-
-    ``acked`` maps every acknowledged ``event_id`` to ``(user_id, type)``: the ground truth
-    the counters in Redis must equal. Re-sends reuse the event's bytes (same ``event_id``).
-    """
-
-    def __init__(
-        self,
-        settings: Settings,
-        users: Sequence[str],
-        items: Sequence[str],
-        *,
-        rate: float,
-        seed: int,
-        delivery_timeout_ms: int = 120_000,
-        request_timeout_ms: int = 30_000,
-    ) -> None:
-        super().__init__(name="e2e-traffic", daemon=True)
-        self.settings = settings
-        self.users = list(users)
-        self.items = list(items)
-        self.rate = rate
-        self.rng = random.Random(seed)
-        self.stats = TrafficStats()
-        self.acked: dict[str, Acked] = {}
-        self._pending: dict[str, _Event] = {}
-        self._resend: collections.deque[_Event] = collections.deque()
-        self._lock = threading.Lock()
-        self._stop_creating = threading.Event()
-        self._finished = threading.Event()
-        self.error: BaseException | None = None
-        self.producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id=f"{settings.app_id}-e2e-traffic",
-            acks="all",
-            # app-level re-sends of the same event are the point: no broker-side dedupe
-            enable_idempotence=False,
-            retries=3,
-            linger_ms=5,
-            request_timeout_ms=request_timeout_ms,
-            delivery_timeout_ms=delivery_timeout_ms,
-            max_block_ms=2_000,
-            reconnect_backoff_ms=100,
-            reconnect_backoff_max_ms=1_000,
-        )
-
-    # -- generation
-    def _new_event(self) -> _Event:
-        rng = self.rng
-        user = rng.choice(self.users)
-        kind = rng.choices(TYPES, weights=(5, 3, 4))[0]
-        doc: dict[str, object] = {"type": kind, "user_id": user, "item_id": rng.choice(self.items)}
-        if kind == "watch":
-            doc["watch_seconds"] = round(rng.uniform(30.0, 600.0), 1)
-            doc["duration_seconds"] = 600.0
-        elif kind == "skip":
-            doc["watch_seconds"] = round(rng.uniform(0.0, 20.0), 1)
-        doc["context"] = {"locale": rng.choice(["en-GB", "de-DE"]), "device": "web"}
-        event, raw = build_event(doc, self.settings, now_ms=wall_ms())
-        return _Event(event.event_id, user, kind, event.ts, raw)
-
-    # -- sending
-    def _send(self, event: _Event) -> None:
-        event.attempts += 1
-        with self._lock:
-            self.stats.send_attempts += 1
-            self._pending[event.event_id] = event
-        try:
-            future = self.producer.send(
-                self.settings.topic_events, key=event.user_id.encode(), value=event.raw
-            )
-        except Exception as exc:  # buffer full, metadata unavailable...: re-send later
-            self._failed(event, exc)
-            return
-        future.add_callback(self._on_ack, event)
-        future.add_errback(self._on_error, event)
-
-    def _on_ack(self, event: _Event, metadata: Any) -> None:
-        with self._lock:
-            self._pending.pop(event.event_id, None)
-            if event.event_id not in self.acked:
-                self.acked[event.event_id] = Acked(
-                    event.user_id,
-                    event.type,
-                    event.ts,
-                    metadata.partition,
-                    metadata.offset,
-                    event.attempts,
-                    wall_ms(),
-                )
-                self.stats.acked += 1
-
-    def _on_error(self, event: _Event, exc: BaseException) -> None:
-        self._failed(event, exc)
-
-    def _failed(self, event: _Event, exc: BaseException) -> None:
-        now = wall_ms()
-        with self._lock:
-            self.stats.send_errors += 1
-            self.stats.errors[type(exc).__name__] += 1
-            self.stats.first_error_ms = self.stats.first_error_ms or now
-            self.stats.last_error_ms = now
-            if event.event_id in self.acked:  # an earlier attempt succeeded after all
-                self._pending.pop(event.event_id, None)
-                return
-            self._resend.append(event)
-
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as exc:  # surfaced by finish()
-            self.error = exc
-            log.exception("traffic thread failed")
-        finally:
-            self._finished.set()
-
-    def _run(self) -> None:
-        started = time.monotonic()
-        tick = 0.02
-        while not self._stop_creating.is_set():
-            self._drain_resends(limit=200)
-            due = int((time.monotonic() - started) * self.rate) - self.stats.created
-            # never pile up more than ~2 s of traffic while the broker is unreachable
-            with self._lock:
-                backlog = len(self._pending)
-            if backlog < 2 * self.rate:
-                for _ in range(max(0, min(due, int(self.rate)))):
-                    event = self._new_event()
-                    self.stats.created += 1
-                    self._send(event)
-            else:  # do not count the paused time as owed events
-                started += tick
-            time.sleep(tick)
-        # finish: every attempted event must end acknowledged
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            self._drain_resends(limit=1_000)
-            try:
-                self.producer.flush(timeout=5)
-            except Exception as exc:  # KafkaTimeoutError while the broker is away
-                log.debug("flush failed: %r", exc)
-            with self._lock:
-                if not self._pending and not self._resend:
-                    return
-            time.sleep(0.2)
-        with self._lock:
-            missing = len(self._pending)
-        msg = f"{missing} events were never acknowledged within 90 s after the stream stopped"
-        raise RuntimeError(msg)
-
-    def _drain_resends(self, limit: int) -> None:
-        for _ in range(limit):
-            with self._lock:
-                if not self._resend:
-                    return
-                event = self._resend.popleft()
-            self._send(event)
-
-    def finish(self, timeout: float = 120.0) -> None:
-        """Stop creating events, wait until every attempted one was acknowledged, close."""
-        self._stop_creating.set()
-        self._finished.wait(timeout)
-        try:
-            self.producer.close(timeout=5)
-        except Exception as exc:  # closing is best effort
-            log.debug("producer close failed: %r", exc)
-        if self.error is not None:
-            raise self.error
-        if not self._finished.is_set():
-            msg = "traffic thread did not finish"
-            raise RuntimeError(msg)
-
-    def abort(self) -> None:
-        """Stop at once (cleanup after a failure)."""
-        self._stop_creating.set()
-        self._finished.wait(5)
-        try:
-            self.producer.close(timeout=1)
-        except Exception as exc:  # best effort
-            log.debug("producer close failed: %r", exc)
-
-    def expected(self) -> dict[str, Counts]:
-        """Acknowledged unique events per user as ``(n_click, n_skip, n_watch)``."""
-        per_user: dict[str, list[int]] = {u: [0, 0, 0] for u in self.users}
-        for a in self.snapshot().values():
-            per_user[a.user_id][TYPES.index(a.type)] += 1
-        return {u: (c[0], c[1], c[2]) for u, c in per_user.items()}
-
-    def snapshot(self) -> dict[str, Acked]:
-        """A copy of the acknowledged events."""
-        with self._lock:
-            return dict(self.acked)
-
-    def acked_count(self) -> int:
-        """Events acknowledged so far."""
-        with self._lock:
-            return len(self.acked)
-
-
-# --------------------------------------------------------------------------- lists
-@dataclass(frozen=True)
-class ListSeen:
-    """One message read from the recommendations topic."""
-
-    user_id: str
-    generated_ts: int
-    trigger_ts: int | None
-    trigger_event_id: str | None
-    read_ms: int
-
-
-class ListWatcher(threading.Thread):
-    """Reads the recommendations topic from the beginning until stopped."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(name="e2e-lists", daemon=True)
-        self.consumer = KafkaConsumer(
-            settings.topic_recommendations,
-            bootstrap_servers=settings.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-            reconnect_backoff_ms=100,
-            reconnect_backoff_max_ms=1_000,
-        )
-        self.seen: list[ListSeen] = []
-        self._lock = threading.Lock()
-        self._halt = threading.Event()
-        self.errors = 0
-
-    def run(self) -> None:
-        while not self._halt.is_set():
-            try:
-                batch = self.consumer.poll(timeout_ms=200)
-            except Exception as exc:  # broker restarting: keep polling
-                self.errors += 1
-                log.debug("list watcher poll failed: %r", exc)
-                time.sleep(0.2)
-                continue
-            now = wall_ms()
-            new = []
-            for records in batch.values():
-                for r in records:
-                    doc = orjson.loads(r.value)
-                    new.append(
-                        ListSeen(
-                            doc["user_id"],
-                            int(doc["generated_ts"]),
-                            doc.get("trigger_ts"),
-                            doc.get("trigger_event_id"),
-                            now,
-                        )
-                    )
-            if new:
-                with self._lock:
-                    self.seen.extend(new)
-        self.consumer.close()
-
-    def lists(self) -> list[ListSeen]:
-        """Everything read so far."""
-        with self._lock:
-            return list(self.seen)
-
-    def stop(self) -> None:
-        """Stop reading and close the consumer."""
-        self._halt.set()
-        self.join(10)
 
 
 def empty_windows(
@@ -431,6 +104,18 @@ def latency_summary(latencies: dict[str, int | None]) -> dict[str, Any]:
     }
 
 
+def latency_by_phase(
+    acked: dict[str, Acked], latencies: dict[str, int | None], timeline: dict[str, int]
+) -> dict[str, dict[str, Any]]:
+    """``latency_summary`` of the events created in each phase (between timeline marks)."""
+    marks = sorted(timeline.items(), key=lambda kv: kv[1])
+    out: dict[str, dict[str, Any]] = {}
+    for (name, begin), (_, end) in zip(marks, marks[1:], strict=False):
+        ids = [e for e, a in acked.items() if begin <= a.ts < end]
+        out[f"{name}+"] = latency_summary({e: latencies[e] for e in ids})
+    return out
+
+
 def partition_recovery(
     acked: dict[str, Acked], lists: Sequence[ListSeen], since_ms: int
 ) -> dict[int, float | None]:
@@ -445,6 +130,29 @@ def partition_recovery(
         first[p] = min(first.get(p, x.generated_ts), x.generated_ts)
     parts = sorted(set(partition_of.values()))
     return {p: (round((first[p] - since_ms) / 1000, 2) if p in first else None) for p in parts}
+
+
+def partition_list_gaps(
+    acked: dict[str, Acked], lists: Sequence[ListSeen], start_ms: int
+) -> dict[int, tuple[float, float]]:
+    """Per input partition: the longest stretch without any list for its users.
+
+    Measured from ``start_ms`` to the partition's last list, so a stall that outlasts the
+    traffic still counts; as ``(gap_s, gap_start_s)`` relative to ``start_ms``. Unlike
+    event-to-list latency this does not grow when a worker merely lags behind: a lagging
+    worker still publishes lists for every partition it owns.
+    """
+    partition_of = {a.user_id: a.partition for a in acked.values()}
+    stamps: dict[int, list[int]] = collections.defaultdict(list)
+    for x in lists:
+        if x.user_id in partition_of and x.generated_ts >= start_ms:
+            stamps[partition_of[x.user_id]].append(x.generated_ts)
+    out: dict[int, tuple[float, float]] = {}
+    for p in sorted(set(partition_of.values())):
+        ts = [start_ms, *sorted(stamps[p])]
+        gap, at = max(((b - a, a) for a, b in zip(ts, ts[1:], strict=False)), default=(0, start_ms))
+        out[p] = (round(gap / 1000, 1), round((at - start_ms) / 1000, 1))
+    return out
 
 
 def last_event_per_user(acked: dict[str, Acked]) -> dict[str, tuple[str, Acked]]:
@@ -564,32 +272,35 @@ def wait_converged(
     expected: dict[str, Counts],
     *,
     timeout: float,
-    on_poll: Callable[[dict[str, Counts]], None] | None = None,
+    settled_after: float = 10.0,
 ) -> tuple[dict[str, Counts], float]:
     """Wait until the counters equal ``expected`` and the group committed everything.
 
-    Returns the last counters read and the seconds waited. Counters equal *and* zero lag
-    means no redelivery is pending that could still change them; the caller asserts.
+    Returns the last counters read and the seconds waited; the caller asserts. Counters equal
+    *and* zero lag means no redelivery is pending that could still change them. Gives up
+    early when the group committed everything and the counters stayed put for
+    ``settled_after`` seconds: they are final then, right or wrong.
     """
     users = list(expected)
     started = time.monotonic()
     deadline = started + timeout
     got: dict[str, Counts] = {}
+    changed = started
     while time.monotonic() < deadline:
         try:
-            got = reflected_counts(client, keys, users)
+            now_counts = reflected_counts(client, keys, users)
         except redis.RedisError:
             time.sleep(0.5)
             continue
-        if on_poll is not None:
-            on_poll(got)
-        if got == expected and group_lag(settings) == 0:
+        if now_counts != got:
+            got, changed = now_counts, time.monotonic()
+        settled = time.monotonic() - changed >= settled_after
+        if (got == expected or settled) and group_lag(settings) == 0:
             break
         time.sleep(0.5)
     waited = time.monotonic() - started
     time.sleep(2.0)  # anything late (a redelivery) would show now
-    got = reflected_counts(client, keys, users)
-    return got, waited
+    return reflected_counts(client, keys, users), waited
 
 
 # --------------------------------------------------------------------------- workers
