@@ -28,6 +28,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 	$(VENV)/bin/recloop stack setup
+	@# the console's browser tests drive Debian's chromium (Playwright, no browser download)
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else echo "browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
 
 test: setup
 	$(VENV)/bin/pytest -q tests

@@ -127,7 +127,8 @@ def main() -> int:
         None,
     )
     print(
-        f"declared interests: {args.users_per_group} new users per group, first {FIRST_EVENTS} events"
+        f"declared interests: {args.users_per_group} new users per group, "
+        f"first {FIRST_EVENTS} events"
     )
     print(f"{'group':<10} {'HR@10':>7} {'positives':>10}   per event index 1..10")
     for g in GROUPS:

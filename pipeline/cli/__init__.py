@@ -23,6 +23,7 @@ _COMMANDS: dict[str, str] = {
     "segments": "pipeline.cli.segments_cmd:segments",
     "experiments": "pipeline.cli.experiments_cmd:experiments",
     "explain": "pipeline.cli.explain_cmd:explain",
+    "serve": "pipeline.cli.serve_cmd:serve",
 }
 
 

@@ -22,6 +22,7 @@ import orjson
 import redis
 
 from pipeline.config import Settings
+from pipeline.serve.testing import ServeProcess
 from pipeline.simulator import World
 from pipeline.stack import LocalStack
 from pipeline.stores.keys import RedisKeys
@@ -102,6 +103,7 @@ def demo(
     log_dir = Path(settings.stack_dir) / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     procs: list[WorkerProcess] = []
+    console: ServeProcess | None = None
     sim: subprocess.Popen[bytes] | None = None
     stop = {"now": False}
 
@@ -119,6 +121,11 @@ def demo(
         click.echo(
             f"{workers} worker(s) ready; metrics at {', '.join(w.url('/metrics') for w in procs)}"
         )
+        serve_settings = settings.model_copy(
+            update={"api_worker_metrics_urls": ",".join(w.url("/metrics") for w in procs)}
+        )
+        console = ServeProcess(serve_settings, log_path=log_dir / "serve.log").wait_healthy(60)
+        click.echo(f"web console: {console.base_url}/  API: {console.base_url}/v1")
         sim_log = (log_dir / "simulator.log").open("ab")
         sim = subprocess.Popen(
             [
@@ -160,6 +167,7 @@ def demo(
             rate_now = (count - last_count) / max(now - last_t, 1e-6)
             last_count, last_t = count, now
             screen = _render(client, keys, world, watched, rate_now)
+            screen += f"\nweb console: {console.base_url}/ (live lists, act as a user)"
             click.echo((_CLEAR if tty else "\n") + screen)
     except KeyboardInterrupt:
         pass
@@ -168,6 +176,8 @@ def demo(
         if sim is not None and sim.poll() is None:
             os.killpg(sim.pid, signal.SIGTERM)
             sim.wait(30)
+        if console is not None:
+            console.stop()
         for w in procs:
             w.stop()
         client.close()

@@ -1,0 +1,128 @@
+"""The OpenAPI document of API v1, and its checked-in copy ``schemas/openapi.v1.json``.
+
+Request bodies are validated by the contract code on raw bytes (per-element errors, all or
+nothing), so FastAPI cannot infer them; the document gets them from the contract models:
+``EventInput`` and ``ControlInput`` are event v1 and control v1 as the API accepts them
+(``event_id``/``control_id`` and ``ts`` optional: the server fills them in).
+
+Usage::
+
+    python -m pipeline.serve.openapi           # rewrite schemas/openapi.v1.json
+    python -m pipeline.serve.openapi --check   # exit 1 if it differs from the app (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from schemas.control import Control
+from schemas.events import Event
+
+OPENAPI_FILE = Path(__file__).resolve().parents[2] / "schemas" / "openapi.v1.json"
+REF = "#/components/schemas/{model}"
+
+
+def _input_schema(
+    model: type[BaseModel], optional: tuple[str, ...], title: str, components: dict[str, Any]
+) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template=REF, mode="validation")
+    for name, sub in schema.pop("$defs", {}).items():
+        components.setdefault(name, sub)
+    schema["required"] = [f for f in schema.get("required", []) if f not in optional]
+    for name in optional:  # absent or null: the server fills it in (as the producer does)
+        field = schema["properties"][name]
+        schema["properties"][name] = {
+            "anyOf": [{k: v for k, v in field.items() if k not in ("title", "description")},
+                      {"type": "null"}],
+            **{k: v for k, v in field.items() if k in ("title", "description")},
+        }  # fmt: skip
+    schema["title"] = title
+    schema["description"] = (
+        f"{model.__name__} v1 as the API accepts it: {', '.join(optional)} are filled in "
+        "when absent or null. " + (model.__doc__ or "").strip().splitlines()[0]
+    )
+    return schema
+
+
+def build_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the request bodies' schemas."""
+    doc = get_openapi(
+        title=app.title,
+        version=app.version,
+        summary=app.summary,
+        description=(
+            "recloop API v1. Reads serve what the pipeline wrote (never recomputed); writes "
+            "go through the workers' own validation and are acknowledged by Kafka before "
+            "`202`. Keys: `X-API-Key` or `Authorization: Bearer`, read key for reads, admin "
+            "key for everything (see README, HTTP API and console)."
+        ),
+        routes=app.routes,
+    )
+    components = doc.setdefault("components", {}).setdefault("schemas", {})
+    components["EventInput"] = _input_schema(Event, ("event_id", "ts"), "EventInput", components)
+    components["ControlInput"] = _input_schema(
+        Control, ("control_id", "ts"), "ControlInput", components
+    )
+    max_batch = app.state.services.settings.api_max_batch
+    for path in ("/v1/events", "/v1/controls"):
+        body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        body["schema"]["oneOf"][1]["maxItems"] = max_batch
+    return doc
+
+
+def customize_openapi(app: FastAPI) -> None:
+    """Serve :func:`build_openapi` at ``/openapi.json`` (computed once)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def render(app: FastAPI) -> str:
+    """The exact content of ``schemas/openapi.v1.json``."""
+    return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+
+def _default_app() -> FastAPI:
+    from pipeline.config import Settings
+    from pipeline.serve.app import create_api
+
+    # defaults, not the environment: the checked-in document must not depend on who made it
+    return create_api(Settings.model_construct())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m pipeline.serve.openapi``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m pipeline.serve.openapi", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
+    parser.add_argument("--out", type=Path, default=OPENAPI_FILE, help="output file")
+    args = parser.parse_args(argv)
+    text = render(_default_app())
+    current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
+    if args.check:
+        if current != text:
+            sys.stderr.write(
+                f"{args.out} is out of date; run `python -m pipeline.serve.openapi` and commit it\n"
+            )
+            return 1
+        sys.stdout.write(f"{args.out} is up to date\n")
+        return 0
+    args.out.write_text(text, encoding="utf-8", newline="\n")
+    sys.stdout.write(f"wrote {args.out} ({'changed' if current != text else 'unchanged'})\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

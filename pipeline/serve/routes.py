@@ -1,0 +1,388 @@
+"""API v1 endpoints: thin handlers over :mod:`pipeline.serve.reads`, ``ingest`` and views.
+
+Handlers encode their own JSON with orjson and return it as a ``Response``; the
+``response_model`` of each route documents the body in ``/openapi.json`` (the fuzz test
+checks the two agree).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from pipeline.errors import InvalidEventError
+from pipeline.experiments import load_experiments, read_counters, report
+from pipeline.producer import now_ms
+from pipeline.segments import segment_sizes
+from pipeline.serve import models
+from pipeline.serve.auth import require_admin, require_read
+from pipeline.serve.ingest import (
+    Kind,
+    TooLargeError,
+    elements_of,
+    validate_batch,
+)
+from pipeline.serve.reads import recommendations
+from pipeline.serve.services import ApiError, Services, invalid_response
+from schemas.recommendation import Recommendation
+
+JSON = "application/json"
+MAX_N = 200
+
+UserId = Annotated[str, Path(min_length=1, max_length=512, description="Pseudonymous user id.")]
+
+ERRORS_READ: dict[int | str, dict[str, Any]] = {
+    401: {"model": models.ErrorBody, "description": "Missing or unknown API key."},
+    403: {"model": models.ErrorBody, "description": "The key does not allow this."},
+    422: {"model": models.InvalidBody, "description": "Invalid query or path parameter."},
+    503: {"model": models.ErrorBody, "description": "Redis or Kafka did not answer."},
+}
+ERRORS_WRITE: dict[int | str, dict[str, Any]] = {
+    **ERRORS_READ,
+    413: {"model": models.ErrorBody, "description": "Body or array over the documented limit."},
+    422: {
+        "model": models.InvalidBody,
+        "description": "Invalid elements, each listed with its array index; nothing produced.",
+    },
+}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {
+        "model": models.ErrorBody,
+        "description": "Nothing is known about it (or the id holds a '/', which no route takes).",
+    }
+}
+
+read = APIRouter(prefix="/v1", dependencies=[Depends(require_read)], responses=ERRORS_READ)
+write = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)], responses=ERRORS_WRITE)
+admin_read = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)], responses=ERRORS_READ)
+
+
+async def services(request: Request) -> Services:
+    """The process's clients and views (built by ``create_api``)."""
+    svc: Services = request.app.state.services
+    return svc
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Encode with orjson (dict keys kept in insertion order)."""
+    return Response(orjson.dumps(doc), status_code=status, media_type=JSON, headers=headers)
+
+
+# --------------------------------------------------------------------------- reads
+@read.get(
+    "/users/{user_id}/recommendations",
+    response_model=Recommendation,
+    responses=NOT_FOUND,
+    summary="A user's current list",
+    description="The recommendation v1 document the pipeline last wrote for the user. A user "
+    "without a list gets the trending list of the context given (locale, then device, then "
+    "global), with `personalized: false` and `model_version: trending`; a forgotten or "
+    "opted-out user's stored list is non-personalised already. Header `X-Recloop-Source` "
+    "says which (`pipeline` or `trending`).",
+)
+async def get_recommendations(
+    svc: Svc,
+    user_id: UserId,
+    n: Annotated[int | None, Query(ge=1, le=MAX_N, description="At most n items.")] = None,
+    locale: Annotated[
+        str | None, Query(max_length=64, description="Context for a cold start.")
+    ] = None,
+    device: Annotated[
+        str | None, Query(max_length=64, description="Context for a cold start.")
+    ] = None,
+) -> Response:
+    """A user's current list."""
+    body, source = await recommendations(
+        svc.redis,
+        svc.keys_layout,
+        user_id,
+        n=n,
+        locale=locale,
+        device=device,
+        list_size=svc.settings.list_size,
+    )
+    return Response(body, media_type=JSON, headers={"X-Recloop-Source": source})
+
+
+@read.get(
+    "/users/{user_id}",
+    response_model=models.UserView,
+    responses=NOT_FOUND,
+    summary="What recloop keeps about a user and why their list looks as it does",
+    description="Features, segments, controls, experiment arm, signals behind the list and "
+    "the last interactions (what `recloop explain` shows).",
+)
+async def get_user(svc: Svc, user_id: UserId) -> Response:
+    """What recloop keeps about a user."""
+    doc = await svc.user_view(user_id)
+    if doc is None:
+        raise ApiError(404, "not_found", "recloop keeps nothing about this user")
+    return json_response(doc)
+
+
+@read.get("/users", response_model=models.ActiveUsers, summary="Recently active users")
+async def get_users(svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> Response:
+    """Users with the most recent activity first."""
+    found: Any = await svc.redis.zrevrange(
+        svc.keys_layout.active_users, 0, limit - 1, withscores=True
+    )
+    users = [{"user_id": u.decode(), "last_active_ts": int(ts)} for u, ts in found]
+    return json_response({"users": users})
+
+
+@read.get("/trending", response_model=models.Trending, summary="Trending items of a segment")
+async def get_trending(
+    svc: Svc,
+    segment: Annotated[
+        str, Query(min_length=1, max_length=128, description="global, locale:en-GB, device:tv")
+    ] = "global",
+    n: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> Response:
+    """Trending items of a segment with their catalogue data."""
+    await svc.catalogue.refresh()
+    keys = svc.keys_layout
+    found: Any = await svc.redis.zrevrange(keys.trending(segment), 0, n - 1, withscores=True)
+    prefix = keys.trending("")
+    names: list[str] = []
+    async for key in svc.redis.scan_iter(match=keys.trending("*"), count=500):
+        names.append(key.decode()[len(prefix) :])
+    items = []
+    for rank, (member, score) in enumerate(found, 1):
+        item_id = member.decode()
+        entry = svc.catalogue.get(item_id)
+        items.append(
+            {
+                "rank": rank,
+                "item_id": item_id,
+                "score": float(score),
+                "categories": entry.categories if entry else [],
+                "title": entry.title if entry else None,
+            }
+        )
+    return json_response({"segment": segment, "items": items, "segments": sorted(names)})
+
+
+@read.get("/segments", response_model=models.Segments, summary="Users per segment")
+async def get_segments(svc: Svc) -> Response:
+    """Users per segment value, by dimension."""
+    sizes = await asyncio.to_thread(segment_sizes, svc.redis_sync, svc.keys_layout)
+    return json_response({"segments": sizes})
+
+
+@read.get(
+    "/experiments",
+    response_model=models.Experiments,
+    summary="Experiment report",
+    description="Per variant: exposure, click-through, completion, skip rate and lift "
+    "against control with 95 % confidence intervals (`recloop experiments`).",
+)
+async def get_experiments(svc: Svc) -> Response:
+    """The experiment report."""
+
+    def build() -> list[dict[str, Any]]:
+        experiments = load_experiments(svc.settings.experiments_file)
+        counters, users = read_counters(svc.redis_sync, svc.keys_layout, experiments)
+        return report(experiments, counters, users)
+
+    return json_response({"experiments": await asyncio.to_thread(build)})
+
+
+@read.get("/items", response_model=models.Items, summary="Catalogue items, most popular first")
+async def get_items(
+    svc: Svc,
+    category: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    """Catalogue items (of a category), most popular first."""
+    await svc.catalogue.refresh()
+    cat = svc.catalogue
+    return json_response(
+        {
+            "items": [{**e.document(), "trending_rank": None} for e in cat.list(category, limit)],
+            "categories": cat.categories(),
+            "snapshot_version": cat.snapshot_version,
+            "stats_ts": cat.stats_ts,
+        }
+    )
+
+
+@read.get(
+    "/items/{item_id}",
+    response_model=models.ItemDocument,
+    responses=NOT_FOUND,
+    summary="An item's catalogue data and statistics",
+)
+async def get_item(
+    svc: Svc, item_id: Annotated[str, Path(min_length=1, max_length=512)]
+) -> Response:
+    """An item's catalogue data and statistics."""
+    await svc.catalogue.refresh()
+    entry = svc.catalogue.get(item_id)
+    if entry is None:
+        raise ApiError(404, "not_found", "no worker has seen this item")
+    rank: Any = await svc.redis.zrevrank(svc.keys_layout.trending("global"), item_id)
+    return json_response({**entry.document(), "trending_rank": None if rank is None else rank + 1})
+
+
+@read.get("/overview", response_model=models.Overview, summary="Live pipeline overview")
+async def get_overview(svc: Svc) -> Response:
+    """The newest overview point and the last minutes of them."""
+    sampler = svc.overview
+    if sampler.latest() is None:
+        await sampler.sample()
+    return json_response({"latest": sampler.latest(), "history": list(sampler.points)})
+
+
+# --------------------------------------------------------------------------- writes
+async def _produce(request: Request, svc: Services, kind: Kind) -> Response:
+    settings = svc.settings
+    limit = settings.api_max_batch * settings.max_event_bytes + 65_536
+    body = await read_body(request, limit)
+    try:
+        elements, _ = elements_of(body, settings)
+    except TooLargeError as exc:
+        raise ApiError(413, "too_large", str(exc)) from exc
+    except InvalidEventError as exc:
+        return invalid_response(
+            "the body is not a JSON object or array", [(None, exc.reason.value, exc.detail)]
+        )
+    if not elements:
+        return invalid_response("the array is empty", [(None, "invalid_value", "send 1 or more")])
+    batch = validate_batch(elements, kind, settings, now_ms=now_ms())
+    if batch.errors:
+        return invalid_response(
+            f"{len(batch.errors)} of {len(elements)} element(s) invalid; nothing was produced",
+            [(e.index, e.reason, e.detail) for e in batch.errors],
+        )
+    topic = settings.topic_events if kind == "events" else settings.topic_controls
+    await svc.sender.send(topic, batch.records)
+    return json_response({"accepted": len(batch.ids), "ids": batch.ids}, status=202)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) more than ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"body of {declared} bytes; at most {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"body over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_BODY_DOC = (
+    "One object or an array of at most `RECLOOP_API_MAX_BATCH` (500) of them, validated "
+    "by the workers' own code. `202` only after the broker acknowledged every record; an "
+    "invalid element makes the whole request `422` (each error with its array index) and "
+    "nothing of it is produced. A body over the limit is `413`. Send your own ids to make "
+    "a retried request harmless (duplicates are ignored by id)."
+)
+
+
+@write.post(
+    "/events",
+    status_code=202,
+    response_model=models.Accepted,
+    summary="Send events (event v1)",
+    description=_BODY_DOC + " `event_id` and `ts` are filled in when absent.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/EventInput"},
+                            {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/EventInput"},
+                                "minItems": 1,
+                                "maxItems": 500,
+                            },
+                        ]
+                    }
+                }
+            },
+        }
+    },  # fmt: skip
+)
+async def post_events(request: Request, svc: Svc) -> Response:
+    """Send events."""
+    return await _produce(request, svc, "events")
+
+
+@write.post(
+    "/controls",
+    status_code=202,
+    response_model=models.Accepted,
+    summary="Send user controls (control v1: mute, not_interested, ...)",
+    description=_BODY_DOC + " `control_id` and `ts` are filled in when absent.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/ControlInput"},
+                            {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/ControlInput"},
+                                "minItems": 1,
+                                "maxItems": 500,
+                            },
+                        ]
+                    }
+                }
+            },
+        }
+    },  # fmt: skip
+)
+async def post_controls(request: Request, svc: Svc) -> Response:
+    """Send controls."""
+    return await _produce(request, svc, "controls")
+
+
+@write.delete(
+    "/users/{user_id}",
+    status_code=202,
+    response_model=models.Accepted,
+    responses=NOT_FOUND,
+    summary="Forget a user",
+    description="Sends a control v1 `forget` on the controls topic, as `recloop forget` "
+    "does; the worker owning the user deletes every per-user key and publishes a "
+    "non-personalised list. `202` once the broker acknowledged the request.",
+)
+async def delete_user(svc: Svc, user_id: UserId) -> Response:
+    """Forget a user."""
+    batch = validate_batch([{"type": "forget", "user_id": user_id}], "controls",
+                           svc.settings, now_ms=now_ms())  # fmt: skip
+    if batch.errors:
+        e = batch.errors[0]
+        return invalid_response("invalid user id", [(None, e.reason, e.detail)])
+    await svc.sender.send(svc.settings.topic_controls, batch.records)
+    return json_response({"accepted": 1, "ids": batch.ids}, status=202)
+
+
+@admin_read.get(
+    "/dead-letters",
+    response_model=models.DeadLetters,
+    summary="Recent dead letters with their reasons (admin: they hold raw payloads)",
+)
+async def get_dead_letters(svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> Response:
+    """Recent dead letters, newest first."""
+    try:
+        docs = await asyncio.to_thread(svc.kafka.recent_dead_letters, limit)
+    except Exception as exc:
+        raise ApiError(503, "unavailable", f"Kafka did not answer: {type(exc).__name__}") from exc
+    return json_response({"dead_letters": docs})

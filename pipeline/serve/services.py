@@ -1,0 +1,126 @@
+"""Everything one serve process holds: settings, clients, views. Built by ``create_api``.
+
+Clients connect lazily (on first use), so a serve process starts while Redis or Kafka is
+away and reports it on ``/ready`` instead of crashing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+from fastapi import Response
+from redis import Redis as SyncRedis
+
+from pipeline.config import Settings
+from pipeline.errors import RecloopError
+from pipeline.serve.auth import ApiKeys
+from pipeline.serve.catalogue import CatalogueView
+from pipeline.serve.ingest import AckingSender
+from pipeline.serve.kafka_view import KafkaView
+from pipeline.serve.overview import OverviewSampler
+from pipeline.serve.reads import shown_items, user_document
+from pipeline.stores.keys import RedisKeys
+
+
+class ApiError(RecloopError):
+    """An error answered with :class:`pipeline.serve.models.ErrorBody`."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        self.status = status
+        self.code = code
+        self.detail = detail
+        super().__init__(detail)
+
+
+def error_response(
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    """An ``ErrorBody`` response."""
+    body = orjson.dumps({"error": code, "detail": detail})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def invalid_response(detail: str, errors: Sequence[tuple[int | None, str, str]]) -> Response:
+    """A 422 ``InvalidBody`` response."""
+    body = orjson.dumps(
+        {
+            "error": "invalid",
+            "detail": detail,
+            "errors": [{"index": i, "reason": r, "detail": d} for i, r, d in errors],
+        }
+    )
+    return Response(body, status_code=422, media_type="application/json")
+
+
+@dataclass
+class Services:
+    """The clients and views of one serve process."""
+
+    settings: Settings
+    keys: ApiKeys
+    keys_layout: RedisKeys
+    redis: aioredis.Redis
+    redis_sync: SyncRedis
+    sender: AckingSender
+    kafka: KafkaView
+    catalogue: CatalogueView
+    overview: OverviewSampler
+
+    @classmethod
+    def build(cls, settings: Settings, *, sample_interval: float = 2.0) -> Services:
+        """Create (not connect) every client."""
+        layout = RedisKeys(settings.redis_namespace)
+        client = aioredis.Redis.from_url(settings.redis_url, max_connections=256)
+        kafka = KafkaView(settings)
+        return cls(
+            settings=settings,
+            keys=ApiKeys(settings.api_read_key, settings.api_admin_key),
+            keys_layout=layout,
+            redis=client,
+            redis_sync=SyncRedis.from_url(settings.redis_url),
+            sender=AckingSender(settings),
+            kafka=kafka,
+            catalogue=CatalogueView(client, layout),
+            overview=OverviewSampler(settings, redis=client, kafka=kafka, interval=sample_interval),
+        )
+
+    async def user_view(self, user_id: str) -> dict[str, Any] | None:
+        """The user document of ``GET /v1/users/{id}`` (None: nothing is known)."""
+        doc = await asyncio.to_thread(user_document, self.redis_sync, self.settings, user_id)
+        if doc is None:
+            return None
+        await self.catalogue.refresh()
+        doc["items"] = self.catalogue.summaries(shown_items(doc))
+        return doc
+
+    async def ready(self) -> tuple[bool, bool]:
+        """Whether Redis answers PING and Kafka a metadata request."""
+
+        async def redis_ok() -> bool:
+            try:
+                return bool(await asyncio.wait_for(self.redis.ping(), 2.0))
+            except Exception:
+                return False
+
+        async def kafka_ok() -> bool:
+            # bounded: a broker that does not answer must not hold the probe for long
+            try:
+                return await asyncio.wait_for(asyncio.to_thread(self.kafka.metadata_ok), 4.0)
+            except TimeoutError:
+                return False
+
+        redis_up, kafka_up = await asyncio.gather(redis_ok(), kafka_ok())
+        return redis_up, kafka_up
+
+    async def close(self) -> None:
+        """Stop the sampler and release every connection."""
+        await self.overview.stop()
+        await asyncio.to_thread(self.sender.close)
+        await asyncio.to_thread(self.kafka.close)
+        await self.redis.aclose()
+        self.redis_sync.close()

@@ -1,0 +1,186 @@
+"""One real worker and one ``recloop serve`` process for all API, fuzz and browser tests.
+
+The stack is the integration tests' (real Kafka and Redis, see ``tests/conftest.py``) with
+its own topics and key namespace. Lists are short (6 items, at most 3 per category, no
+exploration) so that a category entering or leaving a list is plain to see.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+from pydantic import SecretStr
+
+from pipeline.config import Settings
+from pipeline.producer import EventProducer
+from pipeline.serve.testing import ServeProcess
+from pipeline.stack import free_port
+from pipeline.stores.keys import RedisKeys
+from pipeline.testing import WorkerProcess, wait_for
+from pipeline.topics import ensure_topics
+
+CATEGORIES = ["Comedy", "Drama", "Documentary", "Music", "Sports", "Kids"]
+ITEMS_PER_CATEGORY = 12
+MAX_BATCH = 50
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+
+EXPERIMENTS = {
+    "experiments": [
+        {
+            "name": "apitest",
+            "variants": [
+                {"name": "control", "share": 0.5, "changes": {}},
+                {"name": "treatment", "share": 0.5, "changes": {"category_weight": 0.03}},
+            ],
+        }
+    ]
+}
+
+
+def item_id(category: str, n: int) -> str:
+    return f"{category.lower()}-{n}"
+
+
+def category_of(item: str) -> str:
+    return next((c for c in CATEGORIES if item.startswith(c.lower() + "-")), "?")
+
+
+class Api:
+    """What a test needs: settings, an HTTP client on the serve process, Redis, keys."""
+
+    def __init__(self, settings: Settings, serve: ServeProcess, worker: WorkerProcess) -> None:
+        self.settings = settings
+        self.serve = serve
+        self.worker = worker
+        self.http = httpx.Client(base_url=serve.base_url, timeout=30)
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.keys = RedisKeys(settings.redis_namespace)
+
+    def recs(self, user_id: str) -> dict[str, Any] | None:
+        raw = self.redis.get(self.keys.recs(user_id))
+        return None if raw is None else orjson.loads(raw)
+
+    def listed(self, user_id: str) -> list[str]:
+        return [e["item_id"] for e in (self.recs(user_id) or {}).get("items", [])]
+
+    def reflects(self, user_id: str, trigger: str) -> bool:
+        return (self.recs(user_id) or {}).get("trigger_event_id") == trigger
+
+    def watch(self, user_id: str, item: str, **extra: Any) -> str:
+        """Send a full watch through the API; returns its event id."""
+        event = {"type": "watch", "user_id": user_id, "item_id": item,
+                 "watch_seconds": 600.0, "duration_seconds": 600.0, **extra}  # fmt: skip
+        resp = self.http.post("/v1/events", json=event)
+        assert resp.status_code == 202, resp.text
+        return str(resp.json()["ids"][0])
+
+    def user_with_taste(self, category: str, n: int = 4) -> str:
+        """A new user who fully watched ``n`` items of ``category``, with a list reflecting it."""
+        user = f"u-{uuid.uuid4().hex[:8]}"
+        last = ""
+        for k in range(n):
+            last = self.watch(user, item_id(category, k))
+        assert wait_for(lambda: self.reflects(user, last), timeout=30), self.worker.tail()
+        return user
+
+    def close(self) -> None:
+        self.http.close()
+        self.redis.close()
+
+
+@pytest.fixture(scope="session")
+def api_settings_factory(
+    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
+    uid = uuid.uuid4().hex[:8]
+    experiments = tmp_path_factory.mktemp("api-exp") / "experiments.json"
+    experiments.write_bytes(orjson.dumps(EXPERIMENTS))
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "experiments_file": experiments,
+            "kafka_bootstrap": kafka_bootstrap,
+            "redis_url": redis_url,
+            "redis_namespace": f"api{uid}",
+            "app_id": f"recloop-api-{uid}",
+            "topic_events": f"api{uid}.events",
+            "topic_items": f"api{uid}.items",
+            "topic_dlq": f"api{uid}.events.dlq",
+            "topic_recommendations": f"api{uid}.recommendations",
+            "topic_controls": f"api{uid}.controls",
+            "topic_partitions": 4,
+            "list_size": 6,
+            "category_cap": 3,
+            "exploration_share": 0.0,
+            "trending_sync_seconds": 0.5,
+            "api_max_batch": MAX_BATCH,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def api(
+    api_settings_factory: Callable[..., Settings], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Api]:
+    """A worker and a serve process (no API key: loopback) sharing one stack."""
+    web_port = free_port()
+    settings = api_settings_factory(
+        web_port=web_port,
+        api_port=free_port(),
+        api_worker_metrics_urls=f"http://127.0.0.1:{web_port}/metrics",
+    )
+    ensure_topics(settings)
+    now = int(time.time() * 1000)
+    with EventProducer(settings) as producer:
+        for category in CATEGORIES:
+            for n in range(ITEMS_PER_CATEGORY):
+                producer.item(
+                    item_id(category, n),
+                    [category],
+                    duration_seconds=600.0,
+                    published_ts=now - (n + 1) * 3_600_000,
+                    title=f"{category} #{n}",
+                    creator_id=f"creator-{n % 3}",
+                )
+        producer.flush()
+    logs = tmp_path_factory.mktemp("api-logs")
+    worker = WorkerProcess(settings, log_path=logs / "worker.log").wait_ready(90)
+    serve = ServeProcess(settings, log_path=logs / "serve.log").wait_healthy(30)
+    client = Api(settings, serve, worker)
+    try:
+        assert wait_for(lambda: client.http.get("/ready").status_code == 200, timeout=30)
+        yield client
+    finally:
+        client.close()
+        serve.stop()
+        worker.stop()
+
+
+READ_KEY = "read-secret"
+ADMIN_KEY = "admin-secret"
+
+
+@pytest.fixture(scope="session")
+def keyed(api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """A second serve process on the same stack with both keys and a CORS allow-list."""
+    settings = api.settings.model_copy(update={
+        "api_port": free_port(),
+        "api_read_key": SecretStr(READ_KEY),
+        "api_admin_key": SecretStr(ADMIN_KEY),
+        "api_cors_origins": "https://console.example",
+    })  # fmt: skip
+    serve = ServeProcess(settings, log_path=tmp_path_factory.mktemp("keyed") / "serve.log")
+    yield serve.wait_healthy(30)
+    serve.stop()
