@@ -1,7 +1,7 @@
 """Throughput: the highest sustained events/s of one worker, and of bare Faust on the same data.
 
     .venv/bin/python bench/throughput.py [--events 200000] [--users 20000] [--items 2000]
-                                         [--max-drain-seconds 120] [--profile-seconds 30]
+                                         [--max-drain-seconds 60] [--profile-seconds 20]
 
 Standard run (the defaults, ``make bench-throughput``): 200,000 simulator events of 20,000
 users (2,000 items) are pre-loaded into the events topic *before* any consumer starts, so every
@@ -17,10 +17,15 @@ time (the machine has 2 cores):
 2. **ceiling**: ``bench/ceiling_app.py``, a minimal Faust app with a fresh consumer group on the
    same topic that decodes each value with orjson and forwards it to another topic (sends of a
    batch issued together, acks awaited); progress is the record count of its output topic.
+   With ``--decode-only``, the same app without the sends runs as a second reference.
 3. **profile**: a second worker with a fresh consumer group and Redis namespace (the same
    work as pass 1, from scratch) sampled by py-spy for ``--profile-seconds``; kept apart from
    pass 1 so the sampler cannot lower the measured rate.
    Output: bench/results/throughput_profile.txt.
+
+Every ``RECLOOP_*`` setting the bench does not set itself comes from the environment, e.g.
+``RECLOOP_BATCH_WITHIN_SECONDS=0.25 .venv/bin/python bench/throughput.py`` measures the worker
+(and the Faust apps, which take the same batching) with a longer batch window.
 
 CPU use of the worker, the broker, Redis and the bench itself is measured over each drain, so
 a worker that is not CPU-bound (waiting on I/O) shows as such.
@@ -37,7 +42,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +56,8 @@ from common import (
     add_common_args,
     admin_client,
     bench_settings,
-    bulk_producer,
     contention_note,
+    fast_produce,
     fetch_text,
     log,
     prom_sum,
@@ -85,18 +90,16 @@ def preload(settings: Settings, world: World, n: int) -> dict[str, Any]:
         for item in world.items():
             producer.send_item(item)
         producer.flush(60)
-    producer = bulk_producer(settings)
-    topic = settings.topic_events
     users: set[str] = set()
-    t0 = time.monotonic()
-    try:
+
+    def records() -> Iterator[tuple[bytes, bytes]]:
         for _ in range(n):
             event = world.next_event(now_ms())
             users.add(event["user_id"])
-            producer.send(topic, key=event["user_id"].encode(), value=orjson.dumps(event))
-        producer.flush(120)
-    finally:
-        producer.close(30)
+            yield event["user_id"].encode(), orjson.dumps(event)
+
+    t0 = time.monotonic()
+    fast_produce(settings, settings.topic_events, records())
     seconds = time.monotonic() - t0
     return {"events": n, "distinct_users": len(users), "seconds": seconds, "rate": n / seconds}
 
@@ -533,8 +536,8 @@ def report(r: dict[str, Any]) -> str:
         )
         parts.append(
             table(
-                ["recloop function (incl. libraries it calls)", "samples", "%"],
-                [[n, s, q] for n, s, q in a["by_recloop_function"][:12]],
+                ["worker stage (innermost recloop step on the stack)", "samples", "%"],
+                [[n, s, q] for n, s, q in a["by_stage"][:14]],
             )
         )
         parts.append(f"full profile: {RESULTS_DIR / 'throughput_profile.txt'}")
@@ -553,22 +556,21 @@ def main() -> None:
     p.add_argument("--partitions", type=int, default=8)
     p.add_argument("--seed", type=int, default=11)
     p.add_argument(
-        "--max-drain-seconds", type=float, default=120.0, help="cap on each drain (default 120)"
+        "--max-drain-seconds", type=float, default=60.0, help="cap on each drain (default 60)"
     )
     p.add_argument(
         "--profile-seconds",
         type=float,
-        default=30.0,
-        help="py-spy sampling time, 0 = no profile (default 30)",
+        default=20.0,
+        help="py-spy sampling time, 0 = no profile (default 20)",
     )
     p.add_argument(
         "--profile-rate", type=int, default=100, help="py-spy samples per second (default 100)"
     )
     p.add_argument(
-        "--no-decode-only",
-        dest="decode_only",
-        action="store_false",
-        help="skip the decode-only Faust pass (a second reference: Faust without sends)",
+        "--decode-only",
+        action="store_true",
+        help="also run Faust decoding only, without sends (a second reference; +1 pass)",
     )
     add_common_args(p)
     args = p.parse_args()
@@ -578,13 +580,14 @@ def main() -> None:
         result["quiet_at_start"] = svc.quiet
         profile = result.get("profile")
         if profile:
+            load = profile["machine_load_percent"].get("others_mean")
             header = (
                 f"py-spy {profile['sample_rate']} Hz, --nonblocking, on-CPU samples of one "
-                "recloop worker "
-                f"draining a pre-loaded backlog ({profile['rate_while_profiled']:,.0f} events/s "
-                "while sampled, "
-                f"worker CPU {profile['worker_cpu_percent']:.0f} % of a core, "
-                f"{profile['analysis']['samples']:,} samples)"
+                "recloop worker draining a pre-loaded backlog "
+                f"({profile['rate_while_profiled']:,.0f} events/s while sampled, worker CPU "
+                f"{profile['worker_cpu_percent']:.0f} % of a core, "
+                f"{profile['analysis']['samples']:,} samples; other processes used "
+                f"{load or 0:.0f} % of a core meanwhile)"
             )
             RESULTS_DIR.mkdir(parents=True, exist_ok=True)
             (RESULTS_DIR / "throughput_profile.txt").write_text(
