@@ -129,30 +129,25 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
                 continue
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, behind))
 
-    @app.agent(topic(settings.topic_events))
-    async def ingest(stream: Any) -> None:
-        proc = await processor()
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_within_seconds
-        ):
-            await proc.handle_events([_raw(e) for e in events])
-            record_lag(events)
+    def batch_agent(
+        name: str, handler: Callable[[Processor, list[RawMessage]], Awaitable[None]]
+    ) -> None:
+        """An agent handing raw batches of ``name`` to ``handler`` (acked after it returns)."""
 
-    @app.agent(topic(settings.topic_items))
-    async def catalogue(stream: Any) -> None:
-        proc = await processor()
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_within_seconds
-        ):
-            await proc.handle_items([_raw(e) for e in events])
+        async def agent(stream: Any) -> None:
+            proc = await processor()
+            async for events in stream.take_events(
+                settings.batch_size, within=settings.batch_within_seconds
+            ):
+                await handler(proc, [_raw(e) for e in events])
+                record_lag(events)
 
-    @app.agent(topic(settings.topic_controls))
-    async def controls(stream: Any) -> None:
-        proc = await processor()
-        async for events in stream.take_events(
-            settings.batch_size, within=settings.batch_within_seconds
-        ):
-            await proc.handle_controls([_raw(e) for e in events])
+        agent.__name__ = f"agent_{name.replace('.', '_').replace('-', '_')}"
+        app.agent(topic(name), name=f"recloop.{name}")(agent)
+
+    batch_agent(settings.topic_events, Processor.handle_events)
+    batch_agent(settings.topic_items, Processor.handle_items)
+    batch_agent(settings.topic_controls, Processor.handle_controls)
 
     def every(seconds: float, step: Callable[[Processor], Awaitable[None]], name: str) -> None:
         async def tick() -> None:

@@ -23,10 +23,10 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.control import CONTROL_TARGET_MISSING_ERROR, Control
@@ -41,6 +41,8 @@ from schemas.events import (
 from schemas.recommendation import Recommendation
 
 logger = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 MAX_ORIGINAL_BYTES: Final = 256 * 1024
 """Longest original kept in a dead letter; base64 of more could exceed Kafka's 1 MiB."""
@@ -130,31 +132,28 @@ def parse_event(
 
 def parse_control(raw: bytes | bytearray | memoryview, *, max_bytes: int) -> Control | Rejected:
     """Validate one control v1 message; never raises (same reasons as :func:`parse_event`)."""
-    if type(raw) is not bytes:
-        raw = bytes(raw)
-    if len(raw) > max_bytes:
-        return _too_large(len(raw), max_bytes)
-    try:
-        return Control.model_validate_json(raw)
-    except ValidationError as exc:
-        return _rejected(raw, exc)
-    except Exception:
-        logger.exception("unexpected error while validating a control; dead-lettering it")
-        return Rejected(RejectReason.INVALID_VALUE, "unexpected validation error")
+    return _parse_model(Control, raw, max_bytes)
 
 
 def parse_item(raw: bytes | bytearray | memoryview, *, max_bytes: int) -> Item | Rejected:
     """Validate one item v1 message; never raises (same reasons as :func:`parse_event`)."""
+    return _parse_model(Item, raw, max_bytes)
+
+
+def _parse_model(
+    model: type[M], raw: bytes | bytearray | memoryview, max_bytes: int
+) -> M | Rejected:
+    """Size check, then one pydantic pass; any failure becomes a ``Rejected``."""
     if type(raw) is not bytes:
         raw = bytes(raw)
     if len(raw) > max_bytes:
         return _too_large(len(raw), max_bytes)
     try:
-        return Item.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError as exc:
         return _rejected(raw, exc)
     except Exception:
-        logger.exception("unexpected error while validating an item; dead-lettering it")
+        logger.exception("unexpected error validating a %s; dead-lettering it", model.__name__)
         return Rejected(RejectReason.INVALID_VALUE, "unexpected validation error")
 
 
