@@ -289,32 +289,22 @@ _BODY_DOC = (
 )
 
 
+def _one_or_many(schema: str) -> dict[str, Any]:
+    """OpenAPI request body: one ``schema`` object or a non-empty array of them."""
+    ref = {"$ref": f"#/components/schemas/{schema}"}
+    array = {"type": "array", "items": ref, "minItems": 1, "maxItems": 500}
+    return {
+        "requestBody": {"required": True, "content": {JSON: {"schema": {"oneOf": [ref, array]}}}}
+    }
+
+
 @write.post(
     "/events",
     status_code=202,
     response_model=models.Accepted,
     summary="Send events (event v1)",
     description=_BODY_DOC + " `event_id` and `ts` are filled in when absent.",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON: {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/EventInput"},
-                            {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/EventInput"},
-                                "minItems": 1,
-                                "maxItems": 500,
-                            },
-                        ]
-                    }
-                }
-            },
-        }
-    },  # fmt: skip
+    openapi_extra=_one_or_many("EventInput"),
 )
 async def post_events(request: Request, svc: Svc) -> Response:
     """Send events."""
@@ -327,26 +317,7 @@ async def post_events(request: Request, svc: Svc) -> Response:
     response_model=models.Accepted,
     summary="Send user controls (control v1: mute, not_interested, ...)",
     description=_BODY_DOC + " `control_id` and `ts` are filled in when absent.",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                JSON: {
-                    "schema": {
-                        "oneOf": [
-                            {"$ref": "#/components/schemas/ControlInput"},
-                            {
-                                "type": "array",
-                                "items": {"$ref": "#/components/schemas/ControlInput"},
-                                "minItems": 1,
-                                "maxItems": 500,
-                            },
-                        ]
-                    }
-                }
-            },
-        }
-    },  # fmt: skip
+    openapi_extra=_one_or_many("ControlInput"),
 )
 async def post_controls(request: Request, svc: Svc) -> Response:
     """Send controls."""
