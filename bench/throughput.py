@@ -188,7 +188,7 @@ def worker_facts(text: str) -> dict[str, Any]:
         "applied": prom_sum(text, "recloop_events_total", outcome="applied"),
         "duplicate": prom_sum(text, "recloop_events_total", outcome="duplicate"),
         "dead_letter": prom_sum(text, "recloop_events_total", outcome="dead_letter"),
-        "lists": prom_sum(text, "recloop_lists_published_total"),
+        "lists": int(prom_sum(text, "recloop_lists_published_total")),
         "batches": n,
         "mean_batch_size": prom_sum(text, "recloop_batch_size_sum") / n if n else None,
         "mean_batch_ms": 1000 * prom_sum(text, "recloop_batch_seconds_sum") / n if n else None,

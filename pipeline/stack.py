@@ -661,8 +661,15 @@ def _find_java() -> str:
 
 
 def _new_cluster_id() -> str:
-    # Kafka's Uuid.toString(): 16 random bytes, URL-safe base64 without padding
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """Kafka's Uuid.toString(): 16 random bytes, URL-safe base64 without padding.
+
+    Redrawn when it starts with "-" (1 in 64), as Kafka's own generator does: the storage
+    tool would read such an id as an option and fail.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
