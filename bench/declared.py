@@ -31,14 +31,14 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.catalog import ItemInfo  # noqa: E402
+from pipeline.catalog import item_info  # noqa: E402
 from pipeline.controls import apply_control  # noqa: E402
 from pipeline.features import FeatureParams, UserState  # noqa: E402
 from pipeline.learning import event_signal, learn_event  # noqa: E402
 from pipeline.recommender import Engine  # noqa: E402
 from pipeline.simulator import World  # noqa: E402
 from schemas.control import Control  # noqa: E402
-from schemas.events import Event  # noqa: E402
+from schemas.events import Event, Item  # noqa: E402
 
 GROUPS = ("matching", "none", "wrong")
 FIRST_EVENTS = 10
@@ -60,9 +60,7 @@ def main() -> int:
     world = World(seed=args.seed, n_users=2_000 + n_new, n_items=400)
     engine = Engine()
     for item in world.items():
-        engine.upsert_item(ItemInfo(item["item_id"], tuple(item["categories"]),
-                                    item.get("duration_seconds"), item.get("published_ts"),
-                                    item.get("creator_id"), item.get("title")))  # fmt: skip
+        engine.upsert_item(item_info(Item.model_validate(item)))
     users: dict[str, UserState] = {}
 
     def learn(doc: dict[str, Any]) -> tuple[bool, Event]:
