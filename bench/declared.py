@@ -1,24 +1,30 @@
 """Declared interests: do they help a new user's first list, and does behaviour take over?
 
-    .venv/bin/python bench/declared.py [--users-per-group 1000] [--seed 11]
+    .venv/bin/python bench/declared.py [--users 3000] [--seed 11]
 
 In-process, through the production engine and learning path (``pipeline.learning``): a
-simulated world is warmed up with 40,000 events, then three groups of brand-new users act
-for their first 10 events, test-then-learn (before each positive event: is the item in the
-user's current top 10?):
+simulated world is warmed up with 40,000 events, then brand-new users act for their first 10
+events, test-then-learn (at each click: is the clicked item in the user's current top 10?
+It counts as a hit when the watch that follows is positive).
 
-* ``matching``: declared their two favourite latent categories before the first event;
-* ``none``: declared nothing (the default: no wizard);
-* ``wrong``: declared the two categories they like least.
+The design is *paired*: every new user is followed in three copies that see the same events
+and differ only in what they declared before the first event:
 
-Prints hit rate over the first 10 events per group, per event index, and the event index
-from which the ``wrong`` group is within 10 % of ``none`` (recovery). Writes
-``bench/results/declared.json``.
+* ``matching``: their two favourite latent categories;
+* ``none``: nothing (the default: no wizard);
+* ``wrong``: the two categories they like least.
+
+So the differences between groups come from the declarations alone, not from which users or
+sessions a group happened to draw; the shared models learn each event once. Prints hit rate
+over the first 10 events per group with the paired difference to ``none`` (95 % CI over
+users), the hit rate per event index, and the event index from which ``wrong`` stays within
+10 % of ``none`` (recovery). Writes ``bench/results/declared.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -26,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +42,7 @@ from pipeline.catalog import item_info  # noqa: E402
 from pipeline.controls import apply_control  # noqa: E402
 from pipeline.features import FeatureParams, UserState  # noqa: E402
 from pipeline.learning import event_signal, learn_event  # noqa: E402
-from pipeline.recommender import Engine  # noqa: E402
+from pipeline.recommender import Engine, EngineParams  # noqa: E402
 from pipeline.simulator import World  # noqa: E402
 from schemas.control import Control  # noqa: E402
 from schemas.events import Event, Item  # noqa: E402
@@ -50,26 +57,28 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--users-per-group", type=int, default=1_000)
+    parser.add_argument("--users", type=int, default=3_000)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--declared-weight", type=float, default=EngineParams().declared_weight)
+    parser.add_argument("--declared-halfway", type=float, default=EngineParams().declared_halfway)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "declared.json")
     args = parser.parse_args()
     started = time.perf_counter()
 
-    n_new = 3 * args.users_per_group
-    world = World(seed=args.seed, n_users=2_000 + n_new, n_items=400)
-    engine = Engine()
+    world = World(seed=args.seed, n_users=2_000 + args.users, n_items=400)
+    engine = Engine(
+        EngineParams(declared_weight=args.declared_weight, declared_halfway=args.declared_halfway)
+    )
     for item in world.items():
         engine.upsert_item(item_info(Item.model_validate(item)))
     users: dict[str, UserState] = {}
 
-    def learn(doc: dict[str, Any]) -> tuple[bool, Event]:
+    def learn(doc: dict[str, Any]) -> None:
         event = Event.model_validate(doc)
         state = users.setdefault(event.user_id, UserState(event.user_id))
         signal = event_signal(engine, event, threshold=0.6)
         engine.apply(learn_event(engine, state, event, signal, PARAMS))
         state.mark_clean()
-        return signal.positive, event
 
     ts = 1_735_689_600_000
     warm = 40_000
@@ -83,63 +92,97 @@ def main() -> int:
     engine.refresh_indexes(ts)
 
     hits = {g: [0] * FIRST_EVENTS for g in GROUPS}
-    positives = {g: [0] * FIRST_EVENTS for g in GROUPS}
-    for k in range(n_new):
-        group = GROUPS[k % 3]
+    positives = [0] * FIRST_EVENTS
+    # (hits, positives) per user, for the paired CI
+    per_user: dict[str, list[tuple[int, int]]] = {g: [] for g in GROUPS}
+    declared_share: list[float] = []
+    for k in range(args.users):
         user_id = f"u{2_000 + k}"
-        state = users.setdefault(user_id, UserState(user_id))
         taste = sorted(world.taste(user_id).items(), key=lambda kv: kv[1], reverse=True)
         declared = {"matching": [c for c, _ in taste[:2]], "wrong": [c for c, _ in taste[-2:]]}
-        if group in declared:
+        copies = {g: UserState(user_id) for g in GROUPS}
+        for group, categories in declared.items():
             control = Control(control_id=f"c{k}", type="declare_interests", user_id=user_id,
-                              ts=ts, categories=tuple(declared[group]))  # fmt: skip
-            apply_control(state.controls, control, n_events=state.n_events)
+                              ts=ts, categories=tuple(categories))  # fmt: skip
+            apply_control(copies[group].controls, control, n_events=0)
+        first = engine.recommend(copies["matching"], ts, n=10)
+        declared_share.append(
+            sum(
+                any(
+                    c in declared["matching"]
+                    for c in engine.catalog.categories_of(engine.catalog.index_of(r.item_id))
+                )
+                for r in first
+            )
+            / max(1, len(first))
+        )
         # A simulated choice is a click followed by its watch: the list is checked at the
         # click (the moment of choosing), and counts when the watch turns out positive.
-        chosen: dict[str, tuple[int, bool]] = {}
+        chosen: dict[str, tuple[int, dict[str, bool]]] = {}
+        user_hits = dict.fromkeys(GROUPS, 0)
+        user_positives = 0
         for index, doc in enumerate(world.session(user_id, FIRST_EVENTS, ts)):
             if index >= FIRST_EVENTS and doc["type"] != "watch":
                 break  # past the first 10 events, only the last choice's watch is read
             event = Event.model_validate(doc)
             if event.type == "click":
-                listed = [r.item_id for r in engine.recommend(state, event.ts, n=10)]
-                chosen[event.item_id] = (index, event.item_id in listed)
-            positive, _ = learn(doc)
-            if positive and event.item_id in chosen:
-                at, hit = chosen.pop(event.item_id)
-                positives[group][at] += 1
-                hits[group][at] += hit
+                chosen[event.item_id] = (index, {
+                    g: event.item_id in {r.item_id for r in engine.recommend(st, event.ts, n=10)}
+                    for g, st in copies.items()
+                })  # fmt: skip
+            signal = event_signal(engine, event, threshold=0.6)
+            for group, state in copies.items():
+                record = learn_event(engine, state, event, signal, PARAMS)
+                state.mark_clean()
+                if group == "none":  # the shared models learn each event once
+                    engine.apply(record)
+            if signal.positive and event.item_id in chosen:
+                at, listed = chosen.pop(event.item_id)
+                positives[at] += 1
+                user_positives += 1
+                for group in GROUPS:
+                    hits[group][at] += listed[group]
+                    user_hits[group] += listed[group]
+        for group in GROUPS:
+            per_user[group].append((user_hits[group], user_positives))
 
-    def rate(h: list[int], p: list[int]) -> float:
-        return sum(h) / max(1, sum(p))
-
-    overall = {g: rate(hits[g], positives[g]) for g in GROUPS}
-    curve = {g: [hits[g][i] / max(1, positives[g][i]) for i in range(FIRST_EVENTS)] for g in GROUPS}
+    total = max(1, sum(positives))
+    overall = {g: sum(hits[g]) / total for g in GROUPS}
+    curve = {g: [hits[g][i] / max(1, positives[i]) for i in range(FIRST_EVENTS)] for g in GROUPS}
+    diff = {g: _paired_ci(per_user[g], per_user["none"]) for g in ("matching", "wrong")}
     recovered = next(
         (
             i + 1
             for i in range(FIRST_EVENTS)
-            if rate(hits["wrong"][i:], positives["wrong"][i:])
-            >= 0.9 * rate(hits["none"][i:], positives["none"][i:])
+            if all(curve["wrong"][j] >= 0.9 * curve["none"][j] for j in range(i, FIRST_EVENTS))
         ),
         None,
     )
     print(
-        f"declared interests: {args.users_per_group} new users per group, "
-        f"first {FIRST_EVENTS} events"
+        f"declared interests: {args.users} new users, each in all three groups (paired), "
+        f"first {FIRST_EVENTS} events, {total} positive choices"
     )
-    print(f"{'group':<10} {'HR@10':>7} {'positives':>10}   per event index 1..10")
+    print(f"{'group':<10} {'HR@10':>7} {'vs none (95% CI)':>26}   per event index 1..10")
     for g in GROUPS:
         per = " ".join(f"{x:.2f}" for x in curve[g])
-        print(f"{g:<10} {overall[g]:>7.3f} {sum(positives[g]):>10}   {per}")
+        vs = "" if g == "none" else "{:+.3f} [{:+.3f}, {:+.3f}]".format(*diff[g])
+        print(f"{g:<10} {overall[g]:>7.3f} {vs:>26}   {per}")
+    print(f"declared categories' share of a matching user's first list: "
+          f"{sum(declared_share) / max(1, len(declared_share)):.2f}")  # fmt: skip
     print(f"matching vs none: {overall['matching'] / max(overall['none'], 1e-9):.2f}x")
-    print(f"wrong declarations recover (within 10% of none from then on) at event {recovered}")
+    print(f"wrong declarations recover (within 10% of none at every later event) at event "
+          f"{recovered}")  # fmt: skip
     result = {
         "benchmark": "declared",
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "timestamp": int(time.time()),
-        "users_per_group": args.users_per_group,
+        "users": args.users,
+        "positive_choices": total,
+        "declared_weight": args.declared_weight,
+        "declared_halfway": args.declared_halfway,
         "hit_rate": overall,
+        "declared_share_of_first_list": sum(declared_share) / max(1, len(declared_share)),
+        "paired_difference_vs_none": {g: list(d) for g, d in diff.items()},
         "per_event": curve,
         "recovered_at_event": recovered,
         "seconds": round(time.perf_counter() - started, 1),
@@ -148,6 +191,23 @@ def main() -> int:
     args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     print(f"wrote {args.out}")
     return 0
+
+
+def _paired_ci(
+    group: list[tuple[int, int]], base: list[tuple[int, int]]
+) -> tuple[float, float, float]:
+    """Difference in hit rate (ratio of sums) with a 95 % CI by the delta method over users.
+
+    Users are the independent units; each contributes its hits under both conditions and
+    its number of positive choices (the same in both, the copies see the same events).
+    """
+    d = np.array([h - b for (h, _), (b, _) in zip(group, base, strict=True)], dtype=float)
+    n = np.array([p for _, p in base], dtype=float)
+    rate = d.sum() / max(1.0, n.sum())
+    # ratio estimator: residuals d_i - rate * n_i, variance summed over users
+    resid = d - rate * n
+    se = math.sqrt(float((resid**2).sum())) / max(1.0, n.sum())
+    return float(rate), float(rate - 1.96 * se), float(rate + 1.96 * se)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,10 @@ back a muted category. Declared interests are a prior that fades as behaviour ac
 
     prior(n) = declared_weight * halfway / (halfway + n)
 
-where ``n`` is the number of events applied since the declaration; after ``halfway`` events
-the declaration counts half, and behaviour (co-occurrence, observed affinities) decides.
+where ``n`` is the number of events applied since the declaration. Ranking multiplies the
+score of items in a declared category by ``1 + prior(n)`` (``Engine._declared_boost``):
+after ``halfway`` events the declaration counts half, and behaviour (co-occurrence,
+observed affinities) decides.
 Stored in Redis as the hash ``recloop:user:{USER_ID}:controls`` (fields in ``to_fields``).
 """
 

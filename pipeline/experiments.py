@@ -14,7 +14,7 @@ Experiments are declared in a JSON file (``RECLOOP_EXPERIMENTS_FILE``)::
 The first variant is the control arm. ``changes`` may set ``personalized`` and any ranking
 knob of ``EngineParams`` (``ranker_power``, ``category_weight``, ``popularity_weight``,
 ``trend_weight``, ``category_cap``, ``exploration_share``, ``context_size``,
-``recency_decay``, ``declared_weight``).
+``recency_decay``, ``declared_weight``, ``declared_halfway``).
 
 Assignment is a pure function of the experiment name and user id (SHA-256), so every
 worker, restart and the API agree without shared state. Experiments are mutually exclusive:
@@ -53,6 +53,7 @@ ALLOWED_CHANGES = frozenset(
         "context_size",
         "recency_decay",
         "declared_weight",
+        "declared_halfway",
     }
 )
 COUNTERS = ("exposures", "actions", "hits", "clicks", "watches", "completions", "skips")

@@ -56,7 +56,7 @@ class EngineParams:
     category_candidates: int = 30
     fresh_candidates: int = 30
     ranker_power: float = 0.0
-    declared_weight: float = 1.0
+    declared_weight: float = 2.0
     declared_halfway: float = 5.0
     exploration_share: float = 0.0
     category_weight: float = 0.02
@@ -270,16 +270,17 @@ class Engine:
         d_ids, d_scores = self.cooc.score(neg)
         dislike = _lookup(d_ids, d_scores, cands) / _norm(neg)
         affinity = state.affinity if personalized else {}
-        declared = controls.declared if prior > 0 else ()
-        matrix = self._features(
-            state, cands, knn, dislike, now_ts, segment, affinity, declared, prior
-        )
+        matrix = self._features(state, cands, knn, dislike, now_ts, segment, affinity)
         # P(chosen) ~ collaborative score plus taste and popularity priors (which decide
         # alone for cold users), times P(liked | chosen) from the ranker when enabled
         blend = self._blend(p)
         scores = matrix @ blend
         if p.ranker_power > 0:
             scores = scores * _sigmoid(self.ranker.score(matrix)) ** p.ranker_power
+        said = np.zeros(cands.shape[0])
+        if prior > 0:
+            said = self._declared_boost(cands, controls.declared, prior, scores, cold=not pos)
+            scores = scores + said
         ids = self.catalog.ids
         explore = int(round(size * p.exploration_share)) if personalized else 0
         # Only the head of the ranking can reach the list: sort that, and the rest only if
@@ -290,14 +291,19 @@ class Engine:
         if len(chosen) < size - explore and head < scores.shape[0]:
             order = np.argsort(-scores, kind="stable")
             chosen = self._diversified(cands, scores, order, size - explore, p.category_cap)
-        best = np.argmax(matrix[[k for k, _ in chosen]] * blend, axis=1) if chosen else []
+        rows = [k for k, _ in chosen]
+        contrib = matrix[rows] * blend
+        best = np.argmax(contrib, axis=1) if chosen else []
+        declared_wins = said[rows] > contrib.max(axis=1) if chosen else []
         out = [
             Scored(
                 ids[int(cands[k])],
                 round(score, 6),
-                self._reason(state, pos, FEATURES[int(b)], matrix[k], int(cands[k]), segment),
+                self._declared_reason(state, int(cands[k]))
+                if wins
+                else self._reason(state, pos, FEATURES[int(b)], matrix[k], int(cands[k]), segment),
             )
-            for (k, score), b in zip(chosen, best, strict=True)
+            for (k, score), b, wins in zip(chosen, best, declared_wins, strict=True)
         ]
         if explore:
             out += self._explore(state, cands, {s.item_id for s in out}, explore)
@@ -395,26 +401,15 @@ class Engine:
         now_ts: int,
         segment: str,
         affinity: dict[str, float],
-        declared: tuple[str, ...] = (),
-        prior: float = 0.0,
     ) -> FloatArray:
         """One row per item, columns in ``FEATURES`` order (all roughly in -1..1).
 
-        The category column is the user's observed affinity (scaled to its maximum) plus the
-        fading prior of declared interests (see ``pipeline.controls``).
+        The category column is the user's observed affinity, scaled to its maximum.
         """
         cat = np.zeros(items.shape[0])
-        if affinity or declared:
-            vec = np.zeros(self.catalog.membership.shape[1])
-            for name, value in affinity.items():
-                c = self.catalog.find_category(name)
-                if c is not None:
-                    vec[c] = value
+        if affinity:
+            vec = self._category_vector(affinity)
             vec /= float(np.abs(vec).max()) or 1.0
-            for name in declared:
-                c = self.catalog.find_category(name)
-                if c is not None:
-                    vec[c] += prior
             cat = self.catalog.membership[items] @ vec
         popularity = _log_share(self.stats.popularity, items)
         trend = _log_share(self.stats.trending(segment), items)
@@ -433,6 +428,45 @@ class Engine:
                 fresh,
             ]
         )
+
+    def _category_vector(self, values: dict[str, float]) -> FloatArray:
+        """A per-category vector (catalogue category order) from category names."""
+        vec = np.zeros(self.catalog.membership.shape[1])
+        for name, value in values.items():
+            c = self.catalog.find_category(name)
+            if c is not None:
+                vec[c] = value
+        return vec
+
+    def _declared_boost(
+        self,
+        items: IntArray,
+        declared: tuple[str, ...],
+        prior: float,
+        scores: FloatArray,
+        *,
+        cold: bool,
+    ) -> FloatArray:
+        """What the declared-interest prior adds to ``scores`` (see ``pipeline.controls``).
+
+        Once the user has behaviour, a multiplier: items of a declared category score
+        ``score x (1 + prior)``. It re-orders what the evidence (popularity, co-occurrence)
+        already supports instead of filling the list with a category's long tail, so a
+        matching declaration helps and a wrong one costs little and fades
+        (``bench/declared.py`` measured both against an additive prior). A ``cold`` user
+        (no positive event yet) gets ``prior x (score + best score)``: while ``prior`` is at
+        least 1 the declared categories lead the list even where the catalogue has no
+        statistics for them, because that is what the user just asked for.
+        """
+        vec = self._category_vector(dict.fromkeys(declared, 1.0))
+        member = np.minimum(self.catalog.membership[items] @ vec, 1.0)
+        evidence = np.maximum(scores, 0.0)
+        floor = float(evidence.max(initial=0.0)) if cold else 0.0
+        return member * prior * (evidence + floor + 1e-9)
+
+    def _declared_reason(self, state: UserState, item: int) -> str:
+        said = [c for c in self.catalog.categories_of(item) if c in state.controls.declared]
+        return f"you said you like {said[0]}" if said else "trending now"
 
     def _diversified(
         self, cands: IntArray, scores: FloatArray, order: IntArray, n: int, cap: int
@@ -459,9 +493,6 @@ class Engine:
             cats = [c for c in self.catalog.categories_of(item) if c in liked]
             if cats:
                 return f"because you like {max(cats, key=liked.__getitem__)}"
-            said = [c for c in self.catalog.categories_of(item) if c in state.controls.declared]
-            if said:
-                return f"you said you like {said[0]}"
         if best == "fresh" and row[7] > 0:
             return "new this week"
         if segment != GLOBAL_SEGMENT:

@@ -12,11 +12,13 @@ import orjson
 import pytest
 
 from pipeline.catalog import Catalog, ItemInfo, item_info
+from pipeline.controls import apply_control
 from pipeline.features import FeatureParams, UserState, apply_event
 from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import GLOBAL_SEGMENT, MAX_SEGMENTS, ItemStats
 from pipeline.recommender import Engine, EngineParams, LearnRecord
 from pipeline.signals import signal_for
+from schemas.control import Control
 from schemas.events import Item
 
 T0 = 1_700_000_000_000
@@ -497,6 +499,54 @@ def test_disliked_category_ranks_after_neutral_ones(engine_factory: EngineFactor
     cats = [category_of(engine, i) for i in _ids(engine.recommend(user, T0 + 10))]
     assert cats[-7:] == ["Comedy"] * 7
     assert "Comedy" not in cats[:-7]
+
+
+def _declaring(user_id: str, *categories: str, n_events: int = 0) -> UserState:
+    state = UserState(user_id)
+    control = Control(control_id="c", type="declare_interests", user_id=user_id, ts=T0,
+                      categories=categories)  # fmt: skip
+    apply_control(state.controls, control, n_events=n_events)
+    return state
+
+
+def test_declared_categories_lead_a_cold_users_list_even_without_statistics(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = engine_factory()
+    for k in range(5):  # comedy is popular; nobody has watched horror yet
+        feed(engine, UserState(f"o{k}"), f"o{k}-1", f"com-{k}", T0 + k)
+    engine.refresh_indexes(T0 + 10)
+    ranked = engine.recommend(_declaring("u", "Horror"), T0 + 10)
+    cap = engine.params.category_cap
+    assert [category_of(engine, i) for i in _ids(ranked)[:cap]] == ["Horror"] * cap
+    assert {r.reason for r in ranked[:cap]} == {"you said you like Horror"}
+    # without the declaration the same user sees the popular comedy first
+    assert category_of(engine, _ids(engine.recommend(UserState("u"), T0 + 10))[0]) == "Comedy"
+
+
+def test_declared_prior_multiplies_evidence_once_the_user_has_behaviour(
+    engine_factory: EngineFactory,
+) -> None:
+    engine = engine_factory()
+    for k in range(6):  # dra-0 co-occurs strongly with com-5, weakly with hor-2
+        other = UserState(f"o{k}")
+        feed(engine, other, f"o{k}-1", "dra-0", T0 + 1_000 * k)
+        feed(engine, other, f"o{k}-2", "com-5" if k < 4 else "hor-2", T0 + 1_000 * k + 1)
+    engine.refresh_indexes(T0 + 10_000)
+
+    def top_two(n_events: int, *declared: str) -> list[str]:
+        user = _declaring("u", *declared, n_events=0)
+        feed(engine, user, "u-1", "dra-0", T0 + 10_000)
+        user.n_click = n_events - 1  # events since the declaration (only the count matters)
+        return _ids(engine.recommend(user, T0 + 10_000))[:2]
+
+    assert top_two(1) == ["com-5", "hor-2"]
+    # hor-2 has about half com-5's evidence; a fresh Horror declaration (x 2.7) lifts it...
+    assert top_two(1, "Horror") == ["hor-2", "com-5"]
+    # ...a declared category nobody watched cannot outrank real evidence...
+    assert top_two(1, "Documentary") == ["com-5", "hor-2"]
+    # ...and behaviour takes over: 45 events later the prior adds a fifth, not enough
+    assert top_two(45, "Horror") == ["com-5", "hor-2"]
 
 
 def test_learn_record_json_round_trip() -> None:
