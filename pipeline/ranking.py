@@ -46,7 +46,12 @@ def diversify(
     per_category: dict[str, int] = {}
     for item_id, score in ranked:
         cats = categories_of(item_id)
-        if any(per_category.get(c, 0) >= cap for c in cats):
+        capped = False
+        for c in cats:  # a plain loop, not any(...): this runs per candidate, per list
+            if per_category.get(c, 0) >= cap:
+                capped = True
+                break
+        if capped:
             overflow.append((item_id, score))
             continue
         chosen.append((item_id, score))

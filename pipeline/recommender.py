@@ -250,10 +250,11 @@ class Engine:
             if personalized
             else 0.0
         )
-        knn_ids, knn_scores = self.cooc.score(pos)
+        knn_ids, knn_scores, anchors = self.cooc.score_with_anchors(pos)
         if knn_ids.shape[0] > p.knn_candidates:
             keep = np.sort(np.argpartition(-knn_scores, p.knn_candidates)[: p.knn_candidates])
-            knn_ids, knn_scores = knn_ids[keep], knn_scores[keep]  # still sorted by id
+            # still sorted by id
+            knn_ids, knn_scores, anchors = knn_ids[keep], knn_scores[keep], anchors[keep]
         pools = [knn_ids, self._trending_for(segment), self._fresh, self._fallback]
         if personalized:
             names = [name for name, _ in state.top_categories(3)]
@@ -267,10 +268,14 @@ class Engine:
         if cands.shape[0] == 0:
             return []
         knn = _lookup(knn_ids, knn_scores, cands) / _norm(pos)
-        d_ids, d_scores = self.cooc.score(neg)
-        dislike = _lookup(d_ids, d_scores, cands) / _norm(neg)
+        # Columns the blend does not weigh only matter to the ranker: skip them without it.
+        full = p.ranker_power > 0
+        dislike = np.zeros(cands.shape[0])
+        if full:
+            d_ids, d_scores = self.cooc.score(neg)
+            dislike = _lookup(d_ids, d_scores, cands) / _norm(neg)
         affinity = state.affinity if personalized else {}
-        matrix = self._features(state, cands, knn, dislike, now_ts, segment, affinity)
+        matrix = self._features(state, cands, knn, dislike, now_ts, segment, affinity, full=full)
         # P(chosen) ~ collaborative score plus taste and popularity priors (which decide
         # alone for cold users), times P(liked | chosen) from the ranker when enabled
         blend = self._blend(p)
@@ -293,17 +298,29 @@ class Engine:
             chosen = self._diversified(cands, scores, order, size - explore, p.category_cap)
         rows = [k for k, _ in chosen]
         contrib = matrix[rows] * blend
-        best = np.argmax(contrib, axis=1) if chosen else []
-        declared_wins = said[rows] > contrib.max(axis=1) if chosen else []
+        best = np.argmax(contrib, axis=1).tolist() if chosen else []
+        declared_wins = (said[rows] > contrib.max(axis=1)).tolist() if chosen else []
+        items = cands[rows].tolist()
+        # the recent positive behind each item's kNN score (read only where that is > 0)
+        anchor_of = (
+            anchors[
+                np.minimum(np.searchsorted(knn_ids, cands[rows]), max(0, anchors.shape[0] - 1))
+            ].tolist()
+            if anchors.shape[0]
+            else [0] * len(rows)
+        )
+        because: dict[int, str] = {}
         out = [
             Scored(
-                ids[int(cands[k])],
+                ids[item],
                 round(score, 6),
-                self._declared_reason(state, int(cands[k]))
+                self._declared_reason(state, item)
                 if wins
-                else self._reason(state, pos, FEATURES[int(b)], matrix[k], int(cands[k]), segment),
+                else self._reason(state, anchor, FEATURES[b], matrix[k], item, segment, because),
             )
-            for (k, score), b, wins in zip(chosen, best, declared_wins, strict=True)
+            for (k, score), item, anchor, b, wins in zip(
+                chosen, items, anchor_of, best, declared_wins, strict=True
+            )
         ]
         if explore:
             out += self._explore(state, cands, {s.item_id for s in out}, explore)
@@ -314,7 +331,12 @@ class Engine:
         ids = self.catalog.ids
         excluded = state.excluded
         if excluded:
-            cands = cands[[ids[i] not in excluded for i in cands.tolist()]]
+            if len(excluded) <= cands.shape[0]:  # look up the fewer ids of the two
+                index = self.catalog.get
+                drop = [i for i in map(index, excluded) if i is not None]
+                cands = cands[~np.isin(cands, drop)]
+            else:
+                cands = cands[[ids[i] not in excluded for i in cands.tolist()]]
         controls = state.controls
         if not controls.empty and cands.shape[0]:
             infos = self.catalog.infos
@@ -401,10 +423,13 @@ class Engine:
         now_ts: int,
         segment: str,
         affinity: dict[str, float],
+        *,
+        full: bool = True,
     ) -> FloatArray:
         """One row per item, columns in ``FEATURES`` order (all roughly in -1..1).
 
-        The category column is the user's observed affinity, scaled to its maximum.
+        The category column is the user's observed affinity, scaled to its maximum. Without
+        ``full`` only the columns the score blend weighs are computed (the rest are 0).
         """
         cat = np.zeros(items.shape[0])
         if affinity:
@@ -413,6 +438,9 @@ class Engine:
             cat = self.catalog.membership[items] @ vec
         popularity = _log_share(self.stats.popularity, items)
         trend = _log_share(self.stats.trending(segment), items)
+        if not full:
+            zero = np.zeros(items.shape[0])
+            return np.column_stack([knn, cat, popularity, trend, zero, zero, zero, zero])
         published = self.catalog.published_ts[items]
         age = np.maximum(now_ts - published, 0.0)
         fresh = np.where(published > 0, np.exp(-age / _WEEK_MS), 0.0)
@@ -473,21 +501,28 @@ class Engine:
     ) -> list[tuple[int, float]]:
         """``(row, score)`` of the list after the category cap (rows index ``cands``)."""
         infos = self.catalog.infos
-        ranked = ((k, float(scores[k])) for k in order.tolist())
-        return diversify(ranked, lambda k: infos[int(cands[k])].categories, n=n, cap=cap)
+        items = cands.tolist()
+        rows = order.tolist()
+        ranked = zip(rows, scores[order].tolist(), strict=True)
+        return diversify(ranked, lambda k: infos[items[k]].categories, n=n, cap=cap)
 
     def _reason(
         self,
         state: UserState,
-        pos: list[tuple[int, float]],
+        anchor: int,
         best: str,
         row: FloatArray,
         item: int,
         segment: str,
+        because: dict[int, str],
     ) -> str:
-        """Say which signal placed the item: its largest weighted feature contribution."""
-        if best == "knn" and row[0] > 0 and pos:
-            return self._because(state, pos, item)
+        """Say which signal placed the item: its largest weighted feature contribution.
+
+        ``anchor`` is the recent positive contributing most to the item's kNN score;
+        ``because`` memoises the "because you watched X" text per anchor within one list.
+        """
+        if best == "knn" and row[0] > 0:
+            return self._because(state, anchor, because)
         if best == "category" and row[1] > 0:
             liked = dict(state.top_categories(5))
             cats = [c for c in self.catalog.categories_of(item) if c in liked]
@@ -500,19 +535,16 @@ class Engine:
         item_cats = self.catalog.categories_of(item)
         return f"trending in {item_cats[0]}" if item_cats else "trending now"
 
-    def _because(self, state: UserState, pos: list[tuple[int, float]], item: int) -> str:
-        """Name the recent positive contributing most to this item ("because you watched X")."""
-        row = self.cooc.rows.get(item, {})
-        anchor, top = pos[-1][0], -1.0
-        for other, weight in pos:
-            value = row.get(other, 0.0) * weight
-            if value > top:
-                anchor, top = other, value
+    def _because(self, state: UserState, anchor: int, memo: dict[int, str]) -> str:
+        """Name a recent positive as the reason ("because you watched X")."""
+        if anchor in memo:
+            return memo[anchor]
         info = self.catalog.infos[anchor]
         # the anchor is a recent positive: its latest interaction is near the end
         kind = next((h.kind for h in reversed(state.history) if h.item_id == info.item_id), "")
         verb = "clicked" if kind == "click" else "watched"
-        return f"because you {verb} {info.title or info.item_id}"
+        memo[anchor] = f"because you {verb} {info.title or info.item_id}"
+        return memo[anchor]
 
 
 def _top_order(scores: FloatArray, k: int) -> IntArray:

@@ -115,21 +115,40 @@ class CoocModel:
         return cached
 
     def score(self, history: Sequence[tuple[int, float]]) -> tuple[IntArray, FloatArray]:
-        """Items similar to a weighted history, with summed similarity (unsorted)."""
+        """Items similar to a weighted history, with summed similarity (sorted by id)."""
+        ids, summed, _ = self.score_with_anchors(history)
+        return ids, summed
+
+    def score_with_anchors(
+        self, history: Sequence[tuple[int, float]]
+    ) -> tuple[IntArray, FloatArray, IntArray]:
+        """``score``, plus per item the history item that contributes most to its score.
+
+        The anchor is what a list names in "because you watched X" (on an exact tie, any of
+        the best).
+        """
         parts_ids: list[IntArray] = []
         parts_w: list[FloatArray] = []
+        sources: list[int] = []
         for item, weight in history:
             ids, sims = self.neighbors(item)
             if ids.shape[0]:
                 parts_ids.append(ids)
                 parts_w.append(sims * weight)
+                sources.append(item)
         if not parts_ids:
-            return _EMPTY_IDS, _EMPTY_W
+            return _EMPTY_IDS, _EMPTY_W, _EMPTY_IDS
         ids = np.concatenate(parts_ids)
         weights = np.concatenate(parts_w)
         unique, inverse = np.unique(ids, return_inverse=True)
         summed = np.bincount(inverse, weights=weights, minlength=unique.shape[0])
-        return unique, summed.astype(np.float64)
+        best = np.zeros(unique.shape[0])
+        np.maximum.at(best, inverse, weights)
+        source = np.repeat(np.array(sources, dtype=np.int64), [p.shape[0] for p in parts_ids])
+        top = np.flatnonzero(weights == best[inverse])
+        anchors = np.zeros(unique.shape[0], dtype=np.int64)
+        anchors[inverse[top]] = source[top]
+        return unique, summed.astype(np.float64), anchors
 
     def similarity(self, item: int, others: Sequence[tuple[int, float]]) -> float:
         """Weighted damped similarity of one item to a history (for training features)."""

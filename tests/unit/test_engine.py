@@ -189,6 +189,16 @@ def test_cooc_score_sums_weighted_rows() -> None:
     assert got == pytest.approx(expected)
 
 
+def test_cooc_anchor_is_the_history_item_contributing_most() -> None:
+    m = _triangle()
+    # item 2: 1.0 x sqrt(2) from item 0 against 0.5 / sqrt(2) from item 1
+    ids, _, anchors = m.score_with_anchors([(0, 1.0), (1, 0.5)])
+    assert dict(zip(ids.tolist(), anchors.tolist(), strict=True)) == {0: 1, 1: 0, 2: 0}
+    # weight item 1's recency enough and it becomes the reason for item 2
+    ids, _, anchors = m.score_with_anchors([(0, 0.1), (1, 1.0)])
+    assert dict(zip(ids.tolist(), anchors.tolist(), strict=True))[2] == 1
+
+
 def test_cooc_score_of_empty_or_unknown_history_is_empty() -> None:
     m = _triangle()
     for history in ([], [(99, 1.0)]):
