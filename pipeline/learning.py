@@ -8,7 +8,8 @@ mapping, the feature update and the model inputs are exactly these lines.
 from __future__ import annotations
 
 from pipeline.features import FeatureParams, UserContext, UserState, apply_event, mark_seen
-from pipeline.recommender import Engine, LearnRecord
+from pipeline.model.record import LearnRecord
+from pipeline.recommender import Engine
 from pipeline.signals import Signal, signal_for
 from schemas.events import Event
 

@@ -31,7 +31,8 @@ from pipeline.experiments import assign, load_experiments, outcome, variant_para
 from pipeline.features import FeatureParams, UserState
 from pipeline.learning import event_signal, learn_event
 from pipeline.metrics import WorkerMetrics
-from pipeline.recommender import Engine, EngineParams, LearnRecord
+from pipeline.model.record import LearnRecord
+from pipeline.recommender import Engine, EngineParams
 from pipeline.retry import retry_forever
 from pipeline.segments import sweep_dormant
 from pipeline.stores.keys import RedisKeys

@@ -18,8 +18,6 @@ The ranker is the exception: it learns from the worker's own events only (see
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,11 +27,12 @@ from pipeline.features import Interaction, UserState
 from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import GLOBAL_SEGMENT, ItemStats
 from pipeline.model.ranker import FEATURES, Ranker
+from pipeline.model.record import LearnRecord, trend_segments
 from pipeline.ranking import Scored, diversify, recency_weights
+from pipeline.scoring import log_share, lookup, norm, sigmoid, top, top_order
 from pipeline.signals import Signal
 
 _WEEK_MS = 7 * 86_400_000.0
-_LOG100 = math.log1p(100.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,55 +61,6 @@ class EngineParams:
     category_weight: float = 0.02
     popularity_weight: float = 0.001
     trend_weight: float = 0.001
-
-
-@dataclass(frozen=True, slots=True)
-class LearnRecord:
-    """What the shared models learn from one event (public ids; no user id: privacy)."""
-
-    item_id: str
-    ts: int
-    kind: str
-    weight: float
-    completion: float | None
-    segments: tuple[str, ...]
-    context: tuple[tuple[str, float], ...]
-
-    def to_json(self) -> list[object]:
-        """Compact positional form for the model log."""
-        return [
-            self.item_id,
-            self.ts,
-            self.kind,
-            self.weight,
-            self.completion,
-            list(self.segments),
-            [list(c) for c in self.context],
-        ]
-
-    @classmethod
-    def from_json(cls, raw: Sequence[object]) -> LearnRecord:
-        """Inverse of ``to_json``."""
-        item_id, ts, kind, weight, completion, segments, context = raw
-        return cls(
-            item_id=str(item_id),
-            ts=int(ts),  # type: ignore[call-overload]
-            kind=str(kind),
-            weight=float(weight),  # type: ignore[arg-type]
-            completion=None if completion is None else float(completion),  # type: ignore[arg-type]
-            segments=tuple(str(s) for s in segments),  # type: ignore[attr-defined]
-            context=tuple((str(i), float(w)) for i, w in context),  # type: ignore[attr-defined]
-        )
-
-
-def segments_of(state: UserState) -> tuple[str, ...]:
-    """Context segments a user's events count towards for trending."""
-    out = []
-    if state.context.locale:
-        out.append(f"locale:{state.context.locale}")
-    if state.context.device:
-        out.append(f"device:{state.context.device}")
-    return tuple(out)
 
 
 class Engine:
@@ -154,7 +104,7 @@ class Engine:
             kind=kind,
             weight=signal.weight,
             completion=signal.completion,
-            segments=segments_of(state),
+            segments=trend_segments(state),
             context=context,
         )
 
@@ -185,8 +135,8 @@ class Engine:
         item = self.catalog.ensure(item_id)
         pos, neg = self._histories(state)
         items = np.array([item], dtype=np.int64)
-        knn = np.array([self.cooc.similarity(item, pos)]) / _norm(pos)
-        dislike = np.array([self.cooc.similarity(item, neg)]) / _norm(neg)
+        knn = np.array([self.cooc.similarity(item, pos)]) / norm(pos)
+        dislike = np.array([self.cooc.similarity(item, neg)]) / norm(neg)
         row = self._features(state, items, knn, dislike, ts, self._segment(state), state.affinity)[
             0
         ]
@@ -202,17 +152,17 @@ class Engine:
         n = len(self.catalog)
         p = self.params
         self._trending = {
-            seg: _top(arr[:n], p.trending_candidates) for seg, arr in self.stats.trend.items()
+            seg: top(arr[:n], p.trending_candidates) for seg, arr in self.stats.trend.items()
         }
         glob = self.stats.trending(GLOBAL_SEGMENT)
         glob = np.pad(glob, (0, max(0, n - glob.shape[0])))[:n]
         membership = self.catalog.membership[:n]
         self._by_category = {
-            c: _top(np.where(membership[:, c] > 0, glob + 1e-12, 0.0), p.category_candidates)
+            c: top(np.where(membership[:, c] > 0, glob + 1e-12, 0.0), p.category_candidates)
             for c in range(len(self.catalog.category_names))
         }
         published = self.catalog.published_ts[:n]
-        fresh = _top(np.where(published <= now_ts, published, 0.0), p.fresh_candidates)
+        fresh = top(np.where(published <= now_ts, published, 0.0), p.fresh_candidates)
         self._fresh = fresh[published[fresh] > 0]
         # last resort for an empty or brand-new catalogue: never an empty list
         self._fallback = np.arange(min(n, p.trending_candidates), dtype=np.int64)
@@ -267,13 +217,13 @@ class Engine:
         cands = self._allowed(state, cands)
         if cands.shape[0] == 0:
             return []
-        knn = _lookup(knn_ids, knn_scores, cands) / _norm(pos)
+        knn = lookup(knn_ids, knn_scores, cands) / norm(pos)
         # Columns the blend does not weigh only matter to the ranker: skip them without it.
         full = p.ranker_power > 0
         dislike = np.zeros(cands.shape[0])
         if full:
             d_ids, d_scores = self.cooc.score(neg)
-            dislike = _lookup(d_ids, d_scores, cands) / _norm(neg)
+            dislike = lookup(d_ids, d_scores, cands) / norm(neg)
         affinity = state.affinity if personalized else {}
         matrix = self._features(state, cands, knn, dislike, now_ts, segment, affinity, full=full)
         # P(chosen) ~ collaborative score plus taste and popularity priors (which decide
@@ -281,7 +231,7 @@ class Engine:
         blend = self._blend(p)
         scores = matrix @ blend
         if p.ranker_power > 0:
-            scores = scores * _sigmoid(self.ranker.score(matrix)) ** p.ranker_power
+            scores = scores * sigmoid(self.ranker.score(matrix)) ** p.ranker_power
         said = np.zeros(cands.shape[0])
         if prior > 0:
             said = self._declared_boost(cands, controls.declared, prior, scores, cold=not pos)
@@ -291,7 +241,7 @@ class Engine:
         # Only the head of the ranking can reach the list: sort that, and the rest only if
         # the category cap leaves the list short.
         head = min(scores.shape[0], (size - explore) * (p.category_cap + 4))
-        order = _top_order(scores, head)
+        order = top_order(scores, head)
         chosen = self._diversified(cands, scores, order, size - explore, p.category_cap)
         if len(chosen) < size - explore and head < scores.shape[0]:
             order = np.argsort(-scores, kind="stable")
@@ -436,8 +386,8 @@ class Engine:
             vec = self._category_vector(affinity)
             vec /= float(np.abs(vec).max()) or 1.0
             cat = self.catalog.membership[items] @ vec
-        popularity = _log_share(self.stats.popularity, items)
-        trend = _log_share(self.stats.trending(segment), items)
+        popularity = log_share(self.stats.popularity, items)
+        trend = log_share(self.stats.trending(segment), items)
         if not full:
             zero = np.zeros(items.shape[0])
             return np.column_stack([knn, cat, popularity, trend, zero, zero, zero, zero])
@@ -545,47 +495,3 @@ class Engine:
         verb = "clicked" if kind == "click" else "watched"
         memo[anchor] = f"because you {verb} {info.title or info.item_id}"
         return memo[anchor]
-
-
-def _top_order(scores: FloatArray, k: int) -> IntArray:
-    """Indices of the ``k`` best scores, best first (ties: lower index first)."""
-    if k >= scores.shape[0]:
-        return np.argsort(-scores, kind="stable")
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.lexsort((top, -scores[top]))]
-
-
-def _norm(history: list[tuple[int, float]]) -> float:
-    """Total history weight: turns summed similarity into a weighted mean (scale-free)."""
-    return sum(w for _, w in history) or 1.0
-
-
-def _lookup(ids: IntArray, values: FloatArray, items: IntArray) -> FloatArray:
-    """``values`` of ``items`` given ``ids`` sorted ascending, 0 where absent."""
-    if ids.shape[0] == 0:
-        return np.zeros(items.shape[0])
-    pos = np.minimum(np.searchsorted(ids, items), ids.shape[0] - 1)
-    return np.where(ids[pos] == items, values[pos], 0.0)
-
-
-def _sigmoid(x: FloatArray) -> FloatArray:
-    return 1.0 / (1.0 + np.exp(-np.clip(x, -30.0, 30.0)))
-
-
-def _log_share(arr: FloatArray, items: IntArray) -> FloatArray:
-    """log-scaled share of the maximum, 0..1 (popularity spans orders of magnitude)."""
-    if arr.shape[0] == 0:
-        return np.zeros(items.shape[0])
-    top = float(arr.max()) or 1.0
-    vals = np.zeros(items.shape[0])
-    inside = items < arr.shape[0]
-    vals[inside] = arr[items[inside]] / top
-    return np.log1p(100.0 * vals) / _LOG100
-
-
-def _top(arr: FloatArray, k: int) -> IntArray:
-    """Indices of the ``k`` largest positive entries, best first."""
-    nz = np.flatnonzero(arr > 0)
-    if nz.shape[0] > k:
-        nz = nz[np.argpartition(-arr[nz], k)[:k]]
-    return nz[np.argsort(-arr[nz], kind="stable")].astype(np.int64)

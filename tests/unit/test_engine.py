@@ -16,7 +16,8 @@ from pipeline.controls import apply_control
 from pipeline.features import FeatureParams, UserState, apply_event
 from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import GLOBAL_SEGMENT, MAX_SEGMENTS, ItemStats
-from pipeline.recommender import Engine, EngineParams, LearnRecord
+from pipeline.model.record import LearnRecord
+from pipeline.recommender import Engine, EngineParams
 from pipeline.signals import signal_for
 from schemas.control import Control
 from schemas.events import Item
