@@ -35,7 +35,8 @@ from typing import Any
 import orjson
 
 from pipeline.config import Settings
-from pipeline.stack import LocalStack, free_port, free_ports
+from pipeline.probes import free_port, free_ports
+from pipeline.stack import LocalStack
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent

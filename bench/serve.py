@@ -47,8 +47,8 @@ from common import (
 )
 
 from pipeline.config import Settings
+from pipeline.probes import free_port
 from pipeline.serve.testing import ServeProcess
-from pipeline.stack import free_port
 from pipeline.stores.keys import RedisKeys
 from pipeline.topics import ensure_topics
 from schemas.validation import encode_recommendation

@@ -70,9 +70,9 @@ from common import (
 )
 
 from pipeline.config import Settings
+from pipeline.probes import free_port
 from pipeline.producer import EventProducer
 from pipeline.simulator import World
-from pipeline.stack import free_port
 from pipeline.testing import WorkerProcess
 from pipeline.topics import ensure_topics
 

@@ -27,7 +27,6 @@ True
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import fcntl
 import hashlib
@@ -35,41 +34,31 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from pipeline.errors import StackError
+from pipeline.probes import HOST, kafka_ready, port_open, redis_ping
+from pipeline.stack_setup import (
+    INSTALL_HINT,
+    LOG4J2_CONFIG,
+    find_java,
+    find_redis_server,
+    kafka_pom,
+    new_cluster_id,
+    server_properties,
+)
 
 if TYPE_CHECKING:
     from pipeline.config import Settings
 
-__all__ = [
-    "LocalStack",
-    "ServiceStatus",
-    "StackError",
-    "StackStatus",
-    "ensure_redis_server",
-    "find_redis_server",
-    "free_port",
-    "free_ports",
-    "kafka_ready",
-    "port_open",
-    "redis_ping",
-]
+__all__ = ["LocalStack", "ServiceStatus", "StackError", "StackStatus"]
 
 logger = logging.getLogger(__name__)
-
-HOST = "127.0.0.1"
-LOG4J_VERSION = "2.24.3"
-SLF4J_VERSION = "2.0.17"  # pinned: Maven's nearest-wins picks 1.7, which ignores log4j2
-_REDIS_DIRS = (Path("/usr/bin"), Path("/usr/sbin"), Path("/usr/local/bin"))
-_INSTALL_HINT = "run `make setup` (as root) or `apt-get install redis-server`"
 
 
 @dataclass(frozen=True)
@@ -93,122 +82,6 @@ class StackStatus:
     def all_up(self) -> bool:
         """Whether Kafka and Redis both answer."""
         return self.kafka.up and self.redis.up
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now.
-
-    Tests start their own broker on such ports so they never collide with a demo on
-    9092/6379. The port is released before returning, so a race is possible but rare.
-    """
-    return free_ports(1)[0]
-
-
-def free_ports(count: int) -> list[int]:
-    """Return ``count`` distinct free ports (all held open until all are chosen)."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-            sock.bind((HOST, 0))
-            ports.append(int(sock.getsockname()[1]))
-        return ports
-
-
-def port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def redis_ping(port: int, host: str = HOST, timeout: float = 1.0) -> bool:
-    """Whether a Redis server on ``host:port`` answers PING (not LOADING, not an error)."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def kafka_ready(bootstrap: str, timeout: float = 5.0) -> bool:
-    """Whether the broker at ``bootstrap`` answers a metadata request.
-
-    An open port is not enough: a KRaft broker accepts connections seconds before it has
-    joined its own quorum and can serve metadata, and clients started in that window fail.
-    """
-    from kafka import KafkaAdminClient  # lazy: kafka-python is slow to import
-
-    timeout_ms = int(timeout * 1000)
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="recloop-stack",
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-        )
-    except Exception as exc:  # any failure to bootstrap means "not ready yet"
-        logger.debug("kafka not ready bootstrap=%s error=%r", bootstrap, exc)
-        return False
-    try:
-        admin.list_topics()
-    except Exception as exc:  # same: the caller retries until its deadline
-        logger.debug("kafka metadata failed bootstrap=%s error=%r", bootstrap, exc)
-        return False
-    finally:
-        admin.close()
-    return True
-
-
-def find_redis_server() -> Path | None:
-    """Locate ``redis-server`` on ``PATH`` or in the usual system directories."""
-    found = shutil.which("redis-server")
-    if found:
-        return Path(found)
-    for directory in _REDIS_DIRS:
-        candidate = directory / "redis-server"
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def ensure_redis_server() -> Path:
-    """Return ``redis-server``, installing it with apt-get when missing and we are root.
-
-    ``make setup`` calls this so a fresh machine (or CI) needs nothing installed by hand.
-    ``apt-get update`` runs only when apt knows no candidate for the package.
-    """
-    found = find_redis_server()
-    if found is not None:
-        return found
-    apt = shutil.which("apt-get")
-    if os.geteuid() != 0 or apt is None:
-        msg = (
-            "redis-server is not installed and cannot be installed automatically "
-            "(needs root and apt-get). Install it, e.g. `sudo apt-get install redis-server` "
-            "or `brew install redis`, then run `make setup` again."
-        )
-        raise StackError(msg)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = subprocess.run(
-        ["apt-cache", "policy", "redis-server"], capture_output=True, text=True, check=False
-    )
-    steps = [[apt, "install", "-y", "-q", "--no-install-recommends", "redis-server"]]
-    if "Candidate:" not in policy.stdout or "Candidate: (none)" in policy.stdout:
-        steps.insert(0, [apt, "update", "-q"])  # package lists missing or stale
-    for step in steps:
-        logger.info("running %s", " ".join(step))
-        if subprocess.run(step, env=env, stdin=subprocess.DEVNULL, check=False).returncode:
-            msg = f"`{' '.join(step)}` failed (output above); {_INSTALL_HINT}"
-            raise StackError(msg)
-    found = find_redis_server()
-    if found is None:
-        msg = f"apt-get installed redis-server but it is not on PATH; {_INSTALL_HINT}"
-        raise StackError(msg)
-    return found
 
 
 def _read(path: Path) -> str | None:
@@ -352,7 +225,7 @@ class LocalStack:
         a changed dependency list is fetched again.
         """
         self._write_log4j_config()
-        pom_text = _pom(self.kafka_version)
+        pom_text = kafka_pom(self.kafka_version)
         marker = self.libs_dir / ".complete"
         if _read(marker) == pom_text:
             return self.libs_dir
@@ -399,7 +272,7 @@ class LocalStack:
     def _write_log4j_config(self) -> Path:
         self.kafka_dir.mkdir(parents=True, exist_ok=True)
         path = self.kafka_dir / "log4j2.properties"
-        path.write_text(_LOG4J2.format(log=self.broker_log))
+        path.write_text(LOG4J2_CONFIG.format(log=self.broker_log))
         return path
 
     # --- kafka ------------------------------------------------------------------------
@@ -419,7 +292,7 @@ class LocalStack:
         java, *jvm_args = self._java_command()
         data_dir = self.kafka_dir / f"data-{self.kafka_port}"
         props = self._kafka_props()
-        props.write_text(_server_properties(self.kafka_port, self.controller_port, data_dir))
+        props.write_text(server_properties(self.kafka_port, self.controller_port, data_dir))
         if not (data_dir / "meta.properties").exists():
             self._format_storage([java, *jvm_args], props, data_dir)
         archive = self._class_archive(java)
@@ -448,7 +321,7 @@ class LocalStack:
         libs = self.ensure_kafka_jars()
         log4j = self._write_log4j_config()
         return [
-            _find_java(),
+            find_java(),
             "-Xms256m",
             "-Xmx1g",
             f"-Dlog4j2.configurationFile={log4j}",
@@ -458,7 +331,7 @@ class LocalStack:
         ]
 
     def _format_storage(self, java_command: list[str], props: Path, data_dir: Path) -> None:
-        cluster_id = self.cluster_id or _new_cluster_id()
+        cluster_id = self.cluster_id or new_cluster_id()
         java, *jvm_args = java_command
         # a short-lived tool: C1-only JIT and serial GC start it ~0.5 s faster
         cmd = [java, "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", *jvm_args]
@@ -486,7 +359,7 @@ class LocalStack:
         self._refuse_busy_port(self.redis_port, "redis", "RECLOOP_STACK_REDIS_PORT")
         server = find_redis_server()
         if server is None:
-            msg = f"redis-server not found on PATH or in /usr/bin, /usr/sbin; {_INSTALL_HINT}"
+            msg = f"redis-server not found on PATH or in /usr/bin, /usr/sbin; {INSTALL_HINT}"
             raise StackError(msg)
         self.redis_dir.mkdir(parents=True, exist_ok=True)
         cmd = [str(server), "--bind", HOST, "--port", str(self.redis_port)]
@@ -609,7 +482,7 @@ class LocalStack:
     def _promote_class_archive(self) -> None:
         """Keep the archive a broker wrote at a clean exit (a killed one may be truncated)."""
         with contextlib.suppress(StackError):
-            java = _find_java()
+            java = find_java()
             partial = self._partial_archive(java)
             if partial.exists() and partial.stat().st_size > 0:
                 os.replace(partial, self._class_archive(java))
@@ -647,101 +520,3 @@ class LocalStack:
         quoted = "\n".join(f"--- last lines of {log} ---\n{_tail(log)}" for log in logs)
         msg = f"{reason}\n{quoted}"
         raise StackError(msg)
-
-
-def _find_java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        msg = "java (17 or newer) is needed to run the Kafka broker; install a JDK/JRE"
-        raise StackError(msg)
-    return found
-
-
-def _new_cluster_id() -> str:
-    """Kafka's Uuid.toString(): 16 random bytes, URL-safe base64 without padding.
-
-    Redrawn when it starts with "-" (1 in 64), as Kafka's own generator does: the storage
-    tool would read such an id as an option and fail.
-    """
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cluster_id.startswith("-"):
-            return cluster_id
-
-
-def _server_properties(port: int, controller_port: int, data_dir: Path) -> str:
-    settings = {
-        "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.bootstrap.servers": f"{HOST}:{controller_port}",
-        "listeners": f"PLAINTEXT://{HOST}:{port},CONTROLLER://{HOST}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-        "log.dirs": str(data_dir),
-        "num.partitions": "8",
-        "auto.create.topics.enable": "true",
-        "group.initial.rebalance.delay.ms": "0",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "8",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "log.retention.hours": "24",
-    }
-    return "".join(f"{key}={value}\n" for key, value in settings.items())
-
-
-def _pom(kafka_version: str) -> str:
-    deps = [
-        ("org.apache.kafka", "kafka_2.13", kafka_version),
-        ("org.apache.logging.log4j", "log4j-slf4j2-impl", LOG4J_VERSION),
-        ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
-        ("org.slf4j", "slf4j-api", SLF4J_VERSION),
-    ]
-    xml = "".join(
-        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
-        f"<version>{v}</version></dependency>\n"
-        for g, a, v in deps
-    )
-    return _POM.format(version=kafka_version, dependencies=xml)
-
-
-_POM = """<?xml version="1.0" encoding="UTF-8"?>
-<!-- written by recloop's pipeline/stack.py: the jars of a local Kafka broker -->
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>dev.recloop</groupId>
-  <artifactId>local-kafka</artifactId>
-  <version>{version}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-{dependencies}  </dependencies>
-</project>
-"""
-
-_LOG4J2 = """# written by recloop's pipeline/stack.py: broker logs to a file, never the console
-status = warn
-appender.file.type = RollingFile
-appender.file.name = file
-appender.file.fileName = {log}
-appender.file.filePattern = {log}.%i
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-appender.file.policies.type = Policies
-appender.file.policies.size.type = SizeBasedTriggeringPolicy
-appender.file.policies.size.size = 20MB
-appender.file.strategy.type = DefaultRolloverStrategy
-appender.file.strategy.max = 2
-rootLogger.level = INFO
-rootLogger.appenderRef.file.ref = file
-logger.controller.name = kafka.controller
-logger.controller.level = WARN
-logger.stateChange.name = state.change.logger
-logger.stateChange.level = WARN
-"""

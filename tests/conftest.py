@@ -26,7 +26,8 @@ import pytest
 import redis
 
 from pipeline.config import Settings
-from pipeline.stack import LocalStack, free_port, free_ports, kafka_ready
+from pipeline.probes import free_port, free_ports, kafka_ready
+from pipeline.stack import LocalStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_IMAGE = "apache/kafka:4.1.0"

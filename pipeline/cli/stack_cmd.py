@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from pipeline.config import Settings
-from pipeline.stack import LocalStack, StackError, StackStatus, ensure_redis_server
+from pipeline.stack import LocalStack, StackError, StackStatus
+from pipeline.stack_setup import ensure_redis_server
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -20,9 +20,9 @@ import redis
 from pydantic import SecretStr
 
 from pipeline.config import Settings
+from pipeline.probes import free_port
 from pipeline.producer import EventProducer
 from pipeline.serve.testing import ServeProcess
-from pipeline.stack import free_port
 from pipeline.stores.keys import RedisKeys
 from pipeline.testing import WorkerProcess, wait_for
 from pipeline.topics import ensure_topics

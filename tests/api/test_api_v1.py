@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from pipeline.config import Settings
+from pipeline.probes import free_port
 from pipeline.producer import EventProducer
 from pipeline.serve.testing import ServeProcess
-from pipeline.stack import free_port
 from pipeline.testing import TopicReader, wait_for
 from schemas.recommendation import Recommendation
 from tests.api.conftest import MAX_BATCH, Api, category_of, item_id

@@ -26,8 +26,9 @@ import pytest
 import redis
 
 from pipeline.config import Settings
+from pipeline.probes import free_port, free_ports
 from pipeline.producer import EventProducer
-from pipeline.stack import LocalStack, free_port, free_ports
+from pipeline.stack import LocalStack
 from pipeline.stores.keys import RedisKeys
 from pipeline.testing import WorkerProcess
 from pipeline.topics import ensure_topics

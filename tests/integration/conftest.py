@@ -12,8 +12,8 @@ import pytest
 import redis
 
 from pipeline.config import Settings
+from pipeline.probes import free_port
 from pipeline.producer import EventProducer
-from pipeline.stack import free_port
 from pipeline.stores.keys import RedisKeys
 from pipeline.testing import WorkerProcess
 from pipeline.topics import ensure_topics
