@@ -21,8 +21,9 @@ import redis.asyncio as aioredis
 from faust.web import Request, Response, View
 
 from pipeline.config import Settings
+from pipeline.ingest import RawMessage
 from pipeline.metrics import WorkerMetrics
-from pipeline.processor import Processor, RawMessage
+from pipeline.processor import Processor
 
 log = logging.getLogger(__name__)
 

@@ -177,6 +177,32 @@ def outcome(event_type: str, item_in_list: bool, completed: bool) -> dict[str, i
     return out
 
 
+def attribute(
+    experiments: tuple[Experiment, ...],
+    seen: tuple[frozenset[str], int, str, str] | None,
+    *,
+    event_type: str,
+    item_id: str,
+    completed: bool,
+    now_ms: int,
+    outcomes: dict[tuple[str, str], dict[str, int]],
+) -> None:
+    """Credit an experiment user's action to the list they were last shown, if recent.
+
+    ``seen`` is that list: (items, published ms, experiment, variant), or ``None`` when the
+    user saw no experiment list. Counts add up in ``outcomes[(experiment, variant)]``.
+    """
+    if seen is None:
+        return
+    items, published, name, arm = seen
+    window = next((e.attribution_seconds for e in experiments if e.name == name), 0.0)
+    if now_ms - published > window * 1000:
+        return
+    counts = outcomes.setdefault((name, arm), {})
+    for key, inc in outcome(event_type, item_id in items, completed).items():
+        counts[key] = counts.get(key, 0) + inc
+
+
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 

@@ -18,8 +18,6 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import redis.asyncio as aioredis
 
@@ -27,9 +25,11 @@ from pipeline.catalog import item_info
 from pipeline.coalesce import RefreshScheduler, Trigger
 from pipeline.config import Settings
 from pipeline.controls import apply_control
-from pipeline.experiments import assign, load_experiments, outcome, variant_params
+from pipeline.experiments import attribute, load_experiments
 from pipeline.features import FeatureParams, UserState
+from pipeline.ingest import Publisher, RawMessage, split_valid
 from pipeline.learning import event_signal, learn_event
+from pipeline.lists import build_list
 from pipeline.metrics import WorkerMetrics
 from pipeline.model.record import LearnRecord
 from pipeline.recommender import Engine, EngineParams
@@ -44,30 +44,12 @@ from schemas.events import Event, Item
 from schemas.validation import (
     Rejected,
     dead_letter_bytes,
-    encode_recommendation,
     parse_control,
     parse_event,
     parse_item,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """One consumed record, as the agent saw it."""
-
-    value: bytes
-    topic: str
-    partition: int
-    offset: int
-
-
-class Publisher(Protocol):
-    """Sends records and returns once the broker acknowledged all of them."""
-
-    async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Send ``(key, value)`` records to ``topic`` and wait for every acknowledgement."""
 
 
 def wall_ms() -> int:
@@ -180,16 +162,12 @@ class Processor:
     async def _handle_events(self, messages: Sequence[RawMessage]) -> None:
         now = wall_ms()
         s = self.settings
-        valid: list[Event] = []
-        rejected: list[tuple[RawMessage, Rejected]] = []
-        for m in messages:
-            parsed = parse_event(
-                m.value, now_ms=now, max_bytes=s.max_event_bytes, max_future_ms=s.max_future_ms
-            )
-            if isinstance(parsed, Rejected):
-                rejected.append((m, parsed))
-            else:
-                valid.append(parsed)
+        valid, rejected = split_valid(
+            messages,
+            lambda raw: parse_event(
+                raw, now_ms=now, max_bytes=s.max_event_bytes, max_future_ms=s.max_future_ms
+            ),
+        )
         await self._load_users({e.user_id for e in valid})
         records: list[LearnRecord] = []
         touched: dict[str, Trigger] = {}
@@ -201,7 +179,16 @@ class Processor:
                 continue
             record = self._learn(state, event)
             records.append(record)
-            self._attribute(event, record, now, outcomes)
+            attribute(
+                self.experiments,
+                self.exposed.get(event.user_id),
+                event_type=event.type,
+                item_id=event.item_id,
+                completed=record.kind == "watch"
+                and (record.completion or 0.0) >= self.settings.completion_threshold,
+                now_ms=now,
+                outcomes=outcomes,
+            )
             touched[event.user_id] = Trigger(event.event_id, event.ts)
             self.metrics.events.labels(event.type, "applied").inc()
         if touched or records:
@@ -233,28 +220,6 @@ class Processor:
         while len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         self.metrics.cached_users.set(len(self.cache))
-
-    def _attribute(
-        self,
-        event: Event,
-        record: LearnRecord,
-        now: int,
-        outcomes: dict[tuple[str, str], dict[str, int]],
-    ) -> None:
-        """Credit an experiment user's action to the list they were shown (if recent)."""
-        seen = self.exposed.get(event.user_id)
-        if seen is None:
-            return
-        items, published, name, arm = seen
-        window = next((e.attribution_seconds for e in self.experiments if e.name == name), 0.0)
-        if now - published > window * 1000:
-            return
-        completed = record.kind == "watch" and (record.completion or 0.0) >= (
-            self.settings.completion_threshold
-        )
-        counts = outcomes.setdefault((name, arm), {})
-        for key, inc in outcome(event.type, event.item_id in items, completed).items():
-            counts[key] = counts.get(key, 0) + inc
 
     async def _persist(
         self,
@@ -318,14 +283,9 @@ class Processor:
     # ------------------------------------------------------------------ items
     async def handle_items(self, messages: Sequence[RawMessage]) -> None:
         """Catalogue updates: applied here and shared with the other workers via the log."""
-        rejected: list[tuple[RawMessage, Rejected]] = []
-        items: list[Item] = []
-        for m in messages:
-            parsed = parse_item(m.value, max_bytes=self.settings.max_event_bytes)
-            if isinstance(parsed, Rejected):
-                rejected.append((m, parsed))
-            else:
-                items.append(parsed)
+        items, rejected = split_valid(
+            messages, lambda raw: parse_item(raw, max_bytes=self.settings.max_event_bytes)
+        )
         for item in items:
             self.engine.upsert_item(item_info(item))
         if items:
@@ -338,14 +298,9 @@ class Processor:
     # ------------------------------------------------------------------ controls
     async def handle_controls(self, messages: Sequence[RawMessage]) -> None:
         """User controls (control v1); this worker owns the users' partitions."""
-        rejected: list[tuple[RawMessage, Rejected]] = []
-        controls: list[Control] = []
-        for m in messages:
-            parsed = parse_control(m.value, max_bytes=self.settings.max_event_bytes)
-            if isinstance(parsed, Rejected):
-                rejected.append((m, parsed))
-            else:
-                controls.append(parsed)
+        controls, rejected = split_valid(
+            messages, lambda raw: parse_control(raw, max_bytes=self.settings.max_event_bytes)
+        )
         # in arrival order, a forget splitting the batch: what came before it is forgotten too
         pending: list[Control] = []
         for control in controls:
@@ -442,38 +397,13 @@ class Processor:
             return
         now = wall_ms()
         version = f"knn/{self.model_version}.{self.engine.records_applied}"
-        docs: list[tuple[str, bytes, Trigger]] = []
-        exposures: dict[str, tuple[frozenset[str], str, str]] = {}
-        for user_id, trigger in due:
-            state = self.cache.get(user_id)
-            if state is None:
-                continue
-            personalized = state.controls.personalization and (
-                state.n_events > 0 or bool(state.controls.declared)
-            )
-            params, arm = None, assign(self.experiments, user_id)
-            if arm is not None:
-                params, arm_personalizes = variant_params(self.engine.params, arm[1])
-                personalized = personalized and arm_personalizes
-            ranked = self.engine.recommend(state, now, personalized=personalized, params=params)
-            doc = encode_recommendation(
-                user_id,
-                [(r.item_id, r.score, r.reason) for r in ranked],
-                generated_ts=now,
-                trigger_event_id=trigger.event_id,
-                trigger_ts=trigger.ts,
-                model_version=version,
-                personalized=personalized,
-                experiment=arm[0].name if arm else None,
-                variant=arm[1].name if arm else None,
-            )
-            docs.append((user_id, doc, trigger))
-            if arm is not None:
-                exposures[user_id] = (
-                    frozenset(r.item_id for r in ranked),
-                    arm[0].name,
-                    arm[1].name,
-                )
+        built = [
+            build_list(self.engine, self.experiments, state, trigger, now_ms=now, version=version)
+            for state, trigger in ((self.cache.get(u), t) for u, t in due)
+            if state is not None
+        ]
+        docs = [(b.user_id, b.doc, b.trigger) for b in built]
+        exposures = {b.user_id: b.exposure for b in built if b.exposure is not None}
 
         async def write() -> None:
             async with self.redis.pipeline(transaction=False) as pipe:

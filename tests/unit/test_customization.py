@@ -10,6 +10,7 @@ import pytest
 from pipeline.controls import UserControls, apply_control, from_fields, to_fields
 from pipeline.experiments import (
     assign,
+    attribute,
     compare,
     outcome,
     parse_experiments,
@@ -134,6 +135,24 @@ def test_variant_changes_become_params() -> None:
 def test_bad_declarations_are_refused(doc: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="experiment"):
         parse_experiments(doc)
+
+
+def test_actions_are_credited_to_the_list_shown_within_the_window() -> None:
+    window_ms = int(EXPERIMENTS[0].attribution_seconds * 1000)
+    seen = (frozenset({"i1", "i2"}), 1_000, "perso", "treatment")
+    outcomes: dict[tuple[str, str], dict[str, int]] = {}
+    for item, completed, at in (("i1", True, 2_000), ("i9", False, 3_000)):
+        attribute(EXPERIMENTS, seen, event_type="watch", item_id=item, completed=completed,
+                  now_ms=at, outcomes=outcomes)  # fmt: skip
+    assert outcomes == {
+        ("perso", "treatment"): {"actions": 2, "hits": 1, "watches": 1, "completions": 1}
+    }
+    # too late for the window, or no experiment list seen: nothing is credited
+    attribute(EXPERIMENTS, seen, event_type="click", item_id="i1", completed=False,
+              now_ms=1_000 + window_ms + 1, outcomes=outcomes)  # fmt: skip
+    attribute(EXPERIMENTS, None, event_type="click", item_id="i1", completed=False,
+              now_ms=2_000, outcomes=outcomes)  # fmt: skip
+    assert outcomes[("perso", "treatment")]["actions"] == 2
 
 
 def test_outcomes_and_lift_statistics() -> None:
