@@ -121,7 +121,8 @@ def explain(user_id: str, as_json: bool) -> None:
     if sig["declared_interests"]:
         click.echo(
             f"  declared interests {', '.join(sig['declared_interests'])}: prior weight "
-            f"{sig['declared_prior_weight']} (fades as behaviour accumulates)"
+            f"{sig['declared_prior_weight']} (their items score x (1 + weight); it fades as "
+            "behaviour accumulates)"
         )
     click.echo("  score = " + ", ".join(f"{k} {v}" for k, v in sig["score_weights"].items()))
     click.echo("segments: " + ", ".join(f"{k}={v}" for k, v in doc["segments"].items()))
