@@ -15,7 +15,8 @@ and differ only in what they declared before the first event:
 * ``wrong``: the two categories they like least.
 
 So the differences between groups come from the declarations alone, not from which users or
-sessions a group happened to draw; the shared models learn each event once. Prints hit rate
+sessions a group happened to draw. Co-occurrence and item statistics learn each event once
+(the river ranker, whose ranking weight is 0 by default, trains on each copy). Prints hit rate
 over the first 10 events per group with the paired difference to ``none`` (95 % CI over
 users), the hit rate per event index, and the event index from which ``wrong`` stays within
 10 % of ``none`` (recovery). Writes ``bench/results/declared.json``.
@@ -134,7 +135,7 @@ def main() -> int:
             for group, state in copies.items():
                 record = learn_event(engine, state, event, signal, PARAMS)
                 state.mark_clean()
-                if group == "none":  # the shared models learn each event once
+                if group == "none":  # co-occurrence and item statistics learn it once
                     engine.apply(record)
             if signal.positive and event.item_id in chosen:
                 at, listed = chosen.pop(event.item_id)
