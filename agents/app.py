@@ -169,6 +169,17 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
     every(min(30.0, settings.stale_list_seconds / 4), Processor.refresh_stale, "stale_refresh")
     every(60.0, Processor.sweep_segments, "segment_sweep")
 
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        # agents are idle here and the users are still ours: hand over deferred refreshes
+        if ready.is_set():
+            await holder["p"].hand_over()
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
+    async def on_shutdown(sender: Any, **_: Any) -> None:
+        if ready.is_set():
+            await holder["p"].hand_over()
+
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         if ready.is_set():

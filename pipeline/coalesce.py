@@ -76,6 +76,16 @@ class RefreshScheduler:
             del self.pending[user_id]
         return ready
 
+    def take_pending(self) -> list[tuple[str, Trigger]]:
+        """Every deferred refresh, due or not (removed from pending): for a handover.
+
+        Before this worker gives up users (rebalance, shutdown) their deferred refreshes must
+        run here: the new owner never saw the events they carry.
+        """
+        out = list(self.pending.items())
+        self.pending.clear()
+        return out
+
     def stale(self, now_ms: int, *, stale_ms: int, active_ms: int, limit: int) -> list[str]:
         """Active users whose list is older than ``stale_ms`` (at most ``limit``)."""
         out: list[str] = []

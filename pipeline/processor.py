@@ -14,6 +14,7 @@ exactly-once effect on user state and on the shared models.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import OrderedDict
@@ -375,6 +376,26 @@ class Processor:
         if due:
             await self._load_users({u for u, _ in due})
             await self._refresh(due, trigger_kind="deferred")
+
+    async def hand_over(self, timeout: float = 5.0) -> None:
+        """Run every deferred refresh now, before partitions are revoked or the worker stops.
+
+        Offsets of the events behind those refreshes are already committed, so a refresh left
+        pending here would be lost: the next owner never sees those events, and the user's
+        list would miss their last event until they act again. Bounded by ``timeout`` so a
+        Redis or Kafka outage cannot hold up a rebalance past the session timeout.
+        """
+        pending = self.scheduler.take_pending()
+        if not pending:
+            return
+        try:
+            await asyncio.wait_for(self._refresh_handover(pending), timeout)
+        except TimeoutError:
+            log.warning("handover refresh timed out users=%d", len(pending))
+
+    async def _refresh_handover(self, pending: list[tuple[str, Trigger]]) -> None:
+        await self._load_users({u for u, _ in pending})
+        await self._refresh(pending, trigger_kind="deferred")
 
     async def refresh_stale(self, limit: int = 500) -> None:
         """Refresh active users whose list is older than ``stale_list_seconds``."""

@@ -149,6 +149,17 @@ def test_deferred_refreshes_per_user() -> None:
     assert s.due(1_750) == [("b", trig("b1"))]
 
 
+def test_handover_takes_every_pending_refresh_due_or_not() -> None:
+    s = RefreshScheduler(interval_ms=500)
+    for user in ("a", "b"):
+        s.on_event(user, trig(f"{user}0"), now_ms=1_000)
+        s.mark_refreshed(user, 1_000)
+        s.on_event(user, trig(f"{user}1"), now_ms=1_100)
+    assert s.due(1_200) == []  # not due yet...
+    assert sorted(s.take_pending()) == [("a", trig("a1")), ("b", trig("b1"))]  # ...but taken
+    assert s.take_pending() == [] and s.due(5_000) == []
+
+
 def test_event_after_the_interval_refreshes_now_and_drops_pending() -> None:
     s = RefreshScheduler(interval_ms=500)
     s.on_event("u", trig("e1"), now_ms=1_000)
