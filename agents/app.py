@@ -168,6 +168,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
     every(settings.model_snapshot_seconds, Processor.snapshot_model, "snapshot")
     every(min(30.0, settings.stale_list_seconds / 4), Processor.refresh_stale, "stale_refresh")
     every(60.0, Processor.sweep_segments, "segment_sweep")
+    every(2.0, Processor.rescue_owed, "owed_rescue")
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     broker_heartbeat_interval_seconds: float = Field(
         1.0, gt=0, description="Consumer heartbeat interval (well below the session timeout)."
     )
+    refresh_rescue_after_seconds: float = Field(
+        15.0,
+        ge=1,
+        description="A list refresh still owed this long after it was due (its worker died) "
+        "is done by any worker from Redis.",
+    )
     batch_size: int = Field(500, ge=1, description="Max events handled per batch.")
     batch_within_seconds: float = Field(
         0.02, gt=0, description="Max wait to fill a batch before handling it."

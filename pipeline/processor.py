@@ -38,6 +38,7 @@ from pipeline.retry import retry_forever
 from pipeline.segments import sweep_dormant
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import ModelLog
+from pipeline.stores.owed import OwedRefreshes
 from pipeline.stores.users import UserStore
 from schemas.control import Control, ControlType
 from schemas.dead_letter import RejectReason
@@ -97,6 +98,7 @@ class Processor:
             excluded_cap=settings.dedupe_ids_per_user,
             events_cap=settings.dedupe_ids_per_user,
         )
+        self.owed = OwedRefreshes(redis, self.keys)
         self.model_log = ModelLog(
             redis,
             keys=self.keys,
@@ -192,15 +194,27 @@ class Processor:
             )
             touched[event.user_id] = Trigger(event.event_id, event.ts)
             self.metrics.events.labels(event.type, "applied").inc()
+        # decided before the write, which records every refresh these events owe
+        due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now)]
         if touched or records:
-            await self._persist([self.cache[u] for u in touched], records, now, outcomes)
+            await self._persist(
+                [self.cache[u] for u in touched],
+                records,
+                now,
+                outcomes,
+                owed=self._owed(touched, now),
+            )
         for record in records:
             self.engine.apply(record)
         self.metrics.model_records.labels("own").inc(len(records))
         if rejected:
             await self._dead_letter(rejected)
-        due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now)]
         await self._refresh(due, trigger_kind="event")
+
+    def _owed(self, touched: dict[str, Trigger], now: int) -> dict[str, tuple[Trigger, int]]:
+        """The refreshes ``touched`` users are owed, due within the coalescing interval."""
+        due = now + self.settings.refresh_interval_ms
+        return {u: (t, due) for u, t in touched.items()}
 
     def _learn(self, state: UserState, event: Event) -> LearnRecord:
         """Apply one new event to the user's state and the ranker (``pipeline.learning``)."""
@@ -228,11 +242,13 @@ class Processor:
         records: list[LearnRecord],
         now: int,
         outcomes: dict[tuple[str, str], dict[str, int]] | None = None,
+        owed: dict[str, tuple[Trigger, int]] | None = None,
     ) -> None:
         """One transaction: users' changes, model-log entry, activity, experiment outcomes.
 
         Outcome counters share the transaction with the events' de-duplication marks, so a
-        redelivered event is credited exactly once too.
+        redelivered event is credited exactly once too; so do the owed list refreshes
+        (``pipeline.stores.owed``), so no crash can leave an event without its refresh.
         """
         batch_id = self.model_log.new_batch_id()
         items, self._pending_items = self._pending_items, []
@@ -247,6 +263,7 @@ class Processor:
                 for (name, arm), counts in (outcomes or {}).items():
                     for key, inc in counts.items():
                         pipe.hincrby(self.keys.experiment(name, arm), key, inc)
+                self.owed.queue_owe(pipe, owed or {})
                 await pipe.execute()
 
         await retry_forever(
@@ -327,17 +344,19 @@ class Processor:
             touched[control.user_id] = Trigger(control.control_id, control.ts)
             self.metrics.controls.labels(str(control.type)).inc()
 
+        now = wall_ms()
+        due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now)]
+
         async def write() -> None:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for user_id in touched:
                     self.users.queue_save_controls(pipe, self.cache[user_id])
+                self.owed.queue_owe(pipe, self._owed(touched, now))
                 await pipe.execute()
 
         await retry_forever(
             write, what="redis controls write", on_error=lambda _: self.metrics.redis_errors.inc()
         )
-        now = wall_ms()
-        due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now)]
         await self._refresh(due, trigger_kind="control")
 
     async def _forget(self, user_ids: list[str]) -> None:
@@ -355,6 +374,7 @@ class Processor:
                 for user_id in user_ids:
                     pipe.delete(*self.keys.user_keys(user_id))
                     pipe.zrem(self.keys.active_users, user_id)
+                    self.owed.queue_forget(pipe, user_id)
                 await pipe.execute()
 
         await retry_forever(
@@ -376,6 +396,42 @@ class Processor:
         if due:
             await self._load_users({u for u, _ in due})
             await self._refresh(due, trigger_kind="deferred")
+
+    async def rescue_owed(self, limit: int = 200) -> None:
+        """Refresh, from Redis, lists still owed long after they were due (see module doc).
+
+        Their worker died between committing the events and writing the list. Any worker
+        may rescue any user: the write is conditional on the same refresh still being owed,
+        so a list the owner wrote meanwhile is never overwritten. Rescued lists are not
+        counted as experiment exposures.
+        """
+        now = wall_ms()
+        grace_ms = int(self.settings.refresh_rescue_after_seconds * 1000)
+        owed = await self.owed.overdue(now - grace_ms, limit)
+        if not owed:
+            return
+        states = await self.users.load_many([u for u, _ in owed])
+        version = f"knn/{self.model_version}.{self.engine.records_applied}"
+        built = [
+            build_list(self.engine, self.experiments, states[u], t, now_ms=now, version=version)
+            for u, t in owed
+        ]
+        written = await self.owed.rescue(
+            [(b.user_id, b.trigger, b.doc) for b in built], self.settings.user_ttl_seconds
+        )
+        rescued = [b for b, ok in zip(built, written, strict=True) if ok]
+        if not rescued:
+            return
+        await retry_forever(
+            lambda: self.publisher.publish(
+                self.settings.topic_recommendations, [(b.user_id.encode(), b.doc) for b in rescued]
+            ),
+            what="kafka list send",
+            retryable=(Exception,),
+            on_error=lambda _: self.metrics.kafka_errors.inc(),
+        )
+        self.metrics.lists.labels("rescued").inc(len(rescued))
+        log.warning("rescued owed list refreshes count=%d", len(rescued))
 
     async def hand_over(self, timeout: float = 5.0) -> None:
         """Run every deferred refresh now, before partitions are revoked or the worker stops.
@@ -428,8 +484,10 @@ class Processor:
 
         async def write() -> None:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for user_id, doc, _ in docs:
+                for user_id, doc, trigger in docs:
                     pipe.set(self.keys.recs(user_id), doc, ex=self.settings.user_ttl_seconds)
+                    if trigger.event_id is not None:
+                        self.owed.queue_settle(pipe, user_id, trigger)
                 for user_id, (_, exp_name, arm_name) in exposures.items():
                     pipe.hincrby(self.keys.experiment(exp_name, arm_name), "exposures", 1)
                     pipe.pfadd(self.keys.experiment_users(exp_name, arm_name), user_id)

@@ -87,6 +87,16 @@ class RedisKeys:
         return f"{self.namespace}:active"
 
     @property
+    def owed_refreshes(self) -> str:
+        """Sorted set user_id -> time (ms) by which their list should have been refreshed."""
+        return f"{self.namespace}:refresh:owed"
+
+    @property
+    def owed_triggers(self) -> str:
+        """Hash user_id -> the event (``"<event_id> <ts>"``) an owed refresh must reflect."""
+        return f"{self.namespace}:refresh:trigger"
+
+    @property
     def dormant_users(self) -> str:
         """Sorted set user_id -> time (ms) the user was found dormant."""
         return f"{self.namespace}:dormant"

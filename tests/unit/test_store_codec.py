@@ -18,11 +18,13 @@ import orjson
 import pytest
 
 from pipeline.catalog import ItemInfo
+from pipeline.coalesce import Trigger
 from pipeline.features import FeatureParams, Interaction, UserContext, UserState, apply_event
 from pipeline.model.snapshot import SNAPSHOT_FORMAT, engine_from_dict, engine_to_dict
 from pipeline.recommender import Engine, EngineParams
 from pipeline.signals import signal_for
 from pipeline.stores.keys import RedisKeys
+from pipeline.stores.owed import decode_trigger, encode_trigger
 from pipeline.stores.users import (
     FEATURES_SCHEMA_VERSION,
     apply_args,
@@ -468,3 +470,8 @@ def test_snapshot_of_another_format_is_refused() -> None:
     doc["format"] = SNAPSHOT_FORMAT + 1
     with pytest.raises(ValueError, match="unsupported model snapshot format"):
         engine_from_dict(doc, params)
+
+
+def test_owed_trigger_round_trip_keeps_spaces_in_event_ids() -> None:
+    for trigger in (Trigger("e1", 5), Trigger("an id with spaces", 1_700_000_000_000)):
+        assert decode_trigger(encode_trigger(trigger).encode()) == trigger
