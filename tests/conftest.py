@@ -184,6 +184,7 @@ def settings_factory(request: pytest.FixtureRequest) -> Callable[..., Settings]:
             "topic_items": f"t{uid}.items",
             "topic_dlq": f"t{uid}.events.dlq",
             "topic_recommendations": f"t{uid}.recommendations",
+            "topic_controls": f"t{uid}.controls",
             "redis_namespace": f"t{uid}",  # the test's own Redis keys
             "web_port": free_port(),
         }

@@ -9,7 +9,7 @@ list that reflects it, from the owed-refresh record (``pipeline.stores.owed``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ import pytest
 import redis
 
 from pipeline.config import Settings
-from pipeline.probes import free_port
 from pipeline.producer import EventProducer
 from pipeline.stores.keys import RedisKeys
 from pipeline.testing import WorkerProcess, wait_for
@@ -28,39 +27,29 @@ pytestmark = pytest.mark.timeout(240)
 
 
 @pytest.fixture
-def env(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    uid = uuid.uuid4().hex[:8]
-    settings = Settings(
-        kafka_bootstrap=kafka_bootstrap,
-        redis_url=redis_url,
-        redis_namespace=f"o{uid}",
-        app_id=f"recloop-owed-{uid}",
-        topic_events=f"o{uid}.events",
-        topic_items=f"o{uid}.items",
-        topic_dlq=f"o{uid}.events.dlq",
-        topic_recommendations=f"o{uid}.recommendations",
-        topic_controls=f"o{uid}.controls",
-        topic_partitions=2,
-        refresh_interval_ms=5_000,
-        refresh_rescue_after_seconds=2.0,
-    )
+def env(settings_factory: Callable[..., Settings], tmp_path: Path) -> Iterator[dict[str, Any]]:
+    def make() -> Settings:  # one group, topics and namespace; a web port each
+        return settings_factory(
+            topic_partitions=2, refresh_interval_ms=5_000, refresh_rescue_after_seconds=2.0
+        )
+
+    settings = make()
     ensure_topics(settings)
     with EventProducer(settings) as producer:
         for n in range(20):
             producer.item(f"item-{n}", ["Drama" if n % 2 else "Comedy"], duration_seconds=600.0)
         producer.flush()
-    client = redis.Redis.from_url(redis_url)
+    client = redis.Redis.from_url(settings.redis_url)
     workers: list[WorkerProcess] = []
-    yield {"settings": settings, "redis": client, "keys": RedisKeys(settings.redis_namespace),
-           "workers": workers, "tmp": tmp_path}  # fmt: skip
+    yield {"settings": settings, "make": make, "redis": client, "workers": workers,
+           "keys": RedisKeys(settings.redis_namespace), "tmp": tmp_path}  # fmt: skip
     for w in workers:
         w.stop()
     client.close()
 
 
 def start(env: dict[str, Any], name: str) -> WorkerProcess:
-    settings = env["settings"].model_copy(update={"web_port": free_port()})
-    worker = WorkerProcess(settings, log_path=env["tmp"] / f"{name}.log").wait_ready(90)
+    worker = WorkerProcess(env["make"](), log_path=env["tmp"] / f"{name}.log").wait_ready(90)
     env["workers"].append(worker)
     return worker
 
