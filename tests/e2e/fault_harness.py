@@ -189,6 +189,23 @@ def stale_final_lists(client: redis.Redis, keys: RedisKeys, acked: dict[str, Ack
     return bad
 
 
+def wait_lists_follow(
+    client: redis.Redis, keys: RedisKeys, acked: dict[str, Acked], timeout: float = 30.0
+) -> list[str]:
+    """``stale_final_lists`` polled until empty or ``timeout``: what is still stale then.
+
+    A list owed by a worker that was killed is rescued by another worker once it is
+    ``RECLOOP_REFRESH_RESCUE_AFTER_SECONDS`` (15 s) overdue, so it may arrive after the
+    counters converged.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        stale = stale_final_lists(client, keys, acked)
+        if not stale or time.monotonic() > deadline:
+            return stale
+        time.sleep(0.5)
+
+
 # --------------------------------------------------------------------------- redis
 def reflected_counts(
     client: redis.Redis, keys: RedisKeys, users: Sequence[str]

@@ -40,10 +40,10 @@ from tests.e2e.fault_harness import (
     partition_recovery,
     reflected_counts,
     reflection_latencies,
-    stale_final_lists,
     stop_all,
     total,
     wait_converged,
+    wait_lists_follow,
 )
 from tests.e2e.fault_streams import ListWatcher, Traffic, wall_ms
 
@@ -234,7 +234,7 @@ def assert_recovered(env: Env, result: dict[str, Any]) -> None:
     assert first is not None and first <= MAX_RECOVERY_S, (
         f"no list published within {MAX_RECOVERY_S:.0f} s of the fault's end: report={report}"
     )
-    stale = stale_final_lists(env.redis, env.keys, result["acked"])
+    stale = wait_lists_follow(env.redis, env.keys, result["acked"])
     assert not stale, f"{len(stale)} users' lists miss their last event: {stale[:5]}"
 
 

@@ -35,10 +35,10 @@ from tests.e2e.fault_harness import (
     partition_list_gaps,
     partition_recovery,
     reflection_latencies,
-    stale_final_lists,
     stop_all,
     total,
     wait_converged,
+    wait_lists_follow,
 )
 from tests.e2e.fault_streams import ListWatcher, Traffic, wall_ms
 
@@ -155,7 +155,7 @@ def test_rebalance_crash_and_graceful_stop_keep_exact_counts_and_fresh_lists(
         f"report={report}\n{logs}"
     )
     assert w1.proc.poll() is None, f"the surviving worker exited:\n{w1.tail()}"
-    stale = stale_final_lists(redis_client, keys, acked)
+    stale = wait_lists_follow(redis_client, keys, acked)
     assert not stale, f"{len(stale)} users' lists miss their last event: {stale[:5]}"
     assert not gaps, (
         f"no list was published in {len(gaps)} 5-second window(s) of the run: "
