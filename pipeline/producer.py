@@ -35,7 +35,7 @@ from pydantic import BaseModel
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError, DeliveryError, InvalidEventError, StackError
-from schemas.control import ControlType
+from schemas.control import Control, ControlType
 from schemas.dead_letter import RejectReason
 from schemas.events import SCHEMA_VERSION, Event, EventContext, EventType, Item
 from schemas.validation import (
@@ -54,7 +54,7 @@ CONNECT_TIMEOUT_MS = 10_000
 """How long to wait for a broker before failing (kafka-python's default is 30-60 s)."""
 
 ContextArg = Mapping[str, object] | EventContext | None
-_M = TypeVar("_M", Event, Item)
+_M = TypeVar("_M", Event, Item, Control)
 
 
 def now_ms() -> int:
@@ -141,16 +141,7 @@ def build_event(
     InvalidEventError
         With the reason a worker would have dead-lettered the event for.
     """
-    if isinstance(data, Event):
-        raw = event_to_bytes(data)
-    else:
-        doc = dict(data)
-        if doc.get("event_id") is None:
-            doc["event_id"] = uuid.uuid4().hex
-        if doc.get("ts") is None:
-            doc["ts"] = now_ms
-        doc.setdefault("schema_version", SCHEMA_VERSION)
-        raw = _encode(doc)
+    raw = event_to_bytes(data) if isinstance(data, Event) else _completed(data, "event_id", now_ms)
     result = parse_event(
         raw,
         now_ms=now_ms,
@@ -158,6 +149,34 @@ def build_event(
         max_future_ms=settings.max_future_ms,
     )
     return _accept(result), raw
+
+
+def build_control(
+    data: Mapping[str, object], settings: Settings, *, now_ms: int
+) -> tuple[Control, bytes]:
+    """Complete (``control_id``, ``ts``, ``schema_version``), encode and validate a control.
+
+    The same completion as :func:`build_event`, validated by the workers' own
+    :func:`schemas.validation.parse_control`.
+
+    Raises
+    ------
+    InvalidEventError
+        With the reason a worker would have dead-lettered the control for.
+    """
+    raw = _completed(data, "control_id", now_ms)
+    return _accept(parse_control(raw, max_bytes=settings.max_event_bytes)), raw
+
+
+def _completed(data: Mapping[str, object], id_field: str, now_ms: int) -> bytes:
+    """Encode ``data`` with its id (uuid4 hex) and ``ts`` filled in when absent or null."""
+    doc = dict(data)
+    if doc.get(id_field) is None:
+        doc[id_field] = uuid.uuid4().hex
+    if doc.get("ts") is None:
+        doc["ts"] = now_ms
+    doc.setdefault("schema_version", SCHEMA_VERSION)
+    return _encode(doc)
 
 
 def build_item(data: Mapping[str, object] | Item, settings: Settings) -> tuple[Item, bytes]:
@@ -352,17 +371,8 @@ class EventProducer:
         user's events (see ``schemas.control``). ``fields`` are the type's own fields
         (``category=...``, ``item_id=...``, ``categories=[...]``).
         """
-        doc = {
-            "control_id": control_id or uuid.uuid4().hex,
-            "type": str(type_),
-            "user_id": user_id,
-            "ts": self._clock(),
-            **fields,
-        }
-        raw = orjson.dumps(doc)
-        parsed = parse_control(raw, max_bytes=self.settings.max_event_bytes)
-        if isinstance(parsed, Rejected):
-            raise InvalidEventError(parsed.reason, parsed.detail)
+        doc = {"control_id": control_id, "type": str(type_), "user_id": user_id, **fields}
+        parsed, raw = build_control(doc, self.settings, now_ms=self._clock())
         self._send(self.settings.topic_controls, user_id.encode(), raw)
         return parsed.control_id
 

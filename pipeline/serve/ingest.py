@@ -1,9 +1,9 @@
 """Events and controls over HTTP: validate a whole request, then produce all of it, or nothing.
 
 A request body is one JSON object or an array of at most ``Settings.api_max_batch``. Every
-element goes through the producer's own validation (:func:`pipeline.producer.build_event`,
-which is :func:`schemas.validation.parse_event`; :func:`build_control` for controls), so the
-API refuses exactly what a worker would dead-letter, with the same reason codes. Nothing is
+element goes through the producer's own validation (:func:`pipeline.producer.build_event`
+and :func:`~pipeline.producer.build_control`, which are the workers' parsers), so the API
+refuses exactly what a worker would dead-letter, with the same reason codes. Nothing is
 sent until every element passed; then every record is sent and the request is answered
 ``202`` only once the broker acknowledged each of them (``acks=all``).
 
@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,11 +31,8 @@ import orjson
 
 from pipeline.config import Settings
 from pipeline.errors import InvalidEventError, StackError
-from pipeline.producer import ProducerClient, build_event, kafka_producer
-from schemas.control import Control
+from pipeline.producer import ProducerClient, build_control, build_event, kafka_producer
 from schemas.dead_letter import RejectReason
-from schemas.events import SCHEMA_VERSION
-from schemas.validation import Rejected, parse_control
 
 log = logging.getLogger(__name__)
 
@@ -65,35 +61,6 @@ class Batch:
 
 class TooLargeError(Exception):
     """The request is over the documented limits (answered ``413``)."""
-
-
-def build_control(
-    data: Mapping[str, object], settings: Settings, *, now_ms: int
-) -> tuple[Control, bytes]:
-    """Complete (``control_id``, ``ts``, ``schema_version``), encode and validate a control.
-
-    The same completion :meth:`pipeline.producer.EventProducer.control` does, and the
-    workers' own :func:`schemas.validation.parse_control`.
-
-    Raises
-    ------
-    InvalidEventError
-        With the reason a worker would have dead-lettered the control for.
-    """
-    doc = dict(data)
-    if doc.get("control_id") is None:
-        doc["control_id"] = uuid.uuid4().hex
-    if doc.get("ts") is None:
-        doc["ts"] = now_ms
-    doc.setdefault("schema_version", SCHEMA_VERSION)
-    try:
-        raw = orjson.dumps(doc)
-    except orjson.JSONEncodeError as exc:  # cannot happen for parsed JSON; kept for callers
-        raise InvalidEventError(RejectReason.WRONG_TYPE, str(exc)) from exc
-    parsed = parse_control(raw, max_bytes=settings.max_event_bytes)
-    if isinstance(parsed, Rejected):
-        raise InvalidEventError(parsed.reason, parsed.detail)
-    return parsed, raw
 
 
 def elements_of(body: bytes, settings: Settings) -> tuple[list[Any], bool]:
