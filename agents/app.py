@@ -21,15 +21,15 @@ import redis.asyncio as aioredis
 from faust.web import Request, Response, View
 
 from pipeline.config import Settings
-from pipeline.ingest import RawMessage
-from pipeline.metrics import WorkerMetrics
-from pipeline.processor import Processor
+from pipeline.events.ingest import RawMessage
+from pipeline.worker.metrics import WorkerMetrics
+from pipeline.worker.processor import Processor
 
 log = logging.getLogger(__name__)
 
 
 class FaustPublisher:
-    """``pipeline.processor.Publisher`` on Faust's producer: send all, then await all acks."""
+    """A record sender on Faust's producer: send all, then await all acks."""
 
     def __init__(self, app: faust.App) -> None:
         self.app = app

@@ -1,7 +1,7 @@
 """What every benchmark shares: services, settings, Kafka/Redis probes, tables, percentiles, JSON.
 
-A benchmark starts its own Kafka and Redis (:class:`pipeline.stack.LocalStack` on free ports in
-a temporary directory, jars from the repository's ``.recloop/kafka`` cache), unless
+A benchmark starts its own Kafka and Redis (:class:`pipeline.tooling.stack.LocalStack` on free
+ports in a temporary directory, jars from the repository's ``.recloop/kafka`` cache), unless
 ``RECLOOP_KAFKA_BOOTSTRAP`` / ``RECLOOP_REDIS_URL`` point at running ones; each service is
 chosen on its own, as in ``tests/conftest.py``. Every run gets its own topics, consumer group
 and Redis namespace, so runs never see each other's data and nothing is ever flushed.
@@ -35,8 +35,8 @@ from typing import Any
 import orjson
 
 from pipeline.config import Settings
-from pipeline.probes import free_port, free_ports
-from pipeline.stack import LocalStack
+from pipeline.tooling.probes import free_port, free_ports
+from pipeline.tooling.stack import LocalStack
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -192,7 +192,7 @@ def with_new_port(settings: Settings) -> Settings:
 def admin_client(settings: Settings) -> Any:
     from kafka import KafkaAdminClient
 
-    from pipeline.producer import kafka_client_options
+    from pipeline.kafka.producer import kafka_client_options
 
     return KafkaAdminClient(
         **kafka_client_options(settings), client_id="recloop-bench-admin", request_timeout_ms=10_000
@@ -234,7 +234,7 @@ def bulk_producer(settings: Settings) -> Any:
     """A kafka-python producer tuned for pre-loading (large batches, acks from all replicas)."""
     from kafka import KafkaProducer
 
-    from pipeline.producer import kafka_client_options
+    from pipeline.kafka.producer import kafka_client_options
 
     return KafkaProducer(
         **kafka_client_options(settings),

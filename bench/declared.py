@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/declared.py [--users 3000] [--seed 11]
 
-In-process, through the production engine and learning path (``pipeline.learning``): a
+In-process, through the production engine and learning path (``pipeline.model.learn``): a
 simulated world is warmed up with 40,000 events, then brand-new users act for their first 10
 events, test-then-learn (at each click: is the clicked item in the user's current top 10?
 It counts as a hit when the watch that follows is positive).
@@ -39,12 +39,12 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.catalog import item_info  # noqa: E402
-from pipeline.controls import apply_control  # noqa: E402
-from pipeline.features import FeatureParams, UserState  # noqa: E402
-from pipeline.learning import event_signal, learn_event  # noqa: E402
-from pipeline.recommender import Engine, EngineParams  # noqa: E402
-from pipeline.simulator import World  # noqa: E402
+from pipeline.features.controls import apply_control  # noqa: E402
+from pipeline.features.state import FeatureParams, UserState  # noqa: E402
+from pipeline.lists.recommend import Engine, EngineParams  # noqa: E402
+from pipeline.model.catalog import item_info  # noqa: E402
+from pipeline.model.learn import event_signal, learn_event  # noqa: E402
+from pipeline.tooling.simulator import World  # noqa: E402
 from schemas.control import Control  # noqa: E402
 from schemas.events import Event, Item  # noqa: E402
 

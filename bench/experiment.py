@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import add_common_args, bench_settings, services  # noqa: E402
-from pipeline.experiments import format_report, load_experiments, read_counters, report  # noqa: E402
+from pipeline.kafka.topics import ensure_topics  # noqa: E402
+from pipeline.lists.experiments import format_report, load_experiments, read_counters, report  # noqa: E402
 from pipeline.stores.keys import RedisKeys  # noqa: E402
-from pipeline.testing import WorkerProcess  # noqa: E402
-from pipeline.topics import ensure_topics  # noqa: E402
+from pipeline.tooling.processes import WorkerProcess  # noqa: E402
 
 DECLARATION = {
     "experiments": [
@@ -73,7 +73,7 @@ def main() -> int:
         sim_log = (svc.workdir / "simulator.log").open("ab")
         try:
             sim = subprocess.run(
-                [sys.executable, "-m", "pipeline.cli", "simulate", "--closed-loop",
+                [sys.executable, "-m", "agents", "simulate", "--closed-loop",
                  "--users", str(args.users), "--items", str(args.items), "--rate", str(args.rate),
                  "--duration", str(args.duration), "--seed", str(args.seed)],
                 env={**os.environ, **settings.to_env()},

@@ -73,11 +73,11 @@ from common import (
 )
 
 from pipeline.config import Settings
-from pipeline.producer import EventProducer, kafka_producer
-from pipeline.simulator import World, events_due
+from pipeline.kafka.producer import EventProducer, kafka_producer
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess
-from pipeline.topics import ensure_topics
+from pipeline.tooling.processes import WorkerProcess
+from pipeline.tooling.simulator import World, events_due
 
 GOAL_P99_MS = 1000.0
 TICK_SECONDS = 0.005
@@ -96,7 +96,7 @@ class ListListener(threading.Thread):
         super().__init__(name="list-listener", daemon=True)
         from kafka import KafkaConsumer, TopicPartition
 
-        from pipeline.producer import kafka_client_options
+        from pipeline.kafka.producer import kafka_client_options
 
         self.consumer = KafkaConsumer(
             **kafka_client_options(settings),

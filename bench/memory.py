@@ -56,11 +56,11 @@ from common import (
 )
 
 from pipeline.config import Settings
-from pipeline.producer import EventProducer
-from pipeline.simulator import World
+from pipeline.kafka.producer import EventProducer
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess
-from pipeline.topics import ensure_topics
+from pipeline.tooling.processes import WorkerProcess
+from pipeline.tooling.simulator import World
 
 
 def now_ms() -> int:

@@ -24,9 +24,9 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.dataset import convert_movielens  # noqa: E402
-from pipeline.recommender import EngineParams  # noqa: E402
-from pipeline.replay import ReplayConfig, format_report, replay_files  # noqa: E402
+from pipeline.lists.recommend import EngineParams  # noqa: E402
+from pipeline.tooling.dataset import convert_movielens  # noqa: E402
+from pipeline.tooling.replay import ReplayConfig, format_report, replay_files  # noqa: E402
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default (item-kNN, recency-weighted, taste prior)": {},

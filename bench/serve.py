@@ -47,10 +47,10 @@ from common import (
 )
 
 from pipeline.config import Settings
-from pipeline.probes import free_port
-from pipeline.serve.testing import ServeProcess
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.topics import ensure_topics
+from pipeline.tooling.probes import free_port
+from pipeline.tooling.serve_process import ServeProcess
 from schemas.validation import encode_recommendation
 
 READ_GOAL = 5_000.0

@@ -70,11 +70,11 @@ from common import (
 )
 
 from pipeline.config import Settings
-from pipeline.probes import free_port
-from pipeline.producer import EventProducer
-from pipeline.simulator import World
-from pipeline.testing import WorkerProcess
-from pipeline.topics import ensure_topics
+from pipeline.kafka.producer import EventProducer
+from pipeline.kafka.topics import ensure_topics
+from pipeline.tooling.probes import free_port
+from pipeline.tooling.processes import WorkerProcess
+from pipeline.tooling.simulator import World
 
 GOAL_RATE = 5_000.0
 GOAL_SHARE = 0.5

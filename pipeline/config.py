@@ -127,7 +127,7 @@ class Settings(BaseSettings):
 
     # --- experiments --------------------------------------------------------------------
     experiments_file: Path | None = Field(
-        None, description="JSON file declaring A/B experiments (see pipeline/experiments.py)."
+        None, description="JSON file declaring A/B experiments (see pipeline/lists/experiments.py)."
     )
 
     # --- HTTP API and console (recloop serve) -----------------------------------------

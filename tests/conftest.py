@@ -4,9 +4,9 @@ Kafka and Redis are found in this order, each on its own:
 
 1. ``RECLOOP_KAFKA_BOOTSTRAP`` / ``RECLOOP_REDIS_URL`` when set (an existing cluster);
 2. containers (``apache/kafka:4.1.0`` in KRaft mode, ``redis:7``) when a Docker engine answers;
-3. our own :class:`pipeline.stack.LocalStack` on free ports in a temporary directory, with the
-   jars shared from the repository's ``.recloop/kafka/`` cache, so a running demo on
-   9092/6379 is never touched.
+3. our own :class:`pipeline.tooling.stack.LocalStack` on free ports in a temporary directory,
+   with the jars shared from the repository's ``.recloop/kafka/`` cache, so a running demo
+   on 9092/6379 is never touched.
 
 A service starts only when a test first asks for it, and stops at the end of the session.
 Tests never flush anything: ``settings_factory`` gives each test its own topics and consumer
@@ -26,8 +26,8 @@ import pytest
 import redis
 
 from pipeline.config import Settings
-from pipeline.probes import free_port, free_ports, kafka_ready
-from pipeline.stack import LocalStack
+from pipeline.tooling.probes import free_port, free_ports, kafka_ready
+from pipeline.tooling.stack import LocalStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_IMAGE = "apache/kafka:4.1.0"

@@ -15,7 +15,6 @@ _COMMANDS: dict[str, str] = {
     "stack": "pipeline.cli.stack_cmd:stack",
     "simulate": "pipeline.cli.simulate_cmd:simulate",
     "dataset": "pipeline.cli.dataset_cmd:dataset",
-    "worker": "pipeline.cli.worker_cmd:worker",
     "recs": "pipeline.cli.recs_cmd:recs",
     "replay": "pipeline.cli.replay_cmd:replay",
     "demo": "pipeline.cli.demo_cmd:demo",
@@ -31,12 +30,12 @@ class _LazyGroup(click.Group):
     """A group that imports a sub-command's module only when it is used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_COMMANDS)
+        return sorted({*_COMMANDS, *self.commands})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = _COMMANDS.get(cmd_name)
-        if target is None:
-            return None
+        if target is None:  # added with ``add_command`` (``agents.cli`` adds ``worker``)
+            return self.commands.get(cmd_name)
         module_name, attr = target.split(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command)

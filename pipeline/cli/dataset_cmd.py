@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.dataset import DatasetError, convert_movielens
+from pipeline.tooling.dataset import DatasetError, convert_movielens
 
 
 @click.group()
@@ -29,7 +29,7 @@ def movielens(path: Path, out_dir: Path) -> None:
     """Convert an unzipped MovieLens folder (ML-100K or the ratings.csv layout).
 
     Ratings become watch / click+watch / skip events as documented in
-    ``pipeline.dataset``; the output is sorted by timestamp, ready for ``recloop replay``.
+    ``pipeline.tooling.dataset``; the output is sorted by timestamp, ready for ``recloop replay``.
     """
     started = time.perf_counter()
     try:

@@ -22,12 +22,12 @@ import orjson
 import redis
 
 from pipeline.config import Settings
-from pipeline.serve.testing import ServeProcess
-from pipeline.simulator import World
-from pipeline.stack import LocalStack
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess
-from pipeline.topics import ensure_topics
+from pipeline.tooling.processes import WorkerProcess
+from pipeline.tooling.serve_process import ServeProcess
+from pipeline.tooling.simulator import World
+from pipeline.tooling.stack import LocalStack
 
 _CLEAR = "\033[H\033[J"
 
@@ -131,7 +131,7 @@ def demo(
             [
                 sys.executable,
                 "-m",
-                "pipeline.cli",
+                "agents",
                 "simulate",
                 "--users",
                 str(users),

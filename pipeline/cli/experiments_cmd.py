@@ -9,7 +9,7 @@ import orjson
 import redis
 
 from pipeline.config import Settings
-from pipeline.experiments import format_report, load_experiments, read_counters, report
+from pipeline.lists.experiments import format_report, load_experiments, read_counters, report
 from pipeline.stores.keys import RedisKeys
 
 

@@ -9,11 +9,11 @@ import orjson
 import redis
 
 from pipeline.config import Settings
-from pipeline.controls import from_fields
-from pipeline.experiments import assign, load_experiments, variant_params
-from pipeline.processor import engine_params
-from pipeline.ranking import recency_weights
+from pipeline.features.controls import from_fields
+from pipeline.lists.diversity import recency_weights
+from pipeline.lists.experiments import assign, load_experiments, variant_params
 from pipeline.stores.keys import RedisKeys
+from pipeline.worker.processor import engine_params
 
 
 def explanation(client: redis.Redis, settings: Settings, user_id: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import orjson
 import redis
 
 from pipeline.config import Settings
-from pipeline.producer import EventProducer
+from pipeline.kafka.producer import EventProducer
 from pipeline.stores.keys import RedisKeys
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.replay import ReplayConfig, format_report, replay_files, report_json
+from pipeline.tooling.replay import ReplayConfig, format_report, replay_files, report_json
 
 
 @click.command()

@@ -7,7 +7,7 @@ import orjson
 import redis
 
 from pipeline.config import Settings
-from pipeline.segments import DIMENSIONS, segment_sizes
+from pipeline.features.segments import DIMENSIONS, segment_sizes
 from pipeline.stores.keys import RedisKeys
 
 

@@ -1,6 +1,6 @@
 """``recloop simulate``: publish a synthetic world's catalogue and paced events to Kafka.
 
-The behaviour lives in ``pipeline.simulator`` (what happens) and ``events_due`` (when);
+The behaviour lives in ``pipeline.tooling.simulator`` (what happens) and ``events_due`` (when);
 this module only wires them to a producer, a clock and the signals that stop a run.
 """
 
@@ -17,13 +17,13 @@ from typing import Any, Protocol
 import click
 
 from pipeline.config import Settings
-from pipeline.simulator import World, events_due
+from pipeline.tooling.simulator import World, events_due
 
 ProgressFn = Callable[[int, float, float], None]
 
 
 class EventSink(Protocol):
-    """What the loop needs from a producer (``pipeline.producer.EventProducer`` fits)."""
+    """What the loop needs from a producer (``pipeline.kafka.producer.EventProducer`` fits)."""
 
     def send_event(self, event: Mapping[str, Any]) -> str:
         """Queue one event v1 for sending; returns its event id."""
@@ -168,8 +168,8 @@ def simulate(
     bootstrap: str | None,
 ) -> None:
     """Produce synthetic events (and the item catalogue) to Kafka at a steady rate."""
-    from pipeline.producer import EventProducer  # kafka-python loads only for this command
-    from pipeline.topics import ensure_topics
+    from pipeline.kafka.producer import EventProducer  # kafka-python loads only for this command
+    from pipeline.kafka.topics import ensure_topics
 
     settings = Settings()
     if bootstrap is not None:

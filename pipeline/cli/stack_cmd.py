@@ -1,6 +1,6 @@
 """``recloop stack``: start, stop and inspect the local Kafka + Redis stack.
 
-The stack is two detached processes (see :mod:`pipeline.stack`), so ``up`` returns once
+The stack is two detached processes (see :mod:`pipeline.tooling.stack`), so ``up`` returns once
 both answer and the services outlive the command; ``down`` stops them by pid.
 Ports and the directory come from ``Settings`` (``RECLOOP_STACK_*``); options override.
 """
@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import click
 
 from pipeline.config import Settings
-from pipeline.stack import LocalStack, StackError, StackStatus
-from pipeline.stack_setup import ensure_redis_server
+from pipeline.tooling.stack import LocalStack, StackError, StackStatus
+from pipeline.tooling.stack_setup import ensure_redis_server
 
 F = TypeVar("F", bound=Callable[..., Any])
 

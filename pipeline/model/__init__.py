@@ -1,4 +1,6 @@
-"""Online models: co-occurrence, item statistics and popularity, the river ranker.
+"""Step 3: the shared online models and how they learn.
 
-All learn one event at a time and hold bounded state.
+Catalogue, item-item co-occurrence, item statistics, the river ranker, the learn records that
+carry an event to them and the pure ``learn_batch`` step. Pure: shared between workers by
+``pipeline.worker`` through ``pipeline.stores``.
 """

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.catalog import FloatArray, IntArray
-from pipeline.decay import growth_exponent, rescale_needed
+from pipeline.features.decay import growth_exponent, rescale_needed
+from pipeline.model.catalog import FloatArray, IntArray
 from pipeline.model.growable import fit
 
 _MIN_MASS = 1e-9

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.catalog import FloatArray
+from pipeline.model.catalog import FloatArray
 
 
 def fit(array: FloatArray, size: int) -> FloatArray:

@@ -1,6 +1,6 @@
 """Per-item statistics: decayed popularity (overall and per segment), skip rate, completion.
 
-Popularity uses forward decay (see ``pipeline.decay``): an interaction at time ``t`` adds
+Popularity uses forward decay (see ``pipeline.features.decay``): an interaction at time ``t`` adds
 ``2 ** ((t - landmark) / half_life)``, so increments commute and updates merged from other
 workers give the same totals in any order. Ratios between items are the decayed ratios.
 """
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.catalog import FloatArray
-from pipeline.decay import growth_exponent, rescale_needed
+from pipeline.features.decay import growth_exponent, rescale_needed
+from pipeline.model.catalog import FloatArray
 from pipeline.model.growable import fit
 
 GLOBAL_SEGMENT = "global"

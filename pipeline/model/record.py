@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pipeline.features import UserState
+from pipeline.features.state import UserState
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.catalog import ItemInfo
+from pipeline.lists.recommend import Engine, EngineParams
+from pipeline.model.catalog import ItemInfo
 from pipeline.model.growable import fit
-from pipeline.recommender import Engine, EngineParams
 
 SNAPSHOT_FORMAT = 1
 

@@ -1,8 +1,8 @@
 """Events and controls over HTTP: validate a whole request, then produce all of it, or nothing.
 
 A request body is one JSON object or an array of at most ``Settings.api_max_batch``. Every
-element goes through the producer's own validation (:func:`pipeline.producer.build_event`
-and :func:`~pipeline.producer.build_control`, which are the workers' parsers), so the API
+element goes through the producer's own validation (:func:`pipeline.kafka.producer.build_event`
+and :func:`~pipeline.kafka.producer.build_control`, which are the workers' parsers), so the API
 refuses exactly what a worker would dead-letter, with the same reason codes. Nothing is
 sent until every element passed; then every record is sent and the request is answered
 ``202`` only once the broker acknowledged each of them (``acks=all``).
@@ -31,7 +31,7 @@ import orjson
 
 from pipeline.config import Settings
 from pipeline.errors import InvalidEventError, StackError
-from pipeline.producer import ProducerClient, build_control, build_event, kafka_producer
+from pipeline.kafka.producer import ProducerClient, build_control, build_event, kafka_producer
 from schemas.dead_letter import RejectReason
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from pipeline.errors import InvalidEventError
-from pipeline.experiments import load_experiments, read_counters, report
-from pipeline.producer import now_ms
-from pipeline.segments import segment_sizes
+from pipeline.features.segments import segment_sizes
+from pipeline.kafka.producer import now_ms
+from pipeline.lists.experiments import load_experiments, read_counters, report
 from pipeline.serve import models
 from pipeline.serve.auth import require_admin, require_read
 from pipeline.serve.ingest import (

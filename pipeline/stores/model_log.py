@@ -28,9 +28,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from pipeline.lists.recommend import Engine, EngineParams
 from pipeline.model.record import LearnRecord
 from pipeline.model.snapshot import engine_from_dict, engine_to_dict
-from pipeline.recommender import Engine, EngineParams
 from pipeline.stores.keys import RedisKeys
 from schemas.events import Item
 

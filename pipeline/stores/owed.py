@@ -18,7 +18,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from pipeline.coalesce import Trigger
+from pipeline.publish.coalesce import Trigger
 from pipeline.stores.keys import RedisKeys
 
 # KEYS: owed zset, triggers hash. ARGV: user, trigger. Forget the owed refresh if it is

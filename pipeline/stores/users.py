@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from pipeline.controls import from_fields, to_fields
-from pipeline.features import Interaction, UserContext, UserState
-from pipeline.segments import queue_membership, segments_of
+from pipeline.features.controls import from_fields, to_fields
+from pipeline.features.segments import queue_membership, segments_of
+from pipeline.features.state import Interaction, UserContext, UserState
 from pipeline.stores.keys import RedisKeys
 
 FEATURES_SCHEMA_VERSION = "1"

@@ -20,12 +20,12 @@ import redis
 from pydantic import SecretStr
 
 from pipeline.config import Settings
-from pipeline.probes import free_port
-from pipeline.producer import EventProducer
-from pipeline.serve.testing import ServeProcess
+from pipeline.kafka.producer import EventProducer
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess, wait_for
-from pipeline.topics import ensure_topics
+from pipeline.tooling.probes import free_port
+from pipeline.tooling.processes import WorkerProcess, wait_for
+from pipeline.tooling.serve_process import ServeProcess
 
 CATEGORIES = ["Comedy", "Drama", "Documentary", "Music", "Sports", "Kids"]
 ITEMS_PER_CATEGORY = 12

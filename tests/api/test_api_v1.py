@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from pipeline.config import Settings
-from pipeline.probes import free_port
-from pipeline.producer import EventProducer
-from pipeline.serve.testing import ServeProcess
-from pipeline.testing import TopicReader, wait_for
+from pipeline.kafka.producer import EventProducer
+from pipeline.tooling.probes import free_port
+from pipeline.tooling.processes import TopicReader, wait_for
+from pipeline.tooling.serve_process import ServeProcess
 from schemas.recommendation import Recommendation
 from tests.api.conftest import MAX_BATCH, Api, category_of, item_id
 

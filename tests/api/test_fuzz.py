@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from pipeline.serve.openapi import OPENAPI_FILE
-from pipeline.serve.testing import ServeProcess
+from pipeline.tooling.serve_process import ServeProcess
 from tests.api.conftest import ADMIN_KEY
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pipeline.config import Settings
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess
+from pipeline.tooling.processes import WorkerProcess
 from tests.e2e.fault_streams import COUNTERS, Acked, Counts, ListSeen
 
 log = logging.getLogger(__name__)

@@ -26,12 +26,12 @@ import pytest
 import redis
 
 from pipeline.config import Settings
-from pipeline.probes import free_port, free_ports
-from pipeline.producer import EventProducer
-from pipeline.stack import LocalStack
+from pipeline.kafka.producer import EventProducer
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess
-from pipeline.topics import ensure_topics
+from pipeline.tooling.probes import free_port, free_ports
+from pipeline.tooling.processes import WorkerProcess
+from pipeline.tooling.stack import LocalStack
 from tests.e2e.fault_harness import (
     describe_mismatch,
     events_by_outcome,

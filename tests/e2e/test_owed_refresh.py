@@ -18,10 +18,10 @@ import pytest
 import redis
 
 from pipeline.config import Settings
-from pipeline.producer import EventProducer
+from pipeline.kafka.producer import EventProducer
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess, wait_for
-from pipeline.topics import ensure_topics
+from pipeline.tooling.processes import WorkerProcess, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 

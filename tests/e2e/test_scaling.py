@@ -20,10 +20,10 @@ import pytest
 import redis
 
 from pipeline.config import Settings
-from pipeline.producer import EventProducer
+from pipeline.kafka.producer import EventProducer
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess
-from pipeline.topics import ensure_topics
+from pipeline.tooling.processes import WorkerProcess
 from tests.e2e.fault_harness import (
     describe_mismatch,
     empty_windows,

@@ -12,11 +12,11 @@ import pytest
 import redis
 
 from pipeline.config import Settings
-from pipeline.probes import free_port
-from pipeline.producer import EventProducer
+from pipeline.kafka.producer import EventProducer
+from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import WorkerProcess
-from pipeline.topics import ensure_topics
+from pipeline.tooling.probes import free_port
+from pipeline.tooling.processes import WorkerProcess
 
 CATEGORIES = ["Comedy", "Drama", "Documentary", "Music", "Sports", "Kids"]
 ITEMS_PER_CATEGORY = 15

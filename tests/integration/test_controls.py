@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 
 from pipeline.config import Settings
-from pipeline.experiments import assign, load_experiments
-from pipeline.producer import EventProducer
-from pipeline.testing import wait_for
+from pipeline.kafka.producer import EventProducer
+from pipeline.lists.experiments import assign, load_experiments
+from pipeline.tooling.processes import wait_for
 from tests.integration.conftest import counts, features, item_id, recs
 
 
@@ -135,7 +135,7 @@ def test_segments_are_written_and_counted(stack: dict[str, Any]) -> None:
     assert stack["redis"].sismember(stack["keys"].segment("locale", "fr-FR"), user)
     assert not stack["redis"].sismember(stack["keys"].segment("lifecycle", "new"), user)
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "segments", "--json"],
+        [sys.executable, "-m", "agents", "segments", "--json"],
         env={**os.environ, **settings.to_env()}, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -14,8 +14,8 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.cli import main
 from pipeline.config import Settings
-from pipeline.probes import free_ports, kafka_ready
-from pipeline.stack import LocalStack
+from pipeline.tooling.probes import free_ports, kafka_ready
+from pipeline.tooling.stack import LocalStack
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ import orjson
 import pytest
 
 from pipeline.config import Settings
-from pipeline.producer import EventProducer
+from pipeline.kafka.producer import EventProducer
 from pipeline.stores.keys import RedisKeys
-from pipeline.testing import TopicReader, WorkerProcess, wait_for
+from pipeline.tooling.processes import TopicReader, WorkerProcess, wait_for
 from tests.integration.conftest import (
     CATEGORIES,
     ITEMS_PER_CATEGORY,
@@ -238,7 +238,7 @@ def test_forget_deletes_the_user_and_lists_become_non_personalised(stack: dict[s
     assert wait_for(lambda: counts(stack, user) == (0, 0, 3), timeout=30)
     assert wait_for(lambda: (recs(stack, user) or {}).get("personalized") is True, timeout=30)
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "forget", user],
+        [sys.executable, "-m", "agents", "forget", user],
         env={**os.environ, **settings.to_env()},
         capture_output=True,
         text=True,

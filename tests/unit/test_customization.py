@@ -7,8 +7,10 @@ from collections import Counter
 
 import pytest
 
-from pipeline.controls import UserControls, apply_control, from_fields, to_fields
-from pipeline.experiments import (
+from pipeline.features.controls import UserControls, apply_control, from_fields, to_fields
+from pipeline.features.segments import changes, segments_of
+from pipeline.features.state import UserContext, UserState
+from pipeline.lists.experiments import (
     assign,
     attribute,
     compare,
@@ -17,9 +19,7 @@ from pipeline.experiments import (
     report,
     variant_params,
 )
-from pipeline.features import UserContext, UserState
-from pipeline.recommender import EngineParams
-from pipeline.segments import changes, segments_of
+from pipeline.lists.recommend import EngineParams
 from schemas.control import Control
 from schemas.validation import Rejected, parse_control
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli.dataset_cmd import dataset
-from pipeline.dataset import (
+from pipeline.tooling.dataset import (
     NOMINAL_DURATION_SECONDS,
     DatasetError,
     convert_movielens,

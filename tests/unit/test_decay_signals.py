@@ -1,11 +1,10 @@
-"""Half-life arithmetic (``pipeline.decay``) and the behaviour -> signal table (``signals``)."""
+"""Half-life arithmetic (``features.decay``) and the behaviour -> signal table (``signals``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.decay import decay_factor, decayed, growth_exponent, rescale_needed
-from pipeline.signals import (
+from pipeline.events.signals import (
     NOMINAL_SECONDS,
     click_signal,
     completion_ratio,
@@ -13,6 +12,7 @@ from pipeline.signals import (
     skip_signal,
     watch_signal,
 )
+from pipeline.features.decay import decay_factor, decayed, growth_exponent, rescale_needed
 
 HOUR_S = 3_600.0
 HOUR_MS = 3_600_000

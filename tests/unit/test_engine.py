@@ -11,14 +11,14 @@ import numpy as np
 import orjson
 import pytest
 
-from pipeline.catalog import Catalog, ItemInfo, item_info
-from pipeline.controls import apply_control
-from pipeline.features import FeatureParams, UserState, apply_event
+from pipeline.events.signals import signal_for
+from pipeline.features.controls import apply_control
+from pipeline.features.state import FeatureParams, UserState, apply_event
+from pipeline.lists.recommend import Engine, EngineParams
+from pipeline.model.catalog import Catalog, ItemInfo, item_info
 from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import GLOBAL_SEGMENT, MAX_SEGMENTS, ItemStats
 from pipeline.model.record import LearnRecord
-from pipeline.recommender import Engine, EngineParams
-from pipeline.signals import signal_for
 from schemas.control import Control
 from schemas.events import Item
 

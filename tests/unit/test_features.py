@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from pipeline.features import (
+from pipeline.events.signals import signal_for
+from pipeline.features.state import (
     AFFINITY_KEEP,
     FeatureParams,
     UserContext,
@@ -15,7 +16,6 @@ from pipeline.features import (
     add_affinity,
     apply_event,
 )
-from pipeline.signals import signal_for
 
 T0 = 1_700_000_000_000
 HOUR_S = 3_600.0

@@ -18,8 +18,8 @@ from pipeline.errors import (
     RecloopError,
     StackError,
 )
-from pipeline.producer import EventProducer, build_event, build_item, kafka_client_options
-from pipeline.topics import TopicNames, ensure_topics, topic_names
+from pipeline.kafka.producer import EventProducer, build_event, build_item, kafka_client_options
+from pipeline.kafka.topics import TopicNames, ensure_topics, topic_names
 from schemas import Event, EventContext, EventType, Item, RejectReason, parse_event
 
 NOW = 1_700_000_000_000

@@ -1,4 +1,4 @@
-"""List rules (``pipeline.ranking``) and refresh coalescing (``pipeline.coalesce``)."""
+"""List rules (``lists.diversity``) and refresh coalescing (``publish.coalesce``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from pipeline.coalesce import RefreshScheduler, Trigger
-from pipeline.ranking import diversify, recency_weights
+from pipeline.lists.diversity import diversify, recency_weights
+from pipeline.publish.coalesce import RefreshScheduler, Trigger
 
 CATS: dict[str, Sequence[str]] = {
     "x1": ["X"],

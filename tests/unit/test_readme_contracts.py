@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.cli import _COMMANDS
 from pipeline.config import Settings
-from pipeline.features import UserContext, UserState
+from pipeline.features.state import UserContext, UserState
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.users import features_fields
 from schemas.dead_letter import RejectReason

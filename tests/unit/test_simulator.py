@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from pipeline.cli.simulate_cmd import run_simulation
 from pipeline.config import Settings
-from pipeline.simulator import CATEGORIES, World, events_due
+from pipeline.tooling.simulator import CATEGORIES, World, events_due
 from schemas.events import Event, Item
 
 START = 1_700_000_000_000
@@ -256,7 +256,7 @@ def test_run_simulation_stops_when_asked() -> None:
 
 
 class _FakeProducer(_FakeSink):
-    """Stands in for ``pipeline.producer.EventProducer``; raises SIGTERM after 50 events."""
+    """Stands in for ``pipeline.kafka.producer.EventProducer``; raises SIGTERM after 50 events."""
 
     instances: list[_FakeProducer] = []
 
@@ -290,10 +290,10 @@ def test_simulate_command_publishes_items_then_events_until_sigterm(
 
     topics: list[object] = []
     monkeypatch.setitem(
-        sys.modules, "pipeline.producer", types.SimpleNamespace(EventProducer=_FakeProducer)
+        sys.modules, "pipeline.kafka.producer", types.SimpleNamespace(EventProducer=_FakeProducer)
     )
     monkeypatch.setitem(
-        sys.modules, "pipeline.topics", types.SimpleNamespace(ensure_topics=topics.append)
+        sys.modules, "pipeline.kafka.topics", types.SimpleNamespace(ensure_topics=topics.append)
     )
     before = signal.getsignal(signal.SIGTERM)
     result = CliRunner().invoke(
@@ -318,10 +318,10 @@ def test_simulate_command_no_items(monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline.cli.simulate_cmd import simulate
 
     monkeypatch.setitem(
-        sys.modules, "pipeline.producer", types.SimpleNamespace(EventProducer=_FakeProducer)
+        sys.modules, "pipeline.kafka.producer", types.SimpleNamespace(EventProducer=_FakeProducer)
     )
     monkeypatch.setitem(
-        sys.modules, "pipeline.topics", types.SimpleNamespace(ensure_topics=lambda s: None)
+        sys.modules, "pipeline.kafka.topics", types.SimpleNamespace(ensure_topics=lambda s: None)
     )
     result = CliRunner().invoke(simulate, ["--no-items", "--rate", "100", "--duration", "0.2"])
     assert result.exit_code == 0, result.output

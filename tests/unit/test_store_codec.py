@@ -17,12 +17,12 @@ from typing import Any
 import orjson
 import pytest
 
-from pipeline.catalog import ItemInfo
-from pipeline.coalesce import Trigger
-from pipeline.features import FeatureParams, Interaction, UserContext, UserState, apply_event
+from pipeline.events.signals import signal_for
+from pipeline.features.state import FeatureParams, Interaction, UserContext, UserState, apply_event
+from pipeline.lists.recommend import Engine, EngineParams
+from pipeline.model.catalog import ItemInfo
 from pipeline.model.snapshot import SNAPSHOT_FORMAT, engine_from_dict, engine_to_dict
-from pipeline.recommender import Engine, EngineParams
-from pipeline.signals import signal_for
+from pipeline.publish.coalesce import Trigger
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.owed import decode_trigger, encode_trigger
 from pipeline.stores.users import (

@@ -4,7 +4,7 @@ The refresh half of a worker's ``Processor``, as a mixin: it shares the processo
 (user cache, scheduler, engine, clients), and the processor calls ``_refresh`` after the
 writes that change a list. Timers call ``flush_pending``, ``refresh_stale`` and
 ``rescue_owed``; the Faust app calls ``hand_over`` before partitions move or the worker
-stops. What a list *is* lives in ``pipeline.lists``.
+stops. What a list *is* lives in ``pipeline.lists.build``.
 """
 
 from __future__ import annotations
@@ -16,24 +16,24 @@ from collections import OrderedDict
 import redis.asyncio as aioredis
 
 from pipeline.clock import wall_ms
-from pipeline.coalesce import RefreshScheduler, Trigger
 from pipeline.config import Settings
-from pipeline.experiments import Experiment
-from pipeline.features import UserState
-from pipeline.ingest import Publisher
-from pipeline.lists import build_list
-from pipeline.metrics import WorkerMetrics
-from pipeline.recommender import Engine
-from pipeline.retry import retry_forever
+from pipeline.events.ingest import Publisher
+from pipeline.features.state import UserState
+from pipeline.lists.build import build_list
+from pipeline.lists.experiments import Experiment
+from pipeline.lists.recommend import Engine
+from pipeline.publish.coalesce import RefreshScheduler, Trigger
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.owed import OwedRefreshes
 from pipeline.stores.users import UserStore
+from pipeline.worker.metrics import WorkerMetrics
+from pipeline.worker.retry import retry_forever
 
 log = logging.getLogger(__name__)
 
 
 class ListRefresher:
-    """Refreshing and publishing lists; mixed into ``pipeline.processor.Processor``."""
+    """Refreshing and publishing lists; mixed into ``pipeline.worker.processor.Processor``."""
 
     settings: Settings
     redis: aioredis.Redis

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from pipeline.controls import UserControls
-from pipeline.decay import decay_factor
-from pipeline.signals import Signal
+from pipeline.events.signals import Signal
+from pipeline.features.controls import UserControls
+from pipeline.features.decay import decay_factor
 
 AFFINITY_KEEP = 32  # categories kept per user: bounded state
 

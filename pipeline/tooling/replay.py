@@ -23,12 +23,12 @@ from typing import Any
 import numpy as np
 import orjson
 
-from pipeline.catalog import FloatArray, item_info
-from pipeline.decay import growth_exponent
-from pipeline.features import FeatureParams, UserState
-from pipeline.learning import event_signal, learn_event
+from pipeline.features.decay import growth_exponent
+from pipeline.features.state import FeatureParams, UserState
+from pipeline.lists.recommend import Engine, EngineParams
+from pipeline.model.catalog import FloatArray, item_info
 from pipeline.model.growable import fit
-from pipeline.recommender import Engine, EngineParams
+from pipeline.model.learn import event_signal, learn_event
 from schemas.events import Event, Item
 from schemas.validation import Rejected, parse_event, parse_item
 

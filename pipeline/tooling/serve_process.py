@@ -30,7 +30,7 @@ class ServeProcess:
         env = {**os.environ, **settings.to_env(), **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "serve", "--log-level", log_level, *extra_args],
+            [sys.executable, "-m", "agents", "serve", "--log-level", log_level, *extra_args],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

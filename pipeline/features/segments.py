@@ -25,7 +25,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
-from pipeline.features import UserState
+from pipeline.features.state import UserState
 from pipeline.stores.keys import RedisKeys
 
 NEW_USER_EVENTS = 5

@@ -1,7 +1,7 @@
 """What a local stack needs on the machine and on disk: redis-server, java, config files.
 
 Discovery and installation of the two programs, and the texts the broker is started with
-(Maven pom, ``server.properties``, log4j2 config). ``pipeline.stack`` runs the processes.
+(Maven pom, ``server.properties``, log4j2 config). ``pipeline.tooling.stack`` runs the processes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 
 from pipeline.errors import StackError
-from pipeline.probes import HOST
+from pipeline.tooling.probes import HOST
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def kafka_pom(kafka_version: str) -> str:
 
 
 _POM = """<?xml version="1.0" encoding="UTF-8"?>
-<!-- written by recloop's pipeline/stack_setup.py: the jars of a local Kafka broker -->
+<!-- written by recloop's pipeline/tooling/stack_setup.py: the jars of a local Kafka broker -->
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>dev.recloop</groupId>
@@ -152,7 +152,7 @@ _POM = """<?xml version="1.0" encoding="UTF-8"?>
 </project>
 """
 
-LOG4J2_CONFIG = """# written by recloop's pipeline/stack_setup.py: broker logs to a file only
+LOG4J2_CONFIG = """# written by recloop (pipeline/tooling/stack_setup.py): broker logs to a file
 status = warn
 appender.file.type = RollingFile
 appender.file.name = file

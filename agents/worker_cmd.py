@@ -42,7 +42,7 @@ def worker(
     import faust
 
     from agents.app import create_app
-    from pipeline.topics import ensure_topics
+    from pipeline.kafka.topics import ensure_topics
 
     overrides: dict[str, object] = {}
     if web_port is not None:

@@ -38,7 +38,7 @@ from typing import Any
 import orjson
 import redis
 
-from pipeline.recommender import EngineParams
+from pipeline.lists.recommend import EngineParams
 from pipeline.stores.keys import RedisKeys
 
 ALLOWED_CHANGES = frozenset(

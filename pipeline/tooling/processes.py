@@ -38,7 +38,7 @@ class WorkerProcess:
         env["PYTHONUNBUFFERED"] = "1"
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "worker", "--loglevel", "info"],
+            [sys.executable, "-m", "agents", "worker", "--loglevel", "info"],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

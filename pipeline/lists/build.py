@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.coalesce import Trigger
-from pipeline.experiments import Experiment, assign, variant_params
-from pipeline.features import UserState
-from pipeline.recommender import Engine
+from pipeline.features.state import UserState
+from pipeline.lists.experiments import Experiment, assign, variant_params
+from pipeline.lists.recommend import Engine
+from pipeline.publish.coalesce import Trigger
 from schemas.validation import encode_recommendation
 
 

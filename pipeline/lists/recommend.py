@@ -22,15 +22,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.catalog import Catalog, FloatArray, IntArray, ItemInfo
-from pipeline.features import Interaction, UserState
+from pipeline.events.signals import Signal
+from pipeline.features.state import Interaction, UserState
+from pipeline.lists.diversity import Scored, diversify, recency_weights
+from pipeline.lists.scoring import log_share, lookup, norm, sigmoid, top, top_order
+from pipeline.model.catalog import Catalog, FloatArray, IntArray, ItemInfo
 from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import GLOBAL_SEGMENT, ItemStats
 from pipeline.model.ranker import FEATURES, Ranker
 from pipeline.model.record import LearnRecord, trend_segments
-from pipeline.ranking import Scored, diversify, recency_weights
-from pipeline.scoring import log_share, lookup, norm, sigmoid, top, top_order
-from pipeline.signals import Signal
 
 _WEEK_MS = 7 * 86_400_000.0
 
@@ -425,7 +425,7 @@ class Engine:
         *,
         cold: bool,
     ) -> FloatArray:
-        """What the declared-interest prior adds to ``scores`` (see ``pipeline.controls``).
+        """What the declared-interest prior adds to ``scores`` (see ``pipeline.features.controls``).
 
         Once the user has behaviour, a multiplier: items of a declared category score
         ``score x (1 + prior)``. It re-orders what the evidence (popularity, co-occurrence)

@@ -1,6 +1,6 @@
 """Vector math of scoring: pure numpy functions over score and id arrays.
 
-Kept apart from ``pipeline.recommender`` so the engine reads as the pipeline it is
+Kept apart from ``pipeline.lists.recommend`` so the engine reads as the pipeline it is
 (candidates, features, blend, cap, reasons) and these small pieces can be tested alone.
 """
 
@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from pipeline.catalog import FloatArray, IntArray
+from pipeline.model.catalog import FloatArray, IntArray
 
 LOG100 = math.log1p(100.0)
 

@@ -1,16 +1,16 @@
 """Learning from one event: the single code path shared by workers and the replay benchmark.
 
-The worker (``pipeline.processor``) persists what this changes and shares the returned
+The worker (``pipeline.worker.processor``) persists what this changes and shares the returned
 record with other workers; the replay applies the record at once. Either way the signal
 mapping, the feature update and the model inputs are exactly these lines.
 """
 
 from __future__ import annotations
 
-from pipeline.features import FeatureParams, UserContext, UserState, apply_event, mark_seen
+from pipeline.events.signals import Signal, signal_for
+from pipeline.features.state import FeatureParams, UserContext, UserState, apply_event, mark_seen
+from pipeline.lists.recommend import Engine
 from pipeline.model.record import LearnRecord
-from pipeline.recommender import Engine
-from pipeline.signals import Signal, signal_for
 from schemas.events import Event
 
 

@@ -21,25 +21,25 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from pipeline.catalog import item_info
 from pipeline.clock import wall_ms
-from pipeline.coalesce import RefreshScheduler, Trigger
 from pipeline.config import Settings
-from pipeline.controls import apply_control
-from pipeline.experiments import attribute, load_experiments
-from pipeline.features import FeatureParams, UserState
-from pipeline.ingest import Publisher, RawMessage, split_valid
-from pipeline.learning import event_signal, learn_event
-from pipeline.metrics import WorkerMetrics
+from pipeline.events.ingest import Publisher, RawMessage, split_valid
+from pipeline.features.controls import apply_control
+from pipeline.features.segments import sweep_dormant
+from pipeline.features.state import FeatureParams, UserState
+from pipeline.lists.experiments import attribute, load_experiments
+from pipeline.lists.recommend import Engine, EngineParams
+from pipeline.model.catalog import item_info
+from pipeline.model.learn import event_signal, learn_event
 from pipeline.model.record import LearnRecord
-from pipeline.recommender import Engine, EngineParams
-from pipeline.refresh import ListRefresher
-from pipeline.retry import retry_forever
-from pipeline.segments import sweep_dormant
+from pipeline.publish.coalesce import RefreshScheduler, Trigger
+from pipeline.publish.refresh import ListRefresher
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import ModelLog
 from pipeline.stores.owed import OwedRefreshes
 from pipeline.stores.users import UserStore
+from pipeline.worker.metrics import WorkerMetrics
+from pipeline.worker.retry import retry_forever
 from schemas.control import Control, ControlType
 from schemas.dead_letter import RejectReason
 from schemas.events import Event, Item
@@ -212,7 +212,7 @@ class Processor(ListRefresher):
         return {u: (t, due) for u, t in touched.items()}
 
     def _learn(self, state: UserState, event: Event) -> LearnRecord:
-        """Apply one new event to the user's state and the ranker (``pipeline.learning``)."""
+        """Apply one new event to the user's state and the ranker (``pipeline.model.learn``)."""
         signal = event_signal(self.engine, event, threshold=self.settings.completion_threshold)
         return learn_event(self.engine, state, event, signal, self.feature_params)
 
@@ -411,7 +411,7 @@ class Processor(ListRefresher):
             self.metrics.model_version.set(version)
 
     async def sweep_segments(self) -> None:
-        """Move users who went quiet to the dormant segment (see ``pipeline.segments``)."""
+        """Move users who went quiet to the dormant segment (see ``pipeline.features.segments``)."""
         s = self.settings
         await retry_forever(
             lambda: sweep_dormant(

@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from pipeline.errors import StackError
-from pipeline.probes import HOST, kafka_ready, port_open, redis_ping
-from pipeline.stack_setup import (
+from pipeline.tooling.probes import HOST, kafka_ready, port_open, redis_ping
+from pipeline.tooling.stack_setup import (
     INSTALL_HINT,
     LOG4J2_CONFIG,
     find_java,

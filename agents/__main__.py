@@ -1,0 +1,5 @@
+"""``python -m agents``: the ``recloop`` executable (how tests and the demo start processes)."""
+
+from agents.cli import main
+
+main()

@@ -1,5 +1,0 @@
-"""``python -m pipeline``: the recloop CLI."""
-
-from pipeline.cli import main
-
-main()

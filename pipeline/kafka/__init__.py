@@ -1,0 +1,1 @@
+"""Kafka adapters: the producer client, topic administration, consumer lag, security options."""
