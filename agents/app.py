@@ -1,8 +1,9 @@
-"""The Faust app: topics, agents and timers as thin wiring around ``pipeline.Processor``.
+"""The Faust app: topics, agents and timers as thin wiring around ``pipeline.worker``.
 
-Nothing here decides anything: agents take raw batches and hand them over, timers call the
-processor's periodic steps, web pages expose its metrics and health. ``create_app`` builds a
-fresh app per call (no global app), so tests and several workers per host do not share one.
+Nothing here decides anything: agents take raw batches and hand them to the worker's batch
+processor, timers call its periodic steps, web pages expose its metrics and health.
+``create_app`` builds a fresh app per call (no global app), so tests and several workers per
+host do not share one.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import asyncio
 import logging
 import os
 import socket
-import ssl
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -22,19 +22,21 @@ from faust.web import Request, Response, View
 
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
+from pipeline.kafka.options import security_options
 from pipeline.worker.metrics import WorkerMetrics
-from pipeline.worker.processor import Processor
+from pipeline.worker.processor import BatchProcessor
+from pipeline.worker.runtime import Worker, start_worker
 
 log = logging.getLogger(__name__)
 
 
-class FaustPublisher:
+class FaustSender:
     """A record sender on Faust's producer: send all, then await all acks."""
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
 
-    async def publish(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Send every record, then wait until the broker acknowledged each one."""
         producer = self.app.producer
         futures = [
@@ -44,28 +46,25 @@ class FaustPublisher:
 
 
 def broker_credentials(settings: Settings) -> Any:
-    """Faust credentials for SASL/SSL clusters (``None`` for PLAINTEXT)."""
-    protocol = settings.kafka_security_protocol.upper()
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
-    if protocol.startswith("SASL"):
-        password = (
-            settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
-        )
+    """Faust credentials for SASL/SSL clusters (``None`` for PLAINTEXT).
+
+    Rendered from the validated ``pipeline.kafka.options.security_options`` that every other
+    client uses too.
+    """
+    o = security_options(settings)
+    if o.uses_sasl:
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username or "",
-            password=password,
-            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-            ssl_context=context,
+            username=o.username or "",
+            password=o.password or "",
+            mechanism=o.sasl_mechanism or "PLAIN",
+            ssl_context=o.ssl_context(),
         )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
+    context = o.ssl_context()
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App:
-    """A Faust app wired to a ``Processor`` built when the worker starts."""
+    """A Faust app wired to a ``pipeline.worker.runtime.Worker`` built when it starts."""
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     app = faust.App(
         settings.app_id,
@@ -87,7 +86,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
     )
     metrics = WorkerMetrics()
     ready = asyncio.Event()
-    holder: dict[str, Processor] = {}
+    holder: dict[str, Worker] = {}
 
     def topic(name: str) -> Any:
         return app.topic(
@@ -99,24 +98,18 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
             partitions=settings.topic_partitions,
         )
 
-    async def processor() -> Processor:
+    async def started() -> Worker:
         await ready.wait()
-        return holder["p"]
+        return holder["w"]
 
     @app.task  # type: ignore[untyped-decorator]
-    async def start_processor() -> None:
+    async def start() -> None:
         client = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
-        proc = Processor(
-            settings,
-            redis=client,
-            publisher=FaustPublisher(app),
-            worker_id=worker_id,
-            metrics=metrics,
+        holder["w"] = await start_worker(
+            settings, redis=client, sender=FaustSender(app), worker_id=worker_id, metrics=metrics
         )
-        await proc.start()
-        holder["p"] = proc
         ready.set()
-        log.info("processor ready worker_id=%s", worker_id)
+        log.info("worker ready worker_id=%s", worker_id)
 
     def record_lag(events: Sequence[Any]) -> None:
         last: dict[Any, int] = {}
@@ -131,60 +124,60 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, behind))
 
     def batch_agent(
-        name: str, handler: Callable[[Processor, list[RawMessage]], Awaitable[None]]
+        name: str, handler: Callable[[BatchProcessor, list[RawMessage]], Awaitable[None]]
     ) -> None:
         """An agent handing raw batches of ``name`` to ``handler`` (acked after it returns)."""
 
         async def agent(stream: Any) -> None:
-            proc = await processor()
+            processor = (await started()).processor
             async for events in stream.take_events(
                 settings.batch_size, within=settings.batch_within_seconds
             ):
-                await handler(proc, [_raw(e) for e in events])
+                await handler(processor, [_raw(e) for e in events])
                 record_lag(events)
 
         agent.__name__ = f"agent_{name.replace('.', '_').replace('-', '_')}"
         app.agent(topic(name), name=f"recloop.{name}")(agent)
 
-    batch_agent(settings.topic_events, Processor.handle_events)
-    batch_agent(settings.topic_items, Processor.handle_items)
-    batch_agent(settings.topic_controls, Processor.handle_controls)
+    batch_agent(settings.topic_events, BatchProcessor.handle_events)
+    batch_agent(settings.topic_items, BatchProcessor.handle_items)
+    batch_agent(settings.topic_controls, BatchProcessor.handle_controls)
 
-    def every(seconds: float, step: Callable[[Processor], Awaitable[None]], name: str) -> None:
+    def every(seconds: float, step: Callable[[Worker], Awaitable[None]], name: str) -> None:
         async def tick() -> None:
             if not ready.is_set():
                 return
             try:
-                await step(holder["p"])
+                await step(holder["w"])
             except Exception:  # a timer must survive anything: log and try next tick
                 log.exception("timer failed timer=%s", name)
 
         tick.__name__ = f"timer_{name}"
         app.timer(interval=seconds, name=f"recloop.{name}")(tick)
 
-    every(0.05, Processor.flush_pending, "deferred_refresh")
-    every(settings.model_sync_seconds, Processor.sync_model, "model_sync")
-    every(settings.trending_sync_seconds, Processor.refresh_trending, "trending")
-    every(settings.model_snapshot_seconds, Processor.snapshot_model, "snapshot")
-    every(min(30.0, settings.stale_list_seconds / 4), Processor.refresh_stale, "stale_refresh")
-    every(60.0, Processor.sweep_segments, "segment_sweep")
-    every(2.0, Processor.rescue_owed, "owed_rescue")
+    every(0.05, Worker.flush_pending, "deferred_refresh")
+    every(settings.model_sync_seconds, Worker.sync_model, "model_sync")
+    every(settings.trending_sync_seconds, Worker.refresh_trending, "trending")
+    every(settings.model_snapshot_seconds, Worker.snapshot_model, "snapshot")
+    every(min(30.0, settings.stale_list_seconds / 4), Worker.refresh_stale, "stale_refresh")
+    every(60.0, Worker.sweep_segments, "segment_sweep")
+    every(2.0, Worker.rescue_owed, "owed_rescue")
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         # agents are idle here and the users are still ours: hand over deferred refreshes
         if ready.is_set():
-            await holder["p"].hand_over()
+            await holder["w"].hand_over()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def on_shutdown(sender: Any, **_: Any) -> None:
         if ready.is_set():
-            await holder["p"].hand_over()
+            await holder["w"].hand_over()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         if ready.is_set():
-            holder["p"].on_partitions_changed()
+            holder["w"].on_partitions_changed()
 
     @app.page("/metrics")
     class MetricsView(View):
@@ -202,7 +195,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
             if not ready.is_set():
                 return self.json({"ready": False, "why": "starting"}, status=503)
             try:
-                await holder["p"].redis.ping()
+                await holder["w"].redis.ping()
             except Exception as exc:  # readiness reports, never raises
                 return self.json(
                     {"ready": False, "why": f"redis: {type(exc).__name__}"}, status=503

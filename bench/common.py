@@ -192,7 +192,7 @@ def with_new_port(settings: Settings) -> Settings:
 def admin_client(settings: Settings) -> Any:
     from kafka import KafkaAdminClient
 
-    from pipeline.kafka.producer import kafka_client_options
+    from pipeline.kafka.options import kafka_client_options
 
     return KafkaAdminClient(
         **kafka_client_options(settings), client_id="recloop-bench-admin", request_timeout_ms=10_000
@@ -234,7 +234,7 @@ def bulk_producer(settings: Settings) -> Any:
     """A kafka-python producer tuned for pre-loading (large batches, acks from all replicas)."""
     from kafka import KafkaProducer
 
-    from pipeline.kafka.producer import kafka_client_options
+    from pipeline.kafka.options import kafka_client_options
 
     return KafkaProducer(
         **kafka_client_options(settings),

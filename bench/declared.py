@@ -40,10 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.features.controls import apply_control  # noqa: E402
-from pipeline.features.state import FeatureParams, UserState  # noqa: E402
-from pipeline.lists.recommend import Engine, EngineParams  # noqa: E402
+from pipeline.features.state import UserState  # noqa: E402
+from pipeline.features.update import FeatureParams  # noqa: E402
+from pipeline.lists.recommend import ListParams, Recommender  # noqa: E402
 from pipeline.model.catalog import item_info  # noqa: E402
 from pipeline.model.learn import event_signal, learn_event  # noqa: E402
+from pipeline.model.models import SharedModels  # noqa: E402
 from pipeline.tooling.simulator import World  # noqa: E402
 from schemas.control import Control  # noqa: E402
 from schemas.events import Event, Item  # noqa: E402
@@ -60,25 +62,29 @@ def main() -> int:
     )
     parser.add_argument("--users", type=int, default=3_000)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--declared-weight", type=float, default=EngineParams().declared_weight)
-    parser.add_argument("--declared-halfway", type=float, default=EngineParams().declared_halfway)
+    parser.add_argument("--declared-weight", type=float, default=ListParams().declared_weight)
+    parser.add_argument("--declared-halfway", type=float, default=ListParams().declared_halfway)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "declared.json")
     args = parser.parse_args()
     started = time.perf_counter()
 
     world = World(seed=args.seed, n_users=2_000 + args.users, n_items=400)
-    engine = Engine(
-        EngineParams(declared_weight=args.declared_weight, declared_halfway=args.declared_halfway)
+    models = SharedModels()
+    engine = Recommender(
+        models,
+        ListParams(declared_weight=args.declared_weight, declared_halfway=args.declared_halfway),
     )
     for item in world.items():
-        engine.upsert_item(item_info(Item.model_validate(item)))
+        models.upsert_item(item_info(Item.model_validate(item)))
     users: dict[str, UserState] = {}
 
     def learn(doc: dict[str, Any]) -> None:
         event = Event.model_validate(doc)
         state = users.setdefault(event.user_id, UserState(event.user_id))
-        signal = event_signal(engine, event, threshold=0.6)
-        engine.apply(learn_event(engine, state, event, signal, PARAMS))
+        signal = event_signal(models, event, threshold=0.6)
+        record, example = learn_event(models, state, event, signal, PARAMS)
+        models.apply(record)
+        models.learn_ranker([example] if example else [])
         state.mark_clean()
 
     ts = 1_735_689_600_000
@@ -111,7 +117,7 @@ def main() -> int:
             sum(
                 any(
                     c in declared["matching"]
-                    for c in engine.catalog.categories_of(engine.catalog.index_of(r.item_id))
+                    for c in models.catalog.categories_of(models.catalog.index_of(r.item_id))
                 )
                 for r in first
             )
@@ -131,12 +137,13 @@ def main() -> int:
                     g: event.item_id in {r.item_id for r in engine.recommend(st, event.ts, n=10)}
                     for g, st in copies.items()
                 })  # fmt: skip
-            signal = event_signal(engine, event, threshold=0.6)
+            signal = event_signal(models, event, threshold=0.6)
             for group, state in copies.items():
-                record = learn_event(engine, state, event, signal, PARAMS)
+                record, example = learn_event(models, state, event, signal, PARAMS)
+                models.learn_ranker([example] if example else [])  # on each copy
                 state.mark_clean()
                 if group == "none":  # co-occurrence and item statistics learn it once
-                    engine.apply(record)
+                    models.apply(record)
             if signal.positive and event.item_id in chosen:
                 at, listed = chosen.pop(event.item_id)
                 positives[at] += 1

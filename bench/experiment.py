@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import add_common_args, bench_settings, services  # noqa: E402
 from pipeline.kafka.topics import ensure_topics  # noqa: E402
-from pipeline.lists.experiments import format_report, load_experiments, read_counters, report  # noqa: E402
+from pipeline.lists.experiment_report import format_report, report  # noqa: E402
+from pipeline.lists.experiments import load_experiments  # noqa: E402
+from pipeline.stores.experiments import read_counters  # noqa: E402
 from pipeline.stores.keys import RedisKeys  # noqa: E402
 from pipeline.tooling.processes import WorkerProcess  # noqa: E402
 

@@ -96,7 +96,7 @@ class ListListener(threading.Thread):
         super().__init__(name="list-listener", daemon=True)
         from kafka import KafkaConsumer, TopicPartition
 
-        from pipeline.kafka.producer import kafka_client_options
+        from pipeline.kafka.options import kafka_client_options
 
         self.consumer = KafkaConsumer(
             **kafka_client_options(settings),

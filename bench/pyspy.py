@@ -24,27 +24,31 @@ from common import table
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 _PROJECT = ("pipeline", "agents", "schemas")
-_ENTRY = ("pipeline/cli/", "pipeline/__main__")  # on every stack of the worker: says nothing
+_ENTRY = (
+    "pipeline/cli/",
+    "agents/cli",
+    "agents/__main__",
+)  # on every stack of the worker: says nothing
 
 # What a worker spends time on: the innermost recloop function on the stack that names a stage;
 # samples without one go to the package of their innermost library frame ("pkg:<package>").
 WORKER_STAGES: tuple[tuple[str, str], ...] = (
-    ("refresh: rank (Engine.recommend)", "Engine.recommend"),
+    ("refresh: rank (Recommender.recommend)", "Recommender.recommend"),
     ("refresh: encode list JSON", "encode_recommendation"),
-    ("refresh: Redis SET + Kafka send", "Processor._refresh"),
-    ("persist: Redis transaction", "Processor._persist"),
-    ("learn: features + ranker update", "Processor._learn"),
-    ("learn: shared model apply", "Engine.apply"),
+    ("refresh: Redis SET + Kafka send", "ListPublisher.publish"),
+    ("persist: Redis transaction", "BatchProcessor._write"),
+    ("learn: features + ranker examples", "learn_batch"),
+    ("learn: shared model apply", "apply_learning"),
     ("decode + validate events", "parse_event"),
-    ("load user states (Redis)", "Processor._load_users"),
-    ("dead letters", "Processor._dead_letter"),
-    ("timer: model sync", "Processor.sync_model"),
-    ("timer: trending", "Processor.refresh_trending"),
-    ("timer: snapshot", "Processor.snapshot_model"),
-    ("timer: stale refresh", "Processor.refresh_stale"),
-    ("timer: deferred refresh (other)", "Processor.flush_pending"),
-    ("other batch logic", "Processor._handle_events"),
-    ("other batch logic", "Processor.handle_events"),
+    ("load user states (Redis)", "UserCache.ensure"),
+    ("dead letters", "BatchProcessor._dead_letter"),
+    ("timer: model sync", "Worker.sync_model"),
+    ("timer: trending", "Worker.refresh_trending"),
+    ("timer: snapshot", "Worker.snapshot_model"),
+    ("timer: stale refresh", "Worker.refresh_stale"),
+    ("timer: deferred refresh (other)", "Worker.flush_pending"),
+    ("other batch logic", "BatchProcessor._handle_events"),
+    ("other batch logic", "BatchProcessor.handle_events"),
     ("/metrics rendering", "pkg:prometheus_client"),
     ("Faust stream/agent machinery", "pkg:faust"),
     ("Faust stream/agent machinery", "pkg:mode"),

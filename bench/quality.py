@@ -10,7 +10,6 @@ Converts the data set with ``recloop dataset movielens`` (into .recloop/data/), 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import sys
@@ -24,9 +23,13 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.lists.recommend import EngineParams  # noqa: E402
 from pipeline.tooling.dataset import convert_movielens  # noqa: E402
-from pipeline.tooling.replay import ReplayConfig, format_report, replay_files  # noqa: E402
+from pipeline.tooling.replay import (  # noqa: E402
+    ReplayConfig,
+    format_report,
+    replay_files,
+    split_params,
+)
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "default (item-kNN, recency-weighted, taste prior)": {},
@@ -42,7 +45,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def run(events: Path, items: Path, k: int, overrides: dict[str, Any]) -> dict[str, Any]:
-    config = ReplayConfig(k=k, engine=dataclasses.replace(EngineParams(), **overrides))
+    model, lists = split_params(**overrides)
+    config = ReplayConfig(k=k, model=model, lists=lists)
     return replay_files(events, items, config)
 
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 import orjson
-import redis
 
+from pipeline.cli.common import with_redis
 from pipeline.config import Settings
-from pipeline.lists.experiments import format_report, load_experiments, read_counters, report
+from pipeline.lists.experiment_report import format_report, report
+from pipeline.lists.experiments import load_experiments
+from pipeline.stores.experiments import read_counters
 from pipeline.stores.keys import RedisKeys
 
 
@@ -30,11 +32,8 @@ def report_cmd(json_path: Path | None) -> None:
     """Print each arm's users, lists, click-through, completion, skips and lift."""
     settings = Settings()
     declared = load_experiments(settings.experiments_file)
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        counters, users = read_counters(client, RedisKeys(settings.redis_namespace), declared)
-    finally:
-        client.close()
+    keys = RedisKeys(settings.redis_namespace)
+    counters, users = with_redis(settings, lambda client: read_counters(client, keys, declared))
     rows = report(declared, counters, users)
     click.echo(format_report(rows))
     if json_path is not None:

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 import click
-import orjson
-import redis
 
+from pipeline.cli.common import with_redis
 from pipeline.config import Settings
 from pipeline.kafka.producer import EventProducer
 from pipeline.stores.keys import RedisKeys
-
-
-def forgotten(client: redis.Redis, keys: RedisKeys, user_id: str) -> bool:
-    """True once no behavioural key is left and the list (if any) is not personalised."""
-    if client.exists(keys.features(user_id), keys.history(user_id), keys.excluded(user_id)):
-        return False
-    raw = client.get(keys.recs(user_id))
-    return raw is None or orjson.loads(raw).get("personalized") is False
+from pipeline.stores.reads import forgotten
 
 
 @click.command()
@@ -40,15 +34,17 @@ def forget(user_id: str, wait: bool, timeout: float) -> None:
     if not wait:
         return
     keys = RedisKeys(settings.redis_namespace)
-    client = redis.Redis.from_url(settings.redis_url)
-    deadline = time.monotonic() + timeout
-    try:
+
+    async def confirmed(client: Any) -> bool:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if forgotten(client, keys, user_id):
-                click.echo("done: no personal data left in Redis")
-                return
-            time.sleep(0.2)
-    finally:
-        client.close()
+            if await forgotten(client, keys, user_id):
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
+    if with_redis(settings, confirmed):
+        click.echo("done: no personal data left in Redis")
+        return
     click.echo(f"not confirmed within {timeout} s: is a worker running?", err=True)
     raise SystemExit(1)

@@ -6,10 +6,12 @@ import time
 
 import click
 import orjson
-import redis
 
+from pipeline.cli.common import with_redis
 from pipeline.config import Settings
+from pipeline.stores.codec import history_json
 from pipeline.stores.keys import RedisKeys
+from pipeline.stores.reads import user_record
 
 
 def _fmt_ts(ms: int | None) -> str:
@@ -26,18 +28,14 @@ def recs(user_id: str, redis_url: str | None, as_json: bool) -> None:
     """Print USER_ID's recommendation list and features as downstream services see them."""
     settings = Settings.model_validate({"redis_url": redis_url} if redis_url else {})
     keys = RedisKeys(settings.redis_namespace)
-    client = redis.Redis.from_url(settings.redis_url)
-    with client.pipeline(transaction=False) as pipe:
-        pipe.get(keys.recs(user_id))
-        pipe.hgetall(keys.features(user_id))
-        pipe.lrange(keys.history(user_id), 0, 9)
-        raw_recs, raw_features, raw_history = pipe.execute()
-    client.close()
-    doc = orjson.loads(raw_recs) if raw_recs else None
-    feats = {k.decode(): v.decode() for k, v in raw_features.items()}
-    history = [orjson.loads(h) for h in raw_history]
+    record = with_redis(settings, lambda client: user_record(client, keys, user_id, history=10))
+    doc, feats, history = record["list"], record["features"], record["history"]
     if as_json:
-        out = {"recommendations": doc, "features": feats, "history": history}
+        out = {
+            "recommendations": doc,
+            "features": feats,
+            "history": [list(history_json(h).values()) for h in history],
+        }
         click.echo(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
         return
     if doc is None and not feats:
@@ -62,6 +60,8 @@ def recs(user_id: str, redis_url: str | None, as_json: bool) -> None:
             click.echo(f"  {name:<16} {value}")
     if history:
         click.echo("last interactions (newest first)")
-        for item_id, ts, kind, weight, completion in history:
-            extra = f" completion={completion:.2f}" if completion is not None else ""
-            click.echo(f"  {_fmt_ts(ts)}  {kind:<5} {item_id:<24} weight={weight:+.2f}{extra}")
+        for h in history:
+            extra = f" completion={h.completion:.2f}" if h.completion is not None else ""
+            click.echo(
+                f"  {_fmt_ts(h.ts)}  {h.kind:<5} {h.item_id:<24} weight={h.weight:+.2f}{extra}"
+            )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import click
 import orjson
-import redis
 
+from pipeline.cli.common import with_redis
 from pipeline.config import Settings
-from pipeline.features.segments import DIMENSIONS, segment_sizes
+from pipeline.features.segments import DIMENSIONS
 from pipeline.stores.keys import RedisKeys
+from pipeline.stores.segments import segment_sizes
 
 
 @click.command()
@@ -16,11 +17,8 @@ from pipeline.stores.keys import RedisKeys
 def segments(as_json: bool) -> None:
     """Print how many users are in each segment (lifecycle, category, locale, ...)."""
     settings = Settings()
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        sizes = segment_sizes(client, RedisKeys(settings.redis_namespace))
-    finally:
-        client.close()
+    keys = RedisKeys(settings.redis_namespace)
+    sizes = with_redis(settings, lambda client: segment_sizes(client, keys))
     if as_json:
         click.echo(orjson.dumps(sizes, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         return

@@ -10,14 +10,12 @@ where ``n`` is the number of events applied since the declaration. Ranking multi
 score of items in a declared category by ``1 + prior(n)`` (``Engine._declared_boost``):
 after ``halfway`` events the declaration counts half, and behaviour (co-occurrence,
 observed affinities) decides.
-Stored in Redis as the hash ``recloop:user:{USER_ID}:controls`` (fields in ``to_fields``).
+Stored in Redis as the hash ``recloop:user:{USER_ID}:controls`` (``pipeline.stores.codec``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import orjson
 
 from schemas.control import Control, ControlType
 
@@ -104,33 +102,3 @@ def apply_control(controls: UserControls, control: Control, *, n_events: int) ->
     elif kind is ControlType.PERSONALIZATION_ON:
         controls.personalization = True
     controls.updated_ts = max(controls.updated_ts, control.ts)
-
-
-def to_fields(controls: UserControls) -> dict[str, str]:
-    """The documented ``controls`` hash (README "Redis keys")."""
-    return {
-        "muted_categories": orjson.dumps(sorted(controls.muted_categories)).decode(),
-        "muted_creators": orjson.dumps(sorted(controls.muted_creators)).decode(),
-        "muted_items": orjson.dumps(sorted(controls.muted_items)).decode(),
-        "not_interested": orjson.dumps(controls.not_interested).decode(),
-        "declared_interests": orjson.dumps(list(controls.declared)).decode(),
-        "declared_at_events": str(controls.declared_at_events),
-        "personalization": "on" if controls.personalization else "off",
-        "updated_ts": str(controls.updated_ts),
-    }
-
-
-def from_fields(fields: dict[str, str]) -> UserControls:
-    """Inverse of ``to_fields`` (missing fields take their defaults)."""
-    if not fields:
-        return UserControls()
-    return UserControls(
-        muted_categories=set(orjson.loads(fields.get("muted_categories", "[]"))),
-        muted_creators=set(orjson.loads(fields.get("muted_creators", "[]"))),
-        muted_items=set(orjson.loads(fields.get("muted_items", "[]"))),
-        not_interested=dict(orjson.loads(fields.get("not_interested", "{}"))),
-        declared=tuple(orjson.loads(fields.get("declared_interests", "[]"))),
-        declared_at_events=int(fields.get("declared_at_events", 0)),
-        personalization=fields.get("personalization", "on") != "off",
-        updated_ts=int(fields.get("updated_ts", 0)),
-    )

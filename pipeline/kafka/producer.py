@@ -1,193 +1,39 @@
-"""Send events and items to Kafka (kafka-python), validated by the workers' own parser.
+"""Send events, controls and items to Kafka (kafka-python), validated by the workers' parser.
 
 Scripts, the simulator, benchmarks and tests produce through :class:`EventProducer`. Every
-message goes through :func:`schemas.validation.parse_event` (or ``parse_item``) before it
-is sent, so a message the workers would dead-letter fails here instead, loudly, with the
-same reason code, and nothing reaches Kafka.
+message is completed and validated by ``pipeline.events.build`` before it is sent, so a
+message the workers would dead-letter fails here instead, loudly, with the same reason
+code, and nothing reaches Kafka.
 
 The Kafka connection is opened on the first send, not in ``__init__``: building a producer
-and validating with it (:func:`build_event`) works without a broker.
-
-Examples
---------
->>> from pipeline.config import Settings
->>> event, raw = build_event(
-...     {"type": "click", "user_id": "u1", "item_id": "i1"}, Settings(), now_ms=1_000
-... )
->>> event.ts, len(event.event_id)
-(1000, 32)
+works without a broker.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
-import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from pydantic import BaseModel
 
+from pipeline.clock import wall_ms
 from pipeline.config import Settings
-from pipeline.errors import ConfigError, DeliveryError, InvalidEventError, StackError
-from schemas.control import Control, ControlType
-from schemas.dead_letter import RejectReason
-from schemas.events import SCHEMA_VERSION, Event, EventContext, EventType, Item
-from schemas.validation import (
-    Rejected,
-    event_to_bytes,
-    item_to_bytes,
-    parse_control,
-    parse_event,
-    parse_item,
-)
+from pipeline.errors import DeliveryError, StackError
+from pipeline.events.build import build_control, build_event, build_item
+from pipeline.kafka.options import kafka_client_options
+from schemas.control import ControlType
+from schemas.events import Event, EventContext, EventType, Item
 
 logger = logging.getLogger(__name__)
 
-SECURITY_PROTOCOLS = frozenset({"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"})
 CONNECT_TIMEOUT_MS = 10_000
 """How long to wait for a broker before failing (kafka-python's default is 30-60 s)."""
 
 ContextArg = Mapping[str, object] | EventContext | None
-_M = TypeVar("_M", Event, Item, Control)
-
-
-def now_ms() -> int:
-    """Wall-clock time in epoch milliseconds (the unit of every ``ts`` field)."""
-    return time.time_ns() // 1_000_000
-
-
-def kafka_client_options(settings: Settings) -> dict[str, Any]:
-    """Connection and security keyword arguments shared by kafka-python clients.
-
-    Raises
-    ------
-    ConfigError
-        When the security settings cannot work together (checked here, before connecting,
-        because a broker's answer to a half-configured SASL client is an opaque timeout).
-    """
-    servers = [server.strip() for server in settings.kafka_bootstrap.split(",") if server.strip()]
-    if not servers:
-        msg = "RECLOOP_KAFKA_BOOTSTRAP is empty; set it to host:port[,host:port...]"
-        raise ConfigError(msg)
-    protocol = settings.kafka_security_protocol.upper()
-    if protocol not in SECURITY_PROTOCOLS:
-        msg = (
-            f"RECLOOP_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol!r} is not one"
-            f" of {', '.join(sorted(SECURITY_PROTOCOLS))}"
-        )
-        raise ConfigError(msg)
-    options: dict[str, Any] = {"bootstrap_servers": servers, "security_protocol": protocol}
-    if protocol.startswith("SASL_"):
-        if not settings.kafka_sasl_mechanism:
-            msg = f"security protocol {protocol} needs RECLOOP_KAFKA_SASL_MECHANISM (e.g. PLAIN)"
-            raise ConfigError(msg)
-        options["sasl_mechanism"] = settings.kafka_sasl_mechanism.upper()
-        if settings.kafka_sasl_username is None or settings.kafka_sasl_password is None:
-            msg = (
-                f"SASL mechanism {options['sasl_mechanism']} needs RECLOOP_KAFKA_SASL_USERNAME"
-                " and RECLOOP_KAFKA_SASL_PASSWORD"
-            )
-            raise ConfigError(msg)
-        options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile:
-        options["ssl_cafile"] = settings.kafka_ssl_cafile
-    return options
-
-
-def _jsonable(value: object) -> object:
-    """``orjson`` hook: nested pydantic models (an ``EventContext``) become plain dicts."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json", exclude_none=True)
-    msg = f"{type(value).__name__} is not JSON serializable"
-    raise TypeError(msg)
-
-
-def _encode(doc: Mapping[str, object]) -> bytes:
-    try:
-        return orjson.dumps(doc, default=_jsonable)
-    except orjson.JSONEncodeError as exc:
-        raise InvalidEventError(RejectReason.WRONG_TYPE, str(exc)) from exc
-
-
-def _accept(result: _M | Rejected) -> _M:
-    if isinstance(result, Rejected):
-        raise InvalidEventError(result.reason, result.detail)
-    return result
-
-
-def build_event(
-    data: Mapping[str, object] | Event, settings: Settings, *, now_ms: int
-) -> tuple[Event, bytes]:
-    """Complete, encode and validate one event; the pure part of sending it.
-
-    A mapping gets ``event_id`` (uuid4 hex) and ``ts`` (``now_ms``) when they are absent
-    or null, and ``schema_version`` when absent; other keys, unknown ones included, are
-    sent as given.
-
-    Returns
-    -------
-    tuple[Event, bytes]
-        The parsed event and the exact bytes that were validated (and will be sent).
-
-    Raises
-    ------
-    InvalidEventError
-        With the reason a worker would have dead-lettered the event for.
-    """
-    raw = event_to_bytes(data) if isinstance(data, Event) else _completed(data, "event_id", now_ms)
-    result = parse_event(
-        raw,
-        now_ms=now_ms,
-        max_bytes=settings.max_event_bytes,
-        max_future_ms=settings.max_future_ms,
-    )
-    return _accept(result), raw
-
-
-def build_control(
-    data: Mapping[str, object], settings: Settings, *, now_ms: int
-) -> tuple[Control, bytes]:
-    """Complete (``control_id``, ``ts``, ``schema_version``), encode and validate a control.
-
-    The same completion as :func:`build_event`, validated by the workers' own
-    :func:`schemas.validation.parse_control`.
-
-    Raises
-    ------
-    InvalidEventError
-        With the reason a worker would have dead-lettered the control for.
-    """
-    raw = _completed(data, "control_id", now_ms)
-    return _accept(parse_control(raw, max_bytes=settings.max_event_bytes)), raw
-
-
-def _completed(data: Mapping[str, object], id_field: str, now_ms: int) -> bytes:
-    """Encode ``data`` with its id (uuid4 hex) and ``ts`` filled in when absent or null."""
-    doc = dict(data)
-    if doc.get(id_field) is None:
-        doc[id_field] = uuid.uuid4().hex
-    if doc.get("ts") is None:
-        doc["ts"] = now_ms
-    doc.setdefault("schema_version", SCHEMA_VERSION)
-    return _encode(doc)
-
-
-def build_item(data: Mapping[str, object] | Item, settings: Settings) -> tuple[Item, bytes]:
-    """Encode and validate one item (``schema_version`` added when absent); see build_event."""
-    if isinstance(data, Item):
-        raw = item_to_bytes(data)
-    else:
-        doc = dict(data)
-        doc.setdefault("schema_version", SCHEMA_VERSION)
-        raw = _encode(doc)
-    return _accept(parse_item(raw, max_bytes=settings.max_event_bytes)), raw
 
 
 class ProducerClient(Protocol):
@@ -255,7 +101,7 @@ class EventProducer:
         settings: Settings,
         *,
         client_factory: Callable[[Settings], ProducerClient] = kafka_producer,
-        clock: Callable[[], int] = now_ms,
+        clock: Callable[[], int] = wall_ms,
     ) -> None:
         self.settings = settings
         self._factory = client_factory

@@ -21,7 +21,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.config import Settings
 from pipeline.errors import StackError
-from pipeline.kafka.producer import kafka_client_options
+from pipeline.kafka.options import kafka_client_options
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """Building one user's published list: personalisation switches, experiment arm, encoding.
 
-Pure apart from reading the shared models: the processor decides *when* lists are built
-(coalescing, timers) and does the I/O; this decides *what* a list is. The same document goes
-to the user's ``recs`` key and to the recommendations topic.
+Pure apart from reading the shared models: ``pipeline.publish`` decides *when* lists are
+built (coalescing, timers) and the worker does the I/O; this decides *what* a list is. The
+same document goes to the user's ``recs`` key and to the recommendations topic.
 """
 
 from __future__ import annotations
@@ -11,9 +11,20 @@ from dataclasses import dataclass
 
 from pipeline.features.state import UserState
 from pipeline.lists.experiments import Experiment, assign, variant_params
-from pipeline.lists.recommend import Engine
-from pipeline.publish.coalesce import Trigger
+from pipeline.lists.recommend import Recommender
 from schemas.validation import encode_recommendation
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """The event a list reflects (``None`` fields for a background refresh).
+
+    It is part of what a list says about itself (``trigger_event_id``, ``trigger_ts`` in
+    recommendation v1), and what an owed refresh must reflect (``pipeline.stores.owed``).
+    """
+
+    event_id: str | None
+    ts: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +39,7 @@ class BuiltList:
 
 
 def build_list(
-    engine: Engine,
+    recommender: Recommender,
     experiments: tuple[Experiment, ...],
     state: UserState,
     trigger: Trigger,
@@ -46,9 +57,9 @@ def build_list(
     )
     params, arm = None, assign(experiments, state.user_id)
     if arm is not None:
-        params, arm_personalizes = variant_params(engine.params, arm[1])
+        params, arm_personalizes = variant_params(recommender.params, arm[1])
         personalized = personalized and arm_personalizes
-    ranked = engine.recommend(state, now_ms, personalized=personalized, params=params)
+    ranked = recommender.recommend(state, now_ms, personalized=personalized, params=params)
     doc = encode_recommendation(
         state.user_id,
         [(r.item_id, r.score, r.reason) for r in ranked],

@@ -20,8 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
-from pipeline.model.catalog import FloatArray, IntArray
-from pipeline.model.growable import fit
+from pipeline.model.arrays import FloatArray, IntArray, fit
 
 _MIN_MASS = 1e-9
 _EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)

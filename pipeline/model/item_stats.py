@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
-from pipeline.model.catalog import FloatArray
-from pipeline.model.growable import fit
+from pipeline.model.arrays import FloatArray, fit
 
 GLOBAL_SEGMENT = "global"
 MAX_SEGMENTS = 256  # bounded: segment values come from client-supplied context

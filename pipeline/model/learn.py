@@ -1,42 +1,117 @@
-"""Learning from one event: the single code path shared by workers and the replay benchmark.
+"""Learning from events: the one pure step shared by the worker and the replay benchmark.
 
-The worker (``pipeline.worker.processor``) persists what this changes and shares the returned
-record with other workers; the replay applies the record at once. Either way the signal
-mapping, the feature update and the model inputs are exactly these lines.
+``learn_batch`` folds a batch of events into the users' states and returns what the shared
+models must learn from it: learn records and ranker examples. It *reads* the models and
+never changes what they count (it may register an unseen item id in the catalogue, which is
+idempotent), so a batch whose write failed can be learned again without teaching any model
+twice. The caller applies the result with ``apply_learning`` once the batch is durable (the
+worker: after its Redis transaction; the replay: at once).
+
+De-duplication is decided here, once: an event whose id the user's state already holds is
+a duplicate and changes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
 from pipeline.events.signals import Signal, signal_for
-from pipeline.features.state import FeatureParams, UserContext, UserState, apply_event, mark_seen
-from pipeline.lists.recommend import Engine
+from pipeline.features.state import UserContext, UserState
+from pipeline.features.update import FeatureParams, apply_event, is_duplicate, mark_seen
+from pipeline.model.item_features import feature_matrix, histories, norm, segment_of
+from pipeline.model.models import RankerExample, SharedModels
 from pipeline.model.record import LearnRecord
 from schemas.events import Event
 
 
-def event_signal(engine: Engine, event: Event, *, threshold: float) -> Signal:
+def event_signal(models: SharedModels, event: Event, *, threshold: float) -> Signal:
     """What the event teaches (duration from the event, else from the catalogue)."""
-    idx = engine.catalog.ensure(event.item_id)
-    duration = event.duration_seconds or engine.catalog.infos[idx].duration_seconds
+    idx = models.catalog.ensure(event.item_id)
+    duration = event.duration_seconds or models.catalog.infos[idx].duration_seconds
     return signal_for(event.type, event.watch_seconds, duration, threshold=threshold)
 
 
-def learn_event(
-    engine: Engine, state: UserState, event: Event, signal: Signal, params: FeatureParams
-) -> LearnRecord:
-    """Fold a new (not duplicate) event into the user's state and the ranker.
+def ranker_example(
+    models: SharedModels, state: UserState, item_id: str, signal: Signal, ts: int
+) -> RankerExample | None:
+    """Whether the user liked an item they chose, with the item's features as of now.
 
-    Returns the shared-model record, which the caller applies with ``engine.apply``. With
-    personalization off the event only counts towards anonymous item statistics (no
+    The ranker estimates P(liked | chosen) from user x item features; the collaborative
+    score estimates what the user will choose. Clicks teach it nothing (interest, not yet
+    taste): ``None``.
+    """
+    if signal.completion is None:
+        return None
+    p = models.params
+    item = models.catalog.ensure(item_id)
+    pos, neg = histories(
+        models.catalog,
+        state,
+        context_size=p.context_size,
+        dislike_size=p.dislike_size,
+        decay=p.recency_decay,
+    )
+    items = np.array([item], dtype=np.int64)
+    knn = np.array([models.cooc.similarity(item, pos)]) / norm(pos)
+    dislike = np.array([models.cooc.similarity(item, neg)]) / norm(neg)
+    row = feature_matrix(
+        models.catalog,
+        models.stats,
+        items,
+        knn,
+        dislike,
+        ts,
+        segment_of(models.stats, state),
+        state.affinity,
+    )[0]
+    return RankerExample(tuple(row.tolist()), signal.positive)
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """One applied (new) event and what it teaches."""
+
+    event: Event
+    signal: Signal
+    record: LearnRecord
+
+
+@dataclass(slots=True)
+class BatchLearning:
+    """What a batch changed: applied events (in order), duplicates, model inputs."""
+
+    applied: list[Learned] = field(default_factory=list)
+    duplicates: list[Event] = field(default_factory=list)
+    examples: list[RankerExample] = field(default_factory=list)
+
+    @property
+    def records(self) -> list[LearnRecord]:
+        """The shared-model records, in event order."""
+        return [a.record for a in self.applied]
+
+
+def learn_event(
+    models: SharedModels,
+    state: UserState,
+    event: Event,
+    signal: Signal,
+    params: FeatureParams,
+) -> tuple[LearnRecord, RankerExample | None]:
+    """Fold a new (not duplicate) event into the user's state; the model inputs it yields.
+
+    With personalization off the event only counts towards anonymous item statistics (no
     context, no segments) and is remembered for de-duplication; no behavioural feature of
-    the user moves.
+    the user moves and the ranker learns nothing.
     """
     if not state.controls.personalization:
         mark_seen(state, event.event_id, event.ts, params.dedupe_size)
         anonymous = UserState(state.user_id)
-        return engine.record_for(anonymous, event.item_id, event.ts, event.type, signal)
-    record = engine.record_for(state, event.item_id, event.ts, event.type, signal)
-    engine.train_ranker(state, event.item_id, signal, event.ts)
+        return models.record_for(anonymous, event.item_id, event.ts, event.type, signal), None
+    record = models.record_for(state, event.item_id, event.ts, event.type, signal)
+    example = ranker_example(models, state, event.item_id, signal, event.ts)
     ctx = event.context
     apply_event(
         state,
@@ -45,8 +120,41 @@ def learn_event(
         item_id=event.item_id,
         ts=event.ts,
         signal=signal,
-        categories=engine.catalog.categories_of(engine.catalog.index_of(event.item_id)),
+        categories=models.catalog.categories_of(models.catalog.index_of(event.item_id)),
         params=params,
         context=UserContext(ctx.locale, ctx.device, ctx.surface) if ctx else None,
     )
-    return record
+    return record, example
+
+
+def learn_batch(
+    models: SharedModels,
+    states: Mapping[str, UserState],
+    events: Sequence[Event],
+    *,
+    params: FeatureParams,
+    threshold: float,
+) -> BatchLearning:
+    """Fold ``events`` (in order) into ``states``; return the model inputs (models unchanged).
+
+    ``states`` must hold every event's user; they are working copies the caller persists
+    (and drops if the write fails).
+    """
+    out = BatchLearning()
+    for event in events:
+        state = states[event.user_id]
+        if is_duplicate(state, event.event_id):
+            out.duplicates.append(event)
+            continue
+        signal = event_signal(models, event, threshold=threshold)
+        record, example = learn_event(models, state, event, signal, params)
+        out.applied.append(Learned(event, signal, record))
+        if example is not None:
+            out.examples.append(example)
+    return out
+
+
+def apply_learning(models: SharedModels, learning: BatchLearning) -> None:
+    """Teach the shared models a batch's records and ranker examples: once, when durable."""
+    models.apply_all(learning.records)
+    models.learn_ranker(learning.examples)

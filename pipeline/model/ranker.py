@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from river import linear_model, optim, utils
 
-from pipeline.model.catalog import FloatArray
+from pipeline.model.arrays import FloatArray
 
 FEATURES: tuple[str, ...] = (
     "knn",  # collaborative similarity to the user's recent positives, 0..1 in the list

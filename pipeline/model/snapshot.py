@@ -1,4 +1,4 @@
-"""Engine state to and from a JSON document (pure), for versioned snapshots in Redis.
+"""Shared-model state to and from a JSON document (pure), for versioned snapshots in Redis.
 
 A snapshot holds the catalogue, the co-occurrence rows, the item statistics and the ranker
 weights, with public item ids (dense indices are per process). It is JSON, compressed by the
@@ -11,18 +11,18 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.lists.recommend import Engine, EngineParams
+from pipeline.model.arrays import fit
 from pipeline.model.catalog import ItemInfo
-from pipeline.model.growable import fit
+from pipeline.model.models import ModelParams, SharedModels
 
 SNAPSHOT_FORMAT = 1
 
 
-def engine_to_dict(engine: Engine) -> dict[str, Any]:
+def models_to_dict(models: SharedModels) -> dict[str, Any]:
     """Everything the shared models learned, keyed by item id."""
-    ids = engine.catalog.ids
+    ids = models.catalog.ids
     n = len(ids)
-    stats = engine.stats
+    stats = models.stats
     return {
         "format": SNAPSHOT_FORMAT,
         "items": [
@@ -34,13 +34,13 @@ def engine_to_dict(engine: Engine) -> dict[str, Any]:
                 i.creator_id,
                 i.title,
             ]
-            for i in engine.catalog.infos
+            for i in models.catalog.infos
         ],
         "cooc": {
-            "landmark_ts": engine.cooc.landmark_ts,
-            "mass": _dense(engine.cooc.mass, n),
+            "landmark_ts": models.cooc.landmark_ts,
+            "mass": _dense(models.cooc.mass, n),
             "rows": {
-                ids[i]: {ids[j]: w for j, w in row.items()} for i, row in engine.cooc.rows.items()
+                ids[i]: {ids[j]: w for j, w in row.items()} for i, row in models.cooc.rows.items()
             },
         },
         "stats": {
@@ -52,29 +52,29 @@ def engine_to_dict(engine: Engine) -> dict[str, Any]:
             "completion_sum": _dense(stats.completion_sum, n),
             "trend": {seg: _dense(arr, n) for seg, arr in stats.trend.items()},
         },
-        "ranker": engine.ranker.snapshot(),
-        "records_applied": engine.records_applied,
+        "ranker": models.ranker.snapshot(),
+        "records_applied": models.records_applied,
     }
 
 
-def engine_from_dict(doc: dict[str, Any], params: EngineParams | None = None) -> Engine:
-    """An engine that continues from a snapshot written by ``engine_to_dict``."""
-    if doc.get("format") != SNAPSHOT_FORMAT:
-        msg = f"unsupported model snapshot format {doc.get('format')!r}; expected {SNAPSHOT_FORMAT}"
-        raise ValueError(msg)
-    engine = Engine(params)
+def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> SharedModels:
+    """Models that continue from a snapshot written by ``models_to_dict``.
+
+    The format number is checked where snapshots are decoded (``pipeline.stores.codec``).
+    """
+    models = SharedModels(params)
     for item_id, cats, duration, published, creator, title in doc["items"]:
-        engine.upsert_item(ItemInfo(item_id, tuple(cats), duration, published, creator, title))
-    n = len(engine.catalog)
-    index = engine.catalog.index_of
+        models.upsert_item(ItemInfo(item_id, tuple(cats), duration, published, creator, title))
+    n = len(models.catalog)
+    index = models.catalog.index_of
     cooc = doc["cooc"]
-    engine.cooc.landmark_ts = cooc["landmark_ts"]
-    engine.cooc.mass = fit(np.array(cooc["mass"], dtype=np.float64), n)
-    engine.cooc.rows = {
+    models.cooc.landmark_ts = cooc["landmark_ts"]
+    models.cooc.mass = fit(np.array(cooc["mass"], dtype=np.float64), n)
+    models.cooc.rows = {
         index(i): {index(j): float(w) for j, w in row.items()} for i, row in cooc["rows"].items()
     }
     st = doc["stats"]
-    stats = engine.stats
+    stats = models.stats
     stats.landmark_ts = st["landmark_ts"]
     stats.popularity = np.array(st["popularity"], dtype=np.float64)
     stats.interactions = np.array(st["interactions"], dtype=np.float64)
@@ -82,9 +82,9 @@ def engine_from_dict(doc: dict[str, Any], params: EngineParams | None = None) ->
     stats.watches = np.array(st["watches"], dtype=np.float64)
     stats.completion_sum = np.array(st["completion_sum"], dtype=np.float64)
     stats.trend = {seg: np.array(arr, dtype=np.float64) for seg, arr in st["trend"].items()}
-    engine.ranker.restore(doc["ranker"])
-    engine.records_applied = int(doc.get("records_applied", 0))
-    return engine
+    models.ranker.restore(doc["ranker"])
+    models.records_applied = int(doc.get("records_applied", 0))
+    return models
 
 
 def _dense(arr: np.ndarray, n: int) -> list[float]:

@@ -15,15 +15,8 @@ State is bounded: at most ``max_users`` users are tracked (least recently active
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    """The event a refresh reflects (``None`` fields for background refreshes)."""
-
-    event_id: str | None
-    ts: int | None
+from pipeline.lists.build import Trigger
 
 
 class RefreshScheduler:

@@ -31,8 +31,8 @@ from pipeline.serve import models, routes
 from pipeline.serve.auth import AuthError, require_read
 from pipeline.serve.fastpath import RecommendationsFastPath
 from pipeline.serve.openapi import customize_openapi
-from pipeline.serve.reads import fingerprint
 from pipeline.serve.services import ApiError, Services, error_response, invalid_response
+from pipeline.stores.reads import fingerprint
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("pipeline.serve.access")

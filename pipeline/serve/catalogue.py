@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +22,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from pipeline.stores.keys import RedisKeys
+from pipeline.stores.model_log import read_latest_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -108,11 +108,9 @@ class CatalogueView:
         raw_version: Any = await self.client.get(self.keys.model_snapshot_latest)
         if raw_version is None or int(raw_version) == self.snapshot_version:
             return
-        version = int(raw_version)
-        blob: Any = await self.client.get(self.keys.model_snapshot(version))
-        if blob is None:
+        doc, version = await read_latest_snapshot(self.client, self.keys)
+        if doc is None:
             return
-        doc = orjson.loads(zlib.decompress(blob))
         stats = doc.get("stats") or {}
         for i, (item_id, cats, duration, published, creator, title) in enumerate(doc["items"]):
             self.items[item_id] = ItemEntry(

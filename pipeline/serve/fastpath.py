@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pipeline.clock import wall_ms
 from pipeline.serve.auth import AuthError
-from pipeline.serve.reads import recommendations
 from pipeline.serve.services import Services
+from pipeline.stores.reads import recommendations
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class RecommendationsFastPath:
                 locale=query["locale"],
                 device=query["device"],
                 list_size=self.svc.settings.list_size,
+                now_ms=wall_ms(),
             )
         except AuthError:
             return False

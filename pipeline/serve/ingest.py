@@ -31,7 +31,8 @@ import orjson
 
 from pipeline.config import Settings
 from pipeline.errors import InvalidEventError, StackError
-from pipeline.kafka.producer import ProducerClient, build_control, build_event, kafka_producer
+from pipeline.events.build import build_control, build_event
+from pipeline.kafka.producer import ProducerClient, kafka_producer
 from schemas.dead_letter import RejectReason
 
 log = logging.getLogger(__name__)

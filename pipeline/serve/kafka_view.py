@@ -17,7 +17,7 @@ import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pipeline.config import Settings
-from pipeline.kafka.producer import kafka_client_options
+from pipeline.kafka.options import kafka_client_options
 
 log = logging.getLogger(__name__)
 

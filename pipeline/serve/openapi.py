@@ -5,19 +5,11 @@ nothing), so FastAPI cannot infer them; the document gets them from the contract
 ``EventInput`` and ``ControlInput`` are event v1 and control v1 as the API accepts them
 (``event_id``/``control_id`` and ``ts`` optional: the server fills them in).
 
-Usage::
-
-    python -m pipeline.serve.openapi           # rewrite schemas/openapi.v1.json
-    python -m pipeline.serve.openapi --check   # exit 1 if it differs from the app (CI)
+``pipeline.serve.openapi_export`` writes and checks the checked-in copy.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,7 +19,6 @@ from pydantic import BaseModel
 from schemas.control import Control
 from schemas.events import Event
 
-OPENAPI_FILE = Path(__file__).resolve().parents[2] / "schemas" / "openapi.v1.json"
 REF = "#/components/schemas/{model}"
 
 
@@ -88,41 +79,3 @@ def customize_openapi(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-def render(app: FastAPI) -> str:
-    """The exact content of ``schemas/openapi.v1.json``."""
-    return json.dumps(app.openapi(), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-
-
-def _default_app() -> FastAPI:
-    from pipeline.config import Settings
-    from pipeline.serve.app import create_api
-
-    # defaults, not the environment: the checked-in document must not depend on who made it
-    return create_api(Settings.model_construct())
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m pipeline.serve.openapi``; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m pipeline.serve.openapi", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
-    parser.add_argument("--out", type=Path, default=OPENAPI_FILE, help="output file")
-    args = parser.parse_args(argv)
-    text = render(_default_app())
-    current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
-    if args.check:
-        if current != text:
-            sys.stderr.write(
-                f"{args.out} is out of date; run `python -m pipeline.serve.openapi` and commit it\n"
-            )
-            return 1
-        sys.stdout.write(f"{args.out} is up to date\n")
-        return 0
-    args.out.write_text(text, encoding="utf-8", newline="\n")
-    sys.stdout.write(f"wrote {args.out} ({'changed' if current != text else 'unchanged'})\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
+from pipeline.clock import wall_ms
 from pipeline.errors import InvalidEventError
-from pipeline.features.segments import segment_sizes
-from pipeline.kafka.producer import now_ms
-from pipeline.lists.experiments import load_experiments, read_counters, report
+from pipeline.lists.experiment_report import report
+from pipeline.lists.experiments import load_experiments
 from pipeline.serve import models
 from pipeline.serve.auth import require_admin, require_read
 from pipeline.serve.ingest import (
@@ -25,8 +25,10 @@ from pipeline.serve.ingest import (
     elements_of,
     validate_batch,
 )
-from pipeline.serve.reads import recommendations
 from pipeline.serve.services import ApiError, Services, invalid_response
+from pipeline.stores.experiments import read_counters
+from pipeline.stores.reads import recommendations
+from pipeline.stores.segments import segment_sizes
 from schemas.recommendation import Recommendation
 
 JSON = "application/json"
@@ -106,6 +108,7 @@ async def get_recommendations(
         locale=locale,
         device=device,
         list_size=svc.settings.list_size,
+        now_ms=wall_ms(),
     )
     return Response(body, media_type=JSON, headers={"X-Recloop-Source": source})
 
@@ -171,7 +174,7 @@ async def get_trending(
 @read.get("/segments", response_model=models.Segments, summary="Users per segment")
 async def get_segments(svc: Svc) -> Response:
     """Users per segment value, by dimension."""
-    sizes = await asyncio.to_thread(segment_sizes, svc.redis_sync, svc.keys_layout)
+    sizes = await segment_sizes(svc.redis, svc.keys_layout)
     return json_response({"segments": sizes})
 
 
@@ -184,13 +187,9 @@ async def get_segments(svc: Svc) -> Response:
 )
 async def get_experiments(svc: Svc) -> Response:
     """The experiment report."""
-
-    def build() -> list[dict[str, Any]]:
-        experiments = load_experiments(svc.settings.experiments_file)
-        counters, users = read_counters(svc.redis_sync, svc.keys_layout, experiments)
-        return report(experiments, counters, users)
-
-    return json_response({"experiments": await asyncio.to_thread(build)})
+    experiments = load_experiments(svc.settings.experiments_file)
+    counters, users = await read_counters(svc.redis, svc.keys_layout, experiments)
+    return json_response({"experiments": report(experiments, counters, users)})
 
 
 @read.get("/items", response_model=models.Items, summary="Catalogue items, most popular first")
@@ -254,7 +253,7 @@ async def _produce(request: Request, svc: Services, kind: Kind) -> Response:
         )
     if not elements:
         return invalid_response("the array is empty", [(None, "invalid_value", "send 1 or more")])
-    batch = validate_batch(elements, kind, settings, now_ms=now_ms())
+    batch = validate_batch(elements, kind, settings, now_ms=wall_ms())
     if batch.errors:
         return invalid_response(
             f"{len(batch.errors)} of {len(elements)} element(s) invalid; nothing was produced",
@@ -337,7 +336,7 @@ async def post_controls(request: Request, svc: Svc) -> Response:
 async def delete_user(svc: Svc, user_id: UserId) -> Response:
     """Forget a user."""
     batch = validate_batch([{"type": "forget", "user_id": user_id}], "controls",
-                           svc.settings, now_ms=now_ms())  # fmt: skip
+                           svc.settings, now_ms=wall_ms())  # fmt: skip
     if batch.errors:
         e = batch.errors[0]
         return invalid_response("invalid user id", [(None, e.reason, e.detail)])

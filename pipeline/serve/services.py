@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from fastapi import Response
-from redis import Redis as SyncRedis
 
 from pipeline.config import Settings
 from pipeline.errors import RecloopError
@@ -23,8 +22,8 @@ from pipeline.serve.catalogue import CatalogueView
 from pipeline.serve.ingest import AckingSender
 from pipeline.serve.kafka_view import KafkaView
 from pipeline.serve.overview import OverviewSampler
-from pipeline.serve.reads import shown_items, user_document
 from pipeline.stores.keys import RedisKeys
+from pipeline.stores.reads import shown_items, user_document
 
 
 class ApiError(RecloopError):
@@ -65,7 +64,6 @@ class Services:
     keys: ApiKeys
     keys_layout: RedisKeys
     redis: aioredis.Redis
-    redis_sync: SyncRedis
     sender: AckingSender
     kafka: KafkaView
     catalogue: CatalogueView
@@ -82,7 +80,6 @@ class Services:
             keys=ApiKeys(settings.api_read_key, settings.api_admin_key),
             keys_layout=layout,
             redis=client,
-            redis_sync=SyncRedis.from_url(settings.redis_url),
             sender=AckingSender(settings),
             kafka=kafka,
             catalogue=CatalogueView(client, layout),
@@ -91,7 +88,7 @@ class Services:
 
     async def user_view(self, user_id: str) -> dict[str, Any] | None:
         """The user document of ``GET /v1/users/{id}`` (None: nothing is known)."""
-        doc = await asyncio.to_thread(user_document, self.redis_sync, self.settings, user_id)
+        doc = await user_document(self.redis, self.settings, user_id)
         if doc is None:
             return None
         await self.catalogue.refresh()
@@ -123,4 +120,3 @@ class Services:
         await asyncio.to_thread(self.sender.close)
         await asyncio.to_thread(self.kafka.close)
         await self.redis.aclose()
-        self.redis_sync.close()

@@ -19,18 +19,15 @@ retried after a lost reply cannot double-count.
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-import zlib
 from collections import OrderedDict
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
-from pipeline.lists.recommend import Engine, EngineParams
 from pipeline.model.record import LearnRecord
-from pipeline.model.snapshot import engine_from_dict, engine_to_dict
+from pipeline.stores.codec import decode_snapshot, encode_snapshot
 from pipeline.stores.keys import RedisKeys
 from schemas.events import Item
 
@@ -58,14 +55,20 @@ class ModelLog:
         return uuid.uuid4().hex
 
     def queue_append(
-        self, pipe: Any, batch_id: str, records: list[LearnRecord], items: list[Item]
+        self,
+        pipe: Any,
+        batch_id: str,
+        records: list[LearnRecord],
+        items: list[Item],
+        *,
+        now_ms: int,
     ) -> None:
         """Add one entry with a batch's records and catalogue items to a pipeline."""
         if not records and not items:
             return
         payload = orjson.dumps([r.to_json() for r in records])
         item_docs = orjson.dumps([i.model_dump(exclude_none=True) for i in items])
-        min_id = max(0, int(time.time() * 1000) - self.retention_ms)
+        min_id = max(0, now_ms - self.retention_ms)
         pipe.xadd(
             self.keys.model_log,
             {"w": self.worker_id, "b": batch_id, "r": payload, "i": item_docs},
@@ -94,17 +97,17 @@ class ModelLog:
             if len(entries) < count:
                 return out, items
 
-    async def write_snapshot(self, engine: Engine, lock_seconds: float) -> int | None:
-        """Write a snapshot unless another worker holds the lock; returns its version.
+    async def write_snapshot(
+        self, doc: dict[str, Any], *, lock_seconds: float, now_ms: int
+    ) -> int | None:
+        """Write a snapshot document unless another worker holds the lock; its version.
 
         The caller syncs first and must not yield to the event loop between its last
-        ``read_new`` and this call, so the snapshot holds exactly the log up to ``last_id``.
+        ``read_new`` and building ``doc``, so the snapshot holds exactly the log up to
+        ``last_id``.
         """
-        doc = engine_to_dict(engine)
-        doc["log_id"] = self.last_id
-        doc["written_by"] = self.worker_id
-        doc["written_ts"] = int(time.time() * 1000)
-        blob = zlib.compress(orjson.dumps(doc), 3)
+        doc = {**doc, "log_id": self.last_id, "written_by": self.worker_id, "written_ts": now_ms}
+        blob = encode_snapshot(doc)
         locked = await self.client.set(
             self.keys.model_snapshot_lock, self.worker_id, nx=True, ex=max(1, int(lock_seconds))
         )
@@ -119,21 +122,32 @@ class ModelLog:
         log.info("model snapshot written version=%d bytes=%d", version, len(blob))
         return version
 
-    async def load_latest(self, params: EngineParams) -> tuple[Engine, int]:
-        """The newest snapshot as an engine (a fresh one when there is none) and its version."""
-        raw_version = await self.client.get(self.keys.model_snapshot_latest)
-        if raw_version is None:
-            return Engine(params), 0
-        version = int(raw_version)
-        blob: Any = await self.client.get(self.keys.model_snapshot(version))
-        if blob is None:
-            return Engine(params), 0
-        doc = orjson.loads(zlib.decompress(blob))
-        self.last_id = str(doc["log_id"])
-        log.info("model snapshot loaded version=%d log_id=%s", version, self.last_id)
-        return engine_from_dict(doc, params), version
+    async def load_latest(self) -> tuple[dict[str, Any] | None, int]:
+        """The newest snapshot document (None when there is none) and its version.
+
+        Reading continues from the log position the snapshot includes.
+        """
+        doc, version = await read_latest_snapshot(self.client, self.keys)
+        if doc is not None:
+            self.last_id = str(doc["log_id"])
+            log.info("model snapshot loaded version=%d log_id=%s", version, self.last_id)
+        return doc, version
 
     def _remember(self, batch_id: str) -> None:
         self._seen[batch_id] = None
         while len(self._seen) > _SEEN_BATCHES:
             self._seen.popitem(last=False)
+
+
+async def read_latest_snapshot(
+    client: aioredis.Redis, keys: RedisKeys
+) -> tuple[dict[str, Any] | None, int]:
+    """The newest snapshot document and its version (``None, 0`` when there is none)."""
+    raw_version: Any = await client.get(keys.model_snapshot_latest)
+    if raw_version is None:
+        return None, 0
+    version = int(raw_version)
+    blob: Any = await client.get(keys.model_snapshot(version))
+    if blob is None:
+        return None, 0
+    return decode_snapshot(blob), version

@@ -14,11 +14,13 @@ a newer owed refresh, and a rescue never overwrites a list written after its tri
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from pipeline.publish.coalesce import Trigger
+from pipeline.lists.build import Trigger
+from pipeline.stores.codec import decode_trigger, encode_trigger
 from pipeline.stores.keys import RedisKeys
 
 # KEYS: owed zset, triggers hash. ARGV: user, trigger. Forget the owed refresh if it is
@@ -44,26 +46,6 @@ return 1
 """
 
 
-def encode_trigger(trigger: Trigger) -> str:
-    """``"<event_id> <ts>"``: how an owed refresh's trigger is stored.
-
-    >>> encode_trigger(Trigger("e1", 5))
-    'e1 5'
-    """
-    return f"{trigger.event_id} {trigger.ts}"
-
-
-def decode_trigger(raw: bytes | str) -> Trigger:
-    """Inverse of ``encode_trigger``.
-
-    >>> decode_trigger(b"e1 5")
-    Trigger(event_id='e1', ts=5)
-    """
-    text = raw.decode() if isinstance(raw, bytes) else raw
-    event_id, _, ts = text.rpartition(" ")
-    return Trigger(event_id, int(ts))
-
-
 class OwedRefreshes:
     """The owed-refresh record of one namespace."""
 
@@ -73,7 +55,7 @@ class OwedRefreshes:
         self._settle = redis.register_script(_SETTLE)
         self._rescue = redis.register_script(_RESCUE)
 
-    def queue_owe(self, pipe: Any, owed: dict[str, tuple[Trigger, int]]) -> None:
+    def queue_owe(self, pipe: Any, owed: Mapping[str, tuple[Trigger, int]]) -> None:
         """Record ``user -> (trigger, due ms)`` in ``pipe`` (the batch's transaction)."""
         if not owed:
             return

@@ -1,10 +1,10 @@
-"""Per-user state in Redis: codec (pure) and ``UserStore`` (async I/O).
+"""Per-user state in Redis: ``UserStore`` loads users and queues their writes.
 
 A batch of events touches each user once: one Lua call per user writes the changed features,
 appends to the history and the exclusion / de-duplication sets and renews every TTL, all
 atomically (see ``apply_user.lua``). The calls of one batch go out in one transactional
-pipeline together with the model-log entry, so on a single Redis a batch is applied entirely
-or not at all.
+pipeline (``pipeline.stores.batch``), so on a single Redis a batch is applied entirely or
+not at all. Row formats are in ``pipeline.stores.codec``.
 """
 
 from __future__ import annotations
@@ -13,15 +13,19 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
-import orjson
 import redis.asyncio as aioredis
 
-from pipeline.features.controls import from_fields, to_fields
-from pipeline.features.segments import queue_membership, segments_of
-from pipeline.features.state import Interaction, UserContext, UserState
+from pipeline.features.segments import segments_of
+from pipeline.features.state import UserState
+from pipeline.stores.codec import (
+    controls_fields,
+    features_fields,
+    history_entry,
+    pairs,
+    state_from_redis,
+)
 from pipeline.stores.keys import RedisKeys
-
-FEATURES_SCHEMA_VERSION = "1"
+from pipeline.stores.segments import queue_membership
 
 
 def _script(name: str) -> str:
@@ -30,76 +34,6 @@ def _script(name: str) -> str:
 
 APPLY_USER_LUA = _script("apply_user.lua")
 LOAD_USER_LUA = _script("load_user.lua")
-
-
-def features_fields(state: UserState, updated_ts: int) -> dict[str, str]:
-    """The public ``features`` hash of a user (every value a string, as Redis returns it)."""
-    fields = {
-        "schema_version": FEATURES_SCHEMA_VERSION,
-        "n_click": str(state.n_click),
-        "n_skip": str(state.n_skip),
-        "n_watch": str(state.n_watch),
-        "n_events": str(state.n_events),
-        "skip_rate": f"{state.skip_rate:.6f}",
-        "mean_completion": f"{state.mean_completion:.6f}",
-        "completion_sum": repr(state.completion_sum),
-        "affinity": orjson.dumps({k: round(v, 6) for k, v in state.affinity.items()}).decode(),
-        "top_categories": orjson.dumps([name for name, _ in state.top_categories(5)]).decode(),
-        "first_ts": str(state.first_ts),
-        "last_ts": str(state.last_ts),
-        "updated_ts": str(updated_ts),
-    }
-    for name in ("locale", "device", "surface"):
-        value = getattr(state.context, name)
-        if value:
-            fields[name] = value
-    for dim, value in segments_of(state).items():
-        fields[f"segment_{dim}"] = value
-    return fields
-
-
-def interaction_json(h: Interaction) -> bytes:
-    """History list entry: ``[item_id, ts, type, weight, completion]``."""
-    return orjson.dumps([h.item_id, h.ts, h.kind, round(h.weight, 4), h.completion])
-
-
-def state_from_redis(
-    user_id: str,
-    fields: dict[bytes, bytes],
-    history: Sequence[bytes],
-    excluded: Sequence[bytes],
-    events: Sequence[bytes],
-) -> UserState:
-    """Rebuild a ``UserState`` from what ``load_user.lua`` returns (flat WITHSCORES lists)."""
-    f = {k.decode(): v.decode() for k, v in fields.items()}
-    state = UserState(user_id)
-    if f:
-        state.n_click = int(f.get("n_click", 0))
-        state.n_skip = int(f.get("n_skip", 0))
-        state.n_watch = int(f.get("n_watch", 0))
-        state.completion_sum = float(f.get("completion_sum", 0.0))
-        state.affinity = {
-            str(k): float(v) for k, v in orjson.loads(f.get("affinity", "{}")).items()
-        }
-        state.first_ts = int(f.get("first_ts", 0))
-        state.last_ts = int(f.get("last_ts", 0))
-        state.context = UserContext(f.get("locale"), f.get("device"), f.get("surface"))
-        state.segments = {
-            name[len("segment_") :]: value
-            for name, value in f.items()
-            if name.startswith("segment_")
-        }
-    for raw in reversed(history):  # stored newest first
-        item_id, ts, kind, weight, completion = orjson.loads(raw)
-        state.history.append(Interaction(item_id, int(ts), kind, float(weight), completion))
-    state.excluded = _scored(excluded)
-    state.seen_events = _scored(events)
-    return state
-
-
-def _scored(flat: Sequence[bytes]) -> dict[str, int]:
-    """``[member, score, member, score, ...]`` (ascending) as an ordered dict."""
-    return {flat[i].decode(): int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
 
 
 def apply_args(
@@ -119,7 +53,7 @@ def apply_args(
     for k, v in fields.items():
         argv += (k, v)
     argv.append(len(state.new_interactions))
-    argv += [interaction_json(h) for h in state.new_interactions]
+    argv += [history_entry(h) for h in state.new_interactions]
     argv.append(len(state.new_interactions))
     for h in state.new_interactions:
         argv += (h.ts, h.item_id)
@@ -159,13 +93,10 @@ class UserStore:
             for user_id in user_ids:
                 await self._load(keys=self._keys(user_id), args=[], client=pipe)
             replies = await pipe.execute()
-        out = {}
-        for user_id, r in zip(user_ids, replies, strict=True):
-            state = state_from_redis(user_id, _pairs(r[0]), r[1], r[2], r[3])
-            controls = {k.decode(): v.decode() for k, v in _pairs(r[4]).items()}
-            state.controls = from_fields(controls)
-            out[user_id] = state
-        return out
+        return {
+            user_id: state_from_redis(user_id, pairs(r[0]), r[1], r[2], r[3], pairs(r[4]))
+            for user_id, r in zip(user_ids, replies, strict=True)
+        }
 
     def queue_save(self, pipe: Any, state: UserState, updated_ts: int) -> None:
         """Add a user's tracked changes to a (transactional) pipeline."""
@@ -189,7 +120,7 @@ class UserStore:
         """Write a user's controls hash (whole: it is small) with the per-user TTL."""
         key = self.keys.controls(state.user_id)
         pipe.delete(key)
-        pipe.hset(key, mapping=to_fields(state.controls))
+        pipe.hset(key, mapping=controls_fields(state.controls))
         pipe.expire(key, self.ttl_seconds)
 
     async def ensure_scripts(self) -> None:
@@ -206,8 +137,3 @@ class UserStore:
             k.events(user_id),
             k.controls(user_id),
         ]
-
-
-def _pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
-    """HGETALL inside Lua returns a flat list."""
-    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}

@@ -7,12 +7,14 @@ with, and record a hit when the event's item is there (HitRate@K; NDCG@K =
 whatever it was. The baselines are scored on the same positives: most-popular (interaction
 counts so far) and recently-popular (decayed counts, half-life ``recent_half_life``).
 
-The engine, the user state update and the signal mapping are the ones the workers run
-(``Engine``, ``apply_event``, ``signal_for``); only the I/O (Kafka, Redis) is left out.
+The models, the recommender, the learning step and the signal mapping are the ones the
+workers run (``SharedModels``, ``Recommender``, ``learn_batch``); only the I/O (Kafka, Redis)
+is left out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterable
@@ -24,11 +26,13 @@ import numpy as np
 import orjson
 
 from pipeline.features.decay import growth_exponent
-from pipeline.features.state import FeatureParams, UserState
-from pipeline.lists.recommend import Engine, EngineParams
-from pipeline.model.catalog import FloatArray, item_info
-from pipeline.model.growable import fit
-from pipeline.model.learn import event_signal, learn_event
+from pipeline.features.state import UserState
+from pipeline.features.update import FeatureParams
+from pipeline.lists.recommend import ListParams, Recommender
+from pipeline.model.arrays import FloatArray, fit
+from pipeline.model.catalog import item_info
+from pipeline.model.learn import apply_learning, event_signal, learn_batch
+from pipeline.model.models import ModelParams, SharedModels
 from schemas.events import Event, Item
 from schemas.validation import Rejected, parse_event, parse_item
 
@@ -71,7 +75,28 @@ class ReplayConfig:
     recent_half_life_seconds: float = 86_400.0
     history_size: int = 50
     excluded_size: int = 5_000
-    engine: EngineParams = field(default_factory=EngineParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    lists: ListParams = field(default_factory=ListParams)
+
+
+_MODEL_FIELDS = frozenset(f.name for f in dataclasses.fields(ModelParams))
+_LIST_FIELDS = frozenset(f.name for f in dataclasses.fields(ListParams))
+
+
+def split_params(**overrides: Any) -> tuple[ModelParams, ListParams]:
+    """Model and list knobs from one set of overrides (a name both have goes to both).
+
+    >>> model, lists = split_params(context_size=10, category_cap=3)
+    >>> model.context_size, lists.context_size, lists.category_cap
+    (10, 10, 3)
+    """
+    unknown = set(overrides) - _MODEL_FIELDS - _LIST_FIELDS
+    if unknown:
+        msg = f"unknown model or list parameters {sorted(unknown)}"
+        raise TypeError(msg)
+    model = ModelParams(**{k: v for k, v in overrides.items() if k in _MODEL_FIELDS})
+    lists = ListParams(**{k: v for k, v in overrides.items() if k in _LIST_FIELDS})
+    return model, lists
 
 
 def load_events(path: Path) -> list[Event]:
@@ -127,9 +152,10 @@ def replay(
     events: Iterable[Event], items: Iterable[Item], config: ReplayConfig
 ) -> dict[str, object]:
     """Run the prequential protocol; returns the JSON-able report."""
-    engine = Engine(config.engine)
+    models = SharedModels(config.model)
+    recommender = Recommender(models, config.lists)
     for item in items:
-        engine.upsert_item(item_info(item))
+        models.upsert_item(item_info(item))
     params = FeatureParams(
         half_life_seconds=config.half_life_seconds,
         history_size=config.history_size,
@@ -138,8 +164,8 @@ def replay(
     )
     users: dict[str, UserState] = {}
     model, popular, recent = Metrics(), Metrics(), Metrics()
-    counts = np.zeros(len(engine.catalog))
-    decayed = np.zeros(len(engine.catalog))
+    counts = np.zeros(len(models.catalog))
+    decayed = np.zeros(len(models.catalog))
     landmark: int | None = None
     n_events = positives = 0
     started = time.perf_counter()
@@ -148,18 +174,25 @@ def replay(
         state = users.get(event.user_id)
         if state is None:
             state = users[event.user_id] = UserState(event.user_id)
-        idx = engine.catalog.ensure(event.item_id)
-        signal = event_signal(engine, event, threshold=config.completion_threshold)
+        idx = models.catalog.ensure(event.item_id)
+        signal = event_signal(models, event, threshold=config.completion_threshold)
         if n_events % INDEX_EVERY == 1:
-            engine.refresh_indexes(event.ts)
+            recommender.refresh_indexes(event.ts)
         if signal.positive:
             positives += 1
-            ranked = engine.recommend(state, event.ts, n=config.k)
+            ranked = recommender.recommend(state, event.ts, n=config.k)
             model.add([r.item_id for r in ranked], event.item_id)
-            ids = engine.catalog.ids
+            ids = models.catalog.ids
             popular.add(_top_unseen(counts, ids, state.excluded, config.k), event.item_id)
             recent.add(_top_unseen(decayed, ids, state.excluded, config.k), event.item_id)
-        engine.apply(learn_event(engine, state, event, signal, params))
+        learning = learn_batch(
+            models,
+            {event.user_id: state},
+            [event],
+            params=params,
+            threshold=config.completion_threshold,
+        )
+        apply_learning(models, learning)
         state.mark_clean()
         counts, decayed = fit(counts, idx + 1), fit(decayed, idx + 1)
         if landmark is None:
@@ -167,7 +200,7 @@ def replay(
         counts[idx] += 1.0
         decayed[idx] += 2.0 ** growth_exponent(event.ts, landmark, config.recent_half_life_seconds)
     seconds = time.perf_counter() - started
-    size = len(engine.catalog)
+    size = len(models.catalog)
     return {
         "k": config.k,
         "events": n_events,

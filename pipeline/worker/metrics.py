@@ -91,6 +91,15 @@ class WorkerMetrics:
             "recloop_cached_users", "User states held in the worker's cache.", registry=r
         )
 
+    # --- sensor hooks (``pipeline.publish.ports.PublishSensor``) ---------------------------
+    def on_lists(self, kind: str, count: int) -> None:
+        """``count`` lists of a refresh kind were published."""
+        self.lists.labels(kind).inc(count)
+
+    def on_event_to_list(self, seconds: float) -> None:
+        """A list reflecting an event was published ``seconds`` after the event."""
+        self.event_to_list.observe(seconds)
+
     def render(self) -> bytes:
         """The Prometheus text exposition."""
         return generate_latest(self.registry)

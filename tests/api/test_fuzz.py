@@ -12,7 +12,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from pipeline.serve.openapi import OPENAPI_FILE
+from pipeline.serve.openapi_export import OPENAPI_FILE
 from pipeline.tooling.serve_process import ServeProcess
 from tests.api.conftest import ADMIN_KEY
 

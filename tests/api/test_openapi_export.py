@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.serve.openapi import OPENAPI_FILE, _default_app, main, render
+from pipeline.serve.openapi_export import OPENAPI_FILE, _default_app, main, render
 
 
 def test_checked_in_openapi_document_matches_the_app() -> None:
     expected = render(_default_app())
     assert OPENAPI_FILE.read_text(encoding="utf-8") == expected, (
-        "schemas/openapi.v1.json is stale: run `python -m pipeline.serve.openapi` and commit it"
+        "schemas/openapi.v1.json is stale: run "
+        "`python -m pipeline.serve.openapi_export` and commit it"
     )
 
 

@@ -25,7 +25,7 @@ import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
 from pipeline.config import Settings
-from pipeline.kafka.producer import build_event
+from pipeline.events.build import build_event
 
 log = logging.getLogger(__name__)
 

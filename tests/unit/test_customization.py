@@ -7,19 +7,13 @@ from collections import Counter
 
 import pytest
 
-from pipeline.features.controls import UserControls, apply_control, from_fields, to_fields
+from pipeline.features.controls import UserControls, apply_control
 from pipeline.features.segments import changes, segments_of
 from pipeline.features.state import UserContext, UserState
-from pipeline.lists.experiments import (
-    assign,
-    attribute,
-    compare,
-    outcome,
-    parse_experiments,
-    report,
-    variant_params,
-)
-from pipeline.lists.recommend import EngineParams
+from pipeline.lists.experiment_report import compare, report
+from pipeline.lists.experiments import assign, attribute, outcome, parse_experiments, variant_params
+from pipeline.lists.recommend import ListParams
+from pipeline.stores.codec import controls_fields, controls_from_fields
 from schemas.control import Control
 from schemas.validation import Rejected, parse_control
 
@@ -55,7 +49,7 @@ def test_declared_prior_fades_with_behaviour_and_never_freezes() -> None:
 def test_controls_hash_round_trip() -> None:
     c = UserControls(muted_categories={"A"}, not_interested={"i": "meh"}, declared=("B",))
     c.personalization = False
-    assert from_fields(to_fields(c)) == c
+    assert controls_from_fields(controls_fields(c)) == c
 
 
 @pytest.mark.parametrize(
@@ -115,9 +109,9 @@ def test_assignment_is_deterministic_and_follows_the_shares() -> None:
 
 def test_variant_changes_become_params() -> None:
     control_arm, treatment = EXPERIMENTS[0].variants
-    params, personalized = variant_params(EngineParams(), control_arm)
-    assert personalized is False and params == EngineParams()
-    params, personalized = variant_params(EngineParams(), treatment)
+    params, personalized = variant_params(ListParams(), control_arm)
+    assert personalized is False and params == ListParams()
+    params, personalized = variant_params(ListParams(), treatment)
     assert personalized is True and params.category_cap == 3
 
 

@@ -1,4 +1,4 @@
-"""The shared models (co-occurrence, item statistics, catalogue) and the ``Engine`` lists."""
+"""The shared models (co-occurrence, item statistics, catalogue) and the ``Recommender``."""
 
 from __future__ import annotations
 
@@ -11,89 +11,47 @@ import numpy as np
 import orjson
 import pytest
 
-from pipeline.events.signals import signal_for
 from pipeline.features.controls import apply_control
-from pipeline.features.state import FeatureParams, UserState, apply_event
-from pipeline.lists.recommend import Engine, EngineParams
+from pipeline.features.state import UserState
+from pipeline.lists.recommend import Recommender
 from pipeline.model.catalog import Catalog, ItemInfo, item_info
 from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import GLOBAL_SEGMENT, MAX_SEGMENTS, ItemStats
 from pipeline.model.record import LearnRecord
 from schemas.control import Control
 from schemas.events import Item
+from tests.factories import feed, make_recommender
 
 T0 = 1_700_000_000_000
 HOUR_MS = 3_600_000
 CATEGORIES = ("Drama", "Comedy", "Horror", "Documentary")
 PREFIX = {name: name[:3].lower() for name in CATEGORIES}
-USER_PARAMS = FeatureParams(
-    half_life_seconds=86_400.0, history_size=100, excluded_size=500, dedupe_size=500
-)
 
-EngineFactory = Callable[..., Engine]
+EngineFactory = Callable[..., Recommender]
 
 
 def item_id(category: str, k: int) -> str:
     return f"{PREFIX[category]}-{k}"
 
 
-def category_of(engine: Engine, item: str) -> str:
-    return engine.catalog.categories_of(engine.catalog.index_of(item))[0]
+def category_of(engine: Recommender, item: str) -> str:
+    catalog = engine.models.catalog
+    return catalog.categories_of(catalog.index_of(item))[0]
 
 
 @pytest.fixture
 def engine_factory() -> EngineFactory:
-    """Factory: an ``Engine`` over 4 categories x 10 items (``dra-0`` .. ``doc-9``)."""
+    """Factory: a ``Recommender`` over 4 categories x 10 items (``dra-0`` .. ``doc-9``)."""
 
-    def _make(**params: object) -> Engine:
-        engine = Engine(EngineParams(**params))  # type: ignore[arg-type]
-        for category in CATEGORIES:
-            for k in range(10):
-                engine.upsert_item(
-                    ItemInfo(
-                        item_id(category, k),
-                        (category,),
-                        duration_seconds=600.0,
-                        title=f"{category} {k}",
-                    )
-                )
-        return engine
+    def _make(**params: object) -> Recommender:
+        items = [
+            ItemInfo(item_id(c, k), (c,), duration_seconds=600.0, title=f"{c} {k}")
+            for c in CATEGORIES
+            for k in range(10)
+        ]
+        return make_recommender(items, **params)
 
     return _make
-
-
-def feed(
-    engine: Engine | None,
-    state: UserState,
-    event_id: str,
-    item: str,
-    ts: int,
-    *,
-    kind: str = "watch",
-    watch_seconds: float | None = 600.0,
-    catalog: Catalog | None = None,
-) -> LearnRecord | None:
-    """Process one event the way a worker does; ``engine=None`` only updates the user."""
-    cat = catalog if catalog is not None else engine.catalog  # type: ignore[union-attr]
-    idx = cat.ensure(item)
-    signal = signal_for(kind, watch_seconds, cat.infos[idx].duration_seconds, threshold=0.6)
-    record = None
-    if engine is not None:
-        record = engine.record_for(state, item, ts, kind, signal)
-        engine.train_ranker(state, item, signal, ts)
-    apply_event(
-        state,
-        event_id=event_id,
-        event_type=kind,
-        item_id=item,
-        ts=ts,
-        signal=signal,
-        categories=cat.categories_of(idx),
-        params=USER_PARAMS,
-    )
-    if engine is not None and record is not None:
-        engine.apply(record)
-    return record
 
 
 # =========================================================================== CoocModel
@@ -389,16 +347,16 @@ def test_cold_user_gets_a_full_list_from_fallback(engine_factory: EngineFactory)
     ids = _ids(ranked)
     assert len(ids) == engine.params.list_size == 20
     assert len(set(ids)) == len(ids)
-    assert all(i in engine.catalog for i in ids)
+    assert all(i in engine.models.catalog for i in ids)
     assert all(r.reason for r in ranked)
 
 
 def test_cold_user_sees_trending_first(engine_factory: EngineFactory) -> None:
     engine = engine_factory()
     for k in range(5):
-        feed(engine, UserState(f"o{k}"), f"o{k}-1", "com-3", T0 + k)
+        feed(engine.models, UserState(f"o{k}"), f"o{k}-1", "com-3", T0 + k)
     for k in range(2):
-        feed(engine, UserState(f"p{k}"), f"p{k}-1", "hor-7", T0 + k)
+        feed(engine.models, UserState(f"p{k}"), f"p{k}-1", "hor-7", T0 + k)
     engine.refresh_indexes(T0 + 10)
     assert engine.trending()[:2] == ["com-3", "hor-7"]
     ranked = engine.recommend(UserState("cold"), T0 + 10)
@@ -411,11 +369,11 @@ def test_excluded_items_never_appear(engine_factory: EngineFactory) -> None:
     engine = engine_factory()
     for k in range(4):  # make excluded items attractive: trending and co-occurring
         state = UserState(f"o{k}")
-        feed(engine, state, f"o{k}-1", "dra-0", T0 + k)
-        feed(engine, state, f"o{k}-2", "com-0", T0 + k)
+        feed(engine.models, state, f"o{k}-1", "dra-0", T0 + k)
+        feed(engine.models, state, f"o{k}-2", "com-0", T0 + k)
     engine.refresh_indexes(T0 + 10)
     user = UserState("u")
-    feed(engine, user, "u-1", "dra-0", T0 + 5)
+    feed(engine.models, user, "u-1", "dra-0", T0 + 5)
     excluded = {item_id(c, k) for c in CATEGORIES[:3] for k in range(10)}
     user.excluded.update({i: T0 for i in excluded})
     ranked = engine.recommend(user, T0 + 10)
@@ -429,7 +387,7 @@ def test_everything_excluded_gives_an_empty_list(engine_factory: EngineFactory) 
     engine = engine_factory()
     engine.refresh_indexes(T0)
     user = UserState("u")
-    user.excluded = dict.fromkeys(engine.catalog.ids, T0)
+    user.excluded = dict.fromkeys(engine.models.catalog.ids, T0)
     assert engine.recommend(user, T0) == []
 
 
@@ -457,10 +415,10 @@ def test_co_occurring_items_of_other_users_because_you_watched(
     engine = engine_factory()
     for k in range(5):
         other = UserState(f"o{k}")
-        feed(engine, other, f"o{k}-1", "dra-0", T0 + 1_000 * k)
-        feed(engine, other, f"o{k}-2", "com-5" if k < 3 else "hor-2", T0 + 1_000 * k + 500)
+        feed(engine.models, other, f"o{k}-1", "dra-0", T0 + 1_000 * k)
+        feed(engine.models, other, f"o{k}-2", "com-5" if k < 3 else "hor-2", T0 + 1_000 * k + 500)
     user = UserState("u")
-    feed(engine, user, "u-1", "dra-0", T0 + 10_000)
+    feed(engine.models, user, "u-1", "dra-0", T0 + 10_000)
     engine.refresh_indexes(T0 + 10_000)
     ranked = engine.recommend(user, T0 + 10_000)
     by_id = {r.item_id: r for r in ranked}
@@ -476,10 +434,10 @@ def test_clicked_anchor_is_named_as_clicked(engine_factory: EngineFactory) -> No
     engine = engine_factory()
     for k in range(3):
         other = UserState(f"o{k}")
-        feed(engine, other, f"o{k}-1", "doc-1", T0 + k)
-        feed(engine, other, f"o{k}-2", "hor-4", T0 + k + 1)
+        feed(engine.models, other, f"o{k}-1", "doc-1", T0 + k)
+        feed(engine.models, other, f"o{k}-2", "hor-4", T0 + k + 1)
     user = UserState("u")
-    feed(engine, user, "u-1", "doc-1", T0 + 100, kind="click", watch_seconds=None)
+    feed(engine.models, user, "u-1", "doc-1", T0 + 100, kind="click", watch_seconds=None)
     engine.refresh_indexes(T0 + 100)
     ranked = engine.recommend(user, T0 + 100)
     assert ranked[0].item_id == "hor-4"
@@ -491,7 +449,7 @@ def test_category_affinity_ranks_first_among_cold_candidates(
 ) -> None:
     engine = engine_factory()
     user = UserState("u")
-    feed(engine, user, "u-1", "hor-0", T0)  # no one else: no co-occurrence to use
+    feed(engine.models, user, "u-1", "hor-0", T0)  # no one else: no co-occurrence to use
     engine.refresh_indexes(T0)
     ranked = engine.recommend(user, T0)
     cap = engine.params.category_cap
@@ -505,7 +463,7 @@ def test_disliked_category_ranks_after_neutral_ones(engine_factory: EngineFactor
     engine = engine_factory(list_size=40, category_cap=10)
     user = UserState("u")
     for k in range(3):
-        feed(engine, user, f"u-{k}", f"com-{k}", T0 + k, kind="skip", watch_seconds=1.0)
+        feed(engine.models, user, f"u-{k}", f"com-{k}", T0 + k, kind="skip", watch_seconds=1.0)
     engine.refresh_indexes(T0 + 10)
     cats = [category_of(engine, i) for i in _ids(engine.recommend(user, T0 + 10))]
     assert cats[-7:] == ["Comedy"] * 7
@@ -525,7 +483,7 @@ def test_declared_categories_lead_a_cold_users_list_even_without_statistics(
 ) -> None:
     engine = engine_factory()
     for k in range(5):  # comedy is popular; nobody has watched horror yet
-        feed(engine, UserState(f"o{k}"), f"o{k}-1", f"com-{k}", T0 + k)
+        feed(engine.models, UserState(f"o{k}"), f"o{k}-1", f"com-{k}", T0 + k)
     engine.refresh_indexes(T0 + 10)
     ranked = engine.recommend(_declaring("u", "Horror"), T0 + 10)
     cap = engine.params.category_cap
@@ -541,13 +499,13 @@ def test_declared_prior_multiplies_evidence_once_the_user_has_behaviour(
     engine = engine_factory()
     for k in range(6):  # dra-0 co-occurs strongly with com-5, weakly with hor-2
         other = UserState(f"o{k}")
-        feed(engine, other, f"o{k}-1", "dra-0", T0 + 1_000 * k)
-        feed(engine, other, f"o{k}-2", "com-5" if k < 4 else "hor-2", T0 + 1_000 * k + 1)
+        feed(engine.models, other, f"o{k}-1", "dra-0", T0 + 1_000 * k)
+        feed(engine.models, other, f"o{k}-2", "com-5" if k < 4 else "hor-2", T0 + 1_000 * k + 1)
     engine.refresh_indexes(T0 + 10_000)
 
     def top_two(n_events: int, *declared: str) -> list[str]:
         user = _declaring("u", *declared, n_events=0)
-        feed(engine, user, "u-1", "dra-0", T0 + 10_000)
+        feed(engine.models, user, "u-1", "dra-0", T0 + 10_000)
         user.n_click = n_events - 1  # events since the declaration (only the count matters)
         return _ids(engine.recommend(user, T0 + 10_000))[:2]
 
@@ -571,9 +529,9 @@ def test_learn_record_json_round_trip() -> None:
         assert LearnRecord.from_json(wire) == record
 
 
-def _simulated_records(engine: Engine, seed: int = 7) -> list[LearnRecord]:
+def _simulated_records(engine: Recommender, seed: int = 7) -> list[LearnRecord]:
     rng = random.Random(seed)
-    ids = engine.catalog.ids
+    ids = engine.models.catalog.ids
     records: list[LearnRecord] = []
     ts = T0
     for u in range(8):
@@ -583,19 +541,25 @@ def _simulated_records(engine: Engine, seed: int = 7) -> list[LearnRecord]:
             kind = rng.choice(["watch", "watch", "watch", "click", "skip"])
             watch = rng.uniform(0, 600) if kind != "click" else None
             record = feed(
-                engine, state, f"u{u}-{k}", rng.choice(ids), ts, kind=kind, watch_seconds=watch
+                engine.models,
+                state,
+                f"u{u}-{k}",
+                rng.choice(ids),
+                ts,
+                kind=kind,
+                watch_seconds=watch,
             )
             assert record is not None
             records.append(record)
     return records
 
 
-def _normalized_rows(engine: Engine) -> dict[tuple[str, str], float]:
+def _normalized_rows(engine: Recommender) -> dict[tuple[str, str], float]:
     """Co-occurrence values rebased to ``T0`` (forward decay depends on the landmark)."""
-    cooc = engine.cooc
+    cooc = engine.models.cooc
     assert cooc.landmark_ts is not None
     scale = 2.0 ** ((cooc.landmark_ts - T0) / (cooc.half_life * 1_000))
-    ids = engine.catalog.ids
+    ids = engine.models.catalog.ids
     return {(ids[i], ids[j]): w * scale for i, row in cooc.rows.items() for j, w in row.items()}
 
 
@@ -611,18 +575,19 @@ def test_records_applied_in_any_order_give_the_same_model(
     for order in (records, records[::-1], shuffled):
         engine = engine_factory()
         for record in order:
-            engine.apply(record)
+            engine.models.apply(record)
         engines.append(engine)
     reference = _normalized_rows(engines[0])
     assert reference, "the simulation produced co-occurrences"
     assert reference == pytest.approx(_normalized_rows(source))
     for engine in engines[1:]:
         assert _normalized_rows(engine) == pytest.approx(reference)
-        n = len(engine.catalog)
-        assert engine.stats.interactions[:n].tolist() == engines[0].stats.interactions[:n].tolist()
-        for item in range(len(engine.catalog)):
-            ids_a, sims_a = engines[0].cooc.neighbors(item)
-            ids_b, sims_b = engine.cooc.neighbors(item)
+        n = len(engine.models.catalog)
+        first = engines[0].models.stats.interactions[:n].tolist()
+        assert engine.models.stats.interactions[:n].tolist() == first
+        for item in range(len(engine.models.catalog)):
+            ids_a, sims_a = engines[0].models.cooc.neighbors(item)
+            ids_b, sims_b = engine.models.cooc.neighbors(item)
             assert dict(zip(ids_b.tolist(), sims_b.tolist(), strict=True)) == pytest.approx(
                 dict(zip(ids_a.tolist(), sims_a.tolist(), strict=True))
             )
@@ -641,13 +606,13 @@ def test_context_item_not_yet_synced_does_not_break_lists(
     """
     engine = engine_factory()
     if warm:  # other traffic already learned, just not the unsynced item
-        for k, item in enumerate(i for i in engine.catalog.ids if i != "doc-9"):
-            feed(engine, UserState(f"o{k}"), f"o{k}-1", item, T0 + k)
+        for k, item in enumerate(i for i in engine.models.catalog.ids if i != "doc-9"):
+            feed(engine.models, UserState(f"o{k}"), f"o{k}-1", item, T0 + k)
     user = UserState("u")
-    feed(None, user, "u-1", "doc-9", T0 + 100, catalog=engine.catalog)  # the other worker
-    feed(engine, user, "u-2", "dra-1", T0 + 200)  # this worker: context names doc-9
+    feed(None, user, "u-1", "doc-9", T0 + 100, catalog=engine.models.catalog)  # the other worker
+    feed(engine.models, user, "u-2", "dra-1", T0 + 200)  # this worker: context names doc-9
     viewer = UserState("v")
-    feed(engine, viewer, "v-1", "dra-1", T0 + 300)
+    feed(engine.models, viewer, "v-1", "dra-1", T0 + 300)
     engine.refresh_indexes(T0 + 300)
     for state in (user, viewer):
         ranked = engine.recommend(state, T0 + 300)

@@ -8,13 +8,13 @@ from collections.abc import Callable
 import pytest
 
 from pipeline.events.signals import signal_for
-from pipeline.features.state import (
+from pipeline.features.state import UserContext, UserState
+from pipeline.features.update import (
     AFFINITY_KEEP,
     FeatureParams,
-    UserContext,
-    UserState,
     add_affinity,
     apply_event,
+    is_duplicate,
 )
 
 T0 = 1_700_000_000_000
@@ -43,8 +43,10 @@ def apply() -> Apply:
         context: UserContext | None = None,
         params: FeatureParams = PARAMS,
     ) -> bool:
+        if is_duplicate(state, event_id):  # decided by the caller, as learn_batch does
+            return False
         signal = signal_for(event_type, watch_seconds, duration, threshold=0.6)
-        return apply_event(
+        apply_event(
             state,
             event_id=event_id,
             event_type=event_type,
@@ -55,6 +57,7 @@ def apply() -> Apply:
             params=params,
             context=context,
         )
+        return True
 
     return _apply
 

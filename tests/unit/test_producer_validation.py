@@ -18,7 +18,9 @@ from pipeline.errors import (
     RecloopError,
     StackError,
 )
-from pipeline.kafka.producer import EventProducer, build_event, build_item, kafka_client_options
+from pipeline.events.build import build_event, build_item
+from pipeline.kafka.options import kafka_client_options
+from pipeline.kafka.producer import EventProducer
 from pipeline.kafka.topics import TopicNames, ensure_topics, topic_names
 from schemas import Event, EventContext, EventType, Item, RejectReason, parse_event
 

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from pipeline.lists.build import Trigger
 from pipeline.lists.diversity import diversify, recency_weights
-from pipeline.publish.coalesce import RefreshScheduler, Trigger
+from pipeline.publish.coalesce import RefreshScheduler
 
 CATS: dict[str, Sequence[str]] = {
     "x1": ["X"],

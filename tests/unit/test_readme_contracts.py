@@ -10,8 +10,8 @@ import pytest
 from pipeline.cli import _COMMANDS
 from pipeline.config import Settings
 from pipeline.features.state import UserContext, UserState
+from pipeline.stores.codec import features_fields
 from pipeline.stores.keys import RedisKeys
-from pipeline.stores.users import features_fields
 from schemas.dead_letter import RejectReason
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()

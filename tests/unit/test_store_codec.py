@@ -18,20 +18,29 @@ import orjson
 import pytest
 
 from pipeline.events.signals import signal_for
-from pipeline.features.state import FeatureParams, Interaction, UserContext, UserState, apply_event
-from pipeline.lists.recommend import Engine, EngineParams
+from pipeline.features.state import Interaction, UserContext, UserState
+from pipeline.features.update import FeatureParams, apply_event, is_duplicate
+from pipeline.lists.build import Trigger
+from pipeline.lists.recommend import Recommender
 from pipeline.model.catalog import ItemInfo
-from pipeline.model.snapshot import SNAPSHOT_FORMAT, engine_from_dict, engine_to_dict
-from pipeline.publish.coalesce import Trigger
-from pipeline.stores.keys import RedisKeys
-from pipeline.stores.owed import decode_trigger, encode_trigger
-from pipeline.stores.users import (
+from pipeline.model.learn import apply_learning, learn_batch
+from pipeline.model.models import ModelParams, SharedModels
+from pipeline.model.snapshot import SNAPSHOT_FORMAT, models_from_dict, models_to_dict
+from pipeline.stores.codec import (
     FEATURES_SCHEMA_VERSION,
-    apply_args,
+    SnapshotFormatError,
+    decode_snapshot,
+    decode_trigger,
+    encode_snapshot,
+    encode_trigger,
     features_fields,
-    interaction_json,
+    history_entry,
     state_from_redis,
 )
+from pipeline.stores.keys import RedisKeys
+from pipeline.stores.users import apply_args
+from pipeline.tooling.replay import split_params
+from schemas.events import Event
 
 T0 = 1_700_000_000_000
 HOUR_MS = 3_600_000
@@ -54,8 +63,11 @@ def play(
     watch_seconds: float | None = None,
     context: UserContext | None = None,
 ) -> bool:
+    """Fold an event in as a worker does (duplicates decided first); False for a duplicate."""
+    if is_duplicate(state, event_id):
+        return False
     signal = signal_for(kind, watch_seconds, 600.0, threshold=0.6)
-    return apply_event(
+    apply_event(
         state,
         event_id=event_id,
         event_type=kind,
@@ -66,6 +78,7 @@ def play(
         params=PARAMS,
         context=context,
     )
+    return True
 
 
 # --------------------------------------------------------------------------- fake Redis
@@ -217,11 +230,11 @@ def test_features_fields_leave_out_unknown_context() -> None:
     assert "locale" not in fields and "surface" not in fields
 
 
-def test_interaction_json_layout() -> None:
+def test_history_entry_layout() -> None:
     h = Interaction("m1", T0, "watch", 0.123456, 0.75)
-    assert orjson.loads(interaction_json(h)) == ["m1", T0, "watch", 0.1235, 0.75]
+    assert orjson.loads(history_entry(h)) == ["m1", T0, "watch", 0.1235, 0.75]
     click = Interaction("m2", T0, "click", 0.3)
-    assert orjson.loads(interaction_json(click)) == ["m2", T0, "click", 0.3, None]
+    assert orjson.loads(history_entry(click)) == ["m2", T0, "click", 0.3, None]
 
 
 # --------------------------------------------------------------------------- round trip
@@ -234,7 +247,7 @@ def test_state_round_trip_through_redis_encodings() -> None:
     state = _history_state()
     db = UserKeys()
     assert save(db, state, T0 + 5) == 1
-    assert db.history[0] == interaction_json(state.history[-1])  # stored newest first
+    assert db.history[0] == history_entry(state.history[-1])  # stored newest first
     assert all(isinstance(k, bytes) for k in db.features)
     assert_same_user(load(db), state)
 
@@ -335,7 +348,7 @@ def test_apply_args_follow_the_lua_header() -> None:
     assert dict(zip(pairs[::2], pairs[1::2], strict=True)) == fields
     i += 1 + 2 * len(fields)
     assert argv[i] == 2  # n_history
-    assert argv[i + 1 : i + 3] == [interaction_json(h) for h in state.new_interactions]
+    assert argv[i + 1 : i + 3] == [history_entry(h) for h in state.new_interactions]
     i += 3
     assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "m1", T0 + 3 * HOUR_MS + 5, "m3"]
     i += 5
@@ -382,13 +395,14 @@ def test_user_keys_share_one_hash_tag() -> None:
 
 
 # --------------------------------------------------------------------------- snapshots
-def _trained_engine() -> tuple[Engine, EngineParams, dict[str, UserState]]:
-    params = EngineParams(ranker_power=1.0, list_size=10, category_cap=3)
-    engine = Engine(params)
+def _trained_engine() -> tuple[Recommender, ModelParams, dict[str, UserState]]:
+    model_params, list_params = split_params(ranker_power=1.0, list_size=10, category_cap=3)
+    engine = Recommender(SharedModels(model_params), list_params)
+    models = engine.models
     categories = ("Drama", "Comedy", "Horror", "Documentary")
     for c, name in enumerate(categories):
         for k in range(8):
-            engine.upsert_item(
+            models.upsert_item(
                 ItemInfo(
                     f"{name[:3]}{k}",
                     (name,),
@@ -397,36 +411,31 @@ def _trained_engine() -> tuple[Engine, EngineParams, dict[str, UserState]]:
                     title=f"{name} {k}" if k % 2 else None,
                 )
             )
-    ids = engine.catalog.ids
+    ids = models.catalog.ids
     users: dict[str, UserState] = {}
     ts = T0
     for u in range(6):
         state = users[f"u{u}"] = UserState(f"u{u}")
-        ctx = UserContext("en-GB" if u % 2 else "fr-FR", "tv")
+        ctx = {"locale": "en-GB" if u % 2 else "fr-FR", "device": "tv"}
         for k in range(6):
             ts += 97_000
             item = ids[(u * 5 + k * 3) % len(ids)]
             kind = ("watch", "watch", "skip", "click")[(u + k) % 4]
-            signal = signal_for(kind, 100.0 * (k + 1), 600.0, threshold=0.6)
-            record = engine.record_for(state, item, ts, kind, signal)
-            engine.train_ranker(state, item, signal, ts)
-            apply_event(
-                state,
-                event_id=f"u{u}-{k}",
-                event_type=kind,
-                item_id=item,
-                ts=ts,
-                signal=signal,
-                categories=engine.catalog.categories_of(engine.catalog.index_of(item)),
-                params=PARAMS,
-                context=ctx,
+            doc: dict[str, Any] = {"event_id": f"u{u}-{k}", "type": kind, "user_id": state.user_id,
+                                   "item_id": item, "ts": ts, "context": ctx}  # fmt: skip
+            if kind != "click":
+                doc["watch_seconds"] = 100.0 * (k + 1)
+            event = Event.model_validate(doc)
+            learning = learn_batch(
+                models, {state.user_id: state}, [event], params=PARAMS, threshold=0.6
             )
-            engine.apply(record)
+            apply_learning(models, learning)
+            state.mark_clean()
     users["cold"] = UserState("cold")
-    return engine, params, users
+    return engine, model_params, users
 
 
-def _lists(engine: Engine, users: dict[str, UserState], now: int) -> dict[str, list[Any]]:
+def _lists(engine: Recommender, users: dict[str, UserState], now: int) -> dict[str, list[Any]]:
     engine.refresh_indexes(now)
     return {
         u: [(r.item_id, r.reason, r.score) for r in engine.recommend(state, now)]
@@ -434,13 +443,17 @@ def _lists(engine: Engine, users: dict[str, UserState], now: int) -> dict[str, l
     }
 
 
+def _restored(engine: Recommender, params: ModelParams) -> Recommender:
+    blob = encode_snapshot(models_to_dict(engine.models))
+    return Recommender(models_from_dict(decode_snapshot(blob), params), engine.params)
+
+
 def test_snapshot_round_trip_recommends_the_same_lists() -> None:
     engine, params, users = _trained_engine()
-    assert engine.ranker.updates > 0
-    doc = orjson.loads(orjson.dumps(engine_to_dict(engine)))
-    restored = engine_from_dict(doc, params)
-    assert restored.records_applied == engine.records_applied
-    assert restored.catalog.ids == engine.catalog.ids
+    assert engine.models.ranker.updates > 0
+    restored = _restored(engine, params)
+    assert restored.models.records_applied == engine.models.records_applied
+    assert restored.models.catalog.ids == engine.models.catalog.ids
     now = T0 + 6 * HOUR_MS
     before, after = _lists(engine, users, now), _lists(restored, users, now)
     assert any(r[1].startswith("because you") for rows in before.values() for r in rows)
@@ -451,12 +464,12 @@ def test_snapshot_round_trip_recommends_the_same_lists() -> None:
 
 def test_snapshot_continues_learning_like_the_original() -> None:
     engine, params, users = _trained_engine()
-    restored = engine_from_dict(orjson.loads(orjson.dumps(engine_to_dict(engine))), params)
+    restored = _restored(engine, params)
     state = users["u1"]
     signal = signal_for("watch", 600.0, 600.0, threshold=0.6)
-    record = engine.record_for(state, "Hor5", T0 + 7 * HOUR_MS, "watch", signal)
+    record = engine.models.record_for(state, "Hor5", T0 + 7 * HOUR_MS, "watch", signal)
     for e in (engine, restored):
-        e.apply(record)
+        e.models.apply(record)
     now = T0 + 8 * HOUR_MS
     before, after = _lists(engine, users, now), _lists(restored, users, now)
     for user in users:
@@ -464,12 +477,12 @@ def test_snapshot_continues_learning_like_the_original() -> None:
 
 
 def test_snapshot_of_another_format_is_refused() -> None:
-    engine, params, _ = _trained_engine()
-    doc = engine_to_dict(engine)
+    engine, _, _ = _trained_engine()
+    doc = models_to_dict(engine.models)
     assert doc["format"] == SNAPSHOT_FORMAT
     doc["format"] = SNAPSHOT_FORMAT + 1
-    with pytest.raises(ValueError, match="unsupported model snapshot format"):
-        engine_from_dict(doc, params)
+    with pytest.raises(SnapshotFormatError, match="unsupported model snapshot format"):
+        decode_snapshot(encode_snapshot(doc))
 
 
 def test_owed_trigger_round_trip_keeps_spaces_in_event_ids() -> None:

@@ -1,0 +1,22 @@
+"""Array types and growth of per-item vectors (dense item indices, numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def fit(array: FloatArray, size: int) -> FloatArray:
+    """``array`` if it can hold ``size`` entries, else a zero-padded copy twice as large.
+
+    >>> fit(np.zeros(2), 3).shape
+    (4,)
+    """
+    if size <= array.shape[0]:
+        return array
+    grown = np.zeros(max(size, array.shape[0] * 2), dtype=np.float64)
+    grown[: array.shape[0]] = array
+    return grown

@@ -1,0 +1,130 @@
+"""User x item feature rows, in ``pipeline.model.ranker.FEATURES`` order (pure numpy).
+
+The same rows feed the ranker's training examples (``pipeline.model.learn``) and the score
+blend of a list (``pipeline.lists.recommend``), so what the ranker learns from is exactly
+what it is later applied to.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from pipeline.features.state import Interaction, UserState
+from pipeline.model.arrays import FloatArray, IntArray
+from pipeline.model.catalog import Catalog
+from pipeline.model.item_stats import GLOBAL_SEGMENT, ItemStats
+
+WEEK_MS = 7 * 86_400_000.0
+LOG100 = math.log1p(100.0)
+
+WeightedHistory = list[tuple[int, float]]
+
+
+def recency_weights(count: int, decay: float) -> list[float]:
+    """Weights for a history of ``count`` items, oldest first: the newest gets 1.
+
+    >>> recency_weights(3, 0.5)
+    [0.25, 0.5, 1.0]
+    """
+    return [decay ** (count - 1 - k) for k in range(count)]
+
+
+def weighted_history(catalog: Catalog, history: list[Interaction], decay: float) -> WeightedHistory:
+    """``(item index, |signal| x recency)`` of known items, oldest first."""
+    weights = recency_weights(len(history), decay)
+    out = []
+    for h, r in zip(history, weights, strict=True):
+        idx = catalog.get(h.item_id)
+        if idx is not None:
+            out.append((idx, abs(h.weight) * r))
+    return out
+
+
+def histories(
+    catalog: Catalog, state: UserState, *, context_size: int, dislike_size: int, decay: float
+) -> tuple[WeightedHistory, WeightedHistory]:
+    """The user's weighted recent positives and negatives."""
+    return (
+        weighted_history(catalog, state.positives(context_size), decay),
+        weighted_history(catalog, state.negatives(dislike_size), decay),
+    )
+
+
+def norm(history: WeightedHistory) -> float:
+    """Total history weight: turns summed similarity into a weighted mean (scale-free)."""
+    return sum(w for _, w in history) or 1.0
+
+
+def segment_of(stats: ItemStats, state: UserState) -> str:
+    """The trending segment a user's lists draw from: their locale when it has trending."""
+    if state.context.locale and f"locale:{state.context.locale}" in stats.trend:
+        return f"locale:{state.context.locale}"
+    return GLOBAL_SEGMENT
+
+
+def category_vector(catalog: Catalog, values: Mapping[str, float]) -> FloatArray:
+    """A per-category vector (catalogue category order) from category names."""
+    vec = np.zeros(catalog.membership.shape[1])
+    for name, value in values.items():
+        c = catalog.find_category(name)
+        if c is not None:
+            vec[c] = value
+    return vec
+
+
+def log_share(arr: FloatArray, items: IntArray) -> FloatArray:
+    """log-scaled share of the maximum, 0..1 (popularity spans orders of magnitude)."""
+    if arr.shape[0] == 0:
+        return np.zeros(items.shape[0])
+    top = float(arr.max()) or 1.0
+    vals = np.zeros(items.shape[0])
+    inside = items < arr.shape[0]
+    vals[inside] = arr[items[inside]] / top
+    return np.log1p(100.0 * vals) / LOG100
+
+
+def feature_matrix(
+    catalog: Catalog,
+    stats: ItemStats,
+    items: IntArray,
+    knn: FloatArray,
+    dislike: FloatArray,
+    now_ts: int,
+    segment: str,
+    affinity: Mapping[str, float],
+    *,
+    full: bool = True,
+) -> FloatArray:
+    """One row per item, columns in ``FEATURES`` order (all roughly in -1..1).
+
+    The category column is the user's observed affinity, scaled to its maximum. Without
+    ``full`` only the columns the score blend weighs are computed (the rest are 0).
+    """
+    cat = np.zeros(items.shape[0])
+    if affinity:
+        vec = category_vector(catalog, affinity)
+        vec /= float(np.abs(vec).max()) or 1.0
+        cat = catalog.membership[items] @ vec
+    popularity = log_share(stats.popularity, items)
+    trend = log_share(stats.trending(segment), items)
+    if not full:
+        zero = np.zeros(items.shape[0])
+        return np.column_stack([knn, cat, popularity, trend, zero, zero, zero, zero])
+    published = catalog.published_ts[items]
+    age = np.maximum(now_ts - published, 0.0)
+    fresh = np.where(published > 0, np.exp(-age / WEEK_MS), 0.0)
+    return np.column_stack(
+        [
+            knn,
+            cat,
+            popularity,
+            trend,
+            stats.skip_rate(items),
+            stats.mean_completion(items),
+            dislike,
+            fresh,
+        ]
+    )

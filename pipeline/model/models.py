@@ -1,0 +1,136 @@
+"""The shared models one worker holds, and how a learn record updates them.
+
+``SharedModels`` bundles the catalogue, item-item co-occurrence, item statistics and the
+river ranker. Learning is split so that several workers can share one model:
+
+* ``record_for`` turns an event plus the user's state *before* the event into a
+  ``LearnRecord``: everything the shared models need, with public ids only. Records are
+  commutative increments, so any worker can apply any other worker's records in any order.
+* ``apply`` folds a record into the models (the worker's own records once its batch is
+  durable, the others' when it syncs, see ``pipeline.worker.sharing``).
+
+The ranker is the exception: it learns from the worker's own events (``learn_ranker``) and
+is shared through snapshots. Ranking lives in ``pipeline.lists``; it only reads these models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pipeline.config import Settings
+from pipeline.events.signals import Signal
+from pipeline.features.state import UserState
+from pipeline.model.catalog import Catalog, ItemInfo
+from pipeline.model.cooc import CoocModel
+from pipeline.model.item_stats import ItemStats
+from pipeline.model.ranker import FEATURES, Ranker
+from pipeline.model.record import LearnRecord, trend_segments
+
+
+@dataclass(frozen=True, slots=True)
+class ModelParams:
+    """Knobs of the shared models; defaults are the ones the quality benchmark chose."""
+
+    context_size: int = 20
+    recency_decay: float = 0.9
+    dislike_size: int = 10
+    neighbors: int = 200
+    cooc_alpha: float = 0.5
+    cooc_beta: float = 0.5
+    cooc_half_life_seconds: float = 180 * 86_400.0
+    popularity_half_life_seconds: float = 30 * 86_400.0
+    trend_half_life_seconds: float = 6 * 3_600.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelParams:
+        """The knobs a deployment sets (``RECLOOP_TRENDING_HALF_LIFE_SECONDS``)."""
+        return cls(trend_half_life_seconds=settings.trending_half_life_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class RankerExample:
+    """One ranker training example: user x item features (``FEATURES``) and the label."""
+
+    features: tuple[float, ...]
+    label: bool
+
+    def as_dict(self) -> dict[str, float]:
+        """The features by name, as river takes them."""
+        return dict(zip(FEATURES, self.features, strict=True))
+
+
+class SharedModels:
+    """Catalogue, co-occurrence, item statistics and ranker of one worker.
+
+    >>> from pipeline.model.record import LearnRecord
+    >>> m = SharedModels()
+    >>> m.apply(LearnRecord("b", 0, "watch", 1.0, 1.0, (), (("a", 1.0),)))
+    >>> m.cooc.neighbors(m.catalog.index_of("a"))[0].tolist() == [m.catalog.index_of("b")]
+    True
+    """
+
+    def __init__(self, params: ModelParams | None = None) -> None:
+        self.params = params or ModelParams()
+        p = self.params
+        self.catalog = Catalog()
+        self.cooc = CoocModel(
+            alpha=p.cooc_alpha,
+            beta=p.cooc_beta,
+            half_life_seconds=p.cooc_half_life_seconds,
+            neighbors=p.neighbors,
+        )
+        self.stats = ItemStats(p.popularity_half_life_seconds, p.trend_half_life_seconds)
+        self.ranker = Ranker()
+        self.records_applied = 0
+
+    def upsert_item(self, info: ItemInfo) -> None:
+        """Add or update an item of the catalogue."""
+        self.catalog.upsert(info)
+
+    def record_for(
+        self, state: UserState, item_id: str, ts: int, kind: str, signal: Signal
+    ) -> LearnRecord:
+        """The shared-model update for an event, from the user's state before it."""
+        context: tuple[tuple[str, float], ...] = ()
+        if signal.weight > 0:
+            context = tuple(
+                (h.item_id, h.weight) for h in state.positives(self.params.context_size)
+            )
+        return LearnRecord(
+            item_id=item_id,
+            ts=ts,
+            kind=kind,
+            weight=signal.weight,
+            completion=signal.completion,
+            segments=trend_segments(state),
+            context=context,
+        )
+
+    def apply(self, record: LearnRecord) -> None:
+        """Fold a record (this worker's or another's) into the shared models."""
+        item = self.catalog.ensure(record.item_id)
+        self.stats.observe(
+            item,
+            record.ts,
+            kind=record.kind,
+            completion=record.completion,
+            segments=record.segments,
+        )
+        if record.weight > 0:
+            context = [(self.catalog.ensure(i), w) for i, w in record.context]
+            self.cooc.learn(item, record.weight, record.ts, context)
+        self.records_applied += 1
+
+    def apply_all(self, records: Iterable[LearnRecord]) -> int:
+        """``apply`` each record; returns how many."""
+        n = 0
+        for record in records:
+            self.apply(record)
+            n += 1
+        return n
+
+    def learn_ranker(self, examples: Iterable[RankerExample]) -> None:
+        """One online ranker step per example (see ``pipeline.model.learn.ranker_example``)."""
+        for example in examples:
+            self.ranker.learn(example.as_dict(), example.label)

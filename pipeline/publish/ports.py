@@ -1,0 +1,54 @@
+"""What the publisher needs from the outside world, as protocols (implemented in the worker).
+
+Each port is *durable*: it returns once its effect is done, retrying through outages itself
+(the worker's adapters wrap the Redis and Kafka clients with ``pipeline.worker.retry``), so
+the publishing logic never decides an I/O policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Protocol
+
+from pipeline.features.state import UserState
+from pipeline.lists.build import BuiltList, Trigger
+
+
+class RecordSender(Protocol):
+    """Sends records to a topic and returns once the broker acknowledged all of them."""
+
+    async def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """Send ``(key, value)`` records to ``topic`` and wait for every acknowledgement."""
+
+
+class ListStore(Protocol):
+    """Where lists are stored, with the owed-refresh record they settle."""
+
+    async def write(self, lists: Sequence[BuiltList]) -> None:
+        """Store the lists, settle the refreshes they owed, count experiment exposures."""
+
+    async def overdue(self, before_ms: int, limit: int) -> list[tuple[str, Trigger]]:
+        """Owed refreshes due before ``before_ms`` (oldest first)."""
+
+    async def rescue(self, lists: Sequence[BuiltList]) -> list[bool]:
+        """Store each list only if its refresh is still owed; which ones were stored."""
+
+
+class UserSource(Protocol):
+    """User states to build lists from."""
+
+    async def owned(self, user_ids: Collection[str]) -> Mapping[str, UserState]:
+        """States of users this worker owns (its cache, loaded when missing)."""
+
+    async def stored(self, user_ids: Sequence[str]) -> Mapping[str, UserState]:
+        """States as stored, bypassing any cache (for users another worker owned)."""
+
+
+class PublishSensor(Protocol):
+    """Hooks for metrics (``pipeline.worker.metrics.WorkerMetrics`` implements them)."""
+
+    def on_lists(self, kind: str, count: int) -> None:
+        """``count`` lists of a refresh kind (event, deferred, ...) were published."""
+
+    def on_event_to_list(self, seconds: float) -> None:
+        """A list reflecting an event was published ``seconds`` after the event."""

@@ -1,0 +1,113 @@
+"""Publishing lists: build them, store them, send them, remember what each user was shown.
+
+``ListPublisher`` is composed from ports (``pipeline.publish.ports``): a list store, a record
+sender, a clock and a metrics sensor. *What* a list is comes from ``pipeline.lists.build``;
+*when* one is published is ``pipeline.publish.refresher``'s business.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+
+from pipeline.clock import Clock
+from pipeline.features.state import UserState
+from pipeline.lists.build import BuiltList, Trigger, build_list
+from pipeline.lists.experiments import Experiment, Seen
+from pipeline.lists.recommend import Recommender
+from pipeline.publish.ports import ListStore, PublishSensor, RecordSender
+
+
+class Exposures:
+    """The latest list each experiment user was shown: their next actions are credited to it.
+
+    Bounded (least recently shown dropped first).
+
+    >>> e = Exposures(max_users=1)
+    >>> e.record("u1", (frozenset({"i"}), 5, "exp", "a"))
+    >>> e.record("u2", (frozenset(), 6, "exp", "b"))
+    >>> e.get("u1") is None, e.get("u2")[3]
+    (True, 'b')
+    """
+
+    def __init__(self, max_users: int) -> None:
+        self.max_users = max_users
+        self._seen: OrderedDict[str, Seen] = OrderedDict()
+
+    def get(self, user_id: str) -> Seen | None:
+        """The list the user last saw in an experiment, if remembered."""
+        return self._seen.get(user_id)
+
+    def record(self, user_id: str, seen: Seen) -> None:
+        """Remember what the user was just shown."""
+        self._seen[user_id] = seen
+        self._seen.move_to_end(user_id)
+        while len(self._seen) > self.max_users:
+            self._seen.popitem(last=False)
+
+    def forget(self, user_id: str) -> None:
+        """Drop a user (forgotten)."""
+        self._seen.pop(user_id, None)
+
+
+class ListPublisher:
+    """Builds, stores and sends lists (one instance per worker)."""
+
+    def __init__(
+        self,
+        recommender: Recommender,
+        experiments: tuple[Experiment, ...],
+        *,
+        store: ListStore,
+        sender: RecordSender,
+        topic: str,
+        clock: Clock,
+        sensor: PublishSensor,
+        exposures: Exposures,
+        version: Callable[[], str],
+    ) -> None:
+        self.recommender = recommender
+        self.experiments = experiments
+        self.store = store
+        self.sender = sender
+        self.topic = topic
+        self.clock = clock
+        self.sensor = sensor
+        self.exposures = exposures
+        self.version = version
+
+    def build(self, users: Sequence[tuple[UserState, Trigger]]) -> list[BuiltList]:
+        """The users' lists as of now (pure apart from the clock)."""
+        now = self.clock.now_ms()
+        version = self.version()
+        return [
+            build_list(
+                self.recommender, self.experiments, state, trigger, now_ms=now, version=version
+            )
+            for state, trigger in users
+        ]
+
+    async def publish(self, users: Sequence[tuple[UserState, Trigger]], kind: str) -> int:
+        """Build, store, then send the users' lists; returns when the broker acknowledged.
+
+        Returns the time (ms) the lists were published. The Redis key is written first, so a
+        consumer of the topic that reads Redis next finds the same document.
+        """
+        built = self.build(users)
+        if not built:
+            return self.clock.now_ms()
+        await self.store.write(built)
+        await self.send(built)
+        published = self.clock.now_ms()
+        for b in built:
+            if b.exposure is not None:
+                items, exp_name, arm_name = b.exposure
+                self.exposures.record(b.user_id, (items, published, exp_name, arm_name))
+            if b.trigger.ts is not None:
+                self.sensor.on_event_to_list(max(0.0, (published - b.trigger.ts) / 1000))
+        self.sensor.on_lists(kind, len(built))
+        return published
+
+    async def send(self, built: Sequence[BuiltList]) -> None:
+        """Send lists to the recommendations topic, keyed by user."""
+        await self.sender.send(self.topic, [(b.user_id.encode(), b.doc) for b in built])

@@ -1,0 +1,240 @@
+"""Every row format recloop stores in Redis, encoded and decoded in one place (pure).
+
+The key layout is in ``pipeline.stores.keys``; this module says what the values look like:
+
+===============================  ==========================================================
+value                            format
+===============================  ==========================================================
+``...:features`` hash            ``features_fields`` (all strings, README "Redis keys")
+``...:history`` list entry       ``[item_id, ts, type, weight, completion]`` (JSON)
+``...:excluded``/``:events``     sorted sets ``member -> ts``
+``...:controls`` hash            ``controls_fields``
+``recloop:refresh:trigger``      ``"<event_id> <ts>"``
+``recloop:model:snapshot:N``     zlib-compressed JSON with a ``format`` number
+===============================  ==========================================================
+
+Readers (the worker, the CLI, the API) decode through these functions, so a format changes
+in one place and a test covers each round trip.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from pipeline.features.controls import UserControls
+from pipeline.features.segments import segments_of
+from pipeline.features.state import Interaction, UserContext, UserState
+from pipeline.lists.build import Trigger
+from pipeline.model.snapshot import SNAPSHOT_FORMAT
+
+FEATURES_SCHEMA_VERSION = "1"
+
+
+class SnapshotFormatError(ValueError):
+    """A stored model snapshot is in a format this version cannot read."""
+
+
+# --------------------------------------------------------------------------- features
+def features_fields(state: UserState, updated_ts: int) -> dict[str, str]:
+    """The public ``features`` hash of a user (every value a string, as Redis returns it)."""
+    fields = {
+        "schema_version": FEATURES_SCHEMA_VERSION,
+        "n_click": str(state.n_click),
+        "n_skip": str(state.n_skip),
+        "n_watch": str(state.n_watch),
+        "n_events": str(state.n_events),
+        "skip_rate": f"{state.skip_rate:.6f}",
+        "mean_completion": f"{state.mean_completion:.6f}",
+        "completion_sum": repr(state.completion_sum),
+        "affinity": orjson.dumps({k: round(v, 6) for k, v in state.affinity.items()}).decode(),
+        "top_categories": orjson.dumps([name for name, _ in state.top_categories(5)]).decode(),
+        "first_ts": str(state.first_ts),
+        "last_ts": str(state.last_ts),
+        "updated_ts": str(updated_ts),
+    }
+    for name in ("locale", "device", "surface"):
+        value = getattr(state.context, name)
+        if value:
+            fields[name] = value
+    for dim, value in segments_of(state).items():
+        fields[f"segment_{dim}"] = value
+    return fields
+
+
+def text_fields(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> dict[str, str]:
+    """A hash as Redis returned it (bytes or str) with ``str`` keys and values."""
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
+    """A hash returned by ``HGETALL`` inside Lua: a flat ``[field, value, ...]`` list."""
+    return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def scored(flat: Sequence[bytes]) -> dict[str, int]:
+    """``[member, score, member, score, ...]`` (ascending) as an ordered ``member -> ts``."""
+    return {flat[i].decode(): int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
+
+
+# --------------------------------------------------------------------------- history
+def history_entry(h: Interaction) -> bytes:
+    """History list entry: ``[item_id, ts, type, weight, completion]``.
+
+    >>> history_entry(Interaction("m1", 5, "watch", 0.9, 1.0))
+    b'["m1",5,"watch",0.9,1.0]'
+    """
+    return orjson.dumps([h.item_id, h.ts, h.kind, round(h.weight, 4), h.completion])
+
+
+def history_row(raw: bytes | str) -> Interaction:
+    """Inverse of ``history_entry``.
+
+    >>> history_row(b'["m1",5,"watch",0.9,1.0]')
+    Interaction(item_id='m1', ts=5, kind='watch', weight=0.9, completion=1.0)
+    """
+    item_id, ts, kind, weight, completion = orjson.loads(raw)
+    return Interaction(
+        str(item_id), int(ts), str(kind), float(weight), None if completion is None else completion
+    )
+
+
+def history_rows(raw: Sequence[bytes]) -> list[Interaction]:
+    """A stored history (newest first, as kept in Redis), oldest first as ``UserState`` holds it."""
+    return [history_row(r) for r in reversed(raw)]
+
+
+def history_json(h: Interaction) -> dict[str, Any]:
+    """A history entry as the CLI and the API show it."""
+    return {
+        "item_id": h.item_id,
+        "ts": h.ts,
+        "type": h.kind,
+        "weight": h.weight,
+        "completion": h.completion,
+    }
+
+
+# --------------------------------------------------------------------------- state
+def state_from_redis(
+    user_id: str,
+    fields: Mapping[bytes, bytes],
+    history: Sequence[bytes],
+    excluded: Sequence[bytes],
+    events: Sequence[bytes],
+    controls: Mapping[bytes, bytes] | None = None,
+) -> UserState:
+    """Rebuild a ``UserState`` from what ``load_user.lua`` returns (flat WITHSCORES lists)."""
+    f = text_fields(fields)
+    state = UserState(user_id)
+    if f:
+        state.n_click = int(f.get("n_click", 0))
+        state.n_skip = int(f.get("n_skip", 0))
+        state.n_watch = int(f.get("n_watch", 0))
+        state.completion_sum = float(f.get("completion_sum", 0.0))
+        state.affinity = {
+            str(k): float(v) for k, v in orjson.loads(f.get("affinity", "{}")).items()
+        }
+        state.first_ts = int(f.get("first_ts", 0))
+        state.last_ts = int(f.get("last_ts", 0))
+        state.context = UserContext(f.get("locale"), f.get("device"), f.get("surface"))
+        state.segments = segments_from_fields(f)
+    state.history = history_rows(history)
+    state.excluded = scored(excluded)
+    state.seen_events = scored(events)
+    state.controls = controls_from_fields(text_fields(controls or {}))
+    return state
+
+
+def segments_from_fields(fields: Mapping[str, str]) -> dict[str, str]:
+    """``dimension -> value`` from a features hash's ``segment_*`` fields."""
+    return {
+        name[len("segment_") :]: value
+        for name, value in fields.items()
+        if name.startswith("segment_")
+    }
+
+
+# --------------------------------------------------------------------------- controls
+def controls_fields(controls: UserControls) -> dict[str, str]:
+    """The documented ``controls`` hash (README "Redis keys")."""
+    return {
+        "muted_categories": orjson.dumps(sorted(controls.muted_categories)).decode(),
+        "muted_creators": orjson.dumps(sorted(controls.muted_creators)).decode(),
+        "muted_items": orjson.dumps(sorted(controls.muted_items)).decode(),
+        "not_interested": orjson.dumps(controls.not_interested).decode(),
+        "declared_interests": orjson.dumps(list(controls.declared)).decode(),
+        "declared_at_events": str(controls.declared_at_events),
+        "personalization": "on" if controls.personalization else "off",
+        "updated_ts": str(controls.updated_ts),
+    }
+
+
+def controls_from_fields(fields: Mapping[str, str]) -> UserControls:
+    """Inverse of ``controls_fields`` (missing fields take their defaults).
+
+    >>> controls_from_fields(controls_fields(UserControls(muted_categories={"News"})))
+    ... # doctest: +ELLIPSIS
+    UserControls(muted_categories={'News'}, ...)
+    """
+    if not fields:
+        return UserControls()
+    return UserControls(
+        muted_categories=set(orjson.loads(fields.get("muted_categories", "[]"))),
+        muted_creators=set(orjson.loads(fields.get("muted_creators", "[]"))),
+        muted_items=set(orjson.loads(fields.get("muted_items", "[]"))),
+        not_interested=dict(orjson.loads(fields.get("not_interested", "{}"))),
+        declared=tuple(orjson.loads(fields.get("declared_interests", "[]"))),
+        declared_at_events=int(fields.get("declared_at_events", 0)),
+        personalization=fields.get("personalization", "on") != "off",
+        updated_ts=int(fields.get("updated_ts", 0)),
+    )
+
+
+# --------------------------------------------------------------------------- triggers
+def encode_trigger(trigger: Trigger) -> str:
+    """``"<event_id> <ts>"``: how an owed refresh's trigger is stored.
+
+    >>> encode_trigger(Trigger("e1", 5))
+    'e1 5'
+    """
+    return f"{trigger.event_id} {trigger.ts}"
+
+
+def decode_trigger(raw: bytes | str) -> Trigger:
+    """Inverse of ``encode_trigger``.
+
+    >>> decode_trigger(b"e1 5")
+    Trigger(event_id='e1', ts=5)
+    """
+    event_id, _, ts = _text(raw).rpartition(" ")
+    return Trigger(event_id, int(ts))
+
+
+# --------------------------------------------------------------------------- snapshots
+def encode_snapshot(doc: Mapping[str, Any]) -> bytes:
+    """A model snapshot document as stored: zlib-compressed JSON (never a pickle)."""
+    return zlib.compress(orjson.dumps(doc), 3)
+
+
+def decode_snapshot(blob: bytes) -> dict[str, Any]:
+    """Inverse of ``encode_snapshot``; refuses a format this version does not know.
+
+    >>> decode_snapshot(encode_snapshot({"format": SNAPSHOT_FORMAT}))["format"] == SNAPSHOT_FORMAT
+    True
+    """
+    doc: dict[str, Any] = orjson.loads(zlib.decompress(blob))
+    if doc.get("format") != SNAPSHOT_FORMAT:
+        msg = (
+            f"unsupported model snapshot format {doc.get('format')!r}; this version reads "
+            f"{SNAPSHOT_FORMAT}: upgrade the reader or wait for the next snapshot"
+        )
+        raise SnapshotFormatError(msg)
+    return doc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,216 @@
+"""One worker, composed: the single place where its parts are built and wired.
+
+``start_worker`` loads the shared models, then builds the batch processor from its stores,
+a list publisher, a refresher, a clock and the metrics. ``agents.app`` calls it when the
+Faust worker starts, hands batches to ``Worker.processor`` and calls the periodic steps from
+timers; tests build the same object around a ``ManualClock`` and a recording sender.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+
+from pipeline.clock import Clock, SystemClock
+from pipeline.config import Settings
+from pipeline.lists.experiments import load_experiments
+from pipeline.lists.recommend import ListParams, Recommender
+from pipeline.model.models import ModelParams, SharedModels
+from pipeline.publish.ports import RecordSender
+from pipeline.publish.publisher import Exposures, ListPublisher
+from pipeline.publish.refresher import Refresher
+from pipeline.stores.batch import BatchStore
+from pipeline.stores.keys import RedisKeys
+from pipeline.stores.lists import RedisListStore
+from pipeline.stores.model_log import ModelLog
+from pipeline.stores.owed import OwedRefreshes
+from pipeline.stores.segments import sweep_dormant
+from pipeline.stores.trending import write_trending
+from pipeline.stores.users import UserStore
+from pipeline.worker.adapters import CachedUsers, DurableListStore, DurableSender
+from pipeline.worker.cache import UserCache
+from pipeline.worker.metrics import WorkerMetrics
+from pipeline.worker.processor import BatchProcessor
+from pipeline.worker.retry import retry_forever
+from pipeline.worker.sharing import ModelSharing
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    """A started worker: the processor plus the periodic steps the app's timers call."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redis: aioredis.Redis,
+        models: SharedModels,
+        recommender: Recommender,
+        sharing: ModelSharing,
+        processor: BatchProcessor,
+        refresher: Refresher,
+        clock: Clock,
+        metrics: WorkerMetrics,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.keys = RedisKeys(settings.redis_namespace)
+        self.models = models
+        self.recommender = recommender
+        self.sharing = sharing
+        self.processor = processor
+        self.refresher = refresher
+        self.clock = clock
+        self.metrics = metrics
+
+    def on_partitions_changed(self) -> None:
+        """Partitions moved: cached user states may now be written by another worker."""
+        self.processor.reset()
+
+    async def sync_model(self) -> None:
+        """Apply the learn records and items other workers appended to the log."""
+        if await self.sharing.sync(self.models):
+            self.recommender.refresh_indexes(self.clock.now_ms())
+
+    async def snapshot_model(self) -> None:
+        """Write a model snapshot unless another worker just did."""
+        await self.sharing.snapshot(
+            self.models, lock_seconds=self.settings.model_snapshot_seconds * 0.9
+        )
+
+    async def refresh_trending(self) -> None:
+        """Rebuild the candidate indexes and publish trending as ``recloop:trending:*``."""
+        self.recommender.refresh_indexes(self.clock.now_ms())
+        segments = {seg: self.recommender.trending(seg, 100) for seg in self.models.stats.trend}
+        await retry_forever(
+            lambda: write_trending(self.redis, self.keys, segments),
+            what="redis trending write",
+            on_error=lambda _: self.metrics.redis_errors.inc(),
+        )
+
+    async def sweep_segments(self) -> None:
+        """Move users who went quiet to the dormant segment (``pipeline.stores.segments``)."""
+        s = self.settings
+        await retry_forever(
+            lambda: sweep_dormant(
+                self.redis,
+                self.keys,
+                now_ms=self.clock.now_ms(),
+                dormant_after_ms=int(s.dormant_after_seconds * 1000),
+                ttl_ms=s.user_ttl_seconds * 1000,
+            ),
+            what="redis segment sweep",
+            on_error=lambda _: self.metrics.redis_errors.inc(),
+        )
+
+    async def flush_pending(self) -> None:
+        """Run deferred (coalesced) refreshes whose interval has passed."""
+        await self.refresher.flush_due()
+
+    async def refresh_stale(self) -> None:
+        """Refresh active users whose list is old."""
+        await self.refresher.refresh_stale()
+
+    async def rescue_owed(self) -> None:
+        """Refresh lists a dead worker owed (see ``pipeline.publish.refresher``)."""
+        await self.refresher.rescue_owed()
+
+    async def hand_over(self) -> None:
+        """Run deferred refreshes before partitions move or the worker stops."""
+        await self.refresher.hand_over()
+
+
+async def start_worker(
+    settings: Settings,
+    *,
+    redis: aioredis.Redis,
+    sender: RecordSender,
+    worker_id: str,
+    metrics: WorkerMetrics | None = None,
+    clock: Clock | None = None,
+    cache_size: int = 100_000,
+) -> Worker:
+    """Load the shared models and compose a worker around them."""
+    metrics = metrics or WorkerMetrics()
+    clock = clock or SystemClock()
+    keys = RedisKeys(settings.redis_namespace)
+    users = UserStore(
+        redis,
+        keys=keys,
+        ttl_seconds=settings.user_ttl_seconds,
+        history_cap=settings.history_size,
+        excluded_cap=settings.dedupe_ids_per_user,
+        events_cap=settings.dedupe_ids_per_user,
+    )
+    await retry_forever(
+        users.ensure_scripts,
+        what="redis script load",
+        on_error=lambda _: metrics.redis_errors.inc(),
+    )
+    model_log = ModelLog(
+        redis, keys=keys, worker_id=worker_id, retention_seconds=3 * settings.model_snapshot_seconds
+    )
+    sharing = ModelSharing(
+        model_log, params=ModelParams.from_settings(settings), clock=clock, metrics=metrics
+    )
+    models = await sharing.load()
+    await sharing.sync(models)
+    recommender = Recommender(models, ListParams.from_settings(settings))
+    recommender.refresh_indexes(clock.now_ms())
+
+    cache = UserCache(users, size=cache_size, metrics=metrics)
+    durable_sender = DurableSender(sender, metrics)
+    experiments = load_experiments(settings.experiments_file)
+    exposures = Exposures(max_users=cache_size)
+    publisher = ListPublisher(
+        recommender,
+        experiments,
+        store=DurableListStore(
+            RedisListStore(redis, keys, ttl_seconds=settings.user_ttl_seconds), metrics
+        ),
+        sender=durable_sender,
+        topic=settings.topic_recommendations,
+        clock=clock,
+        sensor=metrics,
+        exposures=exposures,
+        version=lambda: sharing.list_version(models),
+    )
+    refresher = Refresher(
+        publisher,
+        CachedUsers(cache, users, metrics),
+        clock=clock,
+        interval_ms=settings.refresh_interval_ms,
+        stale_ms=int(settings.stale_list_seconds * 1000),
+        active_ms=int(settings.active_user_seconds * 1000),
+        rescue_after_ms=int(settings.refresh_rescue_after_seconds * 1000),
+    )
+    processor = BatchProcessor(
+        settings,
+        models=models,
+        recommender=recommender,
+        cache=cache,
+        batches=BatchStore(
+            redis, keys, users=users, model_log=model_log, owed=OwedRefreshes(redis, keys)
+        ),
+        refresher=refresher,
+        exposures=exposures,
+        experiments=experiments,
+        sender=durable_sender,
+        clock=clock,
+        metrics=metrics,
+    )
+    worker = Worker(
+        settings,
+        redis=redis,
+        models=models,
+        recommender=recommender,
+        sharing=sharing,
+        processor=processor,
+        refresher=refresher,
+        clock=clock,
+        metrics=metrics,
+    )
+    log.info("worker started worker_id=%s model_version=%d", worker_id, sharing.version)
+    return worker
