@@ -33,12 +33,15 @@ setup: $(STAMP)
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	else echo "browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
 
+# the suite, the runnable examples in docstrings (--doctest-modules) and the import contracts
 test: setup
-	$(VENV)/bin/pytest -q tests
+	$(VENV)/bin/pytest -q tests pipeline schemas
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 stack-up: setup
 	$(VENV)/bin/recloop stack up

@@ -18,11 +18,13 @@ so a recycled pid never kills a stranger.
 
 Examples
 --------
->>> stack = LocalStack(Path("/tmp/demo-stack"), kafka_port=free_port())  # doctest: +SKIP
->>> stack.start()  # doctest: +SKIP
->>> stack.status().all_up  # doctest: +SKIP
-True
->>> stack.stop()  # doctest: +SKIP
+Starting a stack takes seconds and real processes, so this is shown, not run here (the
+integration tests start one the same way)::
+
+    stack = LocalStack(Path("/tmp/demo-stack"), kafka_port=free_port())
+    stack.start()
+    assert stack.status().all_up
+    stack.stop()
 """
 
 from __future__ import annotations

@@ -1,13 +1,10 @@
-"""List rules (``lists.diversity``) and refresh coalescing (``publish.coalesce``)."""
+"""Refresh coalescing rules (``pipeline.publish.coalesce``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import pytest
-
 from pipeline.lists.build import Trigger
-from pipeline.lists.diversity import diversify, recency_weights
 from pipeline.publish.coalesce import RefreshScheduler
 
 CATS: dict[str, Sequence[str]] = {
@@ -30,82 +27,6 @@ def ranked(*ids: str) -> list[tuple[str, float]]:
 
 def names(items: list[tuple[str, float]]) -> list[str]:
     return [i for i, _ in items]
-
-
-# --------------------------------------------------------------------------- diversify
-def test_docstring_example() -> None:
-    cats = {"a": ["X"], "b": ["X"], "c": ["Y"]}
-    assert diversify([("a", 3), ("b", 2), ("c", 1)], cats.__getitem__, n=2, cap=1) == [
-        ("a", 3),
-        ("c", 1),
-    ]
-
-
-def test_cap_per_category() -> None:
-    out = diversify(ranked("x1", "x2", "x3", "y1", "x4", "y2"), CATS.__getitem__, n=4, cap=2)
-    assert names(out) == ["x1", "x2", "y1", "y2"]
-
-
-def test_multi_category_item_counts_against_each_category() -> None:
-    out = diversify(ranked("xy", "x1", "y1", "z1", "x2"), CATS.__getitem__, n=3, cap=1)
-    assert names(out) == ["xy", "z1", "x1"]
-    # a multi-category item is itself held back when any of its categories is full
-    out = diversify(ranked("x1", "xy", "y1"), CATS.__getitem__, n=2, cap=1)
-    assert names(out) == ["x1", "y1"]
-
-
-def test_order_and_scores_are_kept() -> None:
-    items = ranked("z1", "x1", "y1", "x2", "y2", "none")
-    out = diversify(items, CATS.__getitem__, n=6, cap=5)
-    assert out == items
-
-
-def test_fills_with_capped_items_best_first_when_short() -> None:
-    out = diversify(ranked("x1", "x2", "x3", "x4", "y1"), CATS.__getitem__, n=4, cap=1)
-    assert names(out) == ["x1", "y1", "x2", "x3"]
-
-
-def test_items_without_categories_are_never_capped() -> None:
-    cats = {f"n{k}": () for k in range(5)}
-    out = diversify(ranked(*cats), cats.__getitem__, n=5, cap=1)
-    assert len(out) == 5
-
-
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 9])
-def test_n_is_respected(n: int) -> None:
-    items = ranked("x1", "x2", "x3", "x4", "y1", "y2", "z1", "none")
-    out = diversify(iter(items), CATS.__getitem__, n=n, cap=2)  # any iterable, e.g. generator
-    assert len(out) == min(n, len(items))
-    assert len(set(names(out))) == len(out)
-
-
-def test_n_zero_gives_an_empty_list() -> None:
-    out = diversify(ranked("x1", "y1", "z1"), CATS.__getitem__, n=0, cap=1)
-    assert out == []
-
-
-def test_empty_input() -> None:
-    assert diversify([], CATS.__getitem__, n=5, cap=2) == []
-
-
-# --------------------------------------------------------------------------- recency
-def test_recency_weights_docstring_example() -> None:
-    assert recency_weights(3, 0.5) == [0.25, 0.5, 1.0]
-
-
-def test_recency_weights_newest_counts_most() -> None:
-    weights = recency_weights(6, 0.9)
-    assert len(weights) == 6
-    assert weights[-1] == 1.0
-    assert weights == sorted(weights)
-    for older, newer in zip(weights, weights[1:], strict=False):
-        assert older / newer == pytest.approx(0.9)
-
-
-def test_recency_weights_edge_cases() -> None:
-    assert recency_weights(0, 0.9) == []
-    assert recency_weights(1, 0.1) == [1.0]
-    assert recency_weights(4, 1.0) == [1.0, 1.0, 1.0, 1.0]
 
 
 # --------------------------------------------------------------------------- scheduler

@@ -1,11 +1,4 @@
-"""Pure codecs around Redis: user state <-> hash/list/zsets, script arguments, key layout,
-and engine snapshots.
-
-``apply_user.lua`` is mirrored here by a small Python port (``run_apply_user``) that reads
-its ARGV exactly as the script header documents it, so the argument layout built by
-``apply_args`` and what ``state_from_redis`` reads back are checked against each other
-without a server.
-"""
+"""Redis row formats and the user write script, checked against each other (``pipeline.stores``)."""
 
 from __future__ import annotations
 
@@ -20,27 +13,14 @@ import pytest
 from pipeline.events.signals import signal_for
 from pipeline.features.state import Interaction, UserContext, UserState
 from pipeline.features.update import FeatureParams, apply_event, is_duplicate
-from pipeline.lists.build import Trigger
-from pipeline.lists.recommend import Recommender
-from pipeline.model.catalog import ItemInfo
-from pipeline.model.learn import apply_learning, learn_batch
-from pipeline.model.models import ModelParams, SharedModels
-from pipeline.model.snapshot import SNAPSHOT_FORMAT, models_from_dict, models_to_dict
 from pipeline.stores.codec import (
     FEATURES_SCHEMA_VERSION,
-    SnapshotFormatError,
-    decode_snapshot,
-    decode_trigger,
-    encode_snapshot,
-    encode_trigger,
     features_fields,
     history_entry,
     state_from_redis,
 )
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.users import apply_args
-from pipeline.tooling.replay import split_params
-from schemas.events import Event
 
 T0 = 1_700_000_000_000
 HOUR_MS = 3_600_000
@@ -392,99 +372,3 @@ def test_user_keys_share_one_hash_tag() -> None:
         # the cluster slot is computed from the text between the first { and }
         assert key[key.index("{") + 1 : key.index("}")] == "a:b"
     assert RedisKeys().features("1") != RedisKeys().features("11")
-
-
-# --------------------------------------------------------------------------- snapshots
-def _trained_engine() -> tuple[Recommender, ModelParams, dict[str, UserState]]:
-    model_params, list_params = split_params(ranker_power=1.0, list_size=10, category_cap=3)
-    engine = Recommender(SharedModels(model_params), list_params)
-    models = engine.models
-    categories = ("Drama", "Comedy", "Horror", "Documentary")
-    for c, name in enumerate(categories):
-        for k in range(8):
-            models.upsert_item(
-                ItemInfo(
-                    f"{name[:3]}{k}",
-                    (name,),
-                    600.0,
-                    T0 - (c * 8 + k) * HOUR_MS,
-                    title=f"{name} {k}" if k % 2 else None,
-                )
-            )
-    ids = models.catalog.ids
-    users: dict[str, UserState] = {}
-    ts = T0
-    for u in range(6):
-        state = users[f"u{u}"] = UserState(f"u{u}")
-        ctx = {"locale": "en-GB" if u % 2 else "fr-FR", "device": "tv"}
-        for k in range(6):
-            ts += 97_000
-            item = ids[(u * 5 + k * 3) % len(ids)]
-            kind = ("watch", "watch", "skip", "click")[(u + k) % 4]
-            doc: dict[str, Any] = {"event_id": f"u{u}-{k}", "type": kind, "user_id": state.user_id,
-                                   "item_id": item, "ts": ts, "context": ctx}  # fmt: skip
-            if kind != "click":
-                doc["watch_seconds"] = 100.0 * (k + 1)
-            event = Event.model_validate(doc)
-            learning = learn_batch(
-                models, {state.user_id: state}, [event], params=PARAMS, threshold=0.6
-            )
-            apply_learning(models, learning)
-            state.mark_clean()
-    users["cold"] = UserState("cold")
-    return engine, model_params, users
-
-
-def _lists(engine: Recommender, users: dict[str, UserState], now: int) -> dict[str, list[Any]]:
-    engine.refresh_indexes(now)
-    return {
-        u: [(r.item_id, r.reason, r.score) for r in engine.recommend(state, now)]
-        for u, state in users.items()
-    }
-
-
-def _restored(engine: Recommender, params: ModelParams) -> Recommender:
-    blob = encode_snapshot(models_to_dict(engine.models))
-    return Recommender(models_from_dict(decode_snapshot(blob), params), engine.params)
-
-
-def test_snapshot_round_trip_recommends_the_same_lists() -> None:
-    engine, params, users = _trained_engine()
-    assert engine.models.ranker.updates > 0
-    restored = _restored(engine, params)
-    assert restored.models.records_applied == engine.models.records_applied
-    assert restored.models.catalog.ids == engine.models.catalog.ids
-    now = T0 + 6 * HOUR_MS
-    before, after = _lists(engine, users, now), _lists(restored, users, now)
-    assert any(r[1].startswith("because you") for rows in before.values() for r in rows)
-    for user in users:
-        assert [r[:2] for r in after[user]] == [r[:2] for r in before[user]], user
-        assert [r[2] for r in after[user]] == pytest.approx([r[2] for r in before[user]])
-
-
-def test_snapshot_continues_learning_like_the_original() -> None:
-    engine, params, users = _trained_engine()
-    restored = _restored(engine, params)
-    state = users["u1"]
-    signal = signal_for("watch", 600.0, 600.0, threshold=0.6)
-    record = engine.models.record_for(state, "Hor5", T0 + 7 * HOUR_MS, "watch", signal)
-    for e in (engine, restored):
-        e.models.apply(record)
-    now = T0 + 8 * HOUR_MS
-    before, after = _lists(engine, users, now), _lists(restored, users, now)
-    for user in users:
-        assert [r[:2] for r in after[user]] == [r[:2] for r in before[user]], user
-
-
-def test_snapshot_of_another_format_is_refused() -> None:
-    engine, _, _ = _trained_engine()
-    doc = models_to_dict(engine.models)
-    assert doc["format"] == SNAPSHOT_FORMAT
-    doc["format"] = SNAPSHOT_FORMAT + 1
-    with pytest.raises(SnapshotFormatError, match="unsupported model snapshot format"):
-        decode_snapshot(encode_snapshot(doc))
-
-
-def test_owed_trigger_round_trip_keeps_spaces_in_event_ids() -> None:
-    for trigger in (Trigger("e1", 5), Trigger("an id with spaces", 1_700_000_000_000)):
-        assert decode_trigger(encode_trigger(trigger).encode()) == trigger

@@ -1,0 +1,162 @@
+"""The batch processor in-process: what one batch changes in Redis, the models and the lists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from pipeline.model.catalog import ItemInfo
+from pipeline.stores.batch import BatchEffects, BatchStore
+from tests.component.conftest import Harness, run
+
+
+def _catalogue(h: Harness) -> None:
+    for k in range(30):
+        h.worker.models.upsert_item(ItemInfo(f"i{k}", (("A", "B", "C")[k % 3],), 600.0))
+    h.worker.recommender.refresh_indexes(h.clock.now_ms())
+
+
+async def _features(h: Harness, user: str) -> dict[str, str]:
+    raw: Any = await h.redis.hgetall(h.key("features", user))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def test_a_batch_persists_features_and_publishes_the_same_list_to_redis_and_kafka(
+    harness: Harness,
+) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            await h.events(h.event("u1", "i1"), h.event("u1", "i4", kind="click"))
+            feats = await _features(h, "u1")
+            assert (feats["n_watch"], feats["n_click"]) == ("1", "1")
+            (doc,) = h.lists("u1")
+            assert doc["trigger_event_id"] is not None and doc["items"]
+            stored = await h.redis.get(h.key("recs", "u1"))
+            assert orjson.loads(stored) == doc
+            assert {i["item_id"] for i in doc["items"]}.isdisjoint({"i1", "i4"})
+
+    run(scenario())
+
+
+def test_duplicates_in_a_batch_and_a_redelivered_batch_count_once(harness: Harness) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            first = h.event("u2", "i2", kind="click", event_id="e-1")
+            second = h.event("u2", "i3", event_id="e-2")
+            await h.events(first, first, second)
+            applied = h.worker.models.records_applied
+            await h.events(first, second)  # redelivered after a crash
+            await h.start()  # a restart reloads the user from Redis
+            await h.events(first, second)
+            feats = await _features(h, "u2")
+            assert (feats["n_click"], feats["n_watch"], feats["n_events"]) == ("1", "1", "2")
+            assert applied == 2
+            assert h.worker.models.records_applied in (0, 2)  # fresh worker: nothing new
+
+    run(scenario())
+
+
+def test_a_burst_is_coalesced_into_one_deferred_list_with_the_latest_event(
+    harness: Harness,
+) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            await h.events(h.event("u3", "i1", event_id="a"))
+            h.clock.advance(100)  # within the 500 ms coalescing interval
+            await h.events(h.event("u3", "i2", event_id="b"))
+            h.clock.advance(100)
+            await h.events(h.event("u3", "i5", event_id="c"))
+            assert [d["trigger_event_id"] for d in h.lists("u3")] == ["a"]
+            await h.worker.flush_pending()  # not yet due
+            assert len(h.lists("u3")) == 1
+            h.clock.advance(400)
+            await h.worker.flush_pending()
+            assert [d["trigger_event_id"] for d in h.lists("u3")] == ["a", "c"]
+
+    run(scenario())
+
+
+def test_bad_messages_are_dead_lettered_with_reason_and_original_bytes(harness: Harness) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            await h.events(b"not json", h.event("u4", "i1"), {"type": "watch"})
+            letters = h.sender.values(h.settings.topic_dlq)
+            assert [d["reason"] for d in letters] == ["not_json", "missing_field"]
+            assert letters[0]["original_text"] == "not json"
+            assert (await _features(h, "u4"))["n_watch"] == "1"
+
+    run(scenario())
+
+
+class FailingOnce:
+    """A batch store whose first write fails with a bug (not an outage)."""
+
+    def __init__(self, inner: BatchStore) -> None:
+        self.inner = inner
+        self.failed = False
+
+    async def write(self, effects: BatchEffects) -> None:
+        if not self.failed:
+            self.failed = True
+            msg = "injected bug"
+            raise RuntimeError(msg)
+        await self.inner.write(effects)
+
+
+def test_a_retried_batch_teaches_every_model_once(harness: Harness) -> None:
+    """The batch fails after learning, is retried with fresh state: nothing learns twice."""
+
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            processor = h.worker.processor
+            failing = FailingOnce(processor.batches)
+            processor.batches = failing  # type: ignore[assignment]
+            ranker_before = h.worker.models.ranker.updates
+            await h.events(h.event("u5", "i1"), h.event("u5", "i2", kind="skip", watch_seconds=1.0))
+            assert failing.failed
+            assert h.worker.models.records_applied == 2
+            assert h.worker.models.ranker.updates - ranker_before == 2
+            assert (await _features(h, "u5"))["n_events"] == "2"
+
+    run(scenario())
+
+
+def test_forget_deletes_the_user_and_publishes_a_non_personalised_list(harness: Harness) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            await h.events(h.event("u6", "i1"))
+            forget = {"control_id": "f1", "type": "forget", "user_id": "u6", "ts": h.clock.now_ms()}
+            raw = h.raw(forget, h.settings.topic_controls)
+            await h.worker.processor.handle_controls([raw])
+            keys = [h.key(k, "u6") for k in ("features", "history", "excluded", "events")]
+            assert await h.redis.exists(*keys) == 0
+            last = h.lists("u6")[-1]
+            assert last["personalized"] is False and last["trigger_event_id"] is None
+
+    run(scenario())
+
+
+def test_a_refresh_owed_by_a_dead_worker_is_rescued_from_redis(harness: Harness) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            await h.events(h.event("u7", "i1", event_id="x1"))
+            h.clock.advance(100)
+            await h.events(h.event("u7", "i2", event_id="x2"))  # deferred, owed in Redis
+            await h.start()  # the owner died without handing over
+            _catalogue(h)
+            h.clock.advance(1_000)
+            assert await h.worker.refresher.rescue_owed() == 0  # not overdue yet
+            h.clock.advance(int(h.settings.refresh_rescue_after_seconds * 1000))
+            assert await h.worker.refresher.rescue_owed() == 1
+            assert h.lists("u7")[-1]["trigger_event_id"] == "x2"
+            assert await h.worker.refresher.rescue_owed() == 0  # settled
+
+    run(scenario())

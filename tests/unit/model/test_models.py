@@ -1,0 +1,328 @@
+"""Co-occurrence, item statistics and the catalogue (``pipeline.model``)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from pipeline.lists.recommend import Recommender
+from pipeline.model.catalog import Catalog, ItemInfo, item_info
+from pipeline.model.cooc import CoocModel
+from pipeline.model.item_stats import GLOBAL_SEGMENT, MAX_SEGMENTS, ItemStats
+from schemas.events import Item
+from tests.factories import make_recommender
+
+T0 = 1_700_000_000_000
+HOUR_MS = 3_600_000
+CATEGORIES = ("Drama", "Comedy", "Horror", "Documentary")
+PREFIX = {name: name[:3].lower() for name in CATEGORIES}
+
+EngineFactory = Callable[..., Recommender]
+
+
+def item_id(category: str, k: int) -> str:
+    return f"{PREFIX[category]}-{k}"
+
+
+def category_of(engine: Recommender, item: str) -> str:
+    catalog = engine.models.catalog
+    return catalog.categories_of(catalog.index_of(item))[0]
+
+
+@pytest.fixture
+def engine_factory() -> EngineFactory:
+    """Factory: a ``Recommender`` over 4 categories x 10 items (``dra-0`` .. ``doc-9``)."""
+
+    def _make(**params: object) -> Recommender:
+        items = [
+            ItemInfo(item_id(c, k), (c,), duration_seconds=600.0, title=f"{c} {k}")
+            for c in CATEGORIES
+            for k in range(10)
+        ]
+        return make_recommender(items, **params)
+
+    return _make
+
+
+# =========================================================================== CoocModel
+def test_cooc_docstring_example() -> None:
+    m = CoocModel()
+    m.learn(0, 1.0, 0, [])
+    m.learn(1, 1.0, 0, [(0, 1.0)])
+    ids, _ = m.neighbors(0)
+    assert ids.tolist() == [1]
+
+
+def test_cooc_learning_is_symmetric() -> None:
+    m = CoocModel()
+    m.learn(0, 1.0, T0, [])
+    m.learn(1, 0.8, T0, [(0, 0.5)])
+    assert m.rows[0][1] == pytest.approx(0.4)
+    assert m.rows[1][0] == pytest.approx(0.4)
+    assert m.neighbors(0)[0].tolist() == [1]
+    assert m.neighbors(1)[0].tolist() == [0]
+
+
+def test_cooc_ignores_negatives_and_self_context() -> None:
+    m = CoocModel()
+    m.learn(0, 1.0, T0, [])
+    m.learn(1, -1.0, T0, [(0, 1.0)])  # a skip is not a co-occurrence
+    m.learn(2, 0.0, T0, [(0, 1.0)])
+    m.learn(3, 1.0, T0, [(0, -0.5), (3, 1.0)])  # negative context, itself as context
+    for item in range(4):
+        assert m.neighbors(item)[0].tolist() == []
+    assert m.score([(0, 1.0), (3, 1.0)])[0].tolist() == []
+
+
+def _triangle(alpha: float = 0.5, beta: float = 0.5) -> CoocModel:
+    """n0 = 1, n1 = 1, n2 = 2; C01 = 1, C02 = 2, C12 = 1 (all at one instant)."""
+    m = CoocModel(alpha=alpha, beta=beta)
+    m.learn(0, 1.0, T0, [])
+    m.learn(1, 1.0, T0, [(0, 1.0)])
+    m.learn(2, 2.0, T0, [(0, 1.0), (1, 0.5)])
+    return m
+
+
+def test_cooc_neighbours_sorted_by_damped_similarity() -> None:
+    m = _triangle()
+    ids, sims = m.neighbors(0)
+    assert ids.tolist() == [2, 1]
+    assert sims.tolist() == pytest.approx([2 / math.sqrt(2), 1.0])
+    ids, sims = m.neighbors(1)
+    assert ids.tolist() == [0, 2]
+    assert sims.tolist() == pytest.approx([1.0, 1 / math.sqrt(2)])
+
+
+def test_cooc_alpha_damps_the_history_item_and_beta_the_candidate() -> None:
+    m = _triangle(alpha=1.0, beta=0.0)
+    ids, sims = m.neighbors(2)  # C[2, j] / n_2
+    assert dict(zip(ids.tolist(), sims.tolist(), strict=True)) == pytest.approx({0: 1.0, 1: 0.5})
+    # the training feature uses the same orientation as ranking (train/serve consistency)
+    assert m.similarity(0, [(2, 1.0)]) == pytest.approx(1.0)
+    assert m.similarity(1, [(2, 3.0)]) == pytest.approx(1.5)
+
+
+def test_cooc_popularity_damping_blockbuster_does_not_outrank_specific_neighbour() -> None:
+    m = CoocModel()
+    target, specific, blockbuster = 0, 1, 2
+    m.learn(target, 1.0, T0, [])
+    m.learn(specific, 1.0, T0, [(target, 1.0)])
+    m.learn(blockbuster, 1.0, T0, [(target, 1.0)])
+    for k in range(10, 30):  # the blockbuster co-occurs with everything
+        m.learn(k, 1.0, T0, [])
+        m.learn(blockbuster, 1.0, T0, [(k, 1.0)])
+    assert m.rows[target][specific] == m.rows[target][blockbuster]
+    ids, sims = m.neighbors(target)
+    assert ids.tolist() == [specific, blockbuster]
+    assert sims[0] > sims[1]
+
+
+def test_cooc_neighbours_capped_to_the_best() -> None:
+    m = CoocModel(neighbors=2)
+    m.learn(0, 1.0, T0, [])
+    for k, weight in ((1, 0.2), (2, 0.9), (3, 0.5), (4, 0.7)):
+        m.learn(k, 1.0, T0, [(0, weight)])
+    ids, _ = m.neighbors(0)
+    assert ids.tolist() == [2, 4]
+
+
+def test_cooc_score_sums_weighted_rows() -> None:
+    m = _triangle()
+    ids, scores = m.score([(0, 1.0), (1, 0.5)])
+    got = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+    expected = {
+        0: 0.5 * 1.0,  # from item 1
+        1: 1.0 * 1.0,  # from item 0
+        2: 1.0 * 2 / math.sqrt(2) + 0.5 * 1 / math.sqrt(2),  # from both
+    }
+    assert got == pytest.approx(expected)
+
+
+def test_cooc_anchor_is_the_history_item_contributing_most() -> None:
+    m = _triangle()
+    # item 2: 1.0 x sqrt(2) from item 0 against 0.5 / sqrt(2) from item 1
+    ids, _, anchors = m.score_with_anchors([(0, 1.0), (1, 0.5)])
+    assert dict(zip(ids.tolist(), anchors.tolist(), strict=True)) == {0: 1, 1: 0, 2: 0}
+    # weight item 1's recency enough and it becomes the reason for item 2
+    ids, _, anchors = m.score_with_anchors([(0, 0.1), (1, 1.0)])
+    assert dict(zip(ids.tolist(), anchors.tolist(), strict=True))[2] == 1
+
+
+def test_cooc_score_of_empty_or_unknown_history_is_empty() -> None:
+    m = _triangle()
+    for history in ([], [(99, 1.0)]):
+        ids, scores = m.score(history)
+        assert ids.shape == (0,)
+        assert scores.shape == (0,)
+
+
+def test_cooc_recent_co_occurrence_counts_more() -> None:
+    m = CoocModel(half_life_seconds=3_600.0)
+    m.learn(0, 1.0, T0, [])
+    m.learn(1, 1.0, T0, [(0, 1.0)])
+    m.learn(2, 1.0, T0 + HOUR_MS, [(0, 1.0)])
+    assert m.rows[0][2] / m.rows[0][1] == pytest.approx(2.0)
+    ids, sims = m.neighbors(0)
+    assert ids.tolist() == [2, 1]
+    assert sims[0] / sims[1] == pytest.approx(math.sqrt(2))
+
+
+def test_cooc_forward_decay_rescale_keeps_ratios_and_refreshes_neighbours() -> None:
+    m = CoocModel(half_life_seconds=1.0)  # 401 half-lives in 401 s: forces a rebase
+    m.learn(0, 1.0, 0, [])
+    m.learn(1, 1.0, 0, [(0, 1.0)])
+    assert m.neighbors(0)[0].tolist() == [1]  # cached
+    m.learn(2, 1.0, 401_000, [(0, 1.0)])
+    assert m.rows[0][2] / m.rows[0][1] == pytest.approx(2.0**401)
+    assert m.rows[2][0] / m.rows[1][0] == pytest.approx(2.0**401)
+    assert m.mass[2] / m.mass[1] == pytest.approx(2.0**401)
+    # rebased: the newest observation is back to its plain weight, nothing overflows
+    assert m.rows[0][2] == pytest.approx(1.0)
+    assert np.all(np.isfinite(m.mass))
+    assert max(m.mass) <= 1.0 + 1e-9
+    ids, sims = m.neighbors(0)
+    assert ids.tolist() == [2, 1]
+    assert np.all(np.isfinite(sims))
+
+
+# =========================================================================== ItemStats
+def test_item_stats_counts_and_smoothed_ratios() -> None:
+    s = ItemStats(3_600.0, 600.0)
+    for k in range(10):
+        s.observe(0, T0 + k, kind="skip", completion=0.01)
+    s.observe(1, T0, kind="watch", completion=1.0)
+    s.observe(1, T0, kind="watch", completion=1.0)
+    s.observe(1, T0, kind="click", completion=None)
+    items = np.array([0, 1, 2, 999])
+    assert s.skip_rate(items).tolist() == pytest.approx([11 / 20, 1 / 13, 0.1, 0.1])
+    assert s.mean_completion(items).tolist() == pytest.approx([0.5, 0.75, 0.5, 0.5])
+
+
+def test_item_stats_forward_decayed_popularity_and_trend() -> None:
+    s = ItemStats(half_life_seconds=3_600.0, trend_half_life_seconds=1_800.0)
+    s.observe(0, T0, kind="watch", completion=1.0)
+    s.observe(1, T0 + HOUR_MS, kind="click", completion=None)
+    assert s.popularity[1] / s.popularity[0] == pytest.approx(2.0)
+    trend = s.trending()
+    assert trend[1] / trend[0] == pytest.approx(4.0)
+    assert s.interactions[:2].tolist() == [1.0, 1.0]
+
+
+def test_item_stats_order_of_observations_does_not_matter() -> None:
+    events = [(k % 3, T0 + 7_919 * k) for k in range(30)]
+    a, b = ItemStats(3_600.0, 600.0), ItemStats(3_600.0, 600.0)
+    for item, ts in events:
+        a.observe(item, ts, kind="watch", completion=0.5)
+    for item, ts in reversed(events):
+        b.observe(item, ts, kind="watch", completion=0.5)
+    pa, pb = a.popularity[:3], b.popularity[:3]
+    assert (pa / pa.sum()).tolist() == pytest.approx((pb / pb.sum()).tolist())
+
+
+def test_item_stats_segments_and_fallback() -> None:
+    s = ItemStats(3_600.0, 600.0)
+    s.observe(0, T0, kind="watch", completion=1.0, segments=("locale:fr-FR",))
+    s.observe(1, T0, kind="watch", completion=1.0)
+    fr = s.trending("locale:fr-FR")
+    assert fr[0] > 0
+    assert fr.shape[0] < 2 or fr[1] == 0
+    glob = s.trending(GLOBAL_SEGMENT)
+    assert glob[0] > 0 and glob[1] > 0
+    assert s.trending("locale:unknown") is glob
+
+
+def test_item_stats_segments_are_bounded() -> None:
+    s = ItemStats(3_600.0, 600.0)
+    for k in range(MAX_SEGMENTS + 50):
+        s.observe(k % 5, T0, kind="click", completion=None, segments=(f"device:d{k}",))
+    assert len(s.trend) <= MAX_SEGMENTS
+    assert s.trending(GLOBAL_SEGMENT)[:5].sum() == pytest.approx(MAX_SEGMENTS + 50)
+
+
+def test_item_stats_rescale_keeps_ratios() -> None:
+    s = ItemStats(half_life_seconds=10.0, trend_half_life_seconds=1.0)
+    s.observe(0, 0, kind="watch", completion=1.0)
+    s.observe(1, 500_000, kind="watch", completion=1.0)  # 500 trend half-lives later
+    assert s.popularity[1] / s.popularity[0] == pytest.approx(2.0**50)
+    trend = s.trending()
+    assert trend[1] / trend[0] == pytest.approx(2.0**500)
+    assert np.all(np.isfinite(trend)) and trend.max() <= 1.0 + 1e-9
+    assert s.popularity.max() <= 1.0 + 1e-9
+
+
+# =========================================================================== Catalog
+def test_catalog_docstring_example() -> None:
+    c = Catalog()
+    assert c.upsert(ItemInfo("m1", ("Comedy",))) == 0
+    assert (c.index_of("m1"), c.category_index("Comedy")) == (0, 0)
+
+
+def test_catalog_indices_are_stable_and_metadata_updates() -> None:
+    c = Catalog()
+    assert c.upsert(ItemInfo("a", ("X",), published_ts=5)) == 0
+    assert c.ensure("b") == 1  # first seen in an event: no metadata yet
+    assert c.categories_of(1) == ()
+    assert c.membership[1].sum() == 0
+    assert c.upsert(ItemInfo("b", ("Y", "Z"), title="B")) == 1
+    assert c.upsert(ItemInfo("a", ("Y",), published_ts=9)) == 0
+    assert c.ensure("a") == 0
+    assert c.categories_of(0) == ("Y",)
+    x, y, z = (c.find_category(n) for n in ("X", "Y", "Z"))
+    assert x is not None and y is not None and z is not None
+    assert c.membership[0, x] == 0.0  # the old category no longer counts
+    assert c.membership[0, y] == 1.0
+    assert c.membership[1, y] == c.membership[1, z] == 0.5  # mass sums to one
+    assert c.published_ts[0] == 9.0
+    assert (len(c), c.item_id(1), c.ids) == (2, "b", ["a", "b"])
+
+
+def test_catalog_lookup_of_unknown() -> None:
+    c = Catalog()
+    c.upsert(ItemInfo("a"))
+    assert "a" in c and "zz" not in c
+    assert c.get("zz") is None
+    assert c.find_category("Nope") is None
+    with pytest.raises(KeyError):
+        c.index_of("zz")
+
+
+def test_catalog_grows_past_item_capacity_keeping_data() -> None:
+    c = Catalog(capacity=2, category_capacity=4)
+    for k in range(9):
+        c.upsert(ItemInfo(f"i{k}", (f"C{k % 3}",), published_ts=100 + k))
+    assert len(c) == 9
+    for k in range(9):
+        row = c.membership[c.index_of(f"i{k}")]
+        assert row.sum() == 1.0
+        assert row[c.find_category(f"C{k % 3}")] == 1.0  # type: ignore[index]
+        assert c.published_ts[k] == 100 + k
+
+
+@pytest.mark.parametrize("category_capacity", [1, 32])
+def test_catalog_grows_past_category_capacity(category_capacity: int) -> None:
+    """More distinct categories than the initial capacity (32 by default) must just work."""
+    c = Catalog(category_capacity=category_capacity)
+    n = category_capacity + 8
+    for k in range(n):
+        c.upsert(ItemInfo(f"i{k}", (f"C{k}",)))
+    assert len(c) == n
+    assert len(c.category_names) == n
+    for k in range(n):
+        row = c.membership[c.index_of(f"i{k}")]
+        assert row.sum() == 1.0, f"item i{k} lost its category"
+        assert row[c.find_category(f"C{k}")] == 1.0  # type: ignore[index]
+
+
+def test_item_info_from_item_record() -> None:
+    item = Item(
+        item_id="m9",
+        categories=("Drama", "Crime"),
+        duration_seconds=1_200.0,
+        published_ts=T0,
+        creator_id="c1",
+        title="Nine",
+    )
+    assert item_info(item) == ItemInfo("m9", ("Drama", "Crime"), 1_200.0, T0, "c1", "Nine")

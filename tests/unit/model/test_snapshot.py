@@ -1,0 +1,152 @@
+"""Snapshots of the shared models: round trip, continued learning, format check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pipeline.events.signals import signal_for
+from pipeline.features.state import UserContext, UserState
+from pipeline.features.update import FeatureParams, apply_event, is_duplicate
+from pipeline.lists.recommend import Recommender
+from pipeline.model.catalog import ItemInfo
+from pipeline.model.learn import apply_learning, learn_batch
+from pipeline.model.models import ModelParams, SharedModels
+from pipeline.model.snapshot import SNAPSHOT_FORMAT, models_from_dict, models_to_dict
+from pipeline.stores.codec import (
+    SnapshotFormatError,
+    decode_snapshot,
+    encode_snapshot,
+)
+from pipeline.tooling.replay import split_params
+from schemas.events import Event
+
+T0 = 1_700_000_000_000
+HOUR_MS = 3_600_000
+CAPS = {"history_cap": 4, "excluded_cap": 5, "events_cap": 5}
+PARAMS = FeatureParams(
+    half_life_seconds=86_400.0,
+    history_size=CAPS["history_cap"],
+    excluded_size=CAPS["excluded_cap"],
+    dedupe_size=CAPS["events_cap"],
+)
+CATS = {"m1": ("Drama",), "m2": ("Comedy", "Drama"), "m3": ("Horror",), "m4": ()}
+
+
+def play(
+    state: UserState,
+    event_id: str,
+    kind: str,
+    item: str,
+    ts: int,
+    watch_seconds: float | None = None,
+    context: UserContext | None = None,
+) -> bool:
+    """Fold an event in as a worker does (duplicates decided first); False for a duplicate."""
+    if is_duplicate(state, event_id):
+        return False
+    signal = signal_for(kind, watch_seconds, 600.0, threshold=0.6)
+    apply_event(
+        state,
+        event_id=event_id,
+        event_type=kind,
+        item_id=item,
+        ts=ts,
+        signal=signal,
+        categories=CATS.get(item, ()),
+        params=PARAMS,
+        context=context,
+    )
+    return True
+
+
+# --------------------------------------------------------------------------- snapshots
+def _trained_engine() -> tuple[Recommender, ModelParams, dict[str, UserState]]:
+    model_params, list_params = split_params(ranker_power=1.0, list_size=10, category_cap=3)
+    engine = Recommender(SharedModels(model_params), list_params)
+    models = engine.models
+    categories = ("Drama", "Comedy", "Horror", "Documentary")
+    for c, name in enumerate(categories):
+        for k in range(8):
+            models.upsert_item(
+                ItemInfo(
+                    f"{name[:3]}{k}",
+                    (name,),
+                    600.0,
+                    T0 - (c * 8 + k) * HOUR_MS,
+                    title=f"{name} {k}" if k % 2 else None,
+                )
+            )
+    ids = models.catalog.ids
+    users: dict[str, UserState] = {}
+    ts = T0
+    for u in range(6):
+        state = users[f"u{u}"] = UserState(f"u{u}")
+        ctx = {"locale": "en-GB" if u % 2 else "fr-FR", "device": "tv"}
+        for k in range(6):
+            ts += 97_000
+            item = ids[(u * 5 + k * 3) % len(ids)]
+            kind = ("watch", "watch", "skip", "click")[(u + k) % 4]
+            doc: dict[str, Any] = {"event_id": f"u{u}-{k}", "type": kind, "user_id": state.user_id,
+                                   "item_id": item, "ts": ts, "context": ctx}  # fmt: skip
+            if kind != "click":
+                doc["watch_seconds"] = 100.0 * (k + 1)
+            event = Event.model_validate(doc)
+            learning = learn_batch(
+                models, {state.user_id: state}, [event], params=PARAMS, threshold=0.6
+            )
+            apply_learning(models, learning)
+            state.mark_clean()
+    users["cold"] = UserState("cold")
+    return engine, model_params, users
+
+
+def _lists(engine: Recommender, users: dict[str, UserState], now: int) -> dict[str, list[Any]]:
+    engine.refresh_indexes(now)
+    return {
+        u: [(r.item_id, r.reason, r.score) for r in engine.recommend(state, now)]
+        for u, state in users.items()
+    }
+
+
+def _restored(engine: Recommender, params: ModelParams) -> Recommender:
+    blob = encode_snapshot(models_to_dict(engine.models))
+    return Recommender(models_from_dict(decode_snapshot(blob), params), engine.params)
+
+
+def test_snapshot_round_trip_recommends_the_same_lists() -> None:
+    engine, params, users = _trained_engine()
+    assert engine.models.ranker.updates > 0
+    restored = _restored(engine, params)
+    assert restored.models.records_applied == engine.models.records_applied
+    assert restored.models.catalog.ids == engine.models.catalog.ids
+    now = T0 + 6 * HOUR_MS
+    before, after = _lists(engine, users, now), _lists(restored, users, now)
+    assert any(r[1].startswith("because you") for rows in before.values() for r in rows)
+    for user in users:
+        assert [r[:2] for r in after[user]] == [r[:2] for r in before[user]], user
+        assert [r[2] for r in after[user]] == pytest.approx([r[2] for r in before[user]])
+
+
+def test_snapshot_continues_learning_like_the_original() -> None:
+    engine, params, users = _trained_engine()
+    restored = _restored(engine, params)
+    state = users["u1"]
+    signal = signal_for("watch", 600.0, 600.0, threshold=0.6)
+    record = engine.models.record_for(state, "Hor5", T0 + 7 * HOUR_MS, "watch", signal)
+    for e in (engine, restored):
+        e.models.apply(record)
+    now = T0 + 8 * HOUR_MS
+    before, after = _lists(engine, users, now), _lists(restored, users, now)
+    for user in users:
+        assert [r[:2] for r in after[user]] == [r[:2] for r in before[user]], user
+
+
+def test_snapshot_of_another_format_is_refused() -> None:
+    engine, _, _ = _trained_engine()
+    doc = models_to_dict(engine.models)
+    assert doc["format"] == SNAPSHOT_FORMAT
+    doc["format"] = SNAPSHOT_FORMAT + 1
+    with pytest.raises(SnapshotFormatError, match="unsupported model snapshot format"):
+        decode_snapshot(encode_snapshot(doc))
