@@ -13,8 +13,6 @@ from pipeline.events.signals import (
     watch_signal,
 )
 
-HOUR_S = 3_600.0
-HOUR_MS = 3_600_000
 THRESHOLD = 0.6
 
 

@@ -8,7 +8,6 @@ from pipeline.features.decay import decay_factor, decayed, growth_exponent, resc
 
 HOUR_S = 3_600.0
 HOUR_MS = 3_600_000
-THRESHOLD = 0.6
 
 
 # --------------------------------------------------------------------------- decay

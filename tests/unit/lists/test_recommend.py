@@ -15,7 +15,6 @@ from schemas.control import Control
 from tests.factories import feed, make_recommender
 
 T0 = 1_700_000_000_000
-HOUR_MS = 3_600_000
 CATEGORIES = ("Drama", "Comedy", "Horror", "Documentary")
 PREFIX = {name: name[:3].lower() for name in CATEGORIES}
 

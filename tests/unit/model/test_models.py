@@ -3,48 +3,23 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import pytest
 
-from pipeline.lists.recommend import Recommender
 from pipeline.model.catalog import Catalog, ItemInfo, item_info
 from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import GLOBAL_SEGMENT, MAX_SEGMENTS, ItemStats
 from schemas.events import Item
-from tests.factories import make_recommender
 
 T0 = 1_700_000_000_000
 HOUR_MS = 3_600_000
 CATEGORIES = ("Drama", "Comedy", "Horror", "Documentary")
 PREFIX = {name: name[:3].lower() for name in CATEGORIES}
 
-EngineFactory = Callable[..., Recommender]
-
 
 def item_id(category: str, k: int) -> str:
     return f"{PREFIX[category]}-{k}"
-
-
-def category_of(engine: Recommender, item: str) -> str:
-    catalog = engine.models.catalog
-    return catalog.categories_of(catalog.index_of(item))[0]
-
-
-@pytest.fixture
-def engine_factory() -> EngineFactory:
-    """Factory: a ``Recommender`` over 4 categories x 10 items (``dra-0`` .. ``doc-9``)."""
-
-    def _make(**params: object) -> Recommender:
-        items = [
-            ItemInfo(item_id(c, k), (c,), duration_seconds=600.0, title=f"{c} {k}")
-            for c in CATEGORIES
-            for k in range(10)
-        ]
-        return make_recommender(items, **params)
-
-    return _make
 
 
 # =========================================================================== CoocModel

@@ -27,11 +27,6 @@ def item_id(category: str, k: int) -> str:
     return f"{PREFIX[category]}-{k}"
 
 
-def category_of(engine: Recommender, item: str) -> str:
-    catalog = engine.models.catalog
-    return catalog.categories_of(catalog.index_of(item))[0]
-
-
 @pytest.fixture
 def engine_factory() -> EngineFactory:
     """Factory: a ``Recommender`` over 4 categories x 10 items (``dra-0`` .. ``doc-9``)."""

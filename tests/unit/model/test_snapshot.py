@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from pipeline.events.signals import signal_for
-from pipeline.features.state import UserContext, UserState
-from pipeline.features.update import FeatureParams, apply_event, is_duplicate
+from pipeline.features.state import UserState
+from pipeline.features.update import FeatureParams
 from pipeline.lists.recommend import Recommender
 from pipeline.model.catalog import ItemInfo
 from pipeline.model.learn import apply_learning, learn_batch
@@ -31,34 +31,6 @@ PARAMS = FeatureParams(
     excluded_size=CAPS["excluded_cap"],
     dedupe_size=CAPS["events_cap"],
 )
-CATS = {"m1": ("Drama",), "m2": ("Comedy", "Drama"), "m3": ("Horror",), "m4": ()}
-
-
-def play(
-    state: UserState,
-    event_id: str,
-    kind: str,
-    item: str,
-    ts: int,
-    watch_seconds: float | None = None,
-    context: UserContext | None = None,
-) -> bool:
-    """Fold an event in as a worker does (duplicates decided first); False for a duplicate."""
-    if is_duplicate(state, event_id):
-        return False
-    signal = signal_for(kind, watch_seconds, 600.0, threshold=0.6)
-    apply_event(
-        state,
-        event_id=event_id,
-        event_type=kind,
-        item_id=item,
-        ts=ts,
-        signal=signal,
-        categories=CATS.get(item, ()),
-        params=PARAMS,
-        context=context,
-    )
-    return True
 
 
 # --------------------------------------------------------------------------- snapshots

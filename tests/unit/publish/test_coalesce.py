@@ -2,31 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pipeline.lists.build import Trigger
 from pipeline.publish.coalesce import RefreshScheduler
-
-CATS: dict[str, Sequence[str]] = {
-    "x1": ["X"],
-    "x2": ["X"],
-    "x3": ["X"],
-    "x4": ["X"],
-    "y1": ["Y"],
-    "y2": ["Y"],
-    "z1": ["Z"],
-    "xy": ["X", "Y"],
-    "none": [],
-}
-
-
-def ranked(*ids: str) -> list[tuple[str, float]]:
-    """``ids`` best first, with decreasing scores."""
-    return [(item, float(len(ids) - k)) for k, item in enumerate(ids)]
-
-
-def names(items: list[tuple[str, float]]) -> list[str]:
-    return [i for i, _ in items]
 
 
 # --------------------------------------------------------------------------- scheduler
