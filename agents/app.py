@@ -23,6 +23,7 @@ from faust.web import Request, Response, View
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
 from pipeline.kafka.options import security_options
+from pipeline.worker.loop_lag import watch_loop_lag
 from pipeline.worker.metrics import WorkerMetrics
 from pipeline.worker.processor import BatchProcessor
 from pipeline.worker.runtime import Worker, start_worker
@@ -129,19 +130,41 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         """An agent handing raw batches of ``name`` to ``handler`` (acked after it returns)."""
 
         async def agent(stream: Any) -> None:
-            processor = (await started()).processor
+            worker = await started()
+            processor = worker.processor
             async for events in stream.take_events(
                 settings.batch_size, within=settings.batch_within_seconds
             ):
-                await handler(processor, [_raw(e) for e in events])
+                raws = [_raw(e) for e in events]
+
+                async def handle(raws: list[RawMessage] = raws) -> None:
+                    await handler(processor, raws)
+
+                # not interleaved with event batches: controls (a forget above all) apply
+                # after every earlier event batch is written
+                await worker.events.exclusive(handle)
                 record_lag(events)
 
         agent.__name__ = f"agent_{name.replace('.', '_').replace('-', '_')}"
         app.agent(topic(name), name=f"recloop.{name}")(agent)
 
-    batch_agent(settings.topic_events, BatchProcessor.handle_events)
+    async def events_agent(stream: Any) -> None:
+        """Events: pipelined batches, each acknowledged only once its effects are durable."""
+        worker = await started()
+        async for events in stream.noack_take(
+            settings.batch_size, within=settings.batch_within_seconds
+        ):
+            await worker.events.submit([_raw(e) for e in events], _acker(events))
+            worker.metrics.in_flight.set(worker.events.in_flight)
+            record_lag(events)
+
+    app.agent(topic(settings.topic_events), name=f"recloop.{settings.topic_events}")(events_agent)
     batch_agent(settings.topic_items, BatchProcessor.handle_items)
     batch_agent(settings.topic_controls, BatchProcessor.handle_controls)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def loop_lag() -> None:
+        await watch_loop_lag(metrics)
 
     def every(seconds: float, step: Callable[[Worker], Awaitable[None]], name: str) -> None:
         async def tick() -> None:
@@ -203,6 +226,16 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
             return self.json({"ready": True, "worker_id": worker_id})
 
     return app
+
+
+def _acker(events: Sequence[Any]) -> Callable[[], None]:
+    """Acknowledge a batch's events (Faust then commits their offsets)."""
+
+    def ack() -> None:
+        for event in events:
+            event.ack()
+
+    return ack
 
 
 def _raw(event: Any) -> RawMessage:

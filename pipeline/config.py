@@ -71,6 +71,13 @@ class Settings(BaseSettings):
         "is done by any worker from Redis.",
     )
     batch_size: int = Field(500, ge=1, description="Max events handled per batch.")
+    batches_in_flight: int = Field(
+        2,
+        ge=1,
+        le=4,
+        description="Batches whose I/O may be in flight while the next one is prepared "
+        "(1: strictly one after the other).",
+    )
     batch_within_seconds: float = Field(
         0.02, gt=0, description="Max wait to fill a batch before handling it."
     )

@@ -90,10 +90,16 @@ class ListPublisher:
     async def publish(self, users: Sequence[tuple[UserState, Trigger]], kind: str) -> int:
         """Build, store, then send the users' lists; returns when the broker acknowledged.
 
-        Returns the time (ms) the lists were published. The Redis key is written first, so a
-        consumer of the topic that reads Redis next finds the same document.
+        Returns the time (ms) the lists were published.
         """
-        built = self.build(users)
+        return await self.deliver(self.build(users), kind)
+
+    async def deliver(self, built: Sequence[BuiltList], kind: str) -> int:
+        """Store, then send lists built earlier; returns the time (ms) they were published.
+
+        The Redis key is written first, so a consumer of the topic that reads Redis next finds
+        the same document.
+        """
         if not built:
             return self.clock.now_ms()
         await self.store.write(built)

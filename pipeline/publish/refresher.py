@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from pipeline.clock import Clock
-from pipeline.lists.build import Trigger
+from pipeline.features.state import UserState
+from pipeline.lists.build import BuiltList, Trigger
 from pipeline.publish.coalesce import RefreshScheduler
 from pipeline.publish.ports import UserSource
 from pipeline.publish.publisher import ListPublisher
@@ -60,8 +61,24 @@ class Refresher:
         owed refreshes.
         """
         due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now_ms)]
+        # counted as refreshed from now: a batch prepared while this one's lists are still on
+        # their way coalesces its users' events into one deferred refresh
+        for user_id, _ in due:
+            self.scheduler.mark_refreshed(user_id, now_ms)
         deadline = now_ms + self.interval_ms
         return due, {u: (t, deadline) for u, t in touched.items()}
+
+    def build(self, users: Sequence[tuple[UserState, Trigger]]) -> list[BuiltList]:
+        """The lists of ``users`` as of now (built in a batch's CPU stage)."""
+        return self.publisher.build(users)
+
+    async def deliver(self, built: Sequence[BuiltList], *, kind: str) -> None:
+        """Store and send lists built earlier; they count as refreshes when published."""
+        if not built:
+            return
+        published = await self.publisher.deliver(built, kind)
+        for b in built:
+            self.scheduler.mark_refreshed(b.user_id, published)
 
     async def refresh(self, due: Due, *, kind: str) -> None:
         """Publish the lists of ``due`` users (states from this worker's cache)."""
@@ -69,9 +86,7 @@ class Refresher:
             return
         states = await self.users.owned({u for u, _ in due})
         chosen = [(states[u], t) for u, t in due if u in states]
-        published = await self.publisher.publish(chosen, kind)
-        for state, _ in chosen:
-            self.scheduler.mark_refreshed(state.user_id, published)
+        await self.deliver(self.build(chosen), kind=kind)
 
     async def flush_due(self) -> None:
         """Run deferred (coalesced) refreshes whose interval has passed."""

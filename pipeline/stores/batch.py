@@ -21,7 +21,7 @@ from pipeline.model.record import LearnRecord
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import ModelLog
 from pipeline.stores.owed import OwedRefreshes
-from pipeline.stores.users import UserStore
+from pipeline.stores.users import UserStore, UserWrite
 from schemas.events import Item
 
 Outcomes = Mapping[tuple[str, str], Mapping[str, int]]
@@ -34,7 +34,7 @@ class BatchEffects:
 
     now_ms: int
     batch_id: str
-    states: Sequence[UserState] = ()
+    users: Sequence[UserWrite] = ()
     records: list[LearnRecord] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
     outcomes: Outcomes = field(default_factory=dict)
@@ -59,17 +59,21 @@ class BatchStore:
         self.model_log = model_log
         self.owed = owed
 
+    def encode_user(self, state: UserState, now_ms: int) -> UserWrite:
+        """A user's share of the next batch write, taken now (see ``UserStore.encode_save``)."""
+        return self.users.encode_save(state, now_ms)
+
     async def write(self, effects: BatchEffects) -> None:
         """Apply a batch's effects atomically (raises on a Redis error: nothing applied)."""
         async with self.client.pipeline(transaction=True) as pipe:
-            for state in effects.states:
-                self.users.queue_save(pipe, state, effects.now_ms)
+            for write in effects.users:
+                self.users.queue_write(pipe, write)
             self.model_log.queue_append(
                 pipe, effects.batch_id, effects.records, effects.items, now_ms=effects.now_ms
             )
-            if effects.states:
+            if effects.users:
                 pipe.zadd(
-                    self.keys.active_users, {s.user_id: effects.now_ms for s in effects.states}
+                    self.keys.active_users, {w.user_id: effects.now_ms for w in effects.users}
                 )
             for (name, arm), counts in effects.outcomes.items():
                 for counter, inc in counts.items():

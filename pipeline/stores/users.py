@@ -10,6 +10,7 @@ not at all. Row formats are in ``pipeline.stores.codec``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -26,6 +27,16 @@ from pipeline.stores.codec import (
 )
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.segments import queue_membership
+
+
+@dataclass(frozen=True, slots=True)
+class UserWrite:
+    """One user's share of a batch write: the script's arguments and segment moves."""
+
+    user_id: str
+    args: list[Any]
+    segments_before: dict[str, str]
+    segments: dict[str, str]
 
 
 def _script(name: str) -> str:
@@ -98,8 +109,13 @@ class UserStore:
             for user_id, r in zip(user_ids, replies, strict=True)
         }
 
-    def queue_save(self, pipe: Any, state: UserState, updated_ts: int) -> None:
-        """Add a user's tracked changes to a (transactional) pipeline."""
+    def encode_save(self, state: UserState, updated_ts: int) -> UserWrite:
+        """The write of a user's tracked changes, taken now; the state is then clean.
+
+        Taken when the batch is learned, not when it is sent: with batches in flight the
+        next batch may already change the same state, and each write must carry exactly its
+        own batch's changes.
+        """
         args = apply_args(
             state,
             updated_ts,
@@ -108,13 +124,23 @@ class UserStore:
             excluded_cap=self.excluded_cap,
             events_cap=self.events_cap,
         )
+        after = segments_of(state)
+        write = UserWrite(state.user_id, args, dict(state.segments), after)
+        state.segments = after
+        state.mark_clean()
+        return write
+
+    def queue_write(self, pipe: Any, write: UserWrite) -> None:
+        """Add an encoded user write to a (transactional) pipeline."""
         # The pipeline loads registered scripts before MULTI: a Redis restart empties the
         # script cache, and an EVALSHA failing inside MULTI would not roll the rest back.
         pipe.scripts.add(self._apply)
-        pipe.evalsha(self._apply.sha, 5, *self._keys(state.user_id), *args)
-        after = segments_of(state)
-        queue_membership(pipe, self.keys, state.user_id, state.segments, after)
-        state.segments = after
+        pipe.evalsha(self._apply.sha, 5, *self._keys(write.user_id), *write.args)
+        queue_membership(pipe, self.keys, write.user_id, write.segments_before, write.segments)
+
+    def queue_save(self, pipe: Any, state: UserState, updated_ts: int) -> None:
+        """Encode and queue a user's tracked changes at once (no batch in flight)."""
+        self.queue_write(pipe, self.encode_save(state, updated_ts))
 
     def queue_save_controls(self, pipe: Any, state: UserState) -> None:
         """Write a user's controls hash (whole: it is small) with the per-user TTL."""

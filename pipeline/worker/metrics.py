@@ -35,6 +35,30 @@ class WorkerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.stage_seconds = Histogram(
+            "recloop_batch_stage_seconds",
+            "Time of a batch's stages: prepare (CPU: parse, load, learn, rank) and commit "
+            "(I/O: Redis write, lists, dead letters).",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "recloop_event_loop_lag_seconds",
+            "How late a 100 ms timer fires: time the event loop was busy with other work.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.loop_lag_max = Gauge(
+            "recloop_event_loop_lag_max_seconds",
+            "Largest event-loop lag over the last 10 s.",
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "recloop_batches_in_flight",
+            "Batches prepared whose I/O is not yet done (at most 2).",
+            registry=r,
+        )
         self.batch_size = Histogram(
             "recloop_batch_size",
             "Messages per batch.",

@@ -25,6 +25,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pipeline.clock import Clock
 from pipeline.config import Settings
@@ -32,11 +33,11 @@ from pipeline.events.ingest import RawMessage, split_valid
 from pipeline.features.controls import apply_control
 from pipeline.features.state import UserState
 from pipeline.features.update import FeatureParams
-from pipeline.lists.build import Trigger
+from pipeline.lists.build import BuiltList, Trigger
 from pipeline.lists.experiments import Experiment, attribute
 from pipeline.lists.recommend import Recommender
 from pipeline.model.catalog import item_info
-from pipeline.model.learn import apply_learning, learn_batch
+from pipeline.model.learn import BatchLearning, apply_learning, learn_batch
 from pipeline.model.models import SharedModels
 from pipeline.publish.ports import RecordSender
 from pipeline.publish.publisher import Exposures
@@ -58,6 +59,18 @@ from schemas.validation import (
 log = logging.getLogger(__name__)
 
 Outcomes = dict[tuple[str, str], dict[str, int]]
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A learned batch whose writes, lists and dead letters are ready to go out."""
+
+    learning: BatchLearning
+    effects: BatchEffects | None
+    rejected: list[tuple[RawMessage, Rejected]]
+    lists: list[BuiltList]
+    size: int
+    prepare_seconds: float
 
 
 def feature_params(settings: Settings) -> FeatureParams:
@@ -108,10 +121,15 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ events
     async def handle_events(self, messages: Sequence[RawMessage]) -> None:
-        """Handle one batch; returns only when its effects are durable (see module doc)."""
+        """Handle one batch; returns only when its effects are durable (see module doc).
+
+        The safe path: one batch at a time, retried once with fresh state after a bug and
+        dead-lettered if it fails again. ``pipeline.worker.pipeline`` overlaps batches by
+        calling ``prepare`` and ``commit`` itself and falls back to this on a failure.
+        """
         started = time.perf_counter()
         try:
-            await self._handle_events(messages)
+            await self.commit(await self.prepare(messages))
         except Exception:
             # A bug must not lose events: reload state and retry once, then dead-letter the
             # batch with the reason so it can be replayed after a fix.
@@ -119,15 +137,20 @@ class BatchProcessor:
             log.exception("batch failed; retrying once with fresh state size=%d", len(messages))
             self.reset()
             try:
-                await self._handle_events(messages)
+                await self.commit(await self.prepare(messages))
             except Exception as exc:
                 log.exception("batch failed twice; dead-lettering size=%d", len(messages))
                 why = Rejected(RejectReason.PROCESSING_ERROR, type(exc).__name__)
                 await self._dead_letter([(m, why) for m in messages])
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.metrics.batch_size.observe(len(messages))
 
-    async def _handle_events(self, messages: Sequence[RawMessage]) -> None:
+    async def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
+        """The CPU stage: parse, load, learn, decide and build lists; nothing is written.
+
+        Users' states are changed in the cache and their writes encoded now, so the next
+        batch may be prepared while this one's I/O is in flight.
+        """
+        started = time.perf_counter()
         now = self.clock.now_ms()
         s = self.settings
         valid, rejected = split_valid(
@@ -163,25 +186,34 @@ class BatchProcessor:
             touched[event.user_id] = Trigger(event.event_id, event.ts)
             self.metrics.events.labels(event.type, "applied").inc()
         due, owed = self.refresher.on_changes(touched, now)
+        effects = None
         if touched:
-            changed = [states[u] for u in touched]
-            await self._write(
-                BatchEffects(
-                    now,
-                    uuid.uuid4().hex,
-                    changed,
-                    learning.records,
-                    outcomes=outcomes,
-                    owed=owed,
-                )
+            effects = BatchEffects(
+                now,
+                uuid.uuid4().hex,
+                [self.batches.encode_user(states[u], now) for u in touched],
+                learning.records,
+                outcomes=outcomes,
+                owed=owed,
             )
-            for state in changed:
-                state.mark_clean()
-        apply_learning(self.models, learning)
-        self.metrics.model_records.labels("own").inc(len(learning.applied))
-        if rejected:
-            await self._dead_letter(rejected)
-        await self.refresher.refresh(due, kind="event")
+        lists = self.refresher.build([(states[u], t) for u, t in due])
+        return PreparedBatch(
+            learning, effects, rejected, lists, len(messages), time.perf_counter() - started
+        )
+
+    async def commit(self, batch: PreparedBatch) -> None:
+        """The I/O stage: write, then teach the models, then dead letters and lists."""
+        started = time.perf_counter()
+        if batch.effects is not None:
+            await self._write(batch.effects)
+        apply_learning(self.models, batch.learning)
+        self.metrics.model_records.labels("own").inc(len(batch.learning.applied))
+        if batch.rejected:
+            await self._dead_letter(batch.rejected)
+        await self.refresher.deliver(batch.lists, kind="event")
+        self.metrics.batch_size.observe(batch.size)
+        self.metrics.stage_seconds.labels("prepare").observe(batch.prepare_seconds)
+        self.metrics.stage_seconds.labels("commit").observe(time.perf_counter() - started)
 
     async def _write(self, effects: BatchEffects) -> None:
         await retry_forever(

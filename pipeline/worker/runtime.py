@@ -8,12 +8,15 @@ timers; tests build the same object around a ``ManualClock`` and a recording sen
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
+from pipeline.events.ingest import RawMessage
 from pipeline.lists.experiments import load_experiments
 from pipeline.lists.recommend import ListParams, Recommender
 from pipeline.model.models import ModelParams, SharedModels
@@ -31,11 +34,14 @@ from pipeline.stores.users import UserStore
 from pipeline.worker.adapters import CachedUsers, DurableListStore, DurableSender
 from pipeline.worker.cache import UserCache
 from pipeline.worker.metrics import WorkerMetrics
-from pipeline.worker.processor import BatchProcessor
+from pipeline.worker.pipeline import BatchPipeline
+from pipeline.worker.processor import BatchProcessor, PreparedBatch
 from pipeline.worker.retry import retry_forever
 from pipeline.worker.sharing import ModelSharing
 
 log = logging.getLogger(__name__)
+
+HAND_OVER_SECONDS = 5.0
 
 
 class Worker:
@@ -64,6 +70,13 @@ class Worker:
         self.refresher = refresher
         self.clock = clock
         self.metrics = metrics
+        self.events: BatchPipeline[Sequence[RawMessage], PreparedBatch] = BatchPipeline(
+            processor.prepare,
+            processor.commit,
+            processor.handle_events,
+            reset=processor.reset,
+            depth=settings.batches_in_flight,
+        )
 
     def on_partitions_changed(self) -> None:
         """Partitions moved: cached user states may now be written by another worker."""
@@ -118,7 +131,11 @@ class Worker:
         await self.refresher.rescue_owed()
 
     async def hand_over(self) -> None:
-        """Run deferred refreshes before partitions move or the worker stops."""
+        """Finish the batches in flight, then run deferred refreshes (partitions move)."""
+        try:
+            await asyncio.wait_for(self.events.drain(), HAND_OVER_SECONDS)
+        except TimeoutError:
+            log.warning("batches still in flight at handover count=%d", self.events.in_flight)
         await self.refresher.hand_over()
 
 

@@ -100,6 +100,9 @@ class FailingOnce:
         self.inner = inner
         self.failed = False
 
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
     async def write(self, effects: BatchEffects) -> None:
         if not self.failed:
             self.failed = True
