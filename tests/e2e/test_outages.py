@@ -285,3 +285,46 @@ def test_kafka_broker_restart_loses_and_double_counts_nothing(env: Env) -> None:
     assert report["sends_failed_and_resent"] > 0, "the outage never reached the producer"
     assert_recovered(env, result)
     assert report["duplicates_seen_by_worker"] >= report["replayed_copies_acked"] > 0, report
+
+
+def _in_flight(worker: WorkerProcess) -> int:
+    try:
+        text = worker.metrics()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        if line.startswith("recloop_batches_in_flight "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def test_worker_killed_with_two_batches_in_flight_loses_and_double_counts_nothing(
+    env: Env,
+) -> None:
+    """Redis stalls (SIGSTOP): batch N's write hangs, batch N+1 is learned on top of it; then
+    the worker is SIGKILLed with both in flight, Redis resumes and a new worker takes over."""
+    stack = env.stack
+    seen: dict[str, int] = {}
+
+    def crash_with_batches_in_flight() -> None:
+        pid = stack.status().redis.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and _in_flight(env.worker) < 2:
+                time.sleep(0.05)
+            seen["in_flight"] = _in_flight(env.worker)
+            # longer than Faust's commit interval (2.8 s): anything acknowledged too early
+            # would be committed now, and lost with the kill
+            time.sleep(4)
+            env.worker.kill()
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        replacement = WorkerProcess(env.settings, log_path=env.worker.log_path.with_name("w2.log"))
+        env.worker = replacement.wait_ready(90)
+
+    traffic = Traffic(env.settings, env.users, ITEMS, rate=RATE, seed=17)
+    result = run_fault(env, crash_with_batches_in_flight, name="kill-in-flight", traffic=traffic)
+    assert seen["in_flight"] == 2, f"expected two batches in flight at the kill: {seen}"
+    assert_recovered(env, result)
