@@ -112,17 +112,21 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         ready.set()
         log.info("worker ready worker_id=%s", worker_id)
 
-    def record_lag(events: Sequence[Any]) -> None:
+    def record_lag(events: Sequence[Any]) -> int:
+        """Record the lag behind each partition of the batch; the total (events)."""
         last: dict[Any, int] = {}
         for e in events:
             last[e.message.tp] = e.message.offset
+        total = 0
         for tp, offset in last.items():
             try:
-                behind = app.consumer.highwater(tp) - offset - 1
+                behind = max(0, app.consumer.highwater(tp) - offset - 1)
             except Exception:  # lag is advisory: never fail a batch over it
                 log.debug("no highwater for partition", exc_info=True)
                 continue
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, behind))
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(behind)
+            total += behind
+        return total
 
     def batch_agent(
         name: str, handler: Callable[[BatchProcessor, list[RawMessage]], Awaitable[None]]
@@ -156,7 +160,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         ):
             await worker.events.submit([_raw(e) for e in events], _acker(events))
             worker.metrics.in_flight.set(worker.events.in_flight)
-            record_lag(events)
+            worker.note_backlog(record_lag(events), len(events))
 
     app.agent(topic(settings.topic_events), name=f"recloop.{settings.topic_events}")(events_agent)
     batch_agent(settings.topic_items, BatchProcessor.handle_items)

@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     refresh_interval_ms: int = Field(
         500, ge=0, description="At most one list refresh per user per interval (coalescing)."
     )
+    refresh_max_coalesce_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="Under overload a user's refresh waits up to the backlog (in seconds of "
+        "work), at most this long: one list for several events instead of one each.",
+    )
     stale_list_seconds: float = Field(
         300, gt=0, description="Active users' lists older than this are refreshed anyway."
     )

@@ -7,7 +7,11 @@ Rules (pure, so they are tested without a clock):
   refresh runs when the interval has passed, carrying the *latest* event as its trigger, so
   the last event is always reflected;
 * a user active within ``active_ms`` whose list is older than ``stale_ms`` is refreshed in
-  the background, so lists follow trends without new events.
+  the background, so lists follow trends without new events;
+* under overload the interval stretches to the backlog (``overload_interval_ms``): while the
+  worker is behind by S seconds, a user's refresh waits up to S seconds, so a user with
+  several events in the backlog gets one list for all of them instead of one per event, and
+  the backlog drains at full speed; the last event is still always reflected.
 
 State is bounded: at most ``max_users`` users are tracked (least recently active dropped).
 """
@@ -33,6 +37,7 @@ class RefreshScheduler:
     """
 
     def __init__(self, interval_ms: int, max_users: int = 200_000) -> None:
+        self.base_interval_ms = interval_ms
         self.interval_ms = interval_ms
         self.max_users = max_users
         self.last_refresh: OrderedDict[str, int] = OrderedDict()
@@ -58,13 +63,28 @@ class RefreshScheduler:
         while len(self.last_refresh) > self.max_users:  # a refresh may outlive eviction
             self.last_refresh.popitem(last=False)
 
-    def due(self, now_ms: int) -> list[tuple[str, Trigger]]:
-        """Deferred refreshes whose interval has passed (removed from pending)."""
-        ready = [
-            (user_id, trig)
-            for user_id, trig in self.pending.items()
-            if now_ms - self.last_refresh.get(user_id, 0) >= self.interval_ms
-        ]
+    def set_backlog(self, seconds: float, *, max_interval_ms: int) -> None:
+        """Stretch the coalescing interval to a backlog of ``seconds`` (see module doc).
+
+        >>> s = RefreshScheduler(interval_ms=500)
+        >>> s.set_backlog(12.0, max_interval_ms=60_000); s.interval_ms
+        12000
+        >>> s.set_backlog(0.1, max_interval_ms=60_000); s.interval_ms
+        500
+        """
+        self.interval_ms = overload_interval_ms(self.base_interval_ms, seconds, max_interval_ms)
+
+    def due(self, now_ms: int, limit: int | None = None) -> list[tuple[str, Trigger]]:
+        """Deferred refreshes whose interval has passed, longest waiting first (removed).
+
+        ``limit`` bounds one call's work; the rest stay pending for the next call.
+        """
+        ready = []
+        for user_id, trig in self.pending.items():
+            if now_ms - self.last_refresh.get(user_id, 0) >= self.interval_ms:
+                ready.append((user_id, trig))
+                if limit is not None and len(ready) >= limit:
+                    break
         for user_id, _ in ready:
             del self.pending[user_id]
         return ready
@@ -112,3 +132,12 @@ class RefreshScheduler:
             user_id, _ = self.last_active.popitem(last=False)
             self.last_refresh.pop(user_id, None)
             self.pending.pop(user_id, None)
+
+
+def overload_interval_ms(base_ms: int, backlog_seconds: float, max_ms: int) -> int:
+    """The coalescing interval while the worker is ``backlog_seconds`` behind.
+
+    >>> overload_interval_ms(500, 0.0, 60_000), overload_interval_ms(500, 600.0, 60_000)
+    (500, 60000)
+    """
+    return int(max(base_ms, min(max_ms, backlog_seconds * 1000)))

@@ -44,6 +44,7 @@ class Refresher:
         stale_ms: int,
         active_ms: int,
         rescue_after_ms: int,
+        max_interval_ms: int = 60_000,
     ) -> None:
         self.publisher = publisher
         self.users = users
@@ -53,6 +54,7 @@ class Refresher:
         self.stale_ms = stale_ms
         self.active_ms = active_ms
         self.rescue_after_ms = rescue_after_ms
+        self.max_interval_ms = max_interval_ms
 
     def on_changes(self, touched: Mapping[str, Trigger], now_ms: int) -> tuple[Due, Owed]:
         """Users to refresh now, and every refresh ``touched`` owes (due within the interval).
@@ -65,7 +67,7 @@ class Refresher:
         # their way coalesces its users' events into one deferred refresh
         for user_id, _ in due:
             self.scheduler.mark_refreshed(user_id, now_ms)
-        deadline = now_ms + self.interval_ms
+        deadline = now_ms + self.scheduler.interval_ms
         return due, {u: (t, deadline) for u, t in touched.items()}
 
     def build(self, users: Sequence[tuple[UserState, Trigger]]) -> list[BuiltList]:
@@ -88,9 +90,13 @@ class Refresher:
         chosen = [(states[u], t) for u, t in due if u in states]
         await self.deliver(self.build(chosen), kind=kind)
 
-    async def flush_due(self) -> None:
-        """Run deferred (coalesced) refreshes whose interval has passed."""
-        await self.refresh(self.scheduler.due(self.clock.now_ms()), kind="deferred")
+    def set_backlog(self, seconds: float) -> None:
+        """How far behind the worker is: stretches coalescing under overload."""
+        self.scheduler.set_backlog(seconds, max_interval_ms=self.max_interval_ms)
+
+    async def flush_due(self, limit: int = 1_000) -> None:
+        """Run deferred (coalesced) refreshes whose interval has passed (at most ``limit``)."""
+        await self.refresh(self.scheduler.due(self.clock.now_ms(), limit), kind="deferred")
 
     async def refresh_stale(self, limit: int = 500) -> None:
         """Refresh active users whose list is older than the stale threshold."""

@@ -54,6 +54,11 @@ class WorkerMetrics:
             "Largest event-loop lag over the last 10 s.",
             registry=r,
         )
+        self.backlog_seconds = Gauge(
+            "recloop_backlog_seconds",
+            "Consumer lag of the events topic in seconds of work at the recent rate.",
+            registry=r,
+        )
         self.in_flight = Gauge(
             "recloop_batches_in_flight",
             "Batches prepared whose I/O is not yet done (at most 2).",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections import deque
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
@@ -42,6 +44,7 @@ from pipeline.worker.sharing import ModelSharing
 log = logging.getLogger(__name__)
 
 HAND_OVER_SECONDS = 5.0
+RATE_WINDOW_SECONDS = 5.0
 
 
 class Worker:
@@ -70,6 +73,7 @@ class Worker:
         self.refresher = refresher
         self.clock = clock
         self.metrics = metrics
+        self._done: deque[tuple[float, int]] = deque()
         self.events: BatchPipeline[Sequence[RawMessage], PreparedBatch] = BatchPipeline(
             processor.prepare,
             processor.commit,
@@ -81,6 +85,21 @@ class Worker:
     def on_partitions_changed(self) -> None:
         """Partitions moved: cached user states may now be written by another worker."""
         self.processor.reset()
+
+    def note_backlog(self, events_behind: int, events_done: int) -> None:
+        """The consumer is ``events_behind`` behind after handling ``events_done`` more.
+
+        The backlog in seconds of work (events behind / recent rate) stretches refresh
+        coalescing under overload (``pipeline.publish.coalesce``).
+        """
+        now = time.monotonic()
+        self._done.append((now, events_done))
+        while self._done and now - self._done[0][0] > RATE_WINDOW_SECONDS:
+            self._done.popleft()
+        span = max(now - self._done[0][0], 1.0)
+        rate = max(sum(n for _, n in self._done) / span, 1.0)
+        self.refresher.set_backlog(events_behind / rate)
+        self.metrics.backlog_seconds.set(events_behind / rate)
 
     async def sync_model(self) -> None:
         """Apply the learn records and items other workers appended to the log."""
@@ -202,6 +221,7 @@ async def start_worker(
         stale_ms=int(settings.stale_list_seconds * 1000),
         active_ms=int(settings.active_user_seconds * 1000),
         rescue_after_ms=int(settings.refresh_rescue_after_seconds * 1000),
+        max_interval_ms=int(settings.refresh_max_coalesce_seconds * 1000),
     )
     processor = BatchProcessor(
         settings,

@@ -163,3 +163,21 @@ def test_a_refresh_owed_by_a_dead_worker_is_rescued_from_redis(harness: Harness)
             assert await h.worker.refresher.rescue_owed() == 0  # settled
 
     run(scenario())
+
+
+def test_under_overload_a_users_events_share_one_list(harness: Harness) -> None:
+    """30 s of work behind: ten events of one user in ten batches give two lists, not ten."""
+
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            h.worker.refresher.set_backlog(30.0)
+            for k in range(10):
+                h.clock.advance(1_000)
+                await h.events(h.event("u8", f"i{k}", event_id=f"o{k}"))
+            assert [d["trigger_event_id"] for d in h.lists("u8")] == ["o0"]
+            h.worker.refresher.set_backlog(0.0)  # caught up
+            await h.worker.flush_pending()
+            assert [d["trigger_event_id"] for d in h.lists("u8")] == ["o0", "o9"]
+
+    run(scenario())

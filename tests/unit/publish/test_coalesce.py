@@ -156,3 +156,26 @@ def test_clear_drops_everything() -> None:
     assert s.due(99_000) == []
     assert s.stale(10_000, stale_ms=1, active_ms=60_000, limit=10) == []
     assert s.on_event("a", trig("a2"), now_ms=4_020)
+
+
+def test_a_backlog_stretches_the_interval_and_deferred_refreshes_keep_the_last_event() -> None:
+    s = RefreshScheduler(interval_ms=500)
+    s.set_backlog(10.0, max_interval_ms=60_000)  # 10 s of work behind
+    assert s.on_event("u", Trigger("e1", 0), now_ms=0)
+    s.mark_refreshed("u", 0)
+    for k in range(2, 6):  # four more events within the stretched interval: coalesced
+        assert not s.on_event("u", Trigger(f"e{k}", 0), now_ms=k * 1_000)
+    assert s.due(9_000) == []
+    assert s.due(10_000) == [("u", Trigger("e5", 0))]
+    s.set_backlog(0.0, max_interval_ms=60_000)  # caught up: back to the base interval
+    assert s.interval_ms == 500
+
+
+def test_due_is_bounded_and_serves_the_longest_waiting_first() -> None:
+    s = RefreshScheduler(interval_ms=100)
+    for n in range(5):
+        s.mark_refreshed(f"u{n}", 0)
+        s.on_event(f"u{n}", Trigger(f"e{n}", 0), now_ms=10 + n)
+    first = s.due(1_000, limit=2)
+    assert [u for u, _ in first] == ["u0", "u1"]
+    assert [u for u, _ in s.due(1_000)] == ["u2", "u3", "u4"]
