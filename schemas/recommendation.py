@@ -26,6 +26,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from schemas.events import EpochMillis, NonEmptyStr, SchemaVersion, version_field
+from schemas.limits import Identifier
 
 Score = Annotated[float, Field(allow_inf_nan=False)]
 """A ranking score. Lax so numpy scalars are accepted; NaN would serialize as null."""
@@ -36,7 +37,7 @@ class RecommendedItem(BaseModel):
 
     model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
-    item_id: NonEmptyStr = Field(description="Recommended item.")
+    item_id: Identifier = Field(description="Recommended item.")
     score: Score = Field(description="Ranking score; only the order within a list matters.")
     reason: StrictStr = Field(
         description="Why it is here, e.g. affinity:<category>, trending, similar:<item>."
@@ -49,10 +50,10 @@ class Recommendation(BaseModel):
     model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
     schema_version: SchemaVersion = version_field()
-    user_id: NonEmptyStr = Field(description="Whom the list is for.")
+    user_id: Identifier = Field(description="Whom the list is for.")
     items: tuple[RecommendedItem, ...] = Field(description="Ranked items, best first.")
     generated_ts: EpochMillis = Field(description="When the list was computed, epoch ms.")
-    trigger_event_id: NonEmptyStr | None = Field(
+    trigger_event_id: Identifier | None = Field(
         None,
         description="Event (or control_id) that caused this refresh; null for a background one.",
     )

@@ -140,7 +140,7 @@ def _add_streams(app: FastAPI) -> None:
         include_in_schema=False,
         dependencies=[Depends(require_read)],
     )
-    async def user_stream(request: Request, user_id: str) -> StreamingResponse:
+    async def user_stream(request: Request, user_id: routes.UserId) -> StreamingResponse:
         svc: Services = request.app.state.services
 
         async def events() -> AsyncIterator[bytes]:

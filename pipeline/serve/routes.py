@@ -29,12 +29,16 @@ from pipeline.serve.services import ApiError, Services, invalid_response
 from pipeline.stores.experiments import read_counters
 from pipeline.stores.reads import recommendations
 from pipeline.stores.segments import segment_sizes
+from schemas.limits import MAX_CATEGORY_LENGTH, MAX_CONTEXT_LENGTH, MAX_ID_LENGTH
 from schemas.recommendation import Recommendation
 
 JSON = "application/json"
 MAX_N = 200
 
-UserId = Annotated[str, Path(min_length=1, max_length=512, description="Pseudonymous user id.")]
+UserId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Pseudonymous user id.")
+]
+ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Item id.")]
 
 ERRORS_READ: dict[int | str, dict[str, Any]] = {
     401: {"model": models.ErrorBody, "description": "Missing or unknown API key."},
@@ -93,10 +97,10 @@ async def get_recommendations(
     user_id: UserId,
     n: Annotated[int | None, Query(ge=1, le=MAX_N, description="At most n items.")] = None,
     locale: Annotated[
-        str | None, Query(max_length=64, description="Context for a cold start.")
+        str | None, Query(max_length=MAX_CONTEXT_LENGTH, description="Context for a cold start.")
     ] = None,
     device: Annotated[
-        str | None, Query(max_length=64, description="Context for a cold start.")
+        str | None, Query(max_length=MAX_CONTEXT_LENGTH, description="Context for a cold start.")
     ] = None,
 ) -> Response:
     """A user's current list."""
@@ -195,7 +199,7 @@ async def get_experiments(svc: Svc) -> Response:
 @read.get("/items", response_model=models.Items, summary="Catalogue items, most popular first")
 async def get_items(
     svc: Svc,
-    category: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    category: Annotated[str | None, Query(min_length=1, max_length=MAX_CATEGORY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     """Catalogue items (of a category), most popular first."""
@@ -217,9 +221,7 @@ async def get_items(
     responses=NOT_FOUND,
     summary="An item's catalogue data and statistics",
 )
-async def get_item(
-    svc: Svc, item_id: Annotated[str, Path(min_length=1, max_length=512)]
-) -> Response:
+async def get_item(svc: Svc, item_id: ItemId) -> Response:
     """An item's catalogue data and statistics."""
     await svc.catalogue.refresh()
     entry = svc.catalogue.get(item_id)
