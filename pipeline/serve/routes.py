@@ -19,6 +19,7 @@ from pipeline.lists.experiment_report import report
 from pipeline.lists.experiments import load_experiments
 from pipeline.serve import models
 from pipeline.serve.auth import require_admin, require_read
+from pipeline.serve.guard import require_json
 from pipeline.serve.ingest import (
     Kind,
     TooLargeError,
@@ -41,6 +42,10 @@ UserId = Annotated[
 ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Item id.")]
 
 ERRORS_READ: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": models.ErrorBody,
+        "description": "`Host` not in RECLOOP_API_ALLOWED_HOSTS (`host_not_allowed`).",
+    },
     401: {"model": models.ErrorBody, "description": "Missing or unknown API key."},
     403: {"model": models.ErrorBody, "description": "The key does not allow this."},
     422: {"model": models.InvalidBody, "description": "Invalid query or path parameter."},
@@ -48,7 +53,17 @@ ERRORS_READ: dict[int | str, dict[str, Any]] = {
 }
 ERRORS_WRITE: dict[int | str, dict[str, Any]] = {
     **ERRORS_READ,
+    403: {
+        "model": models.ErrorBody,
+        "description": "The key does not allow this (`forbidden`), or a browser `Origin` "
+        "other than the server's own or RECLOOP_API_CORS_ORIGINS (`origin_not_allowed`).",
+    },
     413: {"model": models.ErrorBody, "description": "Body or array over the documented limit."},
+    415: {
+        "model": models.ErrorBody,
+        "description": "Not `Content-Type: application/json` (`unsupported_media_type`); "
+        "a DELETE may send none.",
+    },
     422: {
         "model": models.InvalidBody,
         "description": "Invalid elements, each listed with its array index; nothing produced.",
@@ -62,7 +77,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 read = APIRouter(prefix="/v1", dependencies=[Depends(require_read)], responses=ERRORS_READ)
-write = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)], responses=ERRORS_WRITE)
+write = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(require_admin), Depends(require_json)],
+    responses=ERRORS_WRITE,
+)
 admin_read = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)], responses=ERRORS_READ)
 
 
