@@ -160,11 +160,15 @@ def segments_from_fields(fields: Mapping[str, str]) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- controls
 def controls_fields(controls: UserControls) -> dict[str, str]:
-    """The documented ``controls`` hash (README "Redis keys")."""
+    """The documented ``controls`` hash (README "Redis keys").
+
+    Mutes are JSON lists, oldest first (the order that decides which mute a full list
+    drops); lists stored sorted by earlier versions read back the same way.
+    """
     return {
-        "muted_categories": orjson.dumps(sorted(controls.muted_categories)).decode(),
-        "muted_creators": orjson.dumps(sorted(controls.muted_creators)).decode(),
-        "muted_items": orjson.dumps(sorted(controls.muted_items)).decode(),
+        "muted_categories": orjson.dumps(list(controls.muted_categories)).decode(),
+        "muted_creators": orjson.dumps(list(controls.muted_creators)).decode(),
+        "muted_items": orjson.dumps(list(controls.muted_items)).decode(),
         "not_interested": orjson.dumps(controls.not_interested).decode(),
         "declared_interests": orjson.dumps(list(controls.declared)).decode(),
         "declared_at_events": str(controls.declared_at_events),
@@ -176,16 +180,16 @@ def controls_fields(controls: UserControls) -> dict[str, str]:
 def controls_from_fields(fields: Mapping[str, str]) -> UserControls:
     """Inverse of ``controls_fields`` (missing fields take their defaults).
 
-    >>> controls_from_fields(controls_fields(UserControls(muted_categories={"News"})))
-    ... # doctest: +ELLIPSIS
-    UserControls(muted_categories={'News'}, ...)
+    >>> stored = controls_fields(UserControls(muted_categories={"News": None, "Arts": None}))
+    >>> stored["muted_categories"], list(controls_from_fields(stored).muted_categories)
+    ('["News","Arts"]', ['News', 'Arts'])
     """
     if not fields:
         return UserControls()
     return UserControls(
-        muted_categories=set(orjson.loads(fields.get("muted_categories", "[]"))),
-        muted_creators=set(orjson.loads(fields.get("muted_creators", "[]"))),
-        muted_items=set(orjson.loads(fields.get("muted_items", "[]"))),
+        muted_categories=dict.fromkeys(orjson.loads(fields.get("muted_categories", "[]"))),
+        muted_creators=dict.fromkeys(orjson.loads(fields.get("muted_creators", "[]"))),
+        muted_items=dict.fromkeys(orjson.loads(fields.get("muted_items", "[]"))),
         not_interested=dict(orjson.loads(fields.get("not_interested", "{}"))),
         declared=tuple(orjson.loads(fields.get("declared_interests", "[]"))),
         declared_at_events=int(fields.get("declared_at_events", 0)),
