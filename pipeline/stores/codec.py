@@ -6,7 +6,8 @@ The key layout is in ``pipeline.stores.keys``; this module says what the values 
 value                            format
 ===============================  ==========================================================
 ``...:features`` hash            ``features_fields`` (all strings, README "Redis keys")
-``...:history`` list entry       ``[item_id, ts, type, weight, completion]`` (JSON)
+``...:history`` list entry       ``[item_id, ts, type, weight, completion]`` (JSON), newest
+                                 (by event time) first
 ``...:excluded``/``:events``     sorted sets ``member -> ts``
 ``...:controls`` hash            ``controls_fields``
 ``recloop:refresh:trigger``      ``"<event_id> <ts>"``
@@ -103,8 +104,20 @@ def history_row(raw: bytes | str) -> Interaction:
 
 
 def history_rows(raw: Sequence[bytes]) -> list[Interaction]:
-    """A stored history (newest first, as kept in Redis), oldest first as ``UserState`` holds it."""
-    return [history_row(r) for r in reversed(raw)]
+    """A stored history (newest first, as kept in Redis), oldest first as ``UserState`` holds it.
+
+    Ordered by event time (ties in stored order): earlier versions stored arrival order, in
+    which a late old event sat among the newest.
+
+    >>> stored = [b'["late",1,"watch",1.0,1.0]', b'["a",5,"click",0.3,null]']
+    >>> [h.item_id for h in history_rows(stored)]
+    ['late', 'a']
+    """
+    return sorted((history_row(r) for r in reversed(raw)), key=_event_time)
+
+
+def _event_time(interaction: Interaction) -> int:
+    return interaction.ts
 
 
 def history_json(h: Interaction) -> dict[str, Any]:
