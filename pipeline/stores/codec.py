@@ -10,7 +10,7 @@ value                            format
                                  (by event time) first
 ``...:excluded``/``:events``     sorted sets ``member -> ts``
 ``...:controls`` hash            ``controls_fields``
-``recloop:refresh:trigger``      ``"<event_id> <ts>"``
+``recloop:refresh:trigger``      ``"<event_id> <ts>@<received_ms>"`` (or ``"<event_id> <ts>"``)
 ``recloop:model:snapshot:N``     zlib-compressed JSON with a ``format`` number
 ===============================  ==========================================================
 
@@ -213,22 +213,30 @@ def controls_from_fields(fields: Mapping[str, str]) -> UserControls:
 
 # --------------------------------------------------------------------------- triggers
 def encode_trigger(trigger: Trigger) -> str:
-    """``"<event_id> <ts>"``: how an owed refresh's trigger is stored.
+    """``"<event_id> <ts>@<received_ms>"``: how an owed refresh's trigger is stored.
 
-    >>> encode_trigger(Trigger("e1", 5))
-    'e1 5'
+    The receive time was added after the first release, which stored ``"<event_id> <ts>"``
+    (still written for a trigger without one). The two forms cannot be confused whatever the
+    event id holds: the text after the last space is digits in the first, ``digits@digits``
+    in the second.
+
+    >>> encode_trigger(Trigger("e1", 5, 7)), encode_trigger(Trigger("e1", 5))
+    ('e1 5@7', 'e1 5')
     """
-    return f"{trigger.event_id} {trigger.ts}"
+    if trigger.received_ms is None:
+        return f"{trigger.event_id} {trigger.ts}"
+    return f"{trigger.event_id} {trigger.ts}@{trigger.received_ms}"
 
 
 def decode_trigger(raw: bytes | str) -> Trigger:
-    """Inverse of ``encode_trigger``.
+    """Inverse of ``encode_trigger`` (both forms).
 
-    >>> decode_trigger(b"e1 5")
-    Trigger(event_id='e1', ts=5)
+    >>> decode_trigger(b"an id 5@7"), decode_trigger(b"e1 5")
+    (Trigger(event_id='an id', ts=5, received_ms=7), Trigger(event_id='e1', ts=5, received_ms=None))
     """
-    event_id, _, ts = _text(raw).rpartition(" ")
-    return Trigger(event_id, int(ts))
+    event_id, _, tail = _text(raw).rpartition(" ")
+    ts, at, received = tail.partition("@")
+    return Trigger(event_id, int(ts), int(received) if at else None)
 
 
 # --------------------------------------------------------------------------- snapshots
