@@ -2,8 +2,10 @@
 
 Lists are published to ``recloop.recommendations`` keyed by ``user_id``; a reader keeps the
 newest ``generated_ts`` per user. ``trigger_event_id`` and ``trigger_ts`` tie a list to the
-event that caused it, which is what end-to-end latency is measured from; both are null for
-a background refresh (stale list, model update).
+event that caused it (``generated_ts - trigger_ts`` is how far the list trails event time;
+the workers time their own freshness from when they received the event, since a late event
+says nothing about their speed); both are null for a background refresh (stale list, model
+update).
 
 Examples
 --------
