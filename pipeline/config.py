@@ -155,7 +155,14 @@ class Settings(BaseSettings):
         None, description="API key for writing (events, controls, forget) and reading."
     )
     api_cors_origins: str = Field(
-        "", description="Comma-separated origins allowed by CORS (empty: same origin only)."
+        "",
+        description="Comma-separated origins allowed by CORS and allowed to write "
+        "(empty: same origin only).",
+    )
+    api_allowed_hosts: str = Field(
+        "localhost,127.0.0.1,[::1]",
+        description="Comma-separated host names `recloop serve` answers to, port ignored "
+        "(`*`: any); other Host headers get 400 (DNS rebinding). Probes are exempt.",
     )
     api_max_batch: int = Field(
         500, ge=1, le=10_000, description="Max events or controls in one POST (more: 413)."

@@ -26,10 +26,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from schemas.events import EpochMillis, NonEmptyStr, SchemaVersion, version_field
+from schemas.events import EpochMillis, SchemaVersion, version_field
+from schemas.limits import MAX_CATEGORIES, Category, Identifier, Reason
 
 CONTROL_TARGET_MISSING_ERROR = "control_target_missing"
 """Pydantic error type: a control lacks the field its type requires."""
@@ -82,15 +83,17 @@ class Control(BaseModel):
 
     schema_version: SchemaVersion = version_field()
     type: ControlType = Field(description="What to do.")
-    control_id: NonEmptyStr = Field(description="Unique per control.")
-    user_id: NonEmptyStr = Field(description="The user it applies to.")
+    control_id: Identifier = Field(description="Unique per control.")
+    user_id: Identifier = Field(description="The user it applies to.")
     ts: EpochMillis = Field(description="When it was requested, epoch milliseconds.")
-    category: NonEmptyStr | None = Field(None, description="mute/unmute target.")
-    creator_id: NonEmptyStr | None = Field(None, description="mute/unmute target.")
-    item_id: NonEmptyStr | None = Field(None, description="mute/unmute/not_interested target.")
-    reason: StrictStr | None = Field(None, description="not_interested: why, free text.")
-    categories: tuple[NonEmptyStr, ...] | None = Field(
-        None, description="declare_interests: the categories the user chose."
+    category: Category | None = Field(None, description="mute/unmute target.")
+    creator_id: Identifier | None = Field(None, description="mute/unmute target.")
+    item_id: Identifier | None = Field(None, description="mute/unmute/not_interested target.")
+    reason: Reason | None = Field(None, description="not_interested: why, free text.")
+    categories: tuple[Category, ...] | None = Field(
+        None,
+        max_length=MAX_CATEGORIES,
+        description="declare_interests: the categories the user chose.",
     )
 
     @model_validator(mode="after")

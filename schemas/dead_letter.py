@@ -43,7 +43,8 @@ class RejectReason(StrEnum):
         ``type`` is a string but not ``click``, ``skip`` or ``watch`` (e.g. an event type
         added by a newer producer).
     INVALID_VALUE
-        Right type, impossible value: empty id or category, negative ``ts`` or
+        Right type, impossible value: empty id or category, an id or string longer than
+        its limit (``schemas.limits``: 256 characters for ids), negative ``ts`` or
         ``context.position``, ``duration_seconds`` of 0, a non-finite number.
     NEGATIVE_DURATION
         ``watch_seconds`` or ``duration_seconds`` below zero.

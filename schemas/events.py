@@ -34,8 +34,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from schemas.limits import MAX_CATEGORIES, Category, ContextValue, Identifier, Title
+
 NonEmptyStr = Annotated[StrictStr, Field(min_length=1)]
-"""An identifier: a non-empty string (an empty id would merge unrelated users or items)."""
+"""A non-empty string that is not an id (ids are :data:`schemas.limits.Identifier`)."""
 
 MAX_INT64 = 2**63 - 1
 """Largest integer accepted anywhere: what Kafka clients, Redis and orjson can all carry."""
@@ -96,9 +98,9 @@ class EventContext(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    device: StrictStr | None = Field(None, description="e.g. ios, android, web, tv.")
-    locale: StrictStr | None = Field(None, description="e.g. en-GB.")
-    surface: StrictStr | None = Field(None, description="UI surface, e.g. home, search.")
+    device: ContextValue | None = Field(None, description="e.g. ios, android, web, tv.")
+    locale: ContextValue | None = Field(None, description="e.g. en-GB.")
+    surface: ContextValue | None = Field(None, description="UI surface, e.g. home, search.")
     position: Annotated[StrictInt, Field(ge=0, le=MAX_INT64)] | None = Field(
         None, description="0-based slot of the item in the list shown."
     )
@@ -134,9 +136,9 @@ class Event(BaseModel):
     # be reported as such rather than as whatever field it renamed.
     schema_version: SchemaVersion = version_field()
     type: EventType = Field(description="click, skip or watch.")
-    event_id: NonEmptyStr = Field(description="Unique per event; duplicates are ignored.")
-    user_id: NonEmptyStr = Field(description="Pseudonymous user id.")
-    item_id: NonEmptyStr = Field(description="Id of the item interacted with.")
+    event_id: Identifier = Field(description="Unique per event; duplicates are ignored.")
+    user_id: Identifier = Field(description="Pseudonymous user id.")
+    item_id: Identifier = Field(description="Id of the item interacted with.")
     ts: EpochMillis = Field(description="Event time, integer epoch milliseconds.")
     watch_seconds: Seconds | None = Field(
         None, description="Seconds watched; required for watch, optional for skip."
@@ -164,9 +166,11 @@ class Item(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     schema_version: SchemaVersion = version_field()
-    item_id: NonEmptyStr = Field(description="Unique item id.")
-    categories: tuple[NonEmptyStr, ...] = Field(description="Category labels, may be empty.")
+    item_id: Identifier = Field(description="Unique item id.")
+    categories: tuple[Category, ...] = Field(
+        max_length=MAX_CATEGORIES, description="Category labels, may be empty."
+    )
     duration_seconds: PositiveSeconds | None = Field(None, description="Length in seconds.")
     published_ts: EpochMillis | None = Field(None, description="Publication time, epoch ms.")
-    creator_id: NonEmptyStr | None = Field(None, description="Id of the creator.")
-    title: StrictStr | None = Field(None, description="Display title.")
+    creator_id: Identifier | None = Field(None, description="Id of the creator.")
+    title: Title | None = Field(None, description="Display title.")

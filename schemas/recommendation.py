@@ -2,8 +2,10 @@
 
 Lists are published to ``recloop.recommendations`` keyed by ``user_id``; a reader keeps the
 newest ``generated_ts`` per user. ``trigger_event_id`` and ``trigger_ts`` tie a list to the
-event that caused it, which is what end-to-end latency is measured from; both are null for
-a background refresh (stale list, model update).
+event that caused it (``generated_ts - trigger_ts`` is how far the list trails event time;
+the workers time their own freshness from when they received the event, since a late event
+says nothing about their speed); both are null for a background refresh (stale list, model
+update).
 
 Examples
 --------
@@ -26,6 +28,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from schemas.events import EpochMillis, NonEmptyStr, SchemaVersion, version_field
+from schemas.limits import Identifier
 
 Score = Annotated[float, Field(allow_inf_nan=False)]
 """A ranking score. Lax so numpy scalars are accepted; NaN would serialize as null."""
@@ -36,7 +39,7 @@ class RecommendedItem(BaseModel):
 
     model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
-    item_id: NonEmptyStr = Field(description="Recommended item.")
+    item_id: Identifier = Field(description="Recommended item.")
     score: Score = Field(description="Ranking score; only the order within a list matters.")
     reason: StrictStr = Field(
         description="Why it is here, e.g. affinity:<category>, trending, similar:<item>."
@@ -49,10 +52,10 @@ class Recommendation(BaseModel):
     model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
 
     schema_version: SchemaVersion = version_field()
-    user_id: NonEmptyStr = Field(description="Whom the list is for.")
+    user_id: Identifier = Field(description="Whom the list is for.")
     items: tuple[RecommendedItem, ...] = Field(description="Ranked items, best first.")
     generated_ts: EpochMillis = Field(description="When the list was computed, epoch ms.")
-    trigger_event_id: NonEmptyStr | None = Field(
+    trigger_event_id: Identifier | None = Field(
         None,
         description="Event (or control_id) that caused this refresh; null for a background one.",
     )

@@ -67,6 +67,8 @@ REASON_BY_ERROR_TYPE: Final[dict[str, RejectReason]] = {
     "tuple_type": RejectReason.WRONG_TYPE,
     "list_type": RejectReason.WRONG_TYPE,
     "string_too_short": RejectReason.INVALID_VALUE,
+    "string_too_long": RejectReason.INVALID_VALUE,  # over schemas.limits
+    "too_long": RejectReason.INVALID_VALUE,  # more categories than schemas.limits allows
     "finite_number": RejectReason.INVALID_VALUE,
     "greater_than": RejectReason.INVALID_VALUE,  # refined to NEGATIVE_DURATION below
     "greater_than_equal": RejectReason.INVALID_VALUE,  # likewise

@@ -11,6 +11,8 @@ from pipeline.config import Settings
 
 log = logging.getLogger(__name__)
 
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` is a loopback address or ``localhost``.
@@ -39,6 +41,25 @@ def bind_host(settings: Settings, host: str) -> tuple[str, str | None]:
         f"127.0.0.1 instead of {host}"
     )
     return "127.0.0.1", why
+
+
+def host_warning(settings: Settings, bound: str) -> str | None:
+    """A warning when a public bind would still answer only loopback ``Host`` names.
+
+    >>> host_warning(Settings(), "127.0.0.1") is None
+    True
+    >>> "RECLOOP_API_ALLOWED_HOSTS" in host_warning(Settings(), "0.0.0.0")
+    True
+    """
+    from pipeline.serve.guard import allowed_hosts
+
+    names = allowed_hosts(settings.api_allowed_hosts)
+    if is_loopback(bound) or names is None or not names <= LOOPBACK_NAMES:
+        return None
+    return (
+        f"listening on {bound} but answering only Host names {', '.join(sorted(names))}: "
+        "set RECLOOP_API_ALLOWED_HOSTS to the names clients use (see README)"
+    )
 
 
 @click.command()
@@ -79,6 +100,9 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
             "(set RECLOOP_API_READ_KEY / RECLOOP_API_ADMIN_KEY to serve other hosts)",
             err=True,
         )
+    warning = host_warning(settings, bound)
+    if warning:
+        click.echo(f"recloop serve: {warning}", err=True)
     shown = f"[{bound}]" if ":" in bound else bound
     click.echo(
         f"recloop serve: console http://{shown}:{settings.api_port}/ , "

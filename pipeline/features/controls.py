@@ -11,24 +11,38 @@ score of items in a declared category by ``1 + prior(n)`` (``Engine._declared_bo
 after ``halfway`` events the declaration counts half, and behaviour (co-occurrence,
 observed affinities) decides.
 Stored in Redis as the hash ``recloop:user:{USER_ID}:controls`` (``pipeline.stores.codec``).
+
+Bounded state: a user keeps at most ``MUTES_KEEP`` mutes of each kind (categories, creators,
+items) and ``NOT_INTERESTED_KEEP`` not-interested items; beyond that the oldest is dropped
+(muting or marking again makes an entry the newest). So the hash, written whole on every
+control, stays near 330 KB at worst (ASCII ids and reasons at their length limits in
+``schemas.limits``) and a few KB with ordinary ids.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from schemas.control import Control, ControlType
 
-NOT_INTERESTED_KEEP = 1_000  # bounded state: oldest not-interested items are dropped
+MUTES_KEEP = 100
+"""Mutes kept per kind (categories, creators, items); the oldest is dropped beyond it."""
+
+NOT_INTERESTED_KEEP = 500
+"""Not-interested items kept (with their reasons); the oldest is dropped beyond it."""
+
+Muted = dict[str, None]
+"""Muted values, oldest first (a dict: an ordered set, so the oldest can be dropped)."""
 
 
 @dataclass(slots=True)
 class UserControls:
     """Everything a user told recloop."""
 
-    muted_categories: set[str] = field(default_factory=set)
-    muted_creators: set[str] = field(default_factory=set)
-    muted_items: set[str] = field(default_factory=set)
+    muted_categories: Muted = field(default_factory=dict)
+    muted_creators: Muted = field(default_factory=dict)
+    muted_items: Muted = field(default_factory=dict)
     not_interested: dict[str, str | None] = field(default_factory=dict)
     declared: tuple[str, ...] = ()
     declared_at_events: int = 0  # the user's n_events when they declared
@@ -50,7 +64,7 @@ class UserControls:
     def allows(self, item_id: str, categories: tuple[str, ...], creator_id: str | None) -> bool:
         """Whether an item may appear in the user's list at all.
 
-        >>> UserControls(muted_categories={"News"}).allows("i1", ("News", "Sports"), None)
+        >>> UserControls(muted_categories={"News": None}).allows("i1", ("News", "Sports"), None)
         False
         """
         if item_id in self.muted_items or item_id in self.not_interested:
@@ -75,25 +89,24 @@ def apply_control(controls: UserControls, control: Control, *, n_events: int) ->
     """Fold one control into ``controls`` (``forget`` is handled by the caller)."""
     kind = control.type
     if kind in (ControlType.MUTE, ControlType.UNMUTE):
-        target: set[str]
+        target: Muted
         if control.category is not None:
             target, value = controls.muted_categories, control.category
         elif control.creator_id is not None:
             target, value = controls.muted_creators, control.creator_id
         else:
             target, value = controls.muted_items, str(control.item_id)
+        target.pop(value, None)
         if kind is ControlType.MUTE:
-            target.add(value)
-        else:
-            target.discard(value)
-            if control.item_id is not None:
-                controls.not_interested.pop(control.item_id, None)
+            target[value] = None  # (re)inserted: the newest
+            keep_newest(target, MUTES_KEEP)
+        elif control.item_id is not None:
+            controls.not_interested.pop(control.item_id, None)
     elif kind is ControlType.NOT_INTERESTED:
         item_id = str(control.item_id)
         controls.not_interested.pop(item_id, None)
         controls.not_interested[item_id] = control.reason
-        while len(controls.not_interested) > NOT_INTERESTED_KEEP:
-            del controls.not_interested[next(iter(controls.not_interested))]
+        keep_newest(controls.not_interested, NOT_INTERESTED_KEEP)
     elif kind is ControlType.DECLARE_INTERESTS:
         controls.declared = tuple(dict.fromkeys(control.categories or ()))
         controls.declared_at_events = n_events
@@ -102,3 +115,15 @@ def apply_control(controls: UserControls, control: Control, *, n_events: int) ->
     elif kind is ControlType.PERSONALIZATION_ON:
         controls.personalization = True
     controls.updated_ts = max(controls.updated_ts, control.ts)
+
+
+def keep_newest(ordered: dict[str, Any], size: int) -> None:
+    """Drop the oldest (first inserted) entries of ``ordered`` beyond ``size``.
+
+    >>> d = dict.fromkeys("abc")
+    >>> keep_newest(d, 2)
+    >>> list(d)
+    ['b', 'c']
+    """
+    while len(ordered) > size:
+        del ordered[next(iter(ordered))]

@@ -1,7 +1,8 @@
 """What recloop knows about one user: ``UserState`` and the records it is made of.
 
-Plain data with change tracking (``new_interactions``, ``new_events``), so the Redis adapter
-(``pipeline.stores.users``) writes only what a batch changed. The rules that change it live
+Plain data with change tracking (``new_interactions``, ``new_events``,
+``history_rewritten``), so the Redis adapter (``pipeline.stores.users``) writes only what a
+batch changed. The rules that change it live
 in ``pipeline.features.update``.
 
 Affinities are stored as values decayed to ``last_ts`` (event time); a reader who wants them
@@ -17,7 +18,7 @@ from pipeline.features.controls import UserControls
 
 @dataclass(frozen=True, slots=True)
 class Interaction:
-    """One past interaction, as kept in the user's history (newest last)."""
+    """One past interaction, as kept in the user's history (by event time, newest last)."""
 
     item_id: str
     ts: int
@@ -48,7 +49,7 @@ class UserState:
     first_ts: int = 0
     last_ts: int = 0
     context: UserContext = field(default_factory=UserContext)
-    history: list[Interaction] = field(default_factory=list)
+    history: list[Interaction] = field(default_factory=list)  # by event time, oldest first
     excluded: dict[str, int] = field(default_factory=dict)
     seen_events: dict[str, int] = field(default_factory=dict)
     controls: UserControls = field(default_factory=UserControls)
@@ -56,6 +57,7 @@ class UserState:
     # what changed since the state was loaded (the store writes only this)
     new_interactions: list[Interaction] = field(default_factory=list)
     new_events: list[tuple[str, int]] = field(default_factory=list)
+    history_rewritten: bool = False  # a late event was inserted: store the whole history
 
     @property
     def n_events(self) -> int:
@@ -78,13 +80,13 @@ class UserState:
         return [(name, value) for name, value in ranked[:n] if value > 0]
 
     def positives(self, n: int) -> list[Interaction]:
-        """The last ``n`` interactions with a positive weight, oldest first."""
+        """The ``n`` most recent (by event time) positive interactions, oldest first."""
         out = [h for h in reversed(self.history) if h.weight > 0][:n]
         out.reverse()
         return out
 
     def negatives(self, n: int) -> list[Interaction]:
-        """The last ``n`` interactions with a negative weight, oldest first."""
+        """The ``n`` most recent (by event time) negative interactions, oldest first."""
         out = [h for h in reversed(self.history) if h.weight < 0][:n]
         out.reverse()
         return out
@@ -93,3 +95,4 @@ class UserState:
         """Forget change tracking once the state has been persisted."""
         self.new_interactions = []
         self.new_events = []
+        self.history_rewritten = False

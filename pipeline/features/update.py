@@ -7,6 +7,7 @@ production does. De-duplication is decided by the caller (``pipeline.model.learn
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ def apply_event(
     the one place that decides): remembering every applied id is what makes Kafka's
     at-least-once redelivery an exactly-once effect.
     """
+    first_event = state.n_events == 0  # not ``first_ts == 0``: 0 is a valid event time
     if event_type == "click":
         state.n_click += 1
     elif event_type == "skip":
@@ -89,11 +91,11 @@ def apply_event(
     state.affinity, state.last_ts = add_affinity(
         state.affinity, state.last_ts, ts, categories, signal.weight, params.half_life_seconds
     )
-    if not state.first_ts or ts < state.first_ts:
+    if first_event or ts < state.first_ts:
         state.first_ts = ts
     interaction = Interaction(item_id, ts, event_type, signal.weight, signal.completion)
-    state.history.append(interaction)
-    del state.history[: -params.history_size]
+    if not insert_by_time(state.history, interaction, params.history_size):
+        state.history_rewritten = True
     state.new_interactions.append(interaction)
     state.excluded.pop(item_id, None)  # re-insert: keeps the dict in recency order
     state.excluded[item_id] = ts
@@ -107,6 +109,33 @@ def apply_event(
             device=context.device or state.context.device,
             surface=context.surface or state.context.surface,
         )
+
+
+def insert_by_time(history: list[Interaction], interaction: Interaction, size: int) -> bool:
+    """Insert into a history kept in event-time order, keeping the ``size`` newest.
+
+    Late events happen (a device that was offline, a replayed backlog), and history feeds
+    "because you watched" and the kNN recency weights by position: in arrival order a
+    years-old watch arriving now would count as the user's newest. Ties keep arrival order.
+    Returns whether the interaction went to the end (in order), so the store can append
+    instead of rewriting the stored list.
+
+    >>> h = [Interaction("a", 10, "watch", 1.0), Interaction("b", 30, "watch", 1.0)]
+    >>> insert_by_time(h, Interaction("late", 20, "watch", 1.0), size=2), [x.item_id for x in h]
+    (False, ['late', 'b'])
+    """
+    if not history or interaction.ts >= history[-1].ts:
+        history.append(interaction)
+        in_order = True
+    else:
+        history.insert(bisect_right(history, interaction.ts, key=_event_time), interaction)
+        in_order = False
+    del history[:-size]
+    return in_order
+
+
+def _event_time(interaction: Interaction) -> int:
+    return interaction.ts
 
 
 def is_duplicate(state: UserState, event_id: str) -> bool:

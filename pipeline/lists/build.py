@@ -21,10 +21,14 @@ class Trigger:
 
     It is part of what a list says about itself (``trigger_event_id``, ``trigger_ts`` in
     recommendation v1), and what an owed refresh must reflect (``pipeline.stores.owed``).
+    ``received_ms`` is when a worker received the event (its batch's clock): freshness is
+    measured from it, because the event's own ``ts`` may be days old (a device that was
+    offline) or ahead (a skewed clock) without the pipeline being slow.
     """
 
     event_id: str | None
     ts: int | None
+    received_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ class RefreshScheduler:
     >>> s.on_event("u", Trigger("e2", 0), now_ms=1_200)
     False
     >>> s.due(1_500)
-    [('u', Trigger(event_id='e2', ts=0))]
+    [('u', Trigger(event_id='e2', ts=0, received_ms=None))]
     """
 
     def __init__(self, interval_ms: int, max_users: int = 200_000) -> None:

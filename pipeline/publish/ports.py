@@ -51,4 +51,7 @@ class PublishSensor(Protocol):
         """``count`` lists of a refresh kind (event, deferred, ...) were published."""
 
     def on_event_to_list(self, seconds: float) -> None:
-        """A list reflecting an event was published ``seconds`` after the event."""
+        """A list reflecting an event was published ``seconds`` after a worker received it."""
+
+    def on_event_time_lag(self, seconds: float) -> None:
+        """A list reflecting an event was published ``seconds`` after the event's ``ts``."""

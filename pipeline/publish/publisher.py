@@ -109,11 +109,23 @@ class ListPublisher:
             if b.exposure is not None:
                 items, exp_name, arm_name = b.exposure
                 self.exposures.record(b.user_id, (items, published, exp_name, arm_name))
-            if b.trigger.ts is not None:
-                self.sensor.on_event_to_list(max(0.0, (published - b.trigger.ts) / 1000))
-        self.sensor.on_lists(kind, len(built))
+        self.observe(built, kind, published)
         return published
 
     async def send(self, built: Sequence[BuiltList]) -> None:
         """Send lists to the recommendations topic, keyed by user."""
         await self.sender.send(self.topic, [(b.user_id.encode(), b.doc) for b in built])
+
+    def observe(self, built: Sequence[BuiltList], kind: str, published: int) -> None:
+        """Tell the sensor about lists published at ``published`` (ms).
+
+        Freshness counts from when a worker received the trigger; the lag behind the
+        event's own time is reported apart, since a late event says nothing about the
+        pipeline's speed.
+        """
+        for b in built:
+            if b.trigger.received_ms is not None:
+                self.sensor.on_event_to_list(max(0.0, (published - b.trigger.received_ms) / 1000))
+            if b.trigger.ts is not None:
+                self.sensor.on_event_time_lag((published - b.trigger.ts) / 1000)
+        self.sensor.on_lists(kind, len(built))

@@ -139,7 +139,7 @@ class Refresher:
         rescued = [b for b, ok in zip(built, written, strict=True) if ok]
         if rescued:
             await self.publisher.send(rescued)
-            self.publisher.sensor.on_lists("rescued", len(rescued))
+            self.publisher.observe(rescued, "rescued", self.clock.now_ms())
             log.warning("rescued owed list refreshes count=%d", len(rescued))
         return len(rescued)
 

@@ -30,6 +30,7 @@ from pipeline.errors import StackError
 from pipeline.serve import models, routes
 from pipeline.serve.auth import AuthError, require_read
 from pipeline.serve.fastpath import RecommendationsFastPath
+from pipeline.serve.guard import BrowserGuard
 from pipeline.serve.openapi import customize_openapi
 from pipeline.serve.services import ApiError, Services, error_response, invalid_response
 from pipeline.stores.reads import fingerprint
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("pipeline.serve.access")
 
 STATIC_DIR = Path(__file__).parent / "static"
-API_VERSION = "1.0.0"
+API_VERSION = "1.1.0"  # 1.1: length limits, Host allow-list, write rules (400/403/415)
 HEARTBEAT_SECONDS = 15.0
 USER_POLL_SECONDS = 0.25
 
@@ -140,7 +141,7 @@ def _add_streams(app: FastAPI) -> None:
         include_in_schema=False,
         dependencies=[Depends(require_read)],
     )
-    async def user_stream(request: Request, user_id: str) -> StreamingResponse:
+    async def user_stream(request: Request, user_id: routes.UserId) -> StreamingResponse:
         svc: Services = request.app.state.services
 
         async def events() -> AsyncIterator[bytes]:
@@ -259,7 +260,11 @@ def create_api(settings: Settings, *, sample_interval: float = 2.0) -> FastAPI:
             max_age=600,
         )
     app.add_middleware(RecommendationsFastPath, services=services)
-    app.add_middleware(AccessLog)  # added last: outermost, sees the fast path's answers too
+    # outside the fast path, so its answers obey the Host rule too
+    app.add_middleware(
+        BrowserGuard, hosts=settings.api_allowed_hosts, origins=settings.api_cors_origins
+    )
+    app.add_middleware(AccessLog)  # added last: outermost, sees every answer and refusal
     _install_error_handlers(app)
     _add_streams(app)  # before the /v1/users/{id} routes, whose path would swallow /stream
     app.include_router(routes.read)

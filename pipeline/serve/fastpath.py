@@ -21,6 +21,7 @@ from pipeline.clock import wall_ms
 from pipeline.serve.auth import AuthError
 from pipeline.serve.services import Services
 from pipeline.stores.reads import recommendations
+from schemas.limits import MAX_CONTEXT_LENGTH, MAX_ID_LENGTH
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PATH = re.compile(r"/v1/users/([^/]+)/recommendations")
 _MAX_N = 200
-_MAX_CONTEXT = 64
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def parse_query(raw: bytes) -> dict[str, Any] | None:
             if not value.isdigit() or not 1 <= int(value) <= _MAX_N:
                 return None
             out["n"] = int(value)
-        elif len(value) > _MAX_CONTEXT:
+        elif len(value) > MAX_CONTEXT_LENGTH:
             return None
         else:
             out[name] = value
@@ -96,7 +96,7 @@ class RecommendationsFastPath:
         if b"origin" in headers:  # CORS: let the middleware decide
             return False
         query = parse_query(scope["query_string"])
-        if query is None or len(user_id) > 512:
+        if query is None or len(user_id) > MAX_ID_LENGTH:
             return False
         presented = headers.get(b"x-api-key")
         if presented is None:

@@ -15,9 +15,12 @@ from schemas.recommendation import Recommendation
 
 
 class ErrorBody(BaseModel):
-    """Any refused request (401, 403, 404, 413, 503)."""
+    """Any refused request (400, 401, 403, 404, 413, 415, 503)."""
 
-    error: str = Field(description="Stable code: unauthorized, forbidden, not_found, ...")
+    error: str = Field(
+        description="Stable code: host_not_allowed, unauthorized, forbidden, "
+        "origin_not_allowed, not_found, too_large, unsupported_media_type, unavailable, ..."
+    )
     detail: str = Field(description="What was wrong and what to do.")
 
 

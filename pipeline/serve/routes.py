@@ -19,6 +19,7 @@ from pipeline.lists.experiment_report import report
 from pipeline.lists.experiments import load_experiments
 from pipeline.serve import models
 from pipeline.serve.auth import require_admin, require_read
+from pipeline.serve.guard import require_json
 from pipeline.serve.ingest import (
     Kind,
     TooLargeError,
@@ -29,14 +30,22 @@ from pipeline.serve.services import ApiError, Services, invalid_response
 from pipeline.stores.experiments import read_counters
 from pipeline.stores.reads import recommendations
 from pipeline.stores.segments import segment_sizes
+from schemas.limits import MAX_CATEGORY_LENGTH, MAX_CONTEXT_LENGTH, MAX_ID_LENGTH
 from schemas.recommendation import Recommendation
 
 JSON = "application/json"
 MAX_N = 200
 
-UserId = Annotated[str, Path(min_length=1, max_length=512, description="Pseudonymous user id.")]
+UserId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Pseudonymous user id.")
+]
+ItemId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Item id.")]
 
 ERRORS_READ: dict[int | str, dict[str, Any]] = {
+    400: {
+        "model": models.ErrorBody,
+        "description": "`Host` not in RECLOOP_API_ALLOWED_HOSTS (`host_not_allowed`).",
+    },
     401: {"model": models.ErrorBody, "description": "Missing or unknown API key."},
     403: {"model": models.ErrorBody, "description": "The key does not allow this."},
     422: {"model": models.InvalidBody, "description": "Invalid query or path parameter."},
@@ -44,7 +53,17 @@ ERRORS_READ: dict[int | str, dict[str, Any]] = {
 }
 ERRORS_WRITE: dict[int | str, dict[str, Any]] = {
     **ERRORS_READ,
+    403: {
+        "model": models.ErrorBody,
+        "description": "The key does not allow this (`forbidden`), or a browser `Origin` "
+        "other than the server's own or RECLOOP_API_CORS_ORIGINS (`origin_not_allowed`).",
+    },
     413: {"model": models.ErrorBody, "description": "Body or array over the documented limit."},
+    415: {
+        "model": models.ErrorBody,
+        "description": "Not `Content-Type: application/json` (`unsupported_media_type`); "
+        "a DELETE may send none.",
+    },
     422: {
         "model": models.InvalidBody,
         "description": "Invalid elements, each listed with its array index; nothing produced.",
@@ -58,7 +77,11 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 read = APIRouter(prefix="/v1", dependencies=[Depends(require_read)], responses=ERRORS_READ)
-write = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)], responses=ERRORS_WRITE)
+write = APIRouter(
+    prefix="/v1",
+    dependencies=[Depends(require_admin), Depends(require_json)],
+    responses=ERRORS_WRITE,
+)
 admin_read = APIRouter(prefix="/v1", dependencies=[Depends(require_admin)], responses=ERRORS_READ)
 
 
@@ -93,10 +116,10 @@ async def get_recommendations(
     user_id: UserId,
     n: Annotated[int | None, Query(ge=1, le=MAX_N, description="At most n items.")] = None,
     locale: Annotated[
-        str | None, Query(max_length=64, description="Context for a cold start.")
+        str | None, Query(max_length=MAX_CONTEXT_LENGTH, description="Context for a cold start.")
     ] = None,
     device: Annotated[
-        str | None, Query(max_length=64, description="Context for a cold start.")
+        str | None, Query(max_length=MAX_CONTEXT_LENGTH, description="Context for a cold start.")
     ] = None,
 ) -> Response:
     """A user's current list."""
@@ -195,7 +218,7 @@ async def get_experiments(svc: Svc) -> Response:
 @read.get("/items", response_model=models.Items, summary="Catalogue items, most popular first")
 async def get_items(
     svc: Svc,
-    category: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    category: Annotated[str | None, Query(min_length=1, max_length=MAX_CATEGORY_LENGTH)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     """Catalogue items (of a category), most popular first."""
@@ -217,9 +240,7 @@ async def get_items(
     responses=NOT_FOUND,
     summary="An item's catalogue data and statistics",
 )
-async def get_item(
-    svc: Svc, item_id: Annotated[str, Path(min_length=1, max_length=512)]
-) -> Response:
+async def get_item(svc: Svc, item_id: ItemId) -> Response:
     """An item's catalogue data and statistics."""
     await svc.catalogue.refresh()
     entry = svc.catalogue.get(item_id)

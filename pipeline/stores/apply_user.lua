@@ -1,8 +1,10 @@
 -- Apply one batch of a user's changes atomically (KEYS share the user's hash tag).
 -- KEYS: features, history, excluded, events, controls
 -- ARGV: first_new_event_id, ttl, history_cap, excluded_cap, events_cap,
---       n_fields, field, value, ..., n_history, json, ...,
+--       n_fields, field, value, ..., history_mode, n_history, json, ...,
 --       n_excluded, score, member, ..., n_events, score, member, ...
+-- history_mode: 'push' (entries are newer than the stored ones, oldest first) or 'replace'
+-- (the whole history, oldest first: a late event was inserted in event-time order).
 -- Idempotent: a retried write (reply lost after the commit) finds its first event applied.
 if ARGV[1] ~= '' and redis.call('ZSCORE', KEYS[4], ARGV[1]) then
   return 0
@@ -15,7 +17,11 @@ if n > 0 then
   redis.call('HSET', KEYS[1], unpack(ARGV, i, i + 2 * n - 1)); i = i + 2 * n
 end
 redis.call('EXPIRE', KEYS[1], ttl)
+local mode = ARGV[i]; i = i + 1
 n = tonumber(ARGV[i]); i = i + 1
+if mode == 'replace' then
+  redis.call('DEL', KEYS[2])
+end
 if n > 0 then
   redis.call('LPUSH', KEYS[2], unpack(ARGV, i, i + n - 1)); i = i + n
   redis.call('LTRIM', KEYS[2], 0, caps[1] - 1)

@@ -6,10 +6,11 @@ The key layout is in ``pipeline.stores.keys``; this module says what the values 
 value                            format
 ===============================  ==========================================================
 ``...:features`` hash            ``features_fields`` (all strings, README "Redis keys")
-``...:history`` list entry       ``[item_id, ts, type, weight, completion]`` (JSON)
+``...:history`` list entry       ``[item_id, ts, type, weight, completion]`` (JSON), newest
+                                 (by event time) first
 ``...:excluded``/``:events``     sorted sets ``member -> ts``
 ``...:controls`` hash            ``controls_fields``
-``recloop:refresh:trigger``      ``"<event_id> <ts>"``
+``recloop:refresh:trigger``      ``"<event_id> <ts>@<received_ms>"`` (or ``"<event_id> <ts>"``)
 ``recloop:model:snapshot:N``     zlib-compressed JSON with a ``format`` number
 ===============================  ==========================================================
 
@@ -103,8 +104,20 @@ def history_row(raw: bytes | str) -> Interaction:
 
 
 def history_rows(raw: Sequence[bytes]) -> list[Interaction]:
-    """A stored history (newest first, as kept in Redis), oldest first as ``UserState`` holds it."""
-    return [history_row(r) for r in reversed(raw)]
+    """A stored history (newest first, as kept in Redis), oldest first as ``UserState`` holds it.
+
+    Ordered by event time (ties in stored order): earlier versions stored arrival order, in
+    which a late old event sat among the newest.
+
+    >>> stored = [b'["late",1,"watch",1.0,1.0]', b'["a",5,"click",0.3,null]']
+    >>> [h.item_id for h in history_rows(stored)]
+    ['late', 'a']
+    """
+    return sorted((history_row(r) for r in reversed(raw)), key=_event_time)
+
+
+def _event_time(interaction: Interaction) -> int:
+    return interaction.ts
 
 
 def history_json(h: Interaction) -> dict[str, Any]:
@@ -160,11 +173,15 @@ def segments_from_fields(fields: Mapping[str, str]) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- controls
 def controls_fields(controls: UserControls) -> dict[str, str]:
-    """The documented ``controls`` hash (README "Redis keys")."""
+    """The documented ``controls`` hash (README "Redis keys").
+
+    Mutes are JSON lists, oldest first (the order that decides which mute a full list
+    drops); lists stored sorted by earlier versions read back the same way.
+    """
     return {
-        "muted_categories": orjson.dumps(sorted(controls.muted_categories)).decode(),
-        "muted_creators": orjson.dumps(sorted(controls.muted_creators)).decode(),
-        "muted_items": orjson.dumps(sorted(controls.muted_items)).decode(),
+        "muted_categories": orjson.dumps(list(controls.muted_categories)).decode(),
+        "muted_creators": orjson.dumps(list(controls.muted_creators)).decode(),
+        "muted_items": orjson.dumps(list(controls.muted_items)).decode(),
         "not_interested": orjson.dumps(controls.not_interested).decode(),
         "declared_interests": orjson.dumps(list(controls.declared)).decode(),
         "declared_at_events": str(controls.declared_at_events),
@@ -176,16 +193,16 @@ def controls_fields(controls: UserControls) -> dict[str, str]:
 def controls_from_fields(fields: Mapping[str, str]) -> UserControls:
     """Inverse of ``controls_fields`` (missing fields take their defaults).
 
-    >>> controls_from_fields(controls_fields(UserControls(muted_categories={"News"})))
-    ... # doctest: +ELLIPSIS
-    UserControls(muted_categories={'News'}, ...)
+    >>> stored = controls_fields(UserControls(muted_categories={"News": None, "Arts": None}))
+    >>> stored["muted_categories"], list(controls_from_fields(stored).muted_categories)
+    ('["News","Arts"]', ['News', 'Arts'])
     """
     if not fields:
         return UserControls()
     return UserControls(
-        muted_categories=set(orjson.loads(fields.get("muted_categories", "[]"))),
-        muted_creators=set(orjson.loads(fields.get("muted_creators", "[]"))),
-        muted_items=set(orjson.loads(fields.get("muted_items", "[]"))),
+        muted_categories=dict.fromkeys(orjson.loads(fields.get("muted_categories", "[]"))),
+        muted_creators=dict.fromkeys(orjson.loads(fields.get("muted_creators", "[]"))),
+        muted_items=dict.fromkeys(orjson.loads(fields.get("muted_items", "[]"))),
         not_interested=dict(orjson.loads(fields.get("not_interested", "{}"))),
         declared=tuple(orjson.loads(fields.get("declared_interests", "[]"))),
         declared_at_events=int(fields.get("declared_at_events", 0)),
@@ -196,22 +213,30 @@ def controls_from_fields(fields: Mapping[str, str]) -> UserControls:
 
 # --------------------------------------------------------------------------- triggers
 def encode_trigger(trigger: Trigger) -> str:
-    """``"<event_id> <ts>"``: how an owed refresh's trigger is stored.
+    """``"<event_id> <ts>@<received_ms>"``: how an owed refresh's trigger is stored.
 
-    >>> encode_trigger(Trigger("e1", 5))
-    'e1 5'
+    The receive time was added after the first release, which stored ``"<event_id> <ts>"``
+    (still written for a trigger without one). The two forms cannot be confused whatever the
+    event id holds: the text after the last space is digits in the first, ``digits@digits``
+    in the second.
+
+    >>> encode_trigger(Trigger("e1", 5, 7)), encode_trigger(Trigger("e1", 5))
+    ('e1 5@7', 'e1 5')
     """
-    return f"{trigger.event_id} {trigger.ts}"
+    if trigger.received_ms is None:
+        return f"{trigger.event_id} {trigger.ts}"
+    return f"{trigger.event_id} {trigger.ts}@{trigger.received_ms}"
 
 
 def decode_trigger(raw: bytes | str) -> Trigger:
-    """Inverse of ``encode_trigger``.
+    """Inverse of ``encode_trigger`` (both forms).
 
-    >>> decode_trigger(b"e1 5")
-    Trigger(event_id='e1', ts=5)
+    >>> decode_trigger(b"an id 5@7"), decode_trigger(b"e1 5")
+    (Trigger(event_id='an id', ts=5, received_ms=7), Trigger(event_id='e1', ts=5, received_ms=None))
     """
-    event_id, _, ts = _text(raw).rpartition(" ")
-    return Trigger(event_id, int(ts))
+    event_id, _, tail = _text(raw).rpartition(" ")
+    ts, at, received = tail.partition("@")
+    return Trigger(event_id, int(ts), int(received) if at else None)
 
 
 # --------------------------------------------------------------------------- snapshots

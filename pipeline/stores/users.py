@@ -56,15 +56,23 @@ def apply_args(
     excluded_cap: int,
     events_cap: int,
 ) -> list[Any]:
-    """ARGV of ``apply_user.lua`` for the changes tracked in ``state``."""
+    """ARGV of ``apply_user.lua`` for the changes tracked in ``state``.
+
+    The stored history stays in event-time order: in-order interactions are pushed onto it;
+    after a late one was inserted (``history_rewritten``) the whole history replaces it.
+    """
     first = state.new_events[0][0] if state.new_events else ""
     argv: list[Any] = [first, ttl_seconds, history_cap, excluded_cap, events_cap]
     fields = features_fields(state, updated_ts)
     argv.append(len(fields))
     for k, v in fields.items():
         argv += (k, v)
-    argv.append(len(state.new_interactions))
-    argv += [history_entry(h) for h in state.new_interactions]
+    if state.history_rewritten:
+        argv += ("replace", len(state.history))
+        argv += [history_entry(h) for h in state.history]
+    else:
+        argv += ("push", len(state.new_interactions))
+        argv += [history_entry(h) for h in state.new_interactions]
     argv.append(len(state.new_interactions))
     for h in state.new_interactions:
         argv += (h.ts, h.item_id)

@@ -9,6 +9,23 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+EVENT_TIME_LAG_CAP_SECONDS = 7 * 86_400.0
+"""Event-time lags are clamped into [0, this]: a decades-old event must not swamp the sum."""
+_LAG_BUCKETS = (0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3_600.0, 21_600.0, 86_400.0,
+                EVENT_TIME_LAG_CAP_SECONDS)  # fmt: skip
+
+
+def clamp_lag(seconds: float) -> float:
+    """An event-time lag clamped into the histogram's finite range.
+
+    A negative lag (the producer's clock ahead, within ``max_future_ms``) counts as 0, a lag
+    beyond a week (an old device's backlog, a wrong clock) as a week, so the histogram's sum
+    and top buckets stay meaningful.
+
+    >>> clamp_lag(-3.0), clamp_lag(2.5), clamp_lag(40 * 365 * 86_400.0)
+    (0.0, 2.5, 604800.0)
+    """
+    return min(max(seconds, 0.0), EVENT_TIME_LAG_CAP_SECONDS)
 
 
 class WorkerMetrics:
@@ -72,8 +89,14 @@ class WorkerMetrics:
         )
         self.event_to_list = Histogram(
             "recloop_event_to_list_seconds",
-            "Event ts to its user's list published (wall clock).",
+            "A worker receiving an event (or control) to its user's list published.",
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.event_time_lag = Histogram(
+            "recloop_event_time_lag_seconds",
+            "Event ts to its user's list published, clamped to [0, 7 days].",
+            buckets=_LAG_BUCKETS,
             registry=r,
         )
         self.lists = Counter(
@@ -126,8 +149,12 @@ class WorkerMetrics:
         self.lists.labels(kind).inc(count)
 
     def on_event_to_list(self, seconds: float) -> None:
-        """A list reflecting an event was published ``seconds`` after the event."""
+        """A list reflecting an event was published ``seconds`` after a worker received it."""
         self.event_to_list.observe(seconds)
+
+    def on_event_time_lag(self, seconds: float) -> None:
+        """A list reflecting an event was published ``seconds`` after the event's ``ts``."""
+        self.event_time_lag.observe(clamp_lag(seconds))
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -183,7 +183,7 @@ class BatchProcessor:
                 now_ms=now,
                 outcomes=outcomes,
             )
-            touched[event.user_id] = Trigger(event.event_id, event.ts)
+            touched[event.user_id] = Trigger(event.event_id, event.ts, now)
             self.metrics.events.labels(event.type, "applied").inc()
         due, owed = self.refresher.on_changes(touched, now)
         effects = None
@@ -281,14 +281,15 @@ class BatchProcessor:
         """Store the users' new controls, then refresh their lists through the coalescer."""
         if not controls:
             return
+        now = self.clock.now_ms()
         states = await self.cache.ensure({c.user_id for c in controls})
         touched: dict[str, Trigger] = {}
         for control in controls:
             state = states[control.user_id]
             apply_control(state.controls, control, n_events=state.n_events)
-            touched[control.user_id] = Trigger(control.control_id, control.ts)
+            touched[control.user_id] = Trigger(control.control_id, control.ts, now)
             self.metrics.controls.labels(str(control.type)).inc()
-        due, owed = self.refresher.on_changes(touched, self.clock.now_ms())
+        due, owed = self.refresher.on_changes(touched, now)
         changed = [states[u] for u in touched]
         await retry_forever(
             lambda: self.batches.write_controls(changed, owed),

@@ -213,6 +213,45 @@ def test_malformed_messages_go_to_the_dead_letter_topic_and_valid_events_still_f
     assert stack["worker"].proc.poll() is None  # the worker kept going
 
 
+def _samples(text: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of one metric in a Prometheus text page."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(name):
+            key, _, value = line.rpartition(" ")
+            out[key[len(name) :]] = float(value)
+    return out
+
+
+def test_a_decades_old_late_event_neither_leads_the_history_nor_skews_freshness(
+    stack: dict[str, Any],
+) -> None:
+    settings: Settings = stack["settings"]
+    keys: RedisKeys = stack["keys"]
+    user = f"late-{uuid.uuid4().hex[:6]}"
+    now = int(time.time() * 1000)
+    with EventProducer(settings) as producer:
+        producer.watch(user, item_id("Drama", 3), 600.0, duration_seconds=600.0)
+        producer.watch(user, item_id("Drama", 4), 600.0, duration_seconds=600.0)
+        late = producer.watch(user, item_id("Kids", 5), 600.0, duration_seconds=600.0,
+                              ts=now - 40 * 365 * 86_400_000)  # fmt: skip
+        producer.flush()
+    assert wait_for(lambda: (recs(stack, user) or {}).get("trigger_event_id") == late, timeout=30)
+    stored = stack["redis"].lrange(keys.history(user), 0, -1)
+    assert [orjson.loads(r)[0] for r in stored] == [
+        item_id("Drama", 4),
+        item_id("Drama", 3),
+        item_id("Kids", 5),  # newest first by event time: the late watch is the oldest
+    ]
+    text = stack["worker"].metrics()
+    freshness = _samples(text, "recloop_event_to_list_seconds_")
+    assert 0 < freshness["sum"] / freshness["count"] < 30  # seconds, not decades
+    lag = _samples(text, "recloop_event_time_lag_seconds_")
+    week = 7 * 86_400.0
+    assert lag['bucket{le="604800.0"}'] - lag['bucket{le="86400.0"}'] >= 1  # clamped, finite
+    assert lag["sum"] <= lag["count"] * week
+
+
 def test_worker_exposes_metrics_health_and_readiness(stack: dict[str, Any]) -> None:
     worker: WorkerProcess = stack["worker"]
     assert worker.ready()
@@ -222,6 +261,7 @@ def test_worker_exposes_metrics_health_and_readiness(stack: dict[str, Any]) -> N
         "recloop_dead_letters_total",
         "recloop_batch_seconds",
         "recloop_event_to_list_seconds",
+        "recloop_event_time_lag_seconds",
         "recloop_lists_published_total",
     ):
         assert name in text

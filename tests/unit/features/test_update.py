@@ -300,6 +300,51 @@ def test_first_and_last_ts(apply: Apply) -> None:
     assert state.last_ts == T0 + 50
 
 
+def test_first_ts_of_an_event_at_epoch_zero_is_kept(apply: Apply) -> None:
+    """0 is a valid event time, not "unset": a later event must not replace it."""
+    state = UserState("u1")
+    apply(state, "e1", ts=0)
+    apply(state, "e2", item_id="m2", ts=5_000)
+    assert (state.first_ts, state.last_ts) == (0, 5_000)
+    other = UserState("u2")
+    apply(other, "e1", ts=5_000)
+    apply(other, "e2", item_id="m2", ts=0)  # late, at epoch zero
+    assert other.first_ts == 0
+
+
+def test_history_is_kept_in_event_time_order(apply: Apply) -> None:
+    state = UserState("u1")
+    apply(state, "e1", item_id="m1", ts=T0, params=ROOMY)
+    apply(state, "e2", item_id="m2", ts=T0 + 2 * HOUR_MS, params=ROOMY)
+    assert not state.history_rewritten
+    apply(state, "e3", item_id="late", ts=T0 + HOUR_MS, params=ROOMY)
+    apply(state, "e4", item_id="tie", ts=T0 + HOUR_MS, params=ROOMY)  # tie: after, by arrival
+    assert [h.item_id for h in state.history] == ["m1", "late", "tie", "m2"]
+    assert state.history_rewritten
+    assert [h.item_id for h in state.new_interactions] == ["m1", "m2", "late", "tie"]
+    state.mark_clean()
+    assert not state.history_rewritten
+
+
+def test_a_years_old_late_watch_is_never_the_strongest_recent_positive(apply: Apply) -> None:
+    state = UserState("u1")
+    apply(state, "e1", item_id="m1", ts=T0)
+    apply(state, "e2", item_id="m2", ts=T0 + 1)
+    apply(state, "e3", item_id="old", ts=T0 - 40 * 365 * 86_400_000)
+    assert [h.item_id for h in state.positives(10)] == ["old", "m1", "m2"]  # newest last
+    assert [h.item_id for h in state.positives(2)] == ["m1", "m2"]
+
+
+def test_a_full_history_keeps_the_newest_by_event_time(apply: Apply) -> None:
+    state = UserState("u1")  # history_size 5
+    for k in range(5):
+        apply(state, f"e{k}", item_id=f"m{k}", ts=T0 + k)
+    apply(state, "late", item_id="late", ts=T0 - 1)  # older than everything kept
+    assert [h.item_id for h in state.history] == [f"m{k}" for k in range(5)]
+    apply(state, "mid", item_id="mid", ts=T0 + 2)
+    assert [h.item_id for h in state.history] == ["m1", "m2", "mid", "m3", "m4"]
+
+
 # --------------------------------------------------------------------------- readers
 def test_top_categories_best_first_positive_only() -> None:
     state = UserState("u1")

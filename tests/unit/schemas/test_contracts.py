@@ -28,7 +28,21 @@ from schemas import (
     parse_item,
     recommendation_to_bytes,
 )
-from schemas.validation import MAX_ORIGINAL_TEXT_BYTES, REASON_BY_ERROR_TYPE, reason_for_error
+from schemas.control import Control
+from schemas.limits import (
+    MAX_CATEGORIES,
+    MAX_CATEGORY_LENGTH,
+    MAX_CONTEXT_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_REASON_LENGTH,
+    MAX_TITLE_LENGTH,
+)
+from schemas.validation import (
+    MAX_ORIGINAL_TEXT_BYTES,
+    REASON_BY_ERROR_TYPE,
+    parse_control,
+    reason_for_error,
+)
 
 NOW = 1_700_000_000_000
 MAX_BYTES = 16_384
@@ -449,8 +463,85 @@ def test_item_reject_reasons(value: dict[str, Any] | bytes, expected: RejectReas
     assert result.reason is expected
 
 
+# --------------------------------------------------------------------------- length limits
+LIMIT_CASES = [
+    # (parser, field path, limit): every id and short string of the input contracts
+    ("event", ("event_id",), MAX_ID_LENGTH),
+    ("event", ("user_id",), MAX_ID_LENGTH),
+    ("event", ("item_id",), MAX_ID_LENGTH),
+    ("event", ("context", "device"), MAX_CONTEXT_LENGTH),
+    ("event", ("context", "locale"), MAX_CONTEXT_LENGTH),
+    ("event", ("context", "surface"), MAX_CONTEXT_LENGTH),
+    ("item", ("item_id",), MAX_ID_LENGTH),
+    ("item", ("creator_id",), MAX_ID_LENGTH),
+    ("item", ("title",), MAX_TITLE_LENGTH),
+    ("item", ("categories", 0), MAX_CATEGORY_LENGTH),
+    ("mute", ("control_id",), MAX_ID_LENGTH),
+    ("mute", ("user_id",), MAX_ID_LENGTH),
+    ("mute", ("category",), MAX_CATEGORY_LENGTH),
+    ("mute_creator", ("creator_id",), MAX_ID_LENGTH),
+    ("not_interested", ("item_id",), MAX_ID_LENGTH),
+    ("not_interested", ("reason",), MAX_REASON_LENGTH),
+    ("declare", ("categories", 0), MAX_CATEGORY_LENGTH),
+]
+
+
+def _limited(
+    kind: str, path: tuple[str | int, ...], value: str
+) -> Event | Item | Control | Rejected:
+    docs: dict[str, dict[str, Any]] = {
+        "event": {"event_id": "e", "type": "click", "user_id": "u", "item_id": "i", "ts": NOW,
+                  "context": {"device": "tv", "locale": "en", "surface": "home"}},
+        "item": {"item_id": "i", "categories": ["A"], "creator_id": "c", "title": "t"},
+        "mute": {"control_id": "c", "type": "mute", "user_id": "u", "ts": NOW, "category": "A"},
+        "mute_creator": {"control_id": "c", "type": "mute", "user_id": "u", "ts": NOW,
+                         "creator_id": "c"},
+        "not_interested": {"control_id": "c", "type": "not_interested", "user_id": "u",
+                           "ts": NOW, "item_id": "i", "reason": "r"},
+        "declare": {"control_id": "c", "type": "declare_interests", "user_id": "u", "ts": NOW,
+                    "categories": ["A"]},
+    }  # fmt: skip
+    doc_ = docs[kind]
+    target: Any = doc_
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    raw = orjson.dumps(doc_)
+    if kind == "event":
+        return parse(raw)
+    if kind == "item":
+        return parse_item(raw, max_bytes=MAX_BYTES)
+    return parse_control(raw, max_bytes=MAX_BYTES)
+
+
+@pytest.mark.parametrize(("kind", "path", "limit"), LIMIT_CASES)
+def test_every_id_and_short_string_has_its_documented_limit(
+    kind: str, path: tuple[str | int, ...], limit: int
+) -> None:
+    at_limit = _limited(kind, path, "é" * limit)  # characters, not bytes
+    assert not isinstance(at_limit, Rejected), at_limit
+    over = _limited(kind, path, "x" * (limit + 1))
+    assert isinstance(over, Rejected) and over.reason is RejectReason.INVALID_VALUE
+    assert str(limit) in over.detail and "xxx" not in over.detail  # never echoes the value
+
+
+def test_limits_are_in_the_exported_json_schemas() -> None:
+    event = Event.model_json_schema()
+    assert event["properties"]["user_id"]["maxLength"] == MAX_ID_LENGTH
+    control = Control.model_json_schema()
+    assert control["properties"]["categories"]["anyOf"][0]["maxItems"] == MAX_CATEGORIES
+
+
+def test_too_many_categories_are_invalid() -> None:
+    cats = [f"c{k}" for k in range(MAX_CATEGORIES + 1)]
+    result = parse_item(orjson.dumps({"item_id": "i", "categories": cats}), max_bytes=MAX_BYTES)
+    assert isinstance(result, Rejected) and result.reason is RejectReason.INVALID_VALUE
+    ok = parse_item(orjson.dumps({"item_id": "i", "categories": cats[:-1]}), max_bytes=MAX_BYTES)
+    assert isinstance(ok, Item)
+
+
 def test_item_size_limit() -> None:
-    raw = orjson.dumps({"item_id": "i", "categories": ["a"] * 100})
+    raw = orjson.dumps({"item_id": "i", "categories": ["a" * 100] * 32})
     assert isinstance(parse_item(raw, max_bytes=len(raw)), Item)
     result = parse_item(raw, max_bytes=len(raw) - 1)
     assert isinstance(result, Rejected) and result.reason is RejectReason.TOO_LARGE

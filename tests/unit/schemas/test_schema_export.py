@@ -83,6 +83,7 @@ def test_event_schema_structure() -> None:
         assert schema["properties"][field] == schema["properties"][field] | {
             "type": "string",
             "minLength": 1,
+            "maxLength": 256,
         }
     (rule,) = schema["allOf"]
     assert rule["if"] == {"properties": {"type": {"const": "watch"}}, "required": ["type"]}
@@ -138,6 +139,10 @@ def valid(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> bool:
             ok = not TYPES["number"](value) or value > arg
         elif key == "minLength":
             ok = not isinstance(value, str) or len(value) >= arg
+        elif key == "maxLength":
+            ok = not isinstance(value, str) or len(value) <= arg
+        elif key == "maxItems":
+            ok = not isinstance(value, list) or len(value) <= arg
         elif key == "required":
             ok = not isinstance(value, dict) or all(name in value for name in arg)
         elif key == "properties":
@@ -176,9 +181,14 @@ def test_examples_validate_against_the_exported_schemas() -> None:
     assert not schema_valid("event.v1", click | {"user_id": ""})
     assert not schema_valid("event.v1", click | {"ts": 2**63})
     assert not schema_valid("event.v1", click | {"schema_version": 2})
+    assert schema_valid("event.v1", click | {"user_id": "u" * 256})
+    assert not schema_valid("event.v1", click | {"user_id": "u" * 257})
+    assert not schema_valid("event.v1", click | {"context": {"locale": "x" * 65}})
 
     assert schema_valid("item.v1", {"item_id": "i", "categories": ["a"], "title": "T"})
     assert not schema_valid("item.v1", {"item_id": "i", "categories": [""]})
+    assert not schema_valid("item.v1", {"item_id": "i", "categories": ["c"] * 33})
+    assert not schema_valid("item.v1", {"item_id": "i", "categories": ["c" * 129]})
 
     rec = encode_recommendation(
         "u",

@@ -109,8 +109,13 @@ def run_apply_user(db: UserKeys, argv: list[Any]) -> int:
     for k in range(n):  # HSET field value ...
         db.features[a[i + 2 * k]] = a[i + 2 * k + 1]
     i += 2 * n
-    n = int(a[i])
-    i += 1
+    mode = a[i]
+    n = int(a[i + 1])
+    i += 2
+    if mode == b"replace":  # DEL history
+        db.history.clear()
+    else:
+        assert mode == b"push", mode
     for value in a[i : i + n]:  # LPUSH json ...
         db.history.insert(0, value)
     i += n
@@ -150,7 +155,9 @@ def _history_state() -> UserState:
     return state
 
 
-def assert_same_user(loaded: UserState, state: UserState) -> None:
+def assert_same_user(loaded: UserState, state: UserState, *, late: bool = False) -> None:
+    """``late``: events arrived out of time order, so the exclusion and de-duplication sets
+    (kept in arrival order in memory, by event time in Redis) are compared as sets."""
     assert loaded.user_id == state.user_id
     assert (loaded.n_click, loaded.n_skip, loaded.n_watch) == (
         state.n_click,
@@ -170,8 +177,12 @@ def assert_same_user(loaded: UserState, state: UserState) -> None:
             want.completion,
         )
         assert got.weight == pytest.approx(want.weight, abs=1e-4)
-    assert list(loaded.excluded.items()) == list(state.excluded.items())
-    assert list(loaded.seen_events.items()) == list(state.seen_events.items())
+    if late:
+        assert loaded.excluded == state.excluded
+        assert loaded.seen_events == state.seen_events
+    else:
+        assert list(loaded.excluded.items()) == list(state.excluded.items())
+        assert list(loaded.seen_events.items()) == list(state.seen_events.items())
     assert loaded.skip_rate == pytest.approx(state.skip_rate)
     assert loaded.mean_completion == pytest.approx(state.mean_completion)
     assert [n for n, _ in loaded.top_categories()] == [n for n, _ in state.top_categories()]
@@ -281,6 +292,52 @@ def test_write_without_new_events_only_updates_features() -> None:
     assert_same_user(load(db), state)
 
 
+# --------------------------------------------------------------------------- event-time order
+def test_late_event_rewrites_the_stored_history_in_event_time_order() -> None:
+    state = _history_state()  # m1, m2, m3, m2, m4 by time; cap 4 keeps the last four
+    db = UserKeys()
+    save(db, state, T0)
+    play(state, "late", "watch", "m9", T0 + 1_500, 600.0)  # between m2 (T0+1s) and m3
+    assert state.history_rewritten
+    argv = apply_args(state, T0 + 9, ttl_seconds=60, **CAPS)
+    assert "replace" in argv
+    save(db, state, T0 + 9)
+    assert [h.item_id for h in state.history] == ["m9", "m3", "m2", "m4"]
+    assert_same_user(load(db), state, late=True)
+    assert [orjson.loads(r)[0] for r in db.history] == ["m4", "m2", "m3", "m9"]  # newest first
+    play(state, "next", "click", "m1", T0 + 3 * HOUR_MS)  # in order again: appended
+    assert not state.history_rewritten and "push" in apply_args(state, 0, ttl_seconds=1, **CAPS)
+    save(db, state, T0 + 10)
+    assert_same_user(load(db), state, late=True)
+
+
+def test_late_event_older_than_the_whole_history_is_not_kept() -> None:
+    state = _history_state()
+    db = UserKeys()
+    save(db, state, T0)
+    play(state, "ancient", "watch", "m9", 5, 600.0)
+    assert "m9" not in [h.item_id for h in state.history]
+    assert "m9" in state.excluded  # still never recommended again
+    save(db, state, T0 + 1)
+    loaded = load(db)
+    assert [(h.item_id, h.ts) for h in loaded.history] == [(h.item_id, h.ts) for h in state.history]
+    assert (
+        (loaded.first_ts, loaded.last_ts)
+        == (state.first_ts, state.last_ts)
+        == (5, T0 + 2 * HOUR_MS)
+    )
+
+
+def test_history_stored_in_arrival_order_by_an_earlier_version_loads_by_event_time() -> None:
+    db = UserKeys()
+    rows = [Interaction("new", T0 + 10, "watch", 1.0, 1.0), Interaction("old", T0, "watch", 0.9),
+            Interaction("late", T0 - HOUR_MS, "watch", 0.8)]  # arrival order  # fmt: skip
+    db.history = [history_entry(h) for h in reversed(rows)]  # LPUSHed: head = last arrived
+    loaded = load(db)
+    assert [h.item_id for h in loaded.history] == ["late", "old", "new"]
+    assert [h.item_id for h in loaded.positives(2)] == ["old", "new"]
+
+
 # --------------------------------------------------------------------------- script ARGV
 def _lua_argv_header() -> list[str]:
     text = resources.files("pipeline.stores").joinpath("apply_user.lua").read_text("utf-8")
@@ -304,6 +361,7 @@ def test_lua_header_documents_the_fixed_arguments() -> None:
         "events_cap",
         "n_fields",
     ]
+    assert names[names.index("n_history") - 1] == "history_mode"
     assert [n for n in names if n.startswith("n_")] == [
         "n_fields",
         "n_history",
@@ -327,9 +385,9 @@ def test_apply_args_follow_the_lua_header() -> None:
     pairs = argv[i + 1 : i + 1 + 2 * len(fields)]
     assert dict(zip(pairs[::2], pairs[1::2], strict=True)) == fields
     i += 1 + 2 * len(fields)
-    assert argv[i] == 2  # n_history
-    assert argv[i + 1 : i + 3] == [history_entry(h) for h in state.new_interactions]
-    i += 3
+    assert argv[i : i + 2] == ["push", 2]  # history_mode, n_history
+    assert argv[i + 2 : i + 4] == [history_entry(h) for h in state.new_interactions]
+    i += 4
     assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "m1", T0 + 3 * HOUR_MS + 5, "m3"]
     i += 5
     assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "e6", T0 + 3 * HOUR_MS + 5, "e7"]
