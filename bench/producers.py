@@ -11,7 +11,7 @@ What is measured (own Kafka and Redis on free loopback ports, 2 cores shared):
   (imports, the catalogue) is outside that window.
 * **EventProducer**: ``send_event`` of pre-built event documents (validated and completed
   like every send) then ``flush``, in this process; events divided by this process's CPU
-  seconds over the loop and the flush (librdkafka's or kafka-python's I/O threads included).
+  seconds over the loop and the flush (the client's I/O threads included).
 
 Each is run ``--runs`` times; the table shows the median and the range. Events per
 CPU-second is what a producer costs; it is far steadier than events per wall-second on a
