@@ -32,6 +32,8 @@ Partition = tuple[str, int]
 """``(topic, partition)``: plain data, so the pure functions need no client types."""
 
 REQUEST_TIMEOUT_SECONDS = 5.0
+LAG_EXPORT_SECONDS = 5.0
+"""How often a worker refreshes ``recloop_consumer_lag`` (three small broker requests)."""
 
 
 def partition_lag(
