@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
@@ -82,6 +82,7 @@ class KafkaAdmin:
         self.settings = settings
         self._client_id = client_id or f"{settings.app_id}-admin"
         self._admin: AdminClient | None = None
+        self._consumer: tuple[str, Consumer] | None = None
 
     @property
     def admin(self) -> AdminClient:
@@ -116,19 +117,37 @@ class KafkaAdmin:
         return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in futures.items()}
 
     def committed(self, group: str, partitions: Sequence[Partition]) -> dict[Partition, int]:
-        """Offsets ``group`` committed on ``partitions`` (those without a commit omitted)."""
+        """Offsets ``group`` committed on ``partitions`` (those without a commit omitted).
+
+        Asked through a consumer of ``group`` that never subscribes (so it never joins the
+        group or takes a partition), not ``AdminClient.list_consumer_group_offsets``: on an
+        offset-fetch error such as "coordinator load in progress" (a broker that just
+        started, a coordinator that moved) librdkafka 2.16's admin path dereferences the
+        consumer-group handle an admin client does not have, and the process dies (SIGSEGV).
+        """
         if not partitions:
             return {}
-        request = ConsumerGroupTopicPartitions(group, [TopicPartition(t, p) for t, p in partitions])
-        futures = self.admin.list_consumer_group_offsets(
-            [request], request_timeout=REQUEST_TIMEOUT_SECONDS
+        consumer = self._group_consumer(group)
+        found = consumer.committed(
+            [TopicPartition(t, p) for t, p in partitions], timeout=REQUEST_TIMEOUT_SECONDS
         )
-        result: Any = futures[group].result()
         return {
             (tp.topic, tp.partition): int(tp.offset)
-            for tp in result.topic_partitions
+            for tp in found
             if tp.offset >= 0 and tp.error is None
         }
+
+    def _group_consumer(self, group: str) -> Consumer:
+        if self._consumer is None or self._consumer[0] != group:
+            if self._consumer is not None:
+                self._consumer[1].close()
+            config = {
+                **client_config(self.settings, client_id=f"{self._client_id}-offsets"),
+                "group.id": group,
+                "enable.auto.commit": False,
+            }
+            self._consumer = (group, Consumer(config))
+        return self._consumer[1]
 
     def lag(self, group: str, partitions: Sequence[Partition]) -> dict[Partition, int]:
         """``partition_lag`` of ``group`` on ``partitions``, as the broker sees it now."""
@@ -172,5 +191,8 @@ class KafkaAdmin:
         return status
 
     def close(self) -> None:
-        """Drop the client (librdkafka closes its connections when it is collected)."""
+        """Drop the clients (librdkafka closes the admin's connections when it is collected)."""
         self._admin = None
+        if self._consumer is not None:
+            self._consumer[1].close()
+            self._consumer = None
