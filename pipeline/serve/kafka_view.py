@@ -5,7 +5,7 @@ Every method blocks (confluent-kafka) and is called from a worker thread
 place lag is computed; librdkafka describes the workers' group from its members'
 assignments and never decodes their subscription metadata, so a Faust group (custom
 assignor) is described without a warning (kafka-python's admin client logged one every 2 s).
-Dead letters are a snapshot read (:func:`pipeline.kafka.reader.read_range`).
+Dead letters are a snapshot read (:mod:`pipeline.kafka.dead_letters`).
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ import logging
 import threading
 from typing import Any
 
-import orjson
-
 from pipeline.config import Settings
+from pipeline.kafka.dead_letters import dead_letters
 from pipeline.kafka.lag import GroupStatus, KafkaAdmin
-from pipeline.kafka.reader import read_range
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +65,5 @@ class KafkaView:
 
     def recent_dead_letters(self, limit: int) -> list[dict[str, Any]]:
         """The newest ``limit`` dead letters (dead-letter v1 documents), newest first."""
-        records = read_range(
-            self.settings, self.settings.topic_dlq, last=limit, timeout=5.0, client_id="serve-dlq"
-        )
-        docs = []
-        for record in records:
-            try:
-                doc = orjson.loads(record.value or b"")
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(doc, dict):
-                docs.append(doc)
-        docs.sort(key=lambda d: int(d.get("dead_lettered_ts") or 0), reverse=True)
-        return docs[:limit]
+        docs = dead_letters(self.settings, last=limit, timeout=5.0, client_id="serve-dlq")
+        return docs[::-1][:limit]
