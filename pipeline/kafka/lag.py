@@ -15,6 +15,7 @@ its last batch, and every reader agrees on the number.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ Partition = tuple[str, int]
 """``(topic, partition)``: plain data, so the pure functions need no client types."""
 
 REQUEST_TIMEOUT_SECONDS = 5.0
+RETRIES = 3
+RETRY_PAUSE_SECONDS = 0.2
 LAG_EXPORT_SECONDS = 5.0
 """How often a worker refreshes ``recloop_consumer_lag`` (three small broker requests)."""
 
@@ -106,15 +109,30 @@ class KafkaAdmin:
     def offsets(
         self, partitions: Sequence[Partition], *, earliest: bool = False
     ) -> dict[Partition, int]:
-        """Log-end offsets of ``partitions`` (first offsets with ``earliest``)."""
+        """Log-end offsets of ``partitions`` (first offsets with ``earliest``).
+
+        A retriable error (a leader that just moved, a topic created a moment ago whose
+        leaders the client does not know yet) is retried a few times before it is raised.
+        """
         if not partitions:
             return {}
         spec: OffsetSpec = OffsetSpec.earliest() if earliest else OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        futures = self.admin.list_offsets(
-            {TopicPartition(t, p): spec for t, p in partitions},
-            request_timeout=REQUEST_TIMEOUT_SECONDS,
-        )
-        return {(tp.topic, tp.partition): int(f.result().offset) for tp, f in futures.items()}
+        attempt = 0
+        while True:
+            futures = self.admin.list_offsets(
+                {TopicPartition(t, p): spec for t, p in partitions},
+                request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+            try:
+                return {
+                    (tp.topic, tp.partition): int(f.result().offset) for tp, f in futures.items()
+                }
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                if attempt == RETRIES or not getattr(error, "retriable", lambda: False)():
+                    raise
+                attempt += 1
+                time.sleep(RETRY_PAUSE_SECONDS * attempt)
 
     def committed(self, group: str, partitions: Sequence[Partition]) -> dict[Partition, int]:
         """Offsets ``group`` committed on ``partitions`` (those without a commit omitted).
