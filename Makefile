@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.recloop-installed
 PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
-BENCHES := quality freshness throughput memory declared experiment serve
+BENCHES := quality freshness throughput memory declared experiment serve producers
 
 # apt-get (via `recloop stack setup`) must never prompt: CI has no stdin
 export DEBIAN_FRONTEND ?= noninteractive
@@ -32,6 +32,12 @@ setup: $(STAMP)
 	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	else echo "browser tests need Debian's chromium: sudo apt-get install chromium" >&2; fi; }
+	@# examples/ are tested in Go and Node too (modules and packages come from their registries
+	@# during the test run); Go >= 1.21 fetches the toolchain examples/go/go.mod asks for
+	@# through the module proxy (Debian bookworm's golang-go, 1.19, is too old for that)
+	@command -v go >/dev/null 2>&1 && command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq golang-go nodejs npm >/dev/null; \
+		else echo "the examples' tests need Go >= 1.21 and Node >= 18 with npm" >&2; fi; }
 
 # the suite, the runnable examples in docstrings (--doctest-modules) and the import contracts
 test: setup

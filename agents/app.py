@@ -22,6 +22,7 @@ from faust.web import Request, Response, View
 
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
+from pipeline.kafka.lag import LAG_EXPORT_SECONDS, KafkaAdmin
 from pipeline.kafka.options import security_options
 from pipeline.worker.loop_lag import watch_loop_lag
 from pipeline.worker.metrics import WorkerMetrics
@@ -112,21 +113,40 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         ready.set()
         log.info("worker ready worker_id=%s", worker_id)
 
-    def record_lag(events: Sequence[Any]) -> int:
-        """Record the lag behind each partition of the batch; the total (events)."""
+    def events_behind(events: Sequence[Any]) -> int:
+        """How far the consumer is behind the partitions of a batch (its local view).
+
+        Drives coalescing under overload; the exported lag gauges come from the broker's
+        view on a timer (below).
+        """
         last: dict[Any, int] = {}
         for e in events:
             last[e.message.tp] = e.message.offset
         total = 0
         for tp, offset in last.items():
             try:
-                behind = max(0, app.consumer.highwater(tp) - offset - 1)
-            except Exception:  # lag is advisory: never fail a batch over it
+                total += max(0, app.consumer.highwater(tp) - offset - 1)
+            except Exception:  # advisory: never fail a batch over it
                 log.debug("no highwater for partition", exc_info=True)
-                continue
-            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(behind)
-            total += behind
         return total
+
+    inputs = {settings.topic_events, settings.topic_items, settings.topic_controls}
+    lag_admin = KafkaAdmin(settings, client_id=f"{settings.app_id}-lag")
+
+    def assigned() -> set[tuple[str, int]]:
+        return {(tp.topic, tp.partition) for tp in app.consumer.assignment() if tp.topic in inputs}
+
+    @app.timer(interval=LAG_EXPORT_SECONDS, name="recloop.consumer_lag")  # type: ignore[untyped-decorator]
+    async def export_lag() -> None:
+        # on a timer, from the broker: a stalled agent's lag keeps growing on /metrics
+        try:
+            mine = sorted(assigned())
+            lags = await asyncio.to_thread(lag_admin.lag, settings.app_id, mine) if mine else {}
+        except Exception as exc:  # lag is advisory: keep the last values, try next tick
+            log.debug("consumer lag unavailable error=%r", exc)
+            return
+        now = assigned()  # a rebalance may have happened while we asked
+        metrics.export_lag({tp: lag for tp, lag in lags.items() if tp in now})
 
     def batch_agent(
         name: str, handler: Callable[[BatchProcessor, list[RawMessage]], Awaitable[None]]
@@ -147,7 +167,6 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
                 # not interleaved with event batches: controls (a forget above all) apply
                 # after every earlier event batch is written
                 await worker.events.exclusive(handle)
-                record_lag(events)
 
         agent.__name__ = f"agent_{name.replace('.', '_').replace('-', '_')}"
         app.agent(topic(name), name=f"recloop.{name}")(agent)
@@ -160,7 +179,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         ):
             await worker.events.submit([_raw(e) for e in events], _acker(events))
             worker.metrics.in_flight.set(worker.events.in_flight)
-            worker.note_backlog(record_lag(events), len(events))
+            worker.note_backlog(events_behind(events), len(events))
 
     app.agent(topic(settings.topic_events), name=f"recloop.{settings.topic_events}")(events_agent)
     batch_agent(settings.topic_items, BatchProcessor.handle_items)
@@ -192,6 +211,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        metrics.forget_lag((tp.topic, tp.partition) for tp in revoked)
         # agents are idle here and the users are still ours: hand over deferred refreshes
         if ready.is_set():
             await holder["w"].hand_over()

@@ -190,39 +190,21 @@ def with_new_port(settings: Settings) -> Settings:
 
 # ----------------------------------------------------------------------------- kafka probes
 def admin_client(settings: Settings) -> Any:
-    from kafka import KafkaAdminClient
+    """The broker's view of offsets and groups (``pipeline.kafka.lag``, the one lag module)."""
+    from pipeline.kafka.lag import KafkaAdmin
 
-    from pipeline.kafka.options import kafka_client_options
-
-    return KafkaAdminClient(
-        **kafka_client_options(settings), client_id="recloop-bench-admin", request_timeout_ms=10_000
-    )
+    return KafkaAdmin(settings, client_id="recloop-bench-admin")
 
 
 def end_offsets(admin: Any, topic: str, partitions: int) -> dict[int, int]:
     """Log-end offset of every partition of ``topic``."""
-    from kafka import TopicPartition
-    from kafka.admin import OffsetSpec
-
-    specs = {TopicPartition(topic, p): OffsetSpec.LATEST for p in range(partitions)}
-    result = admin.list_partition_offsets(specs)
-    return {tp.partition: int(v.offset) for tp, v in result.items()}
-
-
-def committed_offsets(admin: Any, group: str, topic: str) -> dict[int, int]:
-    """Offsets the consumer group committed on ``topic`` (partitions without a commit omitted)."""
-    if hasattr(admin, "list_group_offsets"):  # kafka-python >= 3
-        offsets = admin.list_group_offsets({group: None}).get(group, {})
-    else:
-        offsets = admin.list_consumer_group_offsets(group)
-    return {tp.partition: int(om.offset) for tp, om in offsets.items() if tp.topic == topic}
+    ends = admin.offsets([(topic, p) for p in range(partitions)])
+    return {p: end for (_, p), end in ends.items()}
 
 
 def group_lag(admin: Any, group: str, topic: str, partitions: int) -> int:
     """Records on ``topic`` not yet committed by ``group`` (all partitions)."""
-    ends = end_offsets(admin, topic, partitions)
-    done = committed_offsets(admin, group, topic)
-    return sum(max(0, end - max(done.get(p, 0), 0)) for p, end in ends.items())
+    return int(sum(admin.lag(group, [(topic, p) for p in range(partitions)]).values()))
 
 
 def topic_size(admin: Any, topic: str, partitions: int) -> int:
@@ -230,69 +212,38 @@ def topic_size(admin: Any, topic: str, partitions: int) -> int:
     return sum(end_offsets(admin, topic, partitions).values())
 
 
-def bulk_producer(settings: Settings) -> Any:
-    """A kafka-python producer tuned for pre-loading (large batches, acks from all replicas)."""
-    from kafka import KafkaProducer
-
-    from pipeline.kafka.options import kafka_client_options
-
-    return KafkaProducer(
-        **kafka_client_options(settings),
-        client_id="recloop-bench-loader",
-        acks="all",
-        linger_ms=20,
-        batch_size=256 * 1024,
-        max_request_size=4 * 1024 * 1024,
-    )
-
-
 def fast_produce(settings: Settings, topic: str, records: Iterable[tuple[bytes, bytes]]) -> int:
-    """Send keyed records with aiokafka (acks from all replicas) and wait for every ack.
+    """Send keyed records with recloop's producer client and wait for every ack.
 
-    For pre-loading: aiokafka sends ~5x more records per second than kafka-python on this
-    machine kind. Keys are partitioned with murmur2 like Faust, kafka-python and the Java
-    client, so a user's events land on the partition any other producer would choose.
+    For pre-loading: large batches (``linger.ms`` 20), acks from all replicas, keys placed
+    with Kafka's murmur2 like every other producer (``pipeline.kafka.producer``).
     """
-    import asyncio
+    from pipeline.kafka.producer import kafka_producer
 
-    from aiokafka import AIOKafkaProducer
+    producer = kafka_producer(
+        settings, client_id="recloop-bench-loader", linger_ms=20, delivery_timeout_ms=300_000
+    )
+    failures: list[str] = []
 
-    if settings.kafka_security_protocol.upper() != "PLAINTEXT":  # kafka-python knows SASL/SSL
-        producer = bulk_producer(settings)
-        n = 0
-        try:
-            for key, value in records:
-                producer.send(topic, key=key, value=value)
-                n += 1
-            producer.flush(300)
-        finally:
-            producer.close(30)
-        return n
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
 
-    async def send_all() -> int:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id="recloop-bench-loader",
-            acks=-1,
-            linger_ms=20,
-            max_batch_size=512 * 1024,
-        )
-        await producer.start()
-        sent = 0
-        try:
-            pending = []
-            for key, value in records:
-                pending.append(await producer.send(topic, value, key=key))
-                sent += 1
-                if len(pending) >= 20_000:  # bound the futures held at once
-                    await asyncio.gather(*pending)
-                    pending.clear()
-            await asyncio.gather(*pending)
-        finally:
-            await producer.stop()
-        return sent
-
-    return asyncio.run(send_all())
+    sent = 0
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value, key, on_delivery=delivered)
+                break
+            except BufferError:  # local queue full: wait for acknowledgements
+                producer.poll(0.05)
+        sent += 1
+        if sent % 1_000 == 0:
+            producer.poll(0)
+    left = producer.flush(300)
+    if left or failures:
+        raise RuntimeError(f"pre-load failed: {left} unacknowledged, errors {failures[:3]}")
+    return sent
 
 
 # ----------------------------------------------------------------------------- worker probes
@@ -571,7 +522,7 @@ def machine_facts() -> dict[str, Any]:
         "faust-streaming",
         "mode-streaming",
         "aiokafka",
-        "kafka-python",
+        "confluent-kafka",
         "redis",
         "river",
         "orjson",

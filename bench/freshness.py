@@ -9,7 +9,7 @@ growing backlog.
 
 What is measured
 ----------------
-* **topic path**: a kafka-python consumer on the recommendations topic records, for every list
+* **topic path**: a confluent-kafka reader of the recommendations topic records, for every list
   with a ``trigger_ts``, ``receive time - trigger_ts``. ``trigger_ts`` is the ``ts`` of the event
   the list reflects, and ``ts`` is the time the bench sent it, so this is event sent -> list
   received, producer and consumer hops included. Only events sent during the measured window
@@ -94,23 +94,16 @@ class ListListener(threading.Thread):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(name="list-listener", daemon=True)
-        from kafka import KafkaConsumer, TopicPartition
+        from pipeline.kafka.reader import TopicReader
 
-        from pipeline.kafka.options import kafka_client_options
-
-        self.consumer = KafkaConsumer(
-            **kafka_client_options(settings),
-            group_id=None,
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-            check_crcs=False,  # kafka-python's CRC-32C is pure Python without `crc32c`
+        # from the end offsets as they are now: no list published later can be missed
+        self.reader = TopicReader(
+            settings,
+            settings.topic_recommendations,
+            start="end",
+            client_id="bench-lists",
+            options={"fetch.wait.max.ms": 50},
         )
-        topic = settings.topic_recommendations
-        parts = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        self.consumer.assign(parts)
-        self.consumer.seek_to_end(*parts)
-        for tp in parts:  # resolve positions now, before any list can be published
-            self.consumer.position(tp)
         self.samples: list[tuple[int, int]] = []
         self.untriggered = 0
         self.received = 0
@@ -119,24 +112,23 @@ class ListListener(threading.Thread):
 
     def run(self) -> None:
         while not self._halt.is_set():
-            batch = self.consumer.poll(timeout_ms=100)
+            records = self.reader.poll(0.1)
             received = now_ms()
-            for records in batch.values():
-                for record in records:
-                    self.received += 1
-                    trigger_ts = orjson.loads(record.value).get("trigger_ts")
-                    if trigger_ts is None:
-                        self.untriggered += 1
-                    else:
-                        self.samples.append((received, int(trigger_ts)))
-                        user = record.key.decode() if record.key else ""
-                        if trigger_ts > self.newest.get(user, -1):
-                            self.newest[user] = int(trigger_ts)
+            for record in records:
+                self.received += 1
+                trigger_ts = orjson.loads(record.value or b"{}").get("trigger_ts")
+                if trigger_ts is None:
+                    self.untriggered += 1
+                else:
+                    self.samples.append((received, int(trigger_ts)))
+                    user = record.key.decode() if record.key else ""
+                    if trigger_ts > self.newest.get(user, -1):
+                        self.newest[user] = int(trigger_ts)
 
     def stop(self) -> None:
         self._halt.set()
         self.join(5)
-        self.consumer.close()
+        self.reader.close()
 
 
 class RedisSampler(threading.Thread):
@@ -289,13 +281,13 @@ def produce(
                     break
                 for _ in range(events_due(t - start, rate, sent)):
                     event = world.next_event(now_ms())
-                    producer.send(topic, key=event["user_id"].encode(), value=orjson.dumps(event))
+                    producer.produce(topic, orjson.dumps(event), event["user_id"].encode())
                     sent += 1
                     if phase == "measure":
                         last_sent[event["user_id"]] = event["ts"]
                     if phase == "measure" and rng.random() < sample_share:
                         sampler.add(event["user_id"], event["event_id"], event["ts"])
-                time.sleep(TICK_SECONDS)
+                producer.poll(TICK_SECONDS)  # serves acknowledgements while it waits
             elapsed = time.monotonic() - start
             out[phase] = {
                 "sent": sent,
@@ -306,9 +298,10 @@ def produce(
                 "end_mono": time.monotonic(),
             }
             log(f"{phase}: sent {sent:,} events in {elapsed:.1f} s ({sent / elapsed:,.0f}/s)")
-        producer.flush(30)
     finally:
-        producer.close(10)
+        left = producer.flush(30)
+    if left:
+        raise RuntimeError(f"{left} events unacknowledged after 30 s")
     return out
 
 

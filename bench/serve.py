@@ -200,12 +200,16 @@ async def measure(
     def read() -> bytes:
         return get_request(host, rng.choice(users))
 
-    log("warm-up")
-    await closed_loop(host, port, 16, 2.0, read)
-    log(f"reads, closed loop, 64 connections, {args.duration:.0f} s")
-    reads_max = await with_cpu(closed_loop(host, port, 64, args.duration, read))
-    log(f"reads, open loop at {args.rate:,.0f}/s, {args.duration:.0f} s")
-    reads_rate = await with_cpu(open_loop(host, port, 32, args.rate, args.duration, read))
+    result: dict[str, Any] = {}
+    if not args.writes_only:
+        log("warm-up")
+        await closed_loop(host, port, 16, 2.0, read)
+        log(f"reads, closed loop, 64 connections, {args.duration:.0f} s")
+        result["reads_max"] = await with_cpu(closed_loop(host, port, 64, args.duration, read))
+        log(f"reads, open loop at {args.rate:,.0f}/s, {args.duration:.0f} s")
+        result["reads_at_rate"] = await with_cpu(
+            open_loop(host, port, 32, args.rate, args.duration, read)
+        )
     bodies = [event_batch(rng, users) for _ in range(200)]
     log("event batches of 100 (warm-up)")
     await closed_loop(host, port, 4, 2.0, lambda: post_request(host, rng.choice(bodies)))
@@ -216,7 +220,8 @@ async def measure(
     writes["events_per_s"] = writes["per_s"] * 100
     if writes["per_s_per_serve_core"]:
         writes["events_per_s_per_serve_core"] = writes["per_s_per_serve_core"] * 100
-    return {"reads_max": reads_max, "reads_at_rate": reads_rate, "writes": writes}
+    result["writes"] = writes
+    return result
 
 
 def main() -> None:
@@ -224,6 +229,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=2_000.0)
+    parser.add_argument("--writes-only", action="store_true", help="measure POST /v1/events only")
     add_common_args(parser)
     args = parser.parse_args()
     with services("serve", keep=args.keep_logs, wait_quiet=args.wait_quiet) as svc:
@@ -238,26 +244,31 @@ def main() -> None:
             contention = svc.contention(started)
         finally:
             serve.stop()
-    rm, rr, w = result["reads_max"], result["reads_at_rate"], result["writes"]
-    checks = {
-        "reads_per_s": rm["per_s"] >= READ_GOAL,
-        "p99_at_rate_ms": rr["latency_ms"]["p99"] < P99_GOAL_MS,
-        "events_per_s": w["events_per_s"] >= WRITE_GOAL,
-    }
-    rows = [
-        ["GET recommendations, max (64 conns)", f"{rm['per_s']:,.0f} req/s",
-         f"{rm['latency_ms']['p50']:.2f}", f"{rm['latency_ms']['p99']:.2f}",
-         f">= {READ_GOAL:,.0f}/s {verdict(checks['reads_per_s'])}"],
-        [f"GET recommendations at {args.rate:,.0f}/s", f"{rr['per_s']:,.0f} req/s",
-         f"{rr['latency_ms']['p50']:.2f}", f"{rr['latency_ms']['p99']:.2f}",
-         f"p99 < {P99_GOAL_MS:.0f} ms {verdict(checks['p99_at_rate_ms'])}"],
+    w = result["writes"]
+    checks = {"events_per_s": w["events_per_s"] >= WRITE_GOAL}
+    rows: list[list[str]] = []
+    parts: list[tuple[dict[str, Any], int]] = []
+    if "reads_max" in result:
+        rm, rr = result["reads_max"], result["reads_at_rate"]
+        checks["reads_per_s"] = rm["per_s"] >= READ_GOAL
+        checks["p99_at_rate_ms"] = rr["latency_ms"]["p99"] < P99_GOAL_MS
+        rows += [
+            ["GET recommendations, max (64 conns)", f"{rm['per_s']:,.0f} req/s",
+             f"{rm['latency_ms']['p50']:.2f}", f"{rm['latency_ms']['p99']:.2f}",
+             f">= {READ_GOAL:,.0f}/s {verdict(checks['reads_per_s'])}"],
+            [f"GET recommendations at {args.rate:,.0f}/s", f"{rr['per_s']:,.0f} req/s",
+             f"{rr['latency_ms']['p50']:.2f}", f"{rr['latency_ms']['p99']:.2f}",
+             f"p99 < {P99_GOAL_MS:.0f} ms {verdict(checks['p99_at_rate_ms'])}"],
+        ]  # fmt: skip
+        parts += [(rm, 1), (rr, 1)]
+    rows.append(
         ["POST /v1/events, batches of 100 (8 conns)", f"{w['events_per_s']:,.0f} events/s",
          f"{w['latency_ms']['p50']:.2f}", f"{w['latency_ms']['p99']:.2f}",
-         f">= {WRITE_GOAL:,.0f}/s {verdict(checks['events_per_s'])}"],
-    ]  # fmt: skip
-    for row, part in zip(rows, (rm, rr, w), strict=True):
+         f">= {WRITE_GOAL:,.0f}/s {verdict(checks['events_per_s'])}"]
+    )  # fmt: skip
+    parts.append((w, 100))
+    for row, (part, unit) in zip(rows, parts, strict=True):
         per_core = part.get("per_s_per_serve_core")
-        unit = 100 if part is w else 1
         row.insert(2, f"{part['serve_cpu_ms_per_request'] / unit:.3f}")
         row.insert(3, "-" if not per_core else f"{per_core * unit:,.0f}/s")
     print(table(["what", "throughput", "serve CPU ms/item", "one serve core allows", "p50 ms",
@@ -268,7 +279,8 @@ def main() -> None:
     }
     if bad:
         print(f"non-2xx responses: {bad}")
-    path = write_results("serve", {**result, "checks": checks, "contention": contention,
+    name = "serve_writes" if args.writes_only else "serve"
+    path = write_results(name, {**result, "checks": checks, "contention": contention,
                                    "args": vars(args)})  # fmt: skip
     log(f"wrote {path}")
 

@@ -221,18 +221,10 @@ def _rss_mib(pid: int) -> float | None:
 
 
 def create_topic(settings: Settings, name: str) -> None:
-    from kafka.admin import NewTopic
-    from kafka.errors import TopicAlreadyExistsError
+    from pipeline.kafka.topics import ensure_topics
 
-    admin = admin_client(settings)
-    try:
-        with contextlib.suppress(TopicAlreadyExistsError):
-            admin.create_topics(
-                [NewTopic(name, settings.topic_partitions, settings.topic_replication)]
-            )
-        admin.wait_for_topics([name], timeout_ms=10_000)
-    finally:
-        admin.close()
+    # the same creation path as the workers' own topics (idempotent, waits for leaders)
+    ensure_topics(settings.model_copy(update={"topic_events": name}))
 
 
 def run_ceiling_pass(

@@ -79,7 +79,31 @@ _PER_TYPE_RULES: dict[str, Any] = {
 class Control(BaseModel):
     """One control message (control v1)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", json_schema_extra=_PER_TYPE_RULES)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={
+            **_PER_TYPE_RULES,
+            "examples": [
+                {
+                    "schema_version": 1,
+                    "type": "mute",
+                    "control_id": "5d0c2f8a-1b7e-4f43-8a8e-0f5b1c9d2e11",
+                    "user_id": "user-42",
+                    "ts": 1700000000000,
+                    "category": "Horror",
+                },
+                {
+                    "schema_version": 1,
+                    "type": "declare_interests",
+                    "control_id": "9c3e1a77-2d64-4b0e-b1f5-6a2b7c8d9e10",
+                    "user_id": "user-42",
+                    "ts": 1700000000000,
+                    "categories": ["Comedy", "Documentary"],
+                },
+            ],
+        },
+    )
 
     schema_version: SchemaVersion = version_field()
     type: ControlType = Field(description="What to do.")

@@ -10,6 +10,7 @@ group failures without parsing free text.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
@@ -73,6 +74,22 @@ class RejectReason(StrEnum):
     PROCESSING_ERROR = "processing_error"
 
 
+DEAD_LETTER_EXAMPLE: dict[str, Any] = {
+    "schema_version": 1,
+    "reason": "missing_field",
+    "detail": "item_id: Field required",
+    "source_topic": "recloop.events",
+    "source_partition": 3,
+    "source_offset": 10452,
+    "original_base64": "eyJ0eXBlIjogImNsaWNrIiwgInVzZXJfaWQiOiAidXNlci00MiJ9",
+    "original_text": '{"type": "click", "user_id": "user-42"}',
+    "original_size": 39,
+    "original_truncated": False,
+    "dead_lettered_ts": 1700000000031,
+}
+"""A dead letter v1 as a worker writes it (the documents' example)."""
+
+
 class DeadLetter(BaseModel):
     """One refused message on the dead-letter topic (dead-letter v1).
 
@@ -82,7 +99,11 @@ class DeadLetter(BaseModel):
     ``original_size`` then say so.
     """
 
-    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={"examples": [DEAD_LETTER_EXAMPLE]},
+    )
 
     schema_version: SchemaVersion = version_field()
     reason: RejectReason = Field(description="Stable code of the first failed check.")

@@ -96,7 +96,13 @@ class EventType(StrEnum):
 class EventContext(BaseModel):
     """Where the interaction happened; every field optional, unknown keys ignored."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"device": "tv", "locale": "en-GB", "surface": "home", "position": 2}]
+        },
+    )
 
     device: ContextValue | None = Field(None, description="e.g. ios, android, web, tv.")
     locale: ContextValue | None = Field(None, description="e.g. en-GB.")
@@ -119,6 +125,20 @@ _WATCH_REQUIRES_WATCH_SECONDS: dict[str, Any] = {
 }
 
 
+EVENT_EXAMPLE: dict[str, Any] = {
+    "schema_version": 1,
+    "type": "watch",
+    "event_id": "0b7e4c1e-5f7a-4d1c-9a59-2f0d3c7f8e21",
+    "user_id": "user-42",
+    "item_id": "film-1138",
+    "ts": 1700000000000,
+    "watch_seconds": 4860,
+    "duration_seconds": 5400,
+    "context": {"device": "tv", "locale": "en-GB", "surface": "home", "position": 2},
+}
+"""A valid event v1 (the documents' example)."""
+
+
 class Event(BaseModel):
     """One user-item interaction (event v1), keyed by ``user_id`` on the events topic.
 
@@ -129,7 +149,9 @@ class Event(BaseModel):
     """
 
     model_config = ConfigDict(
-        frozen=True, extra="ignore", json_schema_extra=_WATCH_REQUIRES_WATCH_SECONDS
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={**_WATCH_REQUIRES_WATCH_SECONDS, "examples": [EVENT_EXAMPLE]},
     )
 
     # Declared first: fields are checked in declaration order, and a newer version should
@@ -163,7 +185,23 @@ class Item(BaseModel):
     per-user affinities; an item with none can still be recommended as trending.
     """
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={
+            "examples": [
+                {
+                    "schema_version": 1,
+                    "item_id": "film-1138",
+                    "categories": ["Comedy", "Family"],
+                    "duration_seconds": 5400,
+                    "published_ts": 1700000000000,
+                    "creator_id": "studio-7",
+                    "title": "The Long Weekend",
+                }
+            ]
+        },
+    )
 
     schema_version: SchemaVersion = version_field()
     item_id: Identifier = Field(description="Unique item id.")

@@ -23,7 +23,7 @@ Examples
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
@@ -34,10 +34,33 @@ Score = Annotated[float, Field(allow_inf_nan=False)]
 """A ranking score. Lax so numpy scalars are accepted; NaN would serialize as null."""
 
 
+RECOMMENDATION_EXAMPLE: dict[str, Any] = {
+    "schema_version": 1,
+    "user_id": "user-42",
+    "items": [
+        {"item_id": "film-2001", "score": 0.913, "reason": "because you watched The Long Weekend"},
+        {"item_id": "film-0451", "score": 0.388, "reason": "because you like Comedy"},
+    ],
+    "generated_ts": 1700000000412,
+    "trigger_event_id": "0b7e4c1e-5f7a-4d1c-9a59-2f0d3c7f8e21",
+    "trigger_ts": 1700000000000,
+    "model_version": "knn/snapshot-12",
+    "personalized": True,
+    "experiment": "ranker-2024",
+    "variant": "treatment",
+}
+"""A recommendation v1 as a worker writes it (the documents' example; no null field, since
+FastAPI's OpenAPI rendering drops nulls from examples)."""
+
+
 class RecommendedItem(BaseModel):
     """One entry of a list, best first."""
 
-    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={"examples": [RECOMMENDATION_EXAMPLE["items"][0]]},
+    )
 
     item_id: Identifier = Field(description="Recommended item.")
     score: Score = Field(description="Ranking score; only the order within a list matters.")
@@ -49,7 +72,11 @@ class RecommendedItem(BaseModel):
 class Recommendation(BaseModel):
     """The current list for one user (recommendation v1); every field is always written."""
 
-    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+    model_config = ConfigDict(
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+        json_schema_extra={"examples": [RECOMMENDATION_EXAMPLE]},
+    )
 
     schema_version: SchemaVersion = version_field()
     user_id: Identifier = Field(description="Whom the list is for.")

@@ -23,6 +23,8 @@ _COMMANDS: dict[str, str] = {
     "experiments": "pipeline.cli.experiments_cmd:experiments",
     "explain": "pipeline.cli.explain_cmd:explain",
     "serve": "pipeline.cli.serve_cmd:serve",
+    "tail": "pipeline.cli.tail_cmd:tail",
+    "dlq": "pipeline.cli.dlq_cmd:dlq",
 }
 
 

@@ -89,7 +89,7 @@ def serve(host: str | None, port: int | None, log_level: str) -> None:
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     if log_level != "debug":  # client libraries log every connection and request at INFO
-        for noisy in ("kafka", "httpx"):
+        for noisy in ("httpx",):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     bound, why = bind_host(settings, settings.api_host)
     if why:

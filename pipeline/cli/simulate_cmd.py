@@ -168,7 +168,7 @@ def simulate(
     bootstrap: str | None,
 ) -> None:
     """Produce synthetic events (and the item catalogue) to Kafka at a steady rate."""
-    from pipeline.kafka.producer import EventProducer  # kafka-python loads only for this command
+    from pipeline.kafka.producer import EventProducer  # the Kafka client loads only here
     from pipeline.kafka.topics import ensure_topics
 
     settings = Settings()

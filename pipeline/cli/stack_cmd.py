@@ -79,7 +79,7 @@ def _report(status: StackStatus) -> None:
 def stack() -> None:
     """Local Kafka (KRaft, from Maven Central) and Redis, without Docker."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # our own progress (jar fetch, apt-get) is worth seeing; kafka-python's chatter is not
+    # our own progress (jar fetch, apt-get) is worth seeing; client libraries' chatter is not
     logging.getLogger("pipeline").setLevel(logging.INFO)
 
 

@@ -2,12 +2,14 @@
 
 ``security_options`` checks the settings (protocol, SASL mechanism and credentials, CA file)
 before anything connects, because a broker's answer to a half-configured SASL client is an
-opaque timeout. ``kafka_client_options`` renders them for kafka-python; the Faust app
-(``agents.app``) renders the same validated options for Faust.
+opaque timeout. ``client_config`` renders them for confluent-kafka (librdkafka), which every
+producer, admin and reader of recloop uses; the Faust app (``agents.app``) renders the same
+validated options for Faust's aiokafka.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -89,17 +91,32 @@ def security_options(settings: Settings) -> SecurityOptions:
     )
 
 
-def kafka_client_options(settings: Settings) -> dict[str, Any]:
-    """``security_options`` as kafka-python's keyword arguments."""
+LIBRDKAFKA_LOGGER = logging.getLogger("pipeline.kafka.librdkafka")
+"""Where librdkafka's own log lines go (served by the clients' ``poll``), not stderr."""
+
+
+def client_config(settings: Settings, *, client_id: str) -> dict[str, Any]:
+    """``security_options`` as librdkafka configuration, for every confluent-kafka client.
+
+    librdkafka logs through :data:`LIBRDKAFKA_LOGGER`; idle connections that the broker
+    closes (every ``connections.max.idle.ms``) are reconnected silently instead of logged as
+    errors.
+
+    >>> client_config(Settings(), client_id="x")["bootstrap.servers"]
+    '127.0.0.1:9092'
+    """
     o = security_options(settings)
-    options: dict[str, Any] = {
-        "bootstrap_servers": list(o.servers),
-        "security_protocol": o.protocol,
+    config: dict[str, Any] = {
+        "bootstrap.servers": ",".join(o.servers),
+        "security.protocol": o.protocol,
+        "client.id": client_id,
+        "logger": LIBRDKAFKA_LOGGER,
+        "log.connection.close": False,
     }
     if o.uses_sasl:
-        options["sasl_mechanism"] = o.sasl_mechanism
-        options["sasl_plain_username"] = o.username
-        options["sasl_plain_password"] = o.password
+        config["sasl.mechanism"] = o.sasl_mechanism
+        config["sasl.username"] = o.username
+        config["sasl.password"] = o.password
     if o.cafile:
-        options["ssl_cafile"] = o.cafile
-    return options
+        config["ssl.ca.location"] = o.cafile
+    return config

@@ -1,79 +1,104 @@
-"""Send events, controls and items to Kafka (kafka-python), validated by the workers' parser.
+"""Send events, controls and items to Kafka (confluent-kafka), validated by the workers' parser.
 
-Scripts, the simulator, benchmarks and tests produce through :class:`EventProducer`. Every
-message is completed and validated by ``pipeline.events.build`` before it is sent, so a
-message the workers would dead-letter fails here instead, loudly, with the same reason
-code, and nothing reaches Kafka.
+Scripts, the simulator, benchmarks, tests and ``recloop serve`` produce through one client,
+:func:`kafka_producer`: librdkafka with acks from all in-sync replicas, idempotence, and
+Kafka's Java-compatible ``murmur2_random`` partitioner, so a key lands on the partition
+Faust and every other Kafka client would choose (``pipeline.kafka.partitioning``).
 
-The Kafka connection is opened on the first send, not in ``__init__``: building a producer
-works without a broker.
+:class:`EventProducer` completes and validates every message with ``pipeline.events.build``
+before it is sent, so a message the workers would dead-letter fails here instead, loudly,
+with the same reason code, and nothing reaches Kafka. The Kafka client is created on the
+first send, not in ``__init__``, and librdkafka connects in the background: building a
+producer works without a broker.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from pipeline.clock import wall_ms
 from pipeline.config import Settings
-from pipeline.errors import DeliveryError, StackError
+from pipeline.errors import ConfigError, DeliveryError
 from pipeline.events.build import build_control, build_event, build_item
-from pipeline.kafka.options import kafka_client_options
+from pipeline.kafka.options import client_config
+from pipeline.kafka.partitioning import LIBRDKAFKA_PARTITIONER
 from schemas.control import ControlType
 from schemas.events import Event, EventContext, EventType, Item
 
 logger = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_MS = 10_000
-"""How long to wait for a broker before failing (kafka-python's default is 30-60 s)."""
+DELIVERY_TIMEOUT_MS = 30_000
+"""How long librdkafka tries to deliver a record (retries included) before failing it."""
+QUEUE_FULL_WAIT_SECONDS = 0.05
+"""Pause while librdkafka's local queue is full, serving acknowledgements meanwhile."""
 
 ContextArg = Mapping[str, object] | EventContext | None
+DeliveryCallback = Callable[[KafkaError | None, Message], None]
 
 
 class ProducerClient(Protocol):
-    """The part of ``kafka.KafkaProducer`` used here (tests substitute a fake)."""
+    """The part of ``confluent_kafka.Producer`` used here (tests substitute a fake)."""
 
-    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Any:
-        """Queue one record; return a future with ``add_errback``."""
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        on_delivery: DeliveryCallback | None = None,
+    ) -> None:
+        """Queue one record (``BufferError`` when the local queue is full)."""
 
-    def flush(self, timeout: float | None = None) -> None:
-        """Block until queued records are acknowledged."""
+    def poll(self, timeout: float = -1) -> int:
+        """Serve acknowledgements (delivery callbacks) and logs for up to ``timeout`` s."""
 
-    def close(self, timeout: float | None = None) -> None:
-        """Flush and release connections."""
+    def flush(self, timeout: float = -1) -> int:
+        """Wait until queued records are acknowledged; returns how many are still queued."""
 
 
-def kafka_producer(settings: Settings) -> ProducerClient:
-    """Connect a ``KafkaProducer``: acks from all in-sync replicas, idempotent, 5 ms linger.
+def producer_config(
+    settings: Settings,
+    *,
+    client_id: str | None = None,
+    delivery_timeout_ms: int = DELIVERY_TIMEOUT_MS,
+    linger_ms: int = 5,
+) -> dict[str, Any]:
+    """The librdkafka settings of every recloop producer.
+
+    >>> config = producer_config(Settings())
+    >>> config["partitioner"], config["acks"], config["enable.idempotence"]
+    ('murmur2_random', 'all', True)
+    """
+    return {
+        **client_config(settings, client_id=client_id or f"{settings.app_id}-producer"),
+        "acks": "all",
+        "enable.idempotence": True,
+        "partitioner": LIBRDKAFKA_PARTITIONER,
+        "linger.ms": linger_ms,
+        "message.timeout.ms": delivery_timeout_ms,
+    }
+
+
+def kafka_producer(settings: Settings, **options: Any) -> Producer:
+    """A confluent-kafka ``Producer`` with :func:`producer_config` (no I/O until a send).
 
     Raises
     ------
-    StackError
-        No broker answered within ``CONNECT_TIMEOUT_MS``.
+    ConfigError
+        librdkafka refused the configuration.
     """
-    options = kafka_client_options(settings)
     try:
-        client: ProducerClient = KafkaProducer(
-            **options,
-            client_id=f"{settings.app_id}-producer",
-            acks="all",
-            linger_ms=5,
-            bootstrap_timeout_ms=CONNECT_TIMEOUT_MS,
-            max_block_ms=CONNECT_TIMEOUT_MS,
-        )
-    except KafkaError as exc:
-        msg = (
-            f"no Kafka broker answered at {settings.kafka_bootstrap} ({exc}); start one with"
-            " `recloop stack up` or set RECLOOP_KAFKA_BOOTSTRAP"
-        )
-        raise StackError(msg) from exc
-    return client
+        return Producer(producer_config(settings, **options))
+    except KafkaException as exc:
+        msg = f"the Kafka producer configuration was refused: {exc}"
+        raise ConfigError(msg) from exc
 
 
 class EventProducer:
@@ -91,7 +116,7 @@ class EventProducer:
     settings
         Bootstrap servers, security, topic names and validation limits.
     client_factory
-        Opens the Kafka client on first use; defaults to :func:`kafka_producer`.
+        Creates the Kafka client on first use; defaults to :func:`kafka_producer`.
     clock
         Epoch-ms clock used to fill ``ts`` and to check it is not in the future.
     """
@@ -223,40 +248,42 @@ class EventProducer:
         return parsed.control_id
 
     def send_raw(self, topic: str, key: bytes | str | None, value: bytes) -> None:
-        """Send bytes unvalidated: for tests of what workers do with bad input."""
+        """Send bytes unvalidated: for tests of bad input and for re-driving dead letters."""
         self._send(topic, key.encode() if isinstance(key, str) else key, value)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Wait for every queued message to be acknowledged.
+        """Wait for every queued message to be acknowledged (or failed).
+
+        Without ``timeout`` this waits at most about ``DELIVERY_TIMEOUT_MS``: librdkafka
+        fails a record it could not deliver by then.
 
         Raises
         ------
         DeliveryError
-            If Kafka refused or timed out any message since the previous flush.
+            If Kafka refused or timed out any message since the previous flush, or some
+            were still unacknowledged after ``timeout``.
         """
+        remaining = 0
         if self._client is not None:
-            try:
-                self._client.flush(timeout)
-            except KafkaError as exc:
-                msg = f"flush did not complete within {timeout} s: {exc}"
-                raise DeliveryError(msg) from exc
+            remaining = self._client.flush(-1 if timeout is None else timeout)
         with self._lock:
             failures, first = self._failures, self._first_failure
             self._failures, self._first_failure = 0, None
+        if remaining:
+            msg = f"{remaining} message(s) still unacknowledged after {timeout} s"
+            raise DeliveryError(msg)
         if failures:
             msg = f"{failures} message(s) were not acknowledged by Kafka; first: {first}"
             raise DeliveryError(msg)
 
     def close(self, timeout: float | None = None) -> None:
-        """Flush, then release the connection (a later send reconnects)."""
-        client = self._client
-        if client is None:
+        """Flush, then release the client (a later send creates a new one)."""
+        if self._client is None:
             return
         try:
             self.flush(timeout)
         finally:
             self._client = None
-            client.close(timeout)
 
     def __enter__(self) -> EventProducer:
         return self
@@ -274,20 +301,33 @@ class EventProducer:
     def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
         if self._client is None:
             self._client = self._factory(self.settings)
-        try:
-            future = self._client.send(topic, value=value, key=key)
-        except KafkaError as exc:
-            msg = f"Kafka refused a message for topic={topic}: {exc}"
-            raise DeliveryError(msg) from exc
-        future.add_errback(self._on_send_error, topic)
+        client = self._client
+        deadline = time.monotonic() + DELIVERY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                client.produce(topic, value, key, on_delivery=self._on_delivery)
+                break
+            except BufferError:
+                # librdkafka's queue is full: let it drain (serving acks), then retry
+                if time.monotonic() > deadline:
+                    msg = f"Kafka's send queue stayed full for topic={topic}; is the broker up?"
+                    raise DeliveryError(msg) from None
+                client.poll(QUEUE_FULL_WAIT_SECONDS)
+            except KafkaException as exc:
+                msg = f"Kafka refused a message for topic={topic}: {exc}"
+                raise DeliveryError(msg) from exc
+        client.poll(0)  # serve the acknowledgements that arrived meanwhile
 
-    def _on_send_error(self, topic: str, exc: BaseException) -> None:
-        # Runs on kafka-python's I/O thread; the error surfaces at the next flush().
-        logger.warning("send failed topic=%s error=%r", topic, exc)
+    def _on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        # Runs inside poll()/flush() on the sending thread; the error surfaces at flush().
+        if error is None:
+            return
+        topic = message.topic()
+        logger.warning("send failed topic=%s error=%s", topic, error)
         with self._lock:
             self._failures += 1
             if self._first_failure is None:
-                self._first_failure = f"topic={topic}: {exc!r}"
+                self._first_failure = f"topic={topic}: {error}"
 
 
 def _event_doc(

@@ -1,4 +1,4 @@
-"""Create recloop's Kafka topics, idempotently, with kafka-python's admin client.
+"""Create recloop's Kafka topics, idempotently, with confluent-kafka's ``AdminClient``.
 
 Topics are created explicitly rather than left to broker auto-creation, which would give
 them the broker's default partition count: partitions cap how many workers can share the
@@ -14,14 +14,16 @@ Examples
 from __future__ import annotations
 
 import logging
-from typing import Any, NamedTuple
+import time
+from typing import NamedTuple
 
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from pipeline.config import Settings
 from pipeline.errors import StackError
-from pipeline.kafka.options import kafka_client_options
+from pipeline.kafka.options import client_config
 
 logger = logging.getLogger(__name__)
 
@@ -65,55 +67,74 @@ def ensure_topics(settings: Settings, *, timeout_ms: int = ADMIN_TIMEOUT_MS) -> 
         larger than the number of brokers).
     """
     names = list(dict.fromkeys(topic_names(settings)))
+    admin = AdminClient(client_config(settings, client_id=f"{settings.app_id}-admin"))
+    timeout = timeout_ms / 1000
     try:
-        admin = KafkaAdminClient(
-            **kafka_client_options(settings),
-            client_id=f"{settings.app_id}-admin",
-            bootstrap_timeout_ms=timeout_ms,
-            request_timeout_ms=timeout_ms,
-        )
-    except KafkaError as exc:
+        existing = _partition_counts(admin, timeout)
+    except KafkaException as exc:
         msg = (
             f"no Kafka broker answered at {settings.kafka_bootstrap} ({exc}); start one with"
             " `recloop stack up` or set RECLOOP_KAFKA_BOOTSTRAP"
         )
         raise StackError(msg) from exc
     try:
-        _create_missing(admin, names, settings, timeout_ms)
-    except KafkaError as exc:
+        _create_missing(admin, names, existing, settings, timeout)
+    except KafkaException as exc:
         msg = f"could not create topics {names} at {settings.kafka_bootstrap}: {exc}"
         raise StackError(msg) from exc
     finally:
-        admin.close()
+        admin.poll(0)  # hand librdkafka's queued log lines to logging
 
 
-def _create_missing(admin: Any, names: list[str], settings: Settings, timeout_ms: int) -> None:
-    existing = set(admin.list_topics())
-    _warn_on_partition_mismatch(admin, [name for name in names if name in existing], settings)
+def _partition_counts(admin: AdminClient, timeout: float) -> dict[str, list[int]]:
+    """Topic -> leaders of its partitions (-1: none yet), from one metadata request."""
+    meta = admin.list_topics(timeout=timeout)
+    return {
+        name: [p.leader for _, p in sorted(topic.partitions.items())]
+        for name, topic in meta.topics.items()
+        if topic.error is None
+    }
+
+
+def _create_missing(
+    admin: AdminClient,
+    names: list[str],
+    existing: dict[str, list[int]],
+    settings: Settings,
+    timeout: float,
+) -> None:
+    for name in names:
+        count = len(existing.get(name, ()))
+        if count and count != settings.topic_partitions:
+            logger.warning(
+                "existing topic has a different partition count, left as is"
+                " topic=%s partitions=%d configured=%d",
+                name,
+                count,
+                settings.topic_partitions,
+            )
     missing = [name for name in names if name not in existing]
     if not missing:
         logger.debug("topics already exist topics=%s", ",".join(names))
         return
-    spec = {
-        "num_partitions": settings.topic_partitions,
-        "replication_factor": settings.topic_replication,
-    }
-    result = admin.create_topics(
-        {name: dict(spec) for name in missing}, timeout_ms=timeout_ms, raise_errors=False
-    )
+    new = [NewTopic(n, settings.topic_partitions, settings.topic_replication) for n in missing]
+    futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
     failures = []
-    for topic in result.get("topics", []):
-        code = topic.get("error_code", 0)
-        if code in (0, TopicAlreadyExistsError.errno):  # a concurrent creator won the race
-            continue
-        failures.append(f"{topic.get('name')}: {topic.get('error_message') or code}")
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            error = exc.args[0]
+            if isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue  # a concurrent creator won the race
+            failures.append(f"{name}: {error}")
     if failures:
         msg = (
             f"Kafka refused to create topics ({'; '.join(failures)}); check"
             " RECLOOP_TOPIC_PARTITIONS and RECLOOP_TOPIC_REPLICATION (<= number of brokers)"
         )
         raise StackError(msg)
-    admin.wait_for_topics(missing, timeout_ms=timeout_ms)
+    _wait_for_leaders(admin, missing, timeout)
     logger.info(
         "created topics topics=%s partitions=%d replication=%d",
         ",".join(missing),
@@ -122,16 +143,14 @@ def _create_missing(admin: Any, names: list[str], settings: Settings, timeout_ms
     )
 
 
-def _warn_on_partition_mismatch(admin: Any, names: list[str], settings: Settings) -> None:
-    if not names:
-        return
-    for topic in admin.describe_topics(names):
-        count = len(topic.get("partitions") or [])
-        if count and count != settings.topic_partitions:
-            logger.warning(
-                "existing topic has a different partition count, left as is"
-                " topic=%s partitions=%d configured=%d",
-                topic.get("name"),
-                count,
-                settings.topic_partitions,
-            )
+def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Block until every partition of ``names`` has a leader (or ``timeout`` passes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        leaders = _partition_counts(admin, timeout)
+        if all(leaders.get(n) and min(leaders[n]) >= 0 for n in names):
+            return
+        if time.monotonic() > deadline:
+            msg = f"created topics have no leader after {timeout:.0f} s: {names}"
+            raise StackError(msg)
+        time.sleep(0.1)

@@ -192,12 +192,19 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def _add_probes_and_console(app: FastAPI) -> None:
-    @app.get("/health", response_model=models.Health, tags=["probes"], summary="Liveness")
+    @app.get(
+        "/health",
+        operation_id="getHealth",
+        response_model=models.Health,
+        tags=["probes"],
+        summary="Liveness",
+    )
     async def health() -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
     @app.get(
         "/ready",
+        operation_id="getReadiness",
         response_model=models.Ready,
         tags=["probes"],
         summary="Readiness: Redis answers PING and Kafka a metadata request",

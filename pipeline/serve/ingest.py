@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
+from confluent_kafka import KafkaError, Message, Producer
 
 from pipeline.config import Settings
 from pipeline.errors import InvalidEventError, StackError
 from pipeline.events.build import build_control, build_event
-from pipeline.kafka.producer import ProducerClient, kafka_producer
+from pipeline.kafka.producer import kafka_producer
 from schemas.dead_letter import RejectReason
 
 log = logging.getLogger(__name__)
@@ -116,40 +117,41 @@ def validate_batch(
 
 
 class AckingSender:
-    """Sends a request's records and waits for each acknowledgement (kafka-python client).
+    """Sends a request's records and waits for each acknowledgement (confluent-kafka).
 
-    The client is opened on first use (a serve process starts and answers reads while the
-    broker is away). ``send`` runs in a worker thread because kafka-python may block on
-    metadata or a full buffer; acknowledgements arrive on the client's I/O thread and are
-    handed to the event loop.
+    The producer is created on first use and connects in the background, so a serve process
+    starts and answers reads while the broker is away. ``produce`` only queues (it never
+    blocks), so it runs on the event loop; a thread polls the producer, which runs the
+    delivery callbacks, and each request's future is resolved once, when its last record
+    is acknowledged: one wake-up of the loop per request, not per record.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._client: ProducerClient | None = None
+        self._client: Producer | None = None
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
 
-    def _producer(self) -> ProducerClient:
+    def _producer(self) -> Producer:
         with self._lock:
             if self._client is None:
-                self._client = kafka_producer(self.settings)
+                timeout_ms = int(ACK_TIMEOUT_SECONDS * 1000)
+                client = kafka_producer(
+                    self.settings,
+                    client_id=f"{self.settings.app_id}-serve",
+                    delivery_timeout_ms=timeout_ms,
+                )
+                self._poller = threading.Thread(
+                    target=self._poll, args=(client,), name="kafka-acks", daemon=True
+                )
+                self._client = client
+                self._poller.start()
             return self._client
 
-    def _send_all(
-        self,
-        topic: str,
-        records: Sequence[tuple[bytes, bytes]],
-        loop: asyncio.AbstractEventLoop,
-    ) -> list[asyncio.Future[None]]:
-        client = self._producer()
-        acks: list[asyncio.Future[None]] = []
-        for key, value in records:
-            ack: asyncio.Future[None] = loop.create_future()
-            future = client.send(topic, value=value, key=key)
-            future.add_callback(_resolve, loop, ack)
-            future.add_errback(_reject, loop, ack)
-            acks.append(ack)
-        return acks
+    def _poll(self, client: Producer) -> None:
+        while not self._stop.is_set():
+            client.poll(0.1)
 
     async def send(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Send every record; return once all are acknowledged.
@@ -162,37 +164,60 @@ class AckingSender:
         if not records:
             return
         loop = asyncio.get_running_loop()
+        client = self._producer()
+        acks = _RequestAcks(loop, len(records))
+        deadline = loop.time() + ACK_TIMEOUT_SECONDS
         try:
-            acks = await asyncio.to_thread(self._send_all, topic, records, loop)
-            await asyncio.wait_for(asyncio.gather(*acks), ACK_TIMEOUT_SECONDS)
-        except StackError:
-            raise
+            for key, value in records:
+                while True:
+                    try:
+                        client.produce(topic, value, key, on_delivery=acks.on_delivery)
+                        break
+                    except BufferError:  # the local queue is full: let librdkafka drain it
+                        if loop.time() > deadline:
+                            raise
+                        await asyncio.sleep(0.01)
+            await asyncio.wait_for(acks.done, deadline - loop.time())
         except Exception as exc:  # kafka errors, timeouts: the client retries the request
             msg = f"Kafka did not acknowledge every record of the request: {exc!r}"
             raise StackError(msg) from exc
 
     def close(self) -> None:
-        """Flush what is queued and close the connection."""
+        """Flush what is queued, stop the poller and drop the client."""
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
-            client.close(5)
+            poller, self._poller = self._poller, None
+        if client is None:
+            return
+        self._stop.set()
+        if poller is not None:
+            poller.join(2.0)
+        client.flush(5)
 
 
-def _resolve(loop: asyncio.AbstractEventLoop, ack: asyncio.Future[None], _meta: object) -> None:
-    loop.call_soon_threadsafe(_set_result, ack)
+class _RequestAcks:
+    """Counts one request's acknowledgements on the polling thread; resolves once."""
 
+    __slots__ = ("done", "error", "loop", "remaining")
 
-def _reject(loop: asyncio.AbstractEventLoop, ack: asyncio.Future[None], exc: BaseException) -> None:
-    log.warning("record not acknowledged error=%r", exc)
-    loop.call_soon_threadsafe(_set_exception, ack, exc)
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        self.loop = loop
+        self.remaining = count
+        self.error: str | None = None
+        self.done: asyncio.Future[None] = loop.create_future()
 
+    def on_delivery(self, error: KafkaError | None, _message: Message) -> None:
+        if error is not None and self.error is None:
+            self.error = str(error)
+            log.warning("record not acknowledged error=%s", error)
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.loop.call_soon_threadsafe(self._resolve)
 
-def _set_result(ack: asyncio.Future[None]) -> None:
-    if not ack.done():
-        ack.set_result(None)
-
-
-def _set_exception(ack: asyncio.Future[None], exc: BaseException) -> None:
-    if not ack.done():
-        ack.set_exception(exc)
+    def _resolve(self) -> None:
+        if self.done.done():
+            return
+        if self.error is None:
+            self.done.set_result(None)
+        else:
+            self.done.set_exception(StackError(self.error))

@@ -8,14 +8,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.dead_letter import DeadLetter
-from schemas.recommendation import Recommendation
+from schemas.dead_letter import DEAD_LETTER_EXAMPLE, DeadLetter
+from schemas.recommendation import RECOMMENDATION_EXAMPLE, Recommendation
+
+
+def example(*docs: Any) -> ConfigDict:
+    """A model config whose JSON Schema carries ``docs`` as ``examples``.
+
+    For the OpenAPI document and the clients generated from it; ``tests/api`` validates
+    each example against its schema.
+    """
+    return ConfigDict(json_schema_extra={"examples": list(docs)})
+
+
+STATS = {"interactions": 212.0, "skips": 31.0, "watches": 150.0, "skip_rate": 0.146,
+         "mean_completion": 0.71, "popularity": 96.4}  # fmt: skip
+ITEM = {"item_id": "film-1138", "categories": ["Comedy", "Family"], "title": "The Long Weekend",
+        "creator_id": "studio-7", "duration_seconds": 5400.0, "published_ts": 1700000000000,
+        "stats": STATS, "trending_rank": 3}  # fmt: skip
+POINT = {"ts": 1700000002000, "events_per_s": 118.5, "events_per_s_by_type": {"click": 60.0},
+         "dead_letters_per_s": 0.0, "dead_letters_by_reason": {}, "lists_per_s": 52.0,
+         "event_to_list_p50_ms": 41.0, "event_to_list_p99_ms": 380.0, "consumer_lag": 12,
+         "workers_alive": 2, "group_state": "stable", "workers_metrics_answering": 2,
+         "active_users_1m": 311, "kafka_ok": True}  # fmt: skip
 
 
 class ErrorBody(BaseModel):
     """Any refused request (400, 401, 403, 404, 413, 415, 503)."""
+
+    model_config = example(
+        {"error": "not_found", "detail": "recloop keeps nothing about this user"}
+    )
 
     error: str = Field(
         description="Stable code: host_not_allowed, unauthorized, forbidden, "
@@ -26,6 +51,10 @@ class ErrorBody(BaseModel):
 
 class ElementError(BaseModel):
     """Why one element of a request was refused."""
+
+    model_config = example(
+        {"index": 1, "reason": "missing_field", "detail": "item_id: Field required"}
+    )
 
     index: int | None = Field(
         description="Position in the request array (0 for a single object); null when the "
@@ -40,6 +69,16 @@ class ElementError(BaseModel):
 class InvalidBody(BaseModel):
     """422: nothing of the request was accepted; every error is listed."""
 
+    model_config = example(
+        {
+            "error": "invalid",
+            "detail": "1 of 2 element(s) invalid; nothing was produced",
+            "errors": [
+                {"index": 1, "reason": "missing_field", "detail": "item_id: Field required"}
+            ],
+        }
+    )
+
     error: str = Field(description="Always 'invalid'.")
     detail: str
     errors: list[ElementError]
@@ -48,6 +87,8 @@ class InvalidBody(BaseModel):
 class Accepted(BaseModel):
     """202: every record was acknowledged by the broker."""
 
+    model_config = example({"accepted": 1, "ids": ["0b7e4c1e-5f7a-4d1c-9a59-2f0d3c7f8e21"]})
+
     accepted: int = Field(description="Number of records produced.")
     ids: list[str] = Field(description="event_id / control_id of each, in request order.")
 
@@ -55,11 +96,15 @@ class Accepted(BaseModel):
 class Health(BaseModel):
     """The process is up."""
 
+    model_config = example({"status": "ok"})
+
     status: str
 
 
 class Ready(BaseModel):
     """Whether Redis and the broker answer."""
+
+    model_config = example({"ready": True, "redis": True, "kafka": True})
 
     ready: bool
     redis: bool
@@ -68,6 +113,16 @@ class Ready(BaseModel):
 
 class HistoryEntry(BaseModel):
     """One of the user's last interactions (newest first)."""
+
+    model_config = example(
+        {
+            "item_id": "film-1138",
+            "ts": 1700000000000,
+            "type": "watch",
+            "weight": 0.87,
+            "completion": 0.9,
+        }
+    )
 
     item_id: str
     ts: int
@@ -79,6 +134,10 @@ class HistoryEntry(BaseModel):
 class ItemSummary(BaseModel):
     """What the catalogue says about an item."""
 
+    model_config = example(
+        {"item_id": "film-1138", "categories": ["Comedy", "Family"], "title": "The Long Weekend"}
+    )
+
     item_id: str
     categories: list[str]
     title: str | None
@@ -86,6 +145,41 @@ class ItemSummary(BaseModel):
 
 class UserView(BaseModel):
     """What ``recloop explain`` shows: list, signals, segments, controls, experiment arm."""
+
+    model_config = ConfigDict(
+        populate_by_name=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "user-42",
+                    "list": RECOMMENDATION_EXAMPLE,
+                    "personalized": True,
+                    "experiment": {"name": "ranker-2024", "variant": "treatment"},
+                    "signals": {"recent_positives": [["film-1138", 0.87]], "skips": []},
+                    "segments": {"lifecycle": "active", "locale": "en-GB"},
+                    "controls": {"muted_categories": ["Horror"]},
+                    "features": {"n_events": "12", "top_categories": '["Comedy"]'},
+                    "stored_keys": {"recloop:user:{user-42}:features": 2591990},
+                    "history": [
+                        {
+                            "item_id": "film-1138",
+                            "ts": 1700000000000,
+                            "type": "watch",
+                            "weight": 0.87,
+                            "completion": 0.9,
+                        }
+                    ],
+                    "items": {
+                        "film-1138": {
+                            "item_id": "film-1138",
+                            "categories": ["Comedy"],
+                            "title": "The Long Weekend",
+                        }
+                    },
+                }
+            ]
+        },
+    )
 
     user_id: str
     latest_list: Recommendation | None = Field(
@@ -105,6 +199,8 @@ class UserView(BaseModel):
 class ActiveUser(BaseModel):
     """A recently active user."""
 
+    model_config = example({"user_id": "user-42", "last_active_ts": 1700000000412})
+
     user_id: str
     last_active_ts: int
 
@@ -112,11 +208,23 @@ class ActiveUser(BaseModel):
 class ActiveUsers(BaseModel):
     """Most recently active users first."""
 
+    model_config = example({"users": [{"user_id": "user-42", "last_active_ts": 1700000000412}]})
+
     users: list[ActiveUser]
 
 
 class TrendingItem(BaseModel):
     """One trending item with its catalogue data (when known)."""
+
+    model_config = example(
+        {
+            "rank": 1,
+            "item_id": "film-1138",
+            "score": 41.2,
+            "categories": ["Comedy"],
+            "title": "The Long Weekend",
+        }
+    )
 
     rank: int
     item_id: str
@@ -128,6 +236,22 @@ class TrendingItem(BaseModel):
 class Trending(BaseModel):
     """Trending items of one segment, as the workers last published them."""
 
+    model_config = example(
+        {
+            "segment": "locale:en-GB",
+            "items": [
+                {
+                    "rank": 1,
+                    "item_id": "film-1138",
+                    "score": 41.2,
+                    "categories": ["Comedy"],
+                    "title": "The Long Weekend",
+                }
+            ],
+            "segments": ["device:tv", "global", "locale:en-GB"],
+        }
+    )
+
     segment: str
     items: list[TrendingItem]
     segments: list[str] = Field(description="Every segment with a trending list.")
@@ -136,11 +260,31 @@ class Trending(BaseModel):
 class Segments(BaseModel):
     """Users per segment value, by dimension."""
 
+    model_config = example(
+        {
+            "segments": {
+                "lifecycle": {"active": 812, "new": 95},
+                "locale": {"en-GB": 640, "de-DE": 267},
+            }
+        }
+    )
+
     segments: dict[str, dict[str, int]]
 
 
 class Experiments(BaseModel):
     """The experiment report (``recloop experiments``)."""
+
+    model_config = example(
+        {
+            "experiments": [
+                {
+                    "name": "ranker",
+                    "variants": [{"name": "control", "exposures": 1200, "users": 310}],
+                }
+            ]
+        }
+    )
 
     experiments: list[dict[str, Any]]
 
@@ -148,11 +292,15 @@ class Experiments(BaseModel):
 class DeadLetters(BaseModel):
     """Recent dead letters, newest first."""
 
+    model_config = example({"dead_letters": [DEAD_LETTER_EXAMPLE]})
+
     dead_letters: list[DeadLetter]
 
 
 class ItemStats(BaseModel):
     """An item's statistics as of the newest model snapshot."""
+
+    model_config = example(STATS)
 
     interactions: float
     skips: float
@@ -164,6 +312,8 @@ class ItemStats(BaseModel):
 
 class ItemDocument(BaseModel):
     """An item: catalogue data and statistics."""
+
+    model_config = example(ITEM)
 
     item_id: str
     categories: list[str]
@@ -178,6 +328,15 @@ class ItemDocument(BaseModel):
 class Items(BaseModel):
     """Catalogue items, most popular first."""
 
+    model_config = example(
+        {
+            "items": [ITEM],
+            "categories": {"Comedy": 120, "Family": 44},
+            "snapshot_version": 12,
+            "stats_ts": 1700000000000,
+        }
+    )
+
     items: list[ItemDocument]
     categories: dict[str, int] = Field(description="Category -> number of items.")
     snapshot_version: int
@@ -186,6 +345,8 @@ class Items(BaseModel):
 
 class Overview(BaseModel):
     """The newest overview point and the last minutes of them."""
+
+    model_config = example({"latest": POINT, "history": [POINT]})
 
     latest: dict[str, Any] | None
     history: list[dict[str, Any]]

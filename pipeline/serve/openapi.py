@@ -5,6 +5,8 @@ nothing), so FastAPI cannot infer them; the document gets them from the contract
 ``EventInput`` and ``ControlInput`` are event v1 and control v1 as the API accepts them
 (``event_id``/``control_id`` and ``ts`` optional: the server fills them in).
 
+Every operation has an explicit ``operationId`` (``getRecommendations``, ``sendEvents``...,
+set on the routes) and every schema carries ``examples``, so generated clients read well;
 ``pipeline.serve.openapi_export`` writes and checks the checked-in copy.
 """
 
@@ -36,6 +38,11 @@ def _input_schema(
                       {"type": "null"}],
             **{k: v for k, v in field.items() if k in ("title", "description")},
         }  # fmt: skip
+    # as a client sends it: without what the server fills in
+    schema["examples"] = [
+        {k: v for k, v in example.items() if k not in optional}
+        for example in schema.get("examples", [])
+    ]
     schema["title"] = title
     schema["description"] = (
         f"{model.__name__} v1 as the API accepts it: {', '.join(optional)} are filled in "
@@ -63,6 +70,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components["ControlInput"] = _input_schema(
         Control, ("control_id", "ts"), "ControlInput", components
     )
+    for schema in components.values():  # enums: their first value, so every schema has one
+        if "enum" in schema and "examples" not in schema:
+            schema["examples"] = [schema["enum"][0]]
     max_batch = app.state.services.settings.api_max_batch
     for path in ("/v1/events", "/v1/controls"):
         body = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]

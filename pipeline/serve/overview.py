@@ -247,7 +247,7 @@ class OverviewSampler:
             "lists_per_s": (topics or {}).get(s.topic_recommendations) if topics else None,
             "event_to_list_p50_ms": None if p50 is None else round(p50 * 1000, 1),
             "event_to_list_p99_ms": None if p99 is None else round(p99 * 1000, 1),
-            "consumer_lag": raw.group.lag if raw.group else raw.worker_lag,
+            "consumer_lag": raw.group.total_lag if raw.group else raw.worker_lag,
             "workers_alive": raw.group.members if raw.group else raw.workers_answering,
             "group_state": raw.group.state if raw.group else None,
             "workers_metrics_answering": raw.workers_answering,

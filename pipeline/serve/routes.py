@@ -102,6 +102,7 @@ def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = 
 # --------------------------------------------------------------------------- reads
 @read.get(
     "/users/{user_id}/recommendations",
+    operation_id="getRecommendations",
     response_model=Recommendation,
     responses=NOT_FOUND,
     summary="A user's current list",
@@ -138,6 +139,7 @@ async def get_recommendations(
 
 @read.get(
     "/users/{user_id}",
+    operation_id="getUser",
     response_model=models.UserView,
     responses=NOT_FOUND,
     summary="What recloop keeps about a user and why their list looks as it does",
@@ -152,7 +154,12 @@ async def get_user(svc: Svc, user_id: UserId) -> Response:
     return json_response(doc)
 
 
-@read.get("/users", response_model=models.ActiveUsers, summary="Recently active users")
+@read.get(
+    "/users",
+    operation_id="listUsers",
+    response_model=models.ActiveUsers,
+    summary="Recently active users",
+)
 async def get_users(svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> Response:
     """Users with the most recent activity first."""
     found: Any = await svc.redis.zrevrange(
@@ -162,7 +169,12 @@ async def get_users(svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 20) -
     return json_response({"users": users})
 
 
-@read.get("/trending", response_model=models.Trending, summary="Trending items of a segment")
+@read.get(
+    "/trending",
+    operation_id="getTrending",
+    response_model=models.Trending,
+    summary="Trending items of a segment",
+)
 async def get_trending(
     svc: Svc,
     segment: Annotated[
@@ -194,7 +206,12 @@ async def get_trending(
     return json_response({"segment": segment, "items": items, "segments": sorted(names)})
 
 
-@read.get("/segments", response_model=models.Segments, summary="Users per segment")
+@read.get(
+    "/segments",
+    operation_id="getSegments",
+    response_model=models.Segments,
+    summary="Users per segment",
+)
 async def get_segments(svc: Svc) -> Response:
     """Users per segment value, by dimension."""
     sizes = await segment_sizes(svc.redis, svc.keys_layout)
@@ -203,6 +220,7 @@ async def get_segments(svc: Svc) -> Response:
 
 @read.get(
     "/experiments",
+    operation_id="getExperiments",
     response_model=models.Experiments,
     summary="Experiment report",
     description="Per variant: exposure, click-through, completion, skip rate and lift "
@@ -215,7 +233,12 @@ async def get_experiments(svc: Svc) -> Response:
     return json_response({"experiments": report(experiments, counters, users)})
 
 
-@read.get("/items", response_model=models.Items, summary="Catalogue items, most popular first")
+@read.get(
+    "/items",
+    operation_id="listItems",
+    response_model=models.Items,
+    summary="Catalogue items, most popular first",
+)
 async def get_items(
     svc: Svc,
     category: Annotated[str | None, Query(min_length=1, max_length=MAX_CATEGORY_LENGTH)] = None,
@@ -236,6 +259,7 @@ async def get_items(
 
 @read.get(
     "/items/{item_id}",
+    operation_id="getItem",
     response_model=models.ItemDocument,
     responses=NOT_FOUND,
     summary="An item's catalogue data and statistics",
@@ -250,7 +274,12 @@ async def get_item(svc: Svc, item_id: ItemId) -> Response:
     return json_response({**entry.document(), "trending_rank": None if rank is None else rank + 1})
 
 
-@read.get("/overview", response_model=models.Overview, summary="Live pipeline overview")
+@read.get(
+    "/overview",
+    operation_id="getOverview",
+    response_model=models.Overview,
+    summary="Live pipeline overview",
+)
 async def get_overview(svc: Svc) -> Response:
     """The newest overview point and the last minutes of them."""
     sampler = svc.overview
@@ -320,6 +349,7 @@ def _one_or_many(schema: str) -> dict[str, Any]:
 
 @write.post(
     "/events",
+    operation_id="sendEvents",
     status_code=202,
     response_model=models.Accepted,
     summary="Send events (event v1)",
@@ -333,6 +363,7 @@ async def post_events(request: Request, svc: Svc) -> Response:
 
 @write.post(
     "/controls",
+    operation_id="sendControls",
     status_code=202,
     response_model=models.Accepted,
     summary="Send user controls (control v1: mute, not_interested, ...)",
@@ -346,6 +377,7 @@ async def post_controls(request: Request, svc: Svc) -> Response:
 
 @write.delete(
     "/users/{user_id}",
+    operation_id="forgetUser",
     status_code=202,
     response_model=models.Accepted,
     responses=NOT_FOUND,
@@ -367,6 +399,7 @@ async def delete_user(svc: Svc, user_id: UserId) -> Response:
 
 @admin_read.get(
     "/dead-letters",
+    operation_id="listDeadLetters",
     response_model=models.DeadLetters,
     summary="Recent dead letters with their reasons (admin: they hold raw payloads)",
 )

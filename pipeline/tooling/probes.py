@@ -1,7 +1,7 @@
 """Loopback network probes: free ports, and whether Kafka or Redis answer yet.
 
 Used by the local stack, the test fixtures and the benchmarks; plain sockets (and one
-kafka-python metadata call) so they work before any client library is configured.
+librdkafka metadata call) so they work before any client library is configured.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -60,24 +61,21 @@ def kafka_ready(bootstrap: str, timeout: float = 5.0) -> bool:
     An open port is not enough: a KRaft broker accepts connections seconds before it has
     joined its own quorum and can serve metadata, and clients started in that window fail.
     """
-    from kafka import KafkaAdminClient  # lazy: kafka-python is slow to import
+    from confluent_kafka.admin import AdminClient  # lazy: only the stack and tests probe
 
-    timeout_ms = int(timeout * 1000)
+    # log_level 0: "connection refused" while the broker starts is the expected answer
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "client.id": "recloop-stack",
+        "logger": logger,
+        "log_level": 0,
+    }
+    admin = AdminClient(config)
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            client_id="recloop-stack",
-            request_timeout_ms=timeout_ms,
-            bootstrap_timeout_ms=timeout_ms,
-        )
-    except Exception as exc:  # any failure to bootstrap means "not ready yet"
-        logger.debug("kafka not ready bootstrap=%s error=%r", bootstrap, exc)
-        return False
-    try:
-        admin.list_topics()
-    except Exception as exc:  # same: the caller retries until its deadline
+        admin.list_topics(timeout=timeout)
+    except Exception as exc:  # any failure means "not ready yet": the caller retries
         logger.debug("kafka metadata failed bootstrap=%s error=%r", bootstrap, exc)
         return False
     finally:
-        admin.close()
+        admin.poll(0)
     return True

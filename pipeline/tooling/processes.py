@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer
 
 from pipeline.config import Settings
+from pipeline.kafka.reader import Record
+from pipeline.kafka.reader import TopicReader as KafkaTopicReader
 
 log = logging.getLogger(__name__)
 
@@ -111,31 +112,24 @@ class WorkerProcess:
 
 
 class TopicReader:
-    """Reads a topic from the beginning with kafka-python, without a consumer group."""
+    """Collects a topic from its beginning (no consumer group): for tests and benchmarks."""
 
     def __init__(self, settings: Settings, topic: str) -> None:
-        self.consumer = KafkaConsumer(
-            topic,
-            bootstrap_servers=settings.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-            consumer_timeout_ms=500,
-        )
-        self.records: list[Any] = []
+        self.reader = KafkaTopicReader(settings, topic, client_id="test-reader")
+        self.records: list[Record] = []
 
-    def poll(self, seconds: float = 1.0) -> list[Any]:
+    def poll(self, seconds: float = 1.0) -> list[Record]:
         """Read what arrived within ``seconds``; returns the new records."""
-        new: list[Any] = []
+        new: list[Record] = []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            batch = self.consumer.poll(timeout_ms=200)
-            for records in batch.values():
-                new.extend(records)
+            new.extend(self.reader.poll(min(0.2, max(0.01, deadline - time.monotonic()))))
         self.records.extend(new)
         return new
 
-    def until(self, predicate: Callable[[list[Any]], bool], timeout: float = 30.0) -> list[Any]:
+    def until(
+        self, predicate: Callable[[list[Record]], bool], timeout: float = 30.0
+    ) -> list[Record]:
         """Poll until ``predicate(all records)`` holds; returns all records."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -146,11 +140,11 @@ class TopicReader:
 
     def values(self) -> list[dict[str, Any]]:
         """Record values decoded as JSON objects."""
-        return [orjson.loads(r.value) for r in self.records]
+        return [orjson.loads(r.value or b"") for r in self.records]
 
     def close(self) -> None:
         """Close the consumer."""
-        self.consumer.close()
+        self.reader.close()
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1) -> bool:

@@ -6,6 +6,8 @@ collide; the worker serves it at ``/metrics``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -129,10 +131,12 @@ class WorkerMetrics:
         )
         self.consumer_lag = Gauge(
             "recloop_consumer_lag",
-            "Messages behind the partition's end after the last batch, by topic and partition.",
+            "Records of an assigned partition the group has not committed yet (broker's view,"
+            " refreshed on a timer), by topic and partition.",
             ["topic", "partition"],
             registry=r,
         )
+        self._lag_series: set[tuple[str, str]] = set()
         self.controls = Counter(
             "recloop_controls_total", "User controls applied, by type.", ["type"], registry=r
         )
@@ -155,6 +159,27 @@ class WorkerMetrics:
     def on_event_time_lag(self, seconds: float) -> None:
         """A list reflecting an event was published ``seconds`` after the event's ``ts``."""
         self.event_time_lag.observe(clamp_lag(seconds))
+
+    def export_lag(self, lags: Mapping[tuple[str, int], int]) -> None:
+        """Show exactly these partitions' lag: set their series, remove every other one.
+
+        Series of partitions this worker no longer owns must go, or ``sum by (topic)`` over
+        the workers would count a partition twice after a rebalance.
+        """
+        wanted = {(topic, str(partition)): lag for (topic, partition), lag in lags.items()}
+        for labels in self._lag_series - wanted.keys():
+            self.consumer_lag.remove(*labels)
+        for labels, lag in wanted.items():
+            self.consumer_lag.labels(*labels).set(lag)
+        self._lag_series = set(wanted)
+
+    def forget_lag(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Remove the lag series of ``partitions`` (revoked from this worker)."""
+        for topic, partition in partitions:
+            labels = (topic, str(partition))
+            if labels in self._lag_series:
+                self.consumer_lag.remove(*labels)
+                self._lag_series.discard(labels)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 import redis
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from pipeline.config import Settings
+from pipeline.kafka.lag import KafkaAdmin
 from pipeline.stores.keys import RedisKeys
 from pipeline.tooling.processes import WorkerProcess
 from tests.e2e.fault_streams import COUNTERS, Acked, Counts, ListSeen
@@ -251,34 +251,15 @@ def describe_mismatch(expected: dict[str, Counts], got: dict[str, Counts], limit
 # --------------------------------------------------------------------------- kafka
 def group_lag(settings: Settings) -> int | None:
     """Events of the input topic not yet committed by the workers' group (None if unknown)."""
+    admin = KafkaAdmin(settings, client_id="e2e-lag")
     try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=5_000
-        )
-    except Exception:
-        return None
-    consumer = None
-    try:
-        committed = admin.list_group_offsets(settings.app_id).get(settings.app_id, {})
-        consumer = KafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, group_id=None, request_timeout_ms=5_000
-        )
-        parts = consumer.partitions_for_topic(settings.topic_events) or set()
-        tps = [TopicPartition(settings.topic_events, p) for p in parts]
-        ends = consumer.end_offsets(tps)
-        lag = 0
-        for tp in tps:
-            meta = committed.get(tp)
-            done = meta.offset if meta is not None and meta.offset >= 0 else 0
-            lag += max(0, ends[tp] - done)
-        return lag
+        partitions = admin.partitions([settings.topic_events])
+        return sum(admin.lag(settings.app_id, partitions).values())
     except Exception as exc:
         log.debug("lag unknown: %r", exc)
         return None
     finally:
         admin.close()
-        if consumer is not None:
-            consumer.close()
 
 
 # --------------------------------------------------------------------------- waiting

@@ -1,6 +1,6 @@
 """Traffic and list reading for the fault-injection e2e tests (background threads).
 
-* :class:`Traffic` produces event v1 continuously with kafka-python (``acks='all'``). It
+* :class:`Traffic` produces event v1 continuously with confluent-kafka (``acks=all``). It
   keeps the exact set of event ids the broker acknowledged; an event whose send raised or
   whose future failed is re-sent with the *same* ``event_id`` until acknowledged, so the topic
   may hold duplicates (which the workers must absorb) but an event is never half-known: at the
@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from kafka import KafkaConsumer, KafkaProducer
+from confluent_kafka import KafkaError, Message, Producer
 
 from pipeline.config import Settings
 from pipeline.events.build import build_event
+from pipeline.kafka.reader import TopicReader
 
 log = logging.getLogger(__name__)
 
@@ -111,19 +112,23 @@ class Traffic(threading.Thread):
         self._stop_creating = threading.Event()
         self._finished = threading.Event()
         self.error: BaseException | None = None
-        self.producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            client_id=f"{settings.app_id}-e2e-traffic",
-            acks="all",
-            # app-level re-sends of the same event are the point: no broker-side dedupe
-            enable_idempotence=False,
-            retries=3,
-            linger_ms=5,
-            request_timeout_ms=request_timeout_ms,
-            delivery_timeout_ms=delivery_timeout_ms,
-            max_block_ms=2_000,
-            reconnect_backoff_ms=100,
-            reconnect_backoff_max_ms=1_000,
+        self.producer = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "client.id": f"{settings.app_id}-e2e-traffic",
+                "acks": "all",
+                # app-level re-sends of the same event are the point: no broker-side dedupe
+                "enable.idempotence": False,
+                "message.send.max.retries": 3,
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                "request.timeout.ms": request_timeout_ms,
+                "message.timeout.ms": delivery_timeout_ms,
+                "reconnect.backoff.ms": 100,
+                "reconnect.backoff.max.ms": 1_000,
+                "logger": log,
+                "log_level": 4,  # the broker is stopped on purpose: its errors are expected
+            }
         )
 
     # -- generation
@@ -149,17 +154,24 @@ class Traffic(threading.Thread):
             if not event.replay:
                 self._pending[event.event_id] = event
                 self._raw[event.event_id] = event
-        try:
-            future = self.producer.send(
-                self.settings.topic_events, key=event.user_id.encode(), value=event.raw
-            )
-        except Exception as exc:  # buffer full, metadata unavailable...: re-send later
-            self._failed(event, exc)
-            return
-        future.add_callback(self._on_ack, event)
-        future.add_errback(self._on_error, event)
 
-    def _on_ack(self, event: _Event, metadata: Any) -> None:
+        def delivered(error: KafkaError | None, message: Message[Any, Any]) -> None:
+            if error is not None:
+                self._failed(event, error.name())
+            else:
+                self._on_ack(event, message)
+
+        try:
+            self.producer.produce(
+                self.settings.topic_events,
+                event.raw,
+                event.user_id.encode(),
+                on_delivery=delivered,
+            )
+        except Exception as exc:  # local queue full...: re-send later
+            self._failed(event, type(exc).__name__)
+
+    def _on_ack(self, event: _Event, message: Message[Any, Any]) -> None:
         with self._lock:
             if event.replay:
                 self.stats.replays_acked += 1
@@ -170,23 +182,20 @@ class Traffic(threading.Thread):
                     event.user_id,
                     event.type,
                     event.ts,
-                    metadata.partition,
-                    metadata.offset,
+                    message.partition() or 0,
+                    message.offset() or 0,
                     event.attempts,
                     wall_ms(),
                 )
                 self.stats.acked += 1
 
-    def _on_error(self, event: _Event, exc: BaseException) -> None:
-        self._failed(event, exc)
-
-    def _failed(self, event: _Event, exc: BaseException) -> None:
+    def _failed(self, event: _Event, error: str) -> None:
         now = wall_ms()
         with self._lock:
             if event.replay:  # a copy that did not make it changes nothing
                 return
             self.stats.send_errors += 1
-            self.stats.errors[type(exc).__name__] += 1
+            self.stats.errors[error] += 1
             self.stats.first_error_ms = self.stats.first_error_ms or now
             self.stats.last_error_ms = now
             if event.event_id in self.acked:  # an earlier attempt succeeded after all
@@ -219,15 +228,12 @@ class Traffic(threading.Thread):
                     self._send(event)
             else:  # do not count the paused time as owed events
                 started += tick
-            time.sleep(tick)
+            self.producer.poll(tick)  # serves the acknowledgements; waits one tick
         # finish: every attempted event must end acknowledged
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             self._drain_resends(limit=1_000)
-            try:
-                self.producer.flush(timeout=5)
-            except Exception as exc:  # KafkaTimeoutError while the broker is away
-                log.debug("flush failed: %r", exc)
+            self.producer.flush(5)
             with self._lock:
                 if not self._pending and not self._resend:
                     return
@@ -258,10 +264,7 @@ class Traffic(threading.Thread):
         """Stop creating events, wait until every attempted one was acknowledged, close."""
         self._stop_creating.set()
         self._finished.wait(timeout)
-        try:
-            self.producer.close(timeout=5)
-        except Exception as exc:  # closing is best effort
-            log.debug("producer close failed: %r", exc)
+        self.producer.flush(5)
         if self.error is not None:
             raise self.error
         if not self._finished.is_set():
@@ -272,10 +275,7 @@ class Traffic(threading.Thread):
         """Stop at once (cleanup after a failure)."""
         self._stop_creating.set()
         self._finished.wait(5)
-        try:
-            self.producer.close(timeout=1)
-        except Exception as exc:  # best effort
-            log.debug("producer close failed: %r", exc)
+        self.producer.purge()
 
     def expected(self) -> dict[str, Counts]:
         """Acknowledged unique events per user as ``(n_click, n_skip, n_watch)``."""
@@ -312,15 +312,7 @@ class ListWatcher(threading.Thread):
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(name="e2e-lists", daemon=True)
-        self.consumer = KafkaConsumer(
-            settings.topic_recommendations,
-            bootstrap_servers=settings.kafka_bootstrap,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            group_id=None,
-            reconnect_backoff_ms=100,
-            reconnect_backoff_max_ms=1_000,
-        )
+        self.reader = TopicReader(settings, settings.topic_recommendations, client_id="e2e")
         self.seen: list[ListSeen] = []
         self._lock = threading.Lock()
         self._halt = threading.Event()
@@ -329,7 +321,7 @@ class ListWatcher(threading.Thread):
     def run(self) -> None:
         while not self._halt.is_set():
             try:
-                batch = self.consumer.poll(timeout_ms=200)
+                records = self.reader.poll(0.2)
             except Exception as exc:  # broker restarting: keep polling
                 self.errors += 1
                 log.debug("list watcher poll failed: %r", exc)
@@ -337,22 +329,21 @@ class ListWatcher(threading.Thread):
                 continue
             now = wall_ms()
             new = []
-            for records in batch.values():
-                for r in records:
-                    doc = orjson.loads(r.value)
-                    new.append(
-                        ListSeen(
-                            doc["user_id"],
-                            int(doc["generated_ts"]),
-                            doc.get("trigger_ts"),
-                            doc.get("trigger_event_id"),
-                            now,
-                        )
+            for r in records:
+                doc = orjson.loads(r.value or b"")
+                new.append(
+                    ListSeen(
+                        doc["user_id"],
+                        int(doc["generated_ts"]),
+                        doc.get("trigger_ts"),
+                        doc.get("trigger_event_id"),
+                        now,
                     )
+                )
             if new:
                 with self._lock:
                     self.seen.extend(new)
-        self.consumer.close()
+        self.reader.close()
 
     def lists(self) -> list[ListSeen]:
         """Everything read so far."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 from click.testing import CliRunner
-from kafka import KafkaConsumer, KafkaProducer
+from confluent_kafka import Consumer, Producer
 
 from pipeline.cli import main
 from pipeline.config import Settings
@@ -52,18 +53,24 @@ def test_up_serve_down(stack: LocalStack) -> None:
     assert stack.start_redis() is False
 
     topic = f"stack-test-{uuid.uuid4().hex[:8]}"
-    producer = KafkaProducer(bootstrap_servers=stack.kafka_bootstrap)
-    producer.send(topic, b"hello").get(timeout=30)
-    producer.close()
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=stack.kafka_bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=20_000,
+    producer = Producer({"bootstrap.servers": stack.kafka_bootstrap})
+    producer.produce(topic, b"hello")
+    assert producer.flush(30) == 0
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.kafka_bootstrap,
+            "group.id": topic,
+            "auto.offset.reset": "earliest",
+        }
     )
-    record = next(consumer)  # StopIteration after consumer_timeout_ms without a record
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + 30
+    record = None
+    while record is None and time.monotonic() < deadline:
+        record = consumer.poll(1.0)
     consumer.close()
-    assert record.value == b"hello"
+    assert record is not None and record.error() is None
+    assert record.value() == b"hello"
 
     client = redis.Redis.from_url(stack.redis_url)
     assert client.ping() is True

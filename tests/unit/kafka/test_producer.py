@@ -18,36 +18,56 @@ from pipeline.kafka.producer import EventProducer
 NOW = 1_700_000_000_000
 
 
-class FakeFuture:
-    def __init__(self) -> None:
-        self.errbacks: list[Callable[[BaseException], Any]] = []
+class FakeMessage:
+    def __init__(self, topic: str) -> None:
+        self._topic = topic
 
-    def add_errback(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.errbacks.append(lambda exc: fn(*args, exc))
-
-    def fail(self, exc: BaseException) -> None:
-        for errback in self.errbacks:
-            errback(exc)
+    def topic(self) -> str:
+        return self._topic
 
 
 class FakeClient:
+    """confluent-kafka's Producer surface: produce queues, poll/flush serve callbacks."""
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
-        self.futures: list[FakeFuture] = []
+        self.pending: list[tuple[Callable[..., Any], str]] = []
+        self.outcome: BaseException | None = None
+        self.full = 0  # produce() raises BufferError this many times first
+        self.polls = 0
         self.flushes = 0
-        self.closed = False
 
-    def send(self, topic: str, value: bytes | None = None, key: bytes | None = None) -> Any:
-        assert value is not None
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        on_delivery: Callable[..., Any] | None = None,
+    ) -> None:
+        if self.full:
+            self.full -= 1
+            raise BufferError("Local: Queue full")
+        assert value is not None and on_delivery is not None
         self.sent.append((topic, key, value))
-        self.futures.append(FakeFuture())
-        return self.futures[-1]
+        self.pending.append((on_delivery, topic))
 
-    def flush(self, timeout: float | None = None) -> None:
+    def _serve(self) -> None:
+        pending, self.pending = self.pending, []
+        for callback, topic in pending:
+            callback(self.outcome, FakeMessage(topic))
+
+    def poll(self, timeout: float = -1) -> int:
+        self.polls += 1
+        if self.outcome is not None:
+            return 0  # failures surface later, at flush
+        self._serve()
+        return 0
+
+    def flush(self, timeout: float = -1) -> int:
         self.flushes += 1
-
-    def close(self, timeout: float | None = None) -> None:
-        self.closed = True
+        self._serve()
+        return 0
 
 
 class Factory:
@@ -129,19 +149,33 @@ def test_send_raw_is_not_validated(producer: EventProducer, factory: Factory) ->
 
 
 def test_failed_deliveries_surface_at_flush(producer: EventProducer, factory: Factory) -> None:
+    factory.client.outcome = TimeoutError("Local: Message timed out")
     producer.click("u", "i")
     producer.click("u", "i")
-    for future in factory.client.futures:
-        future.fail(TimeoutError("no ack"))
-    with pytest.raises(DeliveryError, match="2 message"):
+    with pytest.raises(DeliveryError, match="2 message.*timed out"):
         producer.flush()
     producer.flush()  # reported once
+
+
+def test_a_full_queue_waits_for_room(producer: EventProducer, factory: Factory) -> None:
+    factory.client.full = 3
+    producer.click("u", "i")
+    assert len(factory.client.sent) == 1 and factory.client.polls >= 3
+
+
+def test_the_real_client_is_configured_for_kafkas_partitioner() -> None:
+    from pipeline.kafka.producer import producer_config
+
+    config = producer_config(Settings(app_id="a"))
+    assert config["partitioner"] == "murmur2_random"
+    assert (config["acks"], config["enable.idempotence"]) == ("all", True)
+    assert config["client.id"] == "a-producer"
 
 
 def test_context_manager_flushes_and_closes(factory: Factory) -> None:
     with EventProducer(Settings(), client_factory=factory) as producer:
         producer.click("u", "i")
-    assert factory.client.flushes == 1 and factory.client.closed
+    assert factory.client.flushes == 1 and factory.client.sent
 
 
 def test_close_without_sends_is_a_no_op(factory: Factory) -> None:

@@ -91,6 +91,15 @@ def test_event_schema_structure() -> None:
     assert rule["then"]["properties"]["watch_seconds"] == {"type": "number", "minimum": 0}
 
 
+@pytest.mark.parametrize("contract", CONTRACTS, ids=lambda c: c.name)
+def test_every_schema_has_examples_that_it_and_the_model_accept(contract: Any) -> None:
+    schema = load(contract.name)
+    assert schema["examples"], "examples make generated clients and docs readable"
+    for example in schema["examples"]:
+        assert valid(example, schema, schema), example
+        contract.model.model_validate(example)
+
+
 def test_output_schemas_require_every_field() -> None:
     rec = load("recommendation.v1")
     assert set(rec["required"]) == set(Recommendation.model_fields)
@@ -102,7 +111,7 @@ def test_output_schemas_require_every_field() -> None:
 
 # --- a minimal validator for the keywords pydantic emits ---------------------------------
 
-ANNOTATIONS = {"title", "description", "default", "$schema", "$id", "$defs"}
+ANNOTATIONS = {"title", "description", "default", "examples", "$schema", "$id", "$defs"}
 TYPES: dict[str, Any] = {
     "object": lambda v: isinstance(v, dict),
     "array": lambda v: isinstance(v, list),
@@ -155,6 +164,8 @@ def valid(value: Any, schema: dict[str, Any], root: dict[str, Any]) -> bool:
             ok = any(valid(value, sub, root) for sub in arg)
         elif key == "allOf":
             ok = all(valid(value, sub, root) for sub in arg)
+        elif key == "oneOf":
+            ok = sum(valid(value, sub, root) for sub in arg) == 1
         elif key == "if":
             branch = schema.get("then" if valid(value, arg, root) else "else")
             ok = branch is None or valid(value, branch, root)
