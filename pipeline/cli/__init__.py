@@ -23,6 +23,7 @@ _COMMANDS: dict[str, str] = {
     "experiments": "pipeline.cli.experiments_cmd:experiments",
     "explain": "pipeline.cli.explain_cmd:explain",
     "serve": "pipeline.cli.serve_cmd:serve",
+    "topics": "pipeline.cli.topics_cmd:topics",
 }
 
 
