@@ -125,3 +125,13 @@ def test_runs_unprivileged_with_a_writable_data_dir() -> None:
     assert "RECLOOP_DATA_DIR=/var/lib/recloop" in DOCKERFILE
     assert re.search(r"install -d -o recloop -g recloop [^\n]*/var/lib/recloop", DOCKERFILE)
     assert 'CMD ["recloop", "worker"]' in DOCKERFILE
+
+
+def test_license_is_the_full_apache_2_text_pyproject_names() -> None:
+    import hashlib
+
+    text = (ROOT / "LICENSE").read_bytes()
+    # the md5 of https://www.apache.org/licenses/LICENSE-2.0.txt, unmodified
+    assert hashlib.md5(text).hexdigest() == "3b83ef96387f14655fc854ddc3c6bd57"  # noqa: S324
+    assert PYPROJECT["project"]["license"] == {"text": "Apache-2.0"}
+    assert "COPY pyproject.toml README.md LICENSE ./" in DOCKERFILE
