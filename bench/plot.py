@@ -11,6 +11,7 @@ What each picture shows (the JSON stays the record; the picture is for reading i
   against the goal, and each pass's processed count over time (the slope is the rate);
 * **quality**: HR@10, NDCG@10, coverage of the model and the baselines (and the sweep's
   variants) as a table;
+* **declared**: HR@10 by event index of a new user, per declaration group;
 * anything else: its headline numbers as a table.
 
 matplotlib is a dev dependency (``pip install -e '.[dev]'``); the Agg backend needs no display.
@@ -18,6 +19,7 @@ matplotlib is a dev dependency (``pip install -e '.[dev]'``); the Agg backend ne
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -74,6 +76,18 @@ def _throughput(doc: dict[str, Any]) -> Figure:
     return fig
 
 
+def _declared(doc: dict[str, Any]) -> Figure:
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
+    for group, rates in doc["per_event"].items():
+        overall = doc["hit_rate"][group]
+        ax.plot(range(1, len(rates) + 1), rates, marker="o", label=f"{group} ({overall:.3f})")
+    ax.axvline(doc["recovered_at_event"], color="gray", linestyle=":", label="wrong recovers")
+    ax.set(xlabel="event index of a new user", ylabel="HR@10 of that choice", ylim=(0, None))
+    ax.set_title(f"declared interests: {doc['users']:,} new users, each in all three groups")
+    ax.legend()
+    return fig
+
+
 def _table(title: str, header: list[str], rows: list[list[str]]) -> Figure:
     fig, ax = plt.subplots(figsize=(10, 0.45 * (len(rows) + 2)), constrained_layout=True)
     ax.axis("off")
@@ -125,6 +139,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "freshness": _freshness,
     "throughput": _throughput,
     "quality": _quality,
+    "declared": _declared,
 }
 
 
@@ -141,7 +156,10 @@ def plot(path: Path) -> Path:
 
 def _when(doc: dict[str, Any]) -> str:
     machine = doc.get("machine") or {}
-    return str(machine.get("timestamp") or doc.get("timestamp") or "")
+    when = machine.get("timestamp") or doc.get("timestamp") or ""
+    if isinstance(when, int | float):  # some benches record epoch seconds
+        when = dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="seconds")
+    return str(when)
 
 
 def main(argv: list[str]) -> int:
