@@ -89,7 +89,7 @@ def _declared(doc: dict[str, Any]) -> Figure:
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> Figure:
-    fig, ax = plt.subplots(figsize=(10, 0.45 * (len(rows) + 2)), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.28 * (len(rows) + 1)), constrained_layout=True)
     ax.axis("off")
     ax.set_title(title)
     cells = ax.table(cellText=rows, colLabels=header, loc="center", cellLoc="left")
