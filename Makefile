@@ -13,10 +13,10 @@ BENCHES := quality freshness throughput memory declared experiment serve produce
 export DEBIAN_FRONTEND ?= noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup test lint stack-up stack-down demo $(addprefix bench-,$(BENCHES))
+.PHONY: help setup test lint lock stack-up stack-down demo $(addprefix bench-,$(BENCHES))
 
 help:
-	@echo "targets: setup test lint stack-up stack-down demo $(addprefix bench-,$(BENCHES))"
+	@echo "targets: setup test lint lock stack-up stack-down demo $(addprefix bench-,$(BENCHES))"
 
 # Reinstall only when pyproject.toml changed since the last successful install.
 $(STAMP): pyproject.toml
@@ -38,6 +38,17 @@ setup: $(STAMP)
 	@command -v go >/dev/null 2>&1 && command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq golang-go nodejs npm >/dev/null; \
 		else echo "the examples' tests need Go >= 1.21 and Node >= 18 with npm" >&2; fi; }
+	@# the deploy tests check the Prometheus config, alert rules and dashboard queries with promtool
+	@command -v promtool >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else echo "deploy tests need Debian's promtool: sudo apt-get install prometheus" >&2; fi; }
+
+# requirements.lock: exact versions and hashes of the runtime dependencies (and the build
+# backend) for the image, any platform, Python 3.11; tests/deploy checks it against pyproject
+lock: $(STAMP)
+	printf 'setuptools>=69\nwheel\n' | $(VENV)/bin/uv pip compile pyproject.toml - --universal \
+		--python-version 3.11 --generate-hashes --custom-compile-command "make lock" \
+		-o requirements.lock
 
 # the suite, the runnable examples in docstrings (--doctest-modules) and the import contracts
 test: setup

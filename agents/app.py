@@ -24,6 +24,7 @@ from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
 from pipeline.kafka.lag import LAG_EXPORT_SECONDS, KafkaAdmin
 from pipeline.kafka.options import security_options
+from pipeline.worker.datadir import prepare_data_dir
 from pipeline.worker.loop_lag import watch_loop_lag
 from pipeline.worker.metrics import WorkerMetrics
 from pipeline.worker.processor import BatchProcessor
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         broker_session_timeout=settings.broker_session_timeout_seconds,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
         store="memory://",
+        datadir=prepare_data_dir(settings),
     )
     metrics = WorkerMetrics()
     ready = asyncio.Event()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from pipeline.config import Settings
+from pipeline.errors import RecloopError
 
 
 @click.command()
@@ -30,9 +33,21 @@ from pipeline.config import Settings
     show_envvar=True,
     help="Redis URL (default redis://127.0.0.1:6379/0).",
 )
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="RECLOOP_DATA_DIR",
+    show_envvar=True,
+    help="Writable folder for Faust's local data (default <RECLOOP_STACK_DIR>/data).",
+)
 @click.option("--loglevel", default="info", show_default=True, help="Worker log level.")
 def worker(
-    web_port: int | None, bootstrap: str | None, redis_url: str | None, loglevel: str
+    web_port: int | None,
+    bootstrap: str | None,
+    redis_url: str | None,
+    data_dir: Path | None,
+    loglevel: str,
 ) -> None:
     """Consume events, keep features and models, publish fresh lists.
 
@@ -51,7 +66,12 @@ def worker(
         overrides["kafka_bootstrap"] = bootstrap
     if redis_url:
         overrides["redis_url"] = redis_url
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
     settings = Settings().model_copy(update=overrides)
-    ensure_topics(settings)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)  # checks the data folder before anything connects
+        ensure_topics(settings)
+    except RecloopError as exc:
+        raise click.ClickException(str(exc)) from exc
     faust.Worker(app, loglevel=loglevel, quiet=True).execute_from_commandline()

@@ -178,6 +178,7 @@ def bench_settings(svc: Services, name: str, **overrides: Any) -> Settings:
         "topic_recommendations": f"bench-{name}-{uid}.recommendations",
         "redis_namespace": f"bench-{name}-{uid}",
         "web_port": free_port(),
+        "data_dir": svc.workdir / "data",  # removed with the run's temp dir
     }
     values.update(overrides)
     return Settings(**values)

@@ -253,6 +253,7 @@ def run_ceiling_pass(
     proc = subprocess.Popen(
         [sys.executable, str(BENCH_DIR / "ceiling_app.py")],
         env=env,
+        cwd=svc.workdir,  # Faust writes its data folder into the working directory
         stdout=log_file,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         description="A list refresh still owed this long after it was due (its worker died) "
         "is done by any worker from Redis.",
     )
+    data_dir: Path | None = Field(
+        None,
+        description="Writable folder for the worker's local Faust data (`<app id>-data` inside; "
+        "nothing in it outlives the process). Unset: `<RECLOOP_STACK_DIR>/data`.",
+    )
     batch_size: int = Field(500, ge=1, description="Max events handled per batch.")
     batches_in_flight: int = Field(
         2,

@@ -32,6 +32,7 @@ from pipeline.tooling.stack import LocalStack
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KAFKA_IMAGE = "apache/kafka:4.1.0"
 REDIS_IMAGE = "redis:7"
+_LITTER = pytest.StashKey[set[str]]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,6 +42,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for marker in ("integration", "e2e"):
             if marker in parts:
                 item.add_marker(getattr(pytest.mark, marker))
+
+
+def _litter() -> set[str]:
+    """Faust data folders in the repository root (what the old default left behind)."""
+    return {p.name for p in REPO_ROOT.glob("recloop*-data")}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Remember the repository root's data folders, to notice new ones at the end."""
+    session.config.stash[_LITTER] = _litter()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a worker wrote its data folder into the repository root."""
+    new = _litter() - session.config.stash.get(_LITTER, set())
+    if new:
+        session.config.get_terminal_writer().line(
+            f"FAILED: workers left data folders in the repository root: {sorted(new)} "
+            "(give them RECLOOP_DATA_DIR / Settings(data_dir=...))",
+            red=True,
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def repo_jar_cache() -> Path:
@@ -167,7 +190,9 @@ def redis_url(request: pytest.FixtureRequest, docker_available: bool) -> Iterato
 
 
 @pytest.fixture
-def settings_factory(request: pytest.FixtureRequest) -> Callable[..., Settings]:
+def settings_factory(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
     """Return ``make(**overrides) -> Settings`` wired to the test services.
 
     All settings made in one test share a topic prefix, consumer group and Redis key
@@ -187,6 +212,7 @@ def settings_factory(request: pytest.FixtureRequest) -> Callable[..., Settings]:
             "topic_controls": f"t{uid}.controls",
             "redis_namespace": f"t{uid}",  # the test's own Redis keys
             "web_port": free_port(),
+            "data_dir": tmp_path_factory.mktemp("data"),  # never the working directory
         }
         values.update(overrides)
         if "kafka_bootstrap" not in values:

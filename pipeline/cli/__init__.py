@@ -16,7 +16,7 @@ _COMMANDS: dict[str, str] = {
     "simulate": "pipeline.cli.simulate_cmd:simulate",
     "dataset": "pipeline.cli.dataset_cmd:dataset",
     "recs": "pipeline.cli.recs_cmd:recs",
-    "replay": "pipeline.cli.replay_cmd:replay",
+    "replay": "pipeline.cli.replay_cmd:replay_cmd",
     "demo": "pipeline.cli.demo_cmd:demo",
     "forget": "pipeline.cli.forget_cmd:forget",
     "segments": "pipeline.cli.segments_cmd:segments",
@@ -25,6 +25,7 @@ _COMMANDS: dict[str, str] = {
     "serve": "pipeline.cli.serve_cmd:serve",
     "tail": "pipeline.cli.tail_cmd:tail",
     "dlq": "pipeline.cli.dlq_cmd:dlq",
+    "topics": "pipeline.cli.topics_cmd:topics",
 }
 
 

@@ -1,16 +1,19 @@
-"""What the click shells share: running one async read against Redis, then closing it."""
+"""What the click shells share: one async read against Redis, the progress-bar switch."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
+import click
 import redis.asyncio as aioredis
 
 from pipeline.config import Settings
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def with_redis(settings: Settings, read: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
@@ -27,3 +30,19 @@ def with_redis(settings: Settings, read: Callable[[aioredis.Redis], Awaitable[T]
             await client.aclose()
 
     return asyncio.run(run())
+
+
+def show_progress(quiet: bool) -> bool:
+    """Whether to draw a progress bar: on stderr, only for a person watching a terminal.
+
+    Off with ``--quiet`` and whenever stderr is not a TTY (CI logs, pipes, files), where a
+    bar would only be noise; results still go to stdout either way.
+    """
+    return not quiet and sys.stderr.isatty()
+
+
+def quiet_option(func: F) -> F:
+    """``--quiet/-q``: no progress bar."""
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="No progress bar (it is off anyway when not a TTY)."
+    )(func)

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
-from pipeline.tooling.replay import ReplayConfig, format_report, replay_files, report_json
+from pipeline.cli.common import quiet_option, show_progress
+from pipeline.tooling.replay import (
+    ReplayConfig,
+    format_report,
+    load_events,
+    load_items,
+    replay,
+    report_json,
+)
 
 
-@click.command()
+@click.command("replay")
 @click.argument("events", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--items",
@@ -25,9 +34,21 @@ from pipeline.tooling.replay import ReplayConfig, format_report, replay_files, r
     default=None,
     help="Also write the report as JSON.",
 )
-def replay(events: Path, items: Path | None, k: int, json_path: Path | None) -> None:
+@quiet_option
+def replay_cmd(
+    events: Path, items: Path | None, k: int, json_path: Path | None, quiet: bool
+) -> None:
     """Replay EVENTS (event v1 lines) test-then-learn through the production engine."""
-    report = replay_files(events, items, ReplayConfig(k=k))
+    log = load_events(events)
+    catalogue = load_items(items) if items else []
+    config = ReplayConfig(k=k)
+    if show_progress(quiet):
+        with click.progressbar(
+            log, label="replaying", file=sys.stderr, show_pos=True, show_eta=True
+        ) as bar:
+            report = replay(bar, catalogue, config)
+    else:
+        report = replay(log, catalogue, config)
     click.echo(format_report(report))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

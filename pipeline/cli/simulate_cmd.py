@@ -154,7 +154,9 @@ def _print_progress(sent: int, rate: float, elapsed: float) -> None:
 @click.option(
     "--bootstrap",
     default=None,
-    help="Kafka bootstrap servers [default: RECLOOP_KAFKA_BOOTSTRAP or settings].",
+    envvar="RECLOOP_KAFKA_BOOTSTRAP",
+    show_envvar=True,
+    help="Kafka bootstrap servers [default: 127.0.0.1:9092].",
 )
 def simulate(
     users: int,

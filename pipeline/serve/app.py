@@ -31,6 +31,7 @@ from pipeline.serve import models, routes
 from pipeline.serve.auth import AuthError, require_read
 from pipeline.serve.fastpath import RecommendationsFastPath
 from pipeline.serve.guard import BrowserGuard
+from pipeline.serve.metrics import RequestMetrics, ServeMetrics
 from pipeline.serve.openapi import customize_openapi
 from pipeline.serve.services import ApiError, Services, error_response, invalid_response
 from pipeline.stores.reads import fingerprint
@@ -122,6 +123,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_unavailable(request: Request, exc: Exception) -> Response:
         log.warning("dependency unavailable error=%s", type(exc).__name__)
+        if isinstance(exc, redis.exceptions.RedisError):
+            request.app.state.metrics.redis_errors.labels("request").inc()
         detail = f"a dependency did not answer ({type(exc).__name__}); retry later"
         if isinstance(exc, StackError):
             detail = str(exc)
@@ -157,6 +160,7 @@ def _add_streams(app: FastAPI) -> None:
                         yield sse("user", doc or {"user_id": user_id, "unknown": True})
                         beat = time.monotonic()
                 except redis.exceptions.RedisError as exc:
+                    request.app.state.metrics.redis_errors.labels("stream").inc()
                     yield sse("problem", {"detail": f"redis: {type(exc).__name__}"})
                     await asyncio.sleep(1.0)
                 if time.monotonic() - beat > HEARTBEAT_SECONDS:
@@ -213,11 +217,19 @@ def _add_probes_and_console(app: FastAPI) -> None:
     async def ready(request: Request) -> Response:
         svc: Services = request.app.state.services
         redis_ok, kafka_ok = await svc.ready()
+        if not redis_ok:
+            request.app.state.metrics.redis_errors.labels("ready").inc()
         body = {"ready": redis_ok and kafka_ok, "redis": redis_ok, "kafka": kafka_ok}
         return Response(
             orjson.dumps(body), status_code=200 if body["ready"] else 503,
             media_type="application/json",
         )  # fmt: skip
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        # like the workers' /metrics: no key needed, labels carry no personal data
+        body = request.app.state.metrics.render()
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/", include_in_schema=False)
     async def console() -> FileResponse:
@@ -256,6 +268,7 @@ def create_api(settings: Settings, *, sample_interval: float = 2.0) -> FastAPI:
         redoc_url=None,
     )
     app.state.services = services
+    app.state.metrics = ServeMetrics()
     origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
     if origins:
         app.add_middleware(
@@ -271,7 +284,8 @@ def create_api(settings: Settings, *, sample_interval: float = 2.0) -> FastAPI:
     app.add_middleware(
         BrowserGuard, hosts=settings.api_allowed_hosts, origins=settings.api_cors_origins
     )
-    app.add_middleware(AccessLog)  # added last: outermost, sees every answer and refusal
+    app.add_middleware(AccessLog)  # outer: sees every answer and refusal
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)  # outermost: times it all
     _install_error_handlers(app)
     _add_streams(app)  # before the /v1/users/{id} routes, whose path would swallow /stream
     app.include_router(routes.read)

@@ -5,8 +5,9 @@ Two attacks reach an API on loopback from a web page the user merely visits:
 * **DNS rebinding**: a page on ``evil.example`` re-points that name at 127.0.0.1 and reads
   the API as "its own" origin. Its requests carry ``Host: evil.example``, so every request
   whose ``Host`` is not in ``Settings.api_allowed_hosts`` (loopback names by default; the
-  port is ignored) is refused with ``400``. The probes ``/health`` and ``/ready`` are exempt
-  (load balancers and orchestrators call them by address) and reveal nothing.
+  port is ignored) is refused with ``400``. The probes ``/health`` and ``/ready`` and the
+  Prometheus page ``/metrics`` are exempt: load balancers, orchestrators and Prometheus call
+  them by address (``serve:8000``), and they reveal nothing about any user.
 * **Cross-site request forgery**: a page may send a "simple" request without a CORS
   preflight: ``POST`` with a ``text/plain``, ``application/x-www-form-urlencoded`` or
   ``multipart/form-data`` body (a ``<form>`` or a ``fetch``). A write (any method but
@@ -51,7 +52,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PROBES = frozenset({"/health", "/ready"})
+PROBES = frozenset({"/health", "/ready", "/metrics"})
 JSON_MEDIA_TYPE = "application/json"
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 _SHOWN = 64  # at most this much of a refused header is echoed back

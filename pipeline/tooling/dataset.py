@@ -43,7 +43,7 @@ import csv
 import os
 import re
 from array import array
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +56,9 @@ from schemas.events import SCHEMA_VERSION
 
 NOMINAL_DURATION_SECONDS: Final = 6_000.0
 _YEAR_IN_TITLE: Final = re.compile(r"\((\d{4})\)\s*$")
+
+PROGRESS_EVERY: Final = 10_000
+"""Ratings between two progress reports: often enough for a bar, rare enough to cost nothing."""
 
 
 class DatasetError(ValueError):
@@ -108,12 +111,17 @@ def detect_layout(path: Path) -> str:
 
 
 def convert_movielens(
-    path: str | os.PathLike[str], out_dir: str | os.PathLike[str]
+    path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ConversionStats:
     """Write ``out_dir/events.jsonl`` and ``out_dir/items.jsonl`` from a MovieLens folder.
 
     Files are written under a temporary name and renamed, so a failed conversion never
     leaves a half-written dataset that a replay would mistake for a complete one.
+    ``progress(done, total)`` hears how many ratings are converted, every
+    ``PROGRESS_EVERY`` and at the end (the 25M layout takes minutes).
     """
     src, out = Path(path), Path(out_dir)
     layout = detect_layout(src)
@@ -126,7 +134,7 @@ def convert_movielens(
     out.mkdir(parents=True, exist_ok=True)
     _write_atomically(out / "items.jsonl", (orjson.dumps(item) for item in items))
     counts = {"click": 0, "watch": 0, "skip": 0}
-    lines = (orjson.dumps(e) for e in _events(ratings, counts))
+    lines = (orjson.dumps(e) for e in _events(ratings, counts, progress))
     _write_atomically(out / "events.jsonl", lines)
     seconds = np.frombuffer(ratings.seconds, dtype=np.int64)
     return ConversionStats(
@@ -170,9 +178,14 @@ def rating_events(user: str, item: str, stars: float, ts: int) -> list[dict[str,
     return events
 
 
-def _events(ratings: _Ratings, counts: dict[str, int]) -> Iterator[dict[str, Any]]:
+def _events(
+    ratings: _Ratings, counts: dict[str, int], progress: Callable[[int, int], None] | None
+) -> Iterator[dict[str, Any]]:
     seconds = np.frombuffer(ratings.seconds, dtype=np.int64)
-    for i in np.argsort(seconds, kind="stable").tolist():
+    total = len(seconds)
+    for done, i in enumerate(np.argsort(seconds, kind="stable").tolist()):
+        if progress is not None and done % PROGRESS_EVERY == 0:
+            progress(done, total)
         for event in rating_events(
             str(ratings.users[i]),
             str(ratings.items[i]),
@@ -181,6 +194,8 @@ def _events(ratings: _Ratings, counts: dict[str, int]) -> Iterator[dict[str, Any
         ):
             counts[event["type"]] += 1
             yield event
+    if progress is not None:
+        progress(total, total)
 
 
 def _write_atomically(target: Path, lines: Iterator[bytes]) -> None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +31,28 @@ class WorkerProcess:
     """One ``recloop worker`` subprocess, stopped by PID."""
 
     def __init__(
-        self, settings: Settings, *, log_path: Path, extra_env: dict[str, str] | None = None
+        self,
+        settings: Settings,
+        *,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "agents", "worker"),
+        cwd: Path | None = None,
     ):
+        """Start the worker.
+
+        ``command`` and ``cwd`` can reproduce how an image runs it: ``recloop worker``
+        (behind ``setpriv`` for another user) in a folder it cannot write.
+        """
         self.settings = settings
         self.log_path = log_path
         env = {**os.environ, **settings.to_env(), **(extra_env or {})}
         env["PYTHONUNBUFFERED"] = "1"
         self._log = log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agents", "worker", "--loglevel", "info"],
+            [*command, "--loglevel", "info"],
             env=env,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -133,6 +133,7 @@ def load_items(path: Path) -> list[Item]:
 
 def _top_unseen(scores: FloatArray, ids: list[str], excluded: dict[str, int], k: int) -> list[str]:
     """Best ``k`` item ids by ``scores`` that the user has not interacted with."""
+    scores = scores[: len(ids)]  # grown arrays are padded past the catalogue (no --items)
     depth = min(scores.shape[0], k + len(excluded))
     top = (
         np.argpartition(-scores, depth - 1)[:depth] if depth < scores.shape[0] else np.arange(depth)

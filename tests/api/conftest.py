@@ -123,6 +123,7 @@ def api_settings_factory(
             "exploration_share": 0.0,
             "trending_sync_seconds": 0.5,
             "api_max_batch": MAX_BATCH,
+            "data_dir": tmp_path_factory.mktemp("api-data"),
         }
         values.update(overrides)
         return Settings(**values)

@@ -93,6 +93,7 @@ def env(tmp_path: Path, kafka_jar_cache: Path) -> Iterator[Env]:
             topic_recommendations=f"o{uid}.recommendations",
             topic_partitions=6,
             web_port=free_port(),
+            data_dir=tmp_path / "data",
         )
         ensure_topics(settings)
         now = wall_ms()

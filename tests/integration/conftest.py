@@ -61,6 +61,7 @@ def stack(
         topic_controls=f"it{uid}.controls",
         web_port=free_port(),
         topic_partitions=4,
+        data_dir=tmp_path_factory.mktemp("it-data"),
     )
     ensure_topics(settings)
     now = int(time.time() * 1000)

@@ -1,0 +1,173 @@
+"""Plot benchmark results: one PNG beside each JSON in bench/results/.
+
+    .venv/bin/python bench/plot.py                 # every bench/results/*.json
+    .venv/bin/python bench/plot.py bench/results/freshness.json
+
+What each picture shows (the JSON stays the record; the picture is for reading it):
+
+* **freshness**: p50 and p99 event-to-list latency per 10 s window against the 1 s goal,
+  and the consumer backlog over time (a rising line is a worker falling behind);
+* **throughput**: events/s of the recloop worker, the bare-Faust ceiling (and decode-only)
+  against the goal, and each pass's processed count over time (the slope is the rate);
+* **quality**: HR@10, NDCG@10, coverage of the model and the baselines (and the sweep's
+  variants) as a table;
+* **declared**: HR@10 by event index of a new user, per declaration group;
+* anything else: its headline numbers as a table.
+
+matplotlib is a dev dependency (``pip install -e '.[dev]'``); the Agg backend needs no display.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import orjson  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GOAL_P99_MS = 1000.0
+
+
+def _freshness(doc: dict[str, Any]) -> Figure:
+    fig, (lat, backlog) = plt.subplots(2, 1, figsize=(9, 7), constrained_layout=True)
+    windows = doc["latency_by_window"]
+    starts = [w["from_s"] for w in windows]
+    lat.plot(starts, [w["p50"] for w in windows], marker="o", label="p50")
+    lat.plot(starts, [w["p99"] for w in windows], marker="o", label="p99")
+    lat.axhline(GOAL_P99_MS, color="red", linestyle="--", label="goal: p99 < 1 s")
+    lat.set(xlabel="window start (s)", ylabel="event to list (ms)", yscale="log")
+    config = doc["config"]
+    lat.set_title(f"freshness at {config['rate']:,} events/s, {config['workers']} worker(s)")
+    lat.legend()
+    samples = doc.get("backlog", {}).get("samples") or []
+    backlog.plot([t for t, _ in samples], [v for _, v in samples], color="gray")
+    backlog.set(xlabel="time (s)", ylabel="consumer backlog (events)", title="backlog")
+    return fig
+
+
+def _throughput(doc: dict[str, Any]) -> Figure:
+    fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
+    passes = {
+        "recloop worker": doc["worker"],
+        "Faust ceiling": doc["ceiling"],
+        "Faust decode only": doc.get("ceiling_decode_only"),
+    }
+    passes = {name: p for name, p in passes.items() if p}
+    names = list(passes)
+    bars.bar(names, [p["rate"] for p in passes.values()], color=["C0", "C1", "C2"][: len(names)])
+    bars.axhline(doc["goal"]["rate"], color="red", linestyle="--", label="goal")
+    bars.set(ylabel="events/s (one process)", title="throughput vs ceiling")
+    bars.legend()
+    for name, p in passes.items():
+        series = p.get("series") or []
+        if series:
+            t0, c0 = series[0][0], series[0][1]
+            lines.plot([s[0] - t0 for s in series], [s[1] - c0 for s in series], label=name)
+    lines.set(xlabel="seconds", ylabel="events processed", title="drain of the backlog")
+    lines.legend()
+    return fig
+
+
+def _declared(doc: dict[str, Any]) -> Figure:
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
+    for group, rates in doc["per_event"].items():
+        overall = doc["hit_rate"][group]
+        ax.plot(range(1, len(rates) + 1), rates, marker="o", label=f"{group} ({overall:.3f})")
+    ax.axvline(doc["recovered_at_event"], color="gray", linestyle=":", label="wrong recovers")
+    ax.set(xlabel="event index of a new user", ylabel="HR@10 of that choice", ylim=(0, None))
+    ax.set_title(f"declared interests: {doc['users']:,} new users, each in all three groups")
+    ax.legend()
+    return fig
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> Figure:
+    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.28 * (len(rows) + 1)), constrained_layout=True)
+    ax.axis("off")
+    ax.set_title(title)
+    cells = ax.table(cellText=rows, colLabels=header, loc="center", cellLoc="left")
+    cells.auto_set_font_size(False)
+    cells.set_fontsize(9)
+    cells.auto_set_column_width(list(range(len(header))))
+    return fig
+
+
+def _quality(doc: dict[str, Any]) -> Figure:
+    k = doc["k"]
+    base = doc["most_popular"]["hit_rate"] or 1.0
+    entries = [(name, doc[name]) for name in ("model", "most_popular", "recent_popular")]
+    entries += [(row["variant"], row) for row in doc.get("sweep", [])[1:]]
+    rows = [
+        [name, f"{m['hit_rate']:.4f}", f"{m['ndcg']:.4f}", f"{m['coverage']:.3f}",
+         f"{m['hit_rate'] / base:.2f}"]
+        for name, m in entries
+    ]  # fmt: skip
+    header = ["model", f"HR@{k}", f"NDCG@{k}", "coverage", "x most-popular"]
+    return _table(
+        f"quality: {doc['events']:,} events, {doc['positives']:,} positives", header, rows
+    )
+
+
+def headline(doc: dict[str, Any], prefix: str = "", depth: int = 2) -> list[list[str]]:
+    """``[name, value]`` for every number up to ``depth`` levels deep (machine facts aside)."""
+    rows = []
+    for key, value in doc.items():
+        if key in {"machine", "benchmark"} or key.startswith("_"):
+            continue
+        name = f"{prefix}{key}"
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            rows.append([name, f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"])
+        elif isinstance(value, dict) and depth > 1:
+            rows.extend(headline(value, f"{name}.", depth - 1))
+    return rows
+
+
+def _generic(doc: dict[str, Any]) -> Figure:
+    return _table(doc.get("benchmark", "result"), ["value", ""], headline(doc)[:40])
+
+
+PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
+    "freshness": _freshness,
+    "throughput": _throughput,
+    "quality": _quality,
+    "declared": _declared,
+}
+
+
+def plot(path: Path) -> Path:
+    """Write ``<result>.png`` beside ``path`` and return its path."""
+    doc = orjson.loads(path.read_bytes())
+    fig = PLOTS.get(doc.get("benchmark", ""), _generic)(doc)
+    fig.text(0.99, 0.005, f"{path.name} · {_when(doc)}", ha="right", fontsize=7, color="gray")
+    out = path.with_suffix(".png")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _when(doc: dict[str, Any]) -> str:
+    machine = doc.get("machine") or {}
+    when = machine.get("timestamp") or doc.get("timestamp") or ""
+    if isinstance(when, int | float):  # some benches record epoch seconds
+        when = dt.datetime.fromtimestamp(when, dt.UTC).isoformat(timespec="seconds")
+    return str(when)
+
+
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] or sorted(RESULTS.glob("*.json"))
+    for path in paths:
+        print(f"wrote {plot(path)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
