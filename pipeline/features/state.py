@@ -53,6 +53,12 @@ class UserState:
     seen_events: dict[str, int] = field(default_factory=dict)
     controls: UserControls = field(default_factory=UserControls)
     segments: dict[str, str] = field(default_factory=dict)  # as last written to Redis
+    # storage bookkeeping (``pipeline.stores.users``): the write version the state was
+    # loaded at (a write expecting another one conflicts), the forget time at or before
+    # which the user's events are dropped, the owed refresh last recorded for the user
+    version: int = 0
+    forgotten_ts: int = 0
+    owed: str | None = None
     # what changed since the state was loaded (the store writes only this)
     new_interactions: list[Interaction] = field(default_factory=list)
     new_events: list[tuple[str, int]] = field(default_factory=list)

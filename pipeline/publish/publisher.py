@@ -7,6 +7,7 @@ sender, a clock and a metrics sensor. *What* a list is comes from ``pipeline.lis
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -75,6 +76,9 @@ class ListPublisher:
         self.sensor = sensor
         self.exposures = exposures
         self.version = version
+        # held while lists are stored and sent, and by a forget: no list built before a
+        # forget reaches Redis or the topic after it
+        self.lock = asyncio.Lock()
 
     def build(self, users: Sequence[tuple[UserState, Trigger]]) -> list[BuiltList]:
         """The users' lists as of now (pure apart from the clock)."""
@@ -93,11 +97,13 @@ class ListPublisher:
         Returns the time (ms) the lists were published. The Redis key is written first, so a
         consumer of the topic that reads Redis next finds the same document.
         """
-        built = self.build(users)
-        if not built:
-            return self.clock.now_ms()
-        await self.store.write(built)
-        await self.send(built)
+        async with self.lock:
+            built = self.build(users)
+            if not built:
+                return self.clock.now_ms()
+            stored = await self.store.write(built)
+            built = [b for b, ok in zip(built, stored, strict=True) if ok]
+            await self.send(built)
         published = self.clock.now_ms()
         for b in built:
             if b.exposure is not None:
@@ -110,4 +116,5 @@ class ListPublisher:
 
     async def send(self, built: Sequence[BuiltList]) -> None:
         """Send lists to the recommendations topic, keyed by user."""
-        await self.sender.send(self.topic, [(b.user_id.encode(), b.doc) for b in built])
+        if built:
+            await self.sender.send(self.topic, [(b.user_id.encode(), b.doc) for b in built])

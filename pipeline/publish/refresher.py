@@ -53,12 +53,17 @@ class Refresher:
         self.active_ms = active_ms
         self.rescue_after_ms = rescue_after_ms
 
-    def on_changes(self, touched: Mapping[str, Trigger], now_ms: int) -> tuple[Due, Owed]:
+    def on_changes(
+        self, touched: Mapping[str, Trigger], now_ms: int, *, schedule: bool = True
+    ) -> tuple[Due, Owed]:
         """Users to refresh now, and every refresh ``touched`` owes (due within the interval).
 
-        Decided before the batch is written, because the batch's transaction records the
-        owed refreshes.
+        Decided before the batch is written, because the users' writes record the owed
+        refreshes. ``schedule=False`` only computes what is owed (events the scheduler has
+        heard of already, re-applied after a write conflict).
         """
+        if not schedule:
+            return [], {u: (t, now_ms + self.interval_ms) for u, t in touched.items()}
         due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now_ms)]
         deadline = now_ms + self.interval_ms
         return due, {u: (t, deadline) for u, t in touched.items()}
@@ -113,11 +118,12 @@ class Refresher:
         if not owed:
             return 0
         states = await self.users.stored([u for u, _ in owed])
-        built = self.publisher.build([(states[u], t) for u, t in owed if u in states])
-        written = await store.rescue(built)
-        rescued = [b for b, ok in zip(built, written, strict=True) if ok]
-        if rescued:
+        async with self.publisher.lock:
+            built = self.publisher.build([(states[u], t) for u, t in owed if u in states])
+            written = await store.rescue(built)
+            rescued = [b for b, ok in zip(built, written, strict=True) if ok]
             await self.publisher.send(rescued)
+        if rescued:
             self.publisher.sensor.on_lists("rescued", len(rescued))
             log.warning("rescued owed list refreshes count=%d", len(rescued))
         return len(rescued)

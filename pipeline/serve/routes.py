@@ -27,7 +27,7 @@ from pipeline.serve.ingest import (
 )
 from pipeline.serve.services import ApiError, Services, invalid_response
 from pipeline.stores.experiments import read_counters
-from pipeline.stores.reads import recommendations
+from pipeline.stores.reads import recent_users, recommendations
 from pipeline.stores.segments import segment_sizes
 from schemas.recommendation import Recommendation
 
@@ -132,10 +132,8 @@ async def get_user(svc: Svc, user_id: UserId) -> Response:
 @read.get("/users", response_model=models.ActiveUsers, summary="Recently active users")
 async def get_users(svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> Response:
     """Users with the most recent activity first."""
-    found: Any = await svc.redis.zrevrange(
-        svc.keys_layout.active_users, 0, limit - 1, withscores=True
-    )
-    users = [{"user_id": u.decode(), "last_active_ts": int(ts)} for u, ts in found]
+    found = await recent_users(svc.redis, svc.keys_layout, svc.partitions, limit)
+    users = [{"user_id": u, "last_active_ts": ts} for u, ts in found]
     return json_response({"users": users})
 
 
@@ -174,7 +172,7 @@ async def get_trending(
 @read.get("/segments", response_model=models.Segments, summary="Users per segment")
 async def get_segments(svc: Svc) -> Response:
     """Users per segment value, by dimension."""
-    sizes = await segment_sizes(svc.redis, svc.keys_layout)
+    sizes = await segment_sizes(svc.redis, svc.keys_layout, svc.partitions)
     return json_response({"segments": sizes})
 
 
@@ -188,7 +186,7 @@ async def get_segments(svc: Svc) -> Response:
 async def get_experiments(svc: Svc) -> Response:
     """The experiment report."""
     experiments = load_experiments(svc.settings.experiments_file)
-    counters, users = await read_counters(svc.redis, svc.keys_layout, experiments)
+    counters, users = await read_counters(svc.redis, svc.keys_layout, svc.partitions, experiments)
     return json_response({"experiments": report(experiments, counters, users)})
 
 

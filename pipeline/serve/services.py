@@ -12,17 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from fastapi import Response
 
 from pipeline.config import Settings
 from pipeline.errors import RecloopError
+from pipeline.kafka.partitioner import key_partitioner
 from pipeline.serve.auth import ApiKeys
 from pipeline.serve.catalogue import CatalogueView
 from pipeline.serve.ingest import AckingSender
 from pipeline.serve.kafka_view import KafkaView
 from pipeline.serve.overview import OverviewSampler
-from pipeline.stores.keys import RedisKeys
+from pipeline.stores.client import RedisClient, build_redis
+from pipeline.stores.keys import Partitioning, RedisKeys
 from pipeline.stores.reads import shown_items, user_document
 
 
@@ -63,7 +64,8 @@ class Services:
     settings: Settings
     keys: ApiKeys
     keys_layout: RedisKeys
-    redis: aioredis.Redis
+    partitions: Partitioning
+    redis: RedisClient
     sender: AckingSender
     kafka: KafkaView
     catalogue: CatalogueView
@@ -73,17 +75,23 @@ class Services:
     def build(cls, settings: Settings, *, sample_interval: float = 2.0) -> Services:
         """Create (not connect) every client."""
         layout = RedisKeys(settings.redis_namespace)
-        client = aioredis.Redis.from_url(settings.redis_url, max_connections=256)
+        client = build_redis(settings, max_connections=256)
+        partitions = Partitioning(
+            settings.topic_partitions, key_partitioner(settings.topic_partitions)
+        )
         kafka = KafkaView(settings)
         return cls(
             settings=settings,
             keys=ApiKeys(settings.api_read_key, settings.api_admin_key),
             keys_layout=layout,
+            partitions=partitions,
             redis=client,
             sender=AckingSender(settings),
             kafka=kafka,
             catalogue=CatalogueView(client, layout),
-            overview=OverviewSampler(settings, redis=client, kafka=kafka, interval=sample_interval),
+            overview=OverviewSampler(
+                settings, redis=client, partitions=partitions, kafka=kafka, interval=sample_interval
+            ),
         )
 
     async def user_view(self, user_id: str) -> dict[str, Any] | None:
