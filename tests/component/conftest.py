@@ -107,10 +107,25 @@ class Harness:
 
 
 @pytest.fixture(params=REDIS_KINDS)
-def harness(request: pytest.FixtureRequest, settings_factory: Callable[..., Settings]) -> Harness:
-    """A harness on a single Redis and on a Redis Cluster (no broker: sends are recorded)."""
+def harness_factory(
+    request: pytest.FixtureRequest, settings_factory: Callable[..., Settings]
+) -> Callable[..., Harness]:
+    """``make(**settings) -> Harness`` on a single Redis and on a Redis Cluster (no broker).
+
+    Harnesses made in one test share the test's key namespace: several workers, one Redis.
+    """
     url = redis_url_of(request, request.param)
-    return Harness(settings_factory(kafka_bootstrap="127.0.0.1:1", redis_url=url))
+
+    def make(**overrides: Any) -> Harness:
+        return Harness(settings_factory(kafka_bootstrap="127.0.0.1:1", redis_url=url, **overrides))
+
+    return make
+
+
+@pytest.fixture
+def harness(harness_factory: Callable[..., Harness]) -> Harness:
+    """A harness on a single Redis and on a Redis Cluster (no broker: sends are recorded)."""
+    return harness_factory()
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:
