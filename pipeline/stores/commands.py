@@ -15,6 +15,7 @@ runs twice. ``MOVED``/``ASK`` redirections are followed by the cluster client it
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -23,6 +24,8 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from pipeline.stores.client import RedisClient
+
+log = logging.getLogger(__name__)
 
 _NOSCRIPT_ROUNDS = 3
 
@@ -109,7 +112,14 @@ async def send(client: RedisClient, commands: Commands) -> list[Any]:
             else:
                 replies[i] = result
         if missing:
-            await load_scripts(client, {s for i in missing if (s := commands.queued[i][0])})
+            scripts = {s for i in missing if (s := commands.queued[i][0])}
+            log.warning(
+                "redis answered NOSCRIPT (a restarted or new primary): loading scripts again"
+                " commands=%d scripts=%s",
+                len(missing),
+                ",".join(sorted(s.name for s in scripts)),
+            )
+            await load_scripts(client, scripts)
         todo = missing
     if todo:
         msg = f"Redis kept answering NOSCRIPT for {len(todo)} commands after loading the scripts"
