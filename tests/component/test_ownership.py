@@ -242,3 +242,32 @@ def test_a_dormant_user_returns_to_their_segments_on_the_next_event(
             assert await _counts(h, "sleepy") == (0, 0, 7)
 
     run(scenario())
+
+
+def test_forget_takes_a_dormant_user_out_of_every_index(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    harness = harness_factory(dormant_after_seconds=60)
+
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            await h.events(h.event("asleep", "i1", context={"device": "tv"}))
+            h.clock.advance(61_000)
+            await h.worker.sweep_segments()
+            keys = RedisKeys(h.settings.redis_namespace)
+            p = h.partition_of("asleep")
+            assert await h.redis.zscore(keys.dormant(p), "asleep") is not None
+            forget = {"control_id": "f", "type": "forget", "user_id": "asleep",
+                      "ts": h.clock.now_ms()}  # fmt: skip
+            await h.worker.processor.handle_controls([h.raw(forget, h.settings.topic_controls)])
+            found = [k async for k in h.redis.scan_iter(match=f"{h.settings.redis_namespace}:*")]
+            for key in found:
+                kind = (await h.redis.type(key)).decode()
+                members: Any = (
+                    await h.redis.smembers(key) if kind == "set"
+                    else await h.redis.zrange(key, 0, -1) if kind == "zset" else []
+                )  # fmt: skip
+                assert b"asleep" not in key and b"asleep" not in members, key
+
+    run(scenario())
