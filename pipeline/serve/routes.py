@@ -84,8 +84,9 @@ def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = 
     summary="A user's current list",
     description="The recommendation v1 document the pipeline last wrote for the user. A user "
     "without a list gets the trending list of the context given (locale, then device, then "
-    "global), with `personalized: false` and `model_version: trending`; a forgotten or "
-    "opted-out user's stored list is non-personalised already. Header `X-Recloop-Source` "
+    "global), with `personalized: false` and `model_version: trending` (so does a forgotten "
+    "user); an opted-out user's stored list is non-personalised already. Header "
+    "`X-Recloop-Source` "
     "says which (`pipeline` or `trending`).",
 )
 async def get_recommendations(
@@ -328,8 +329,10 @@ async def post_controls(request: Request, svc: Svc) -> Response:
     responses=NOT_FOUND,
     summary="Forget a user",
     description="Sends a control v1 `forget` on the controls topic, as `recloop forget` "
-    "does; the worker owning the user deletes every per-user key and publishes a "
-    "non-personalised list. `202` once the broker acknowledged the request.",
+    "does; the worker owning the user deletes every per-user key and index entry, drops "
+    "the user's events sent before the forget that arrive later, and writes a tombstone "
+    "for the user on the recommendations topic. `202` once the broker acknowledged the "
+    "request; applied when `GET /v1/users/{user_id}` answers `404`.",
 )
 async def delete_user(svc: Svc, user_id: UserId) -> Response:
     """Forget a user."""

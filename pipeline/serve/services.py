@@ -7,12 +7,14 @@ away and reports it on ``/ready`` instead of crashing.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from fastapi import Response
+from redis.exceptions import RedisError
 
 from pipeline.config import Settings
 from pipeline.errors import RecloopError
@@ -22,9 +24,11 @@ from pipeline.serve.catalogue import CatalogueView
 from pipeline.serve.ingest import AckingSender
 from pipeline.serve.kafka_view import KafkaView
 from pipeline.serve.overview import OverviewSampler
-from pipeline.stores.client import RedisClient, build_redis
+from pipeline.stores.client import RedisClient, client_for, is_cluster
 from pipeline.stores.keys import Partitioning, RedisKeys
 from pipeline.stores.reads import shown_items, user_document
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(RecloopError):
@@ -75,7 +79,9 @@ class Services:
     def build(cls, settings: Settings, *, sample_interval: float = 2.0) -> Services:
         """Create (not connect) every client."""
         layout = RedisKeys(settings.redis_namespace)
-        client = build_redis(settings, max_connections=256)
+        client = client_for(
+            settings.redis_url, cluster=settings.redis_cluster == "on", max_connections=256
+        )
         partitions = Partitioning(
             settings.topic_partitions, key_partitioner(settings.topic_partitions)
         )
@@ -93,6 +99,29 @@ class Services:
                 settings, redis=client, partitions=partitions, kafka=kafka, interval=sample_interval
             ),
         )
+
+    async def resolve_redis(self) -> None:
+        """Under ``RECLOOP_REDIS_CLUSTER=auto``, ask the server once (at start) if it is a cluster.
+
+        ``build`` connects nothing (the OpenAPI export builds the app without Redis); a server
+        that does not answer now is taken for a single Redis, with a warning.
+        """
+        if self.settings.redis_cluster != "auto":
+            return
+        try:
+            cluster = await is_cluster(self.settings.redis_url)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "redis did not answer the cluster probe; assuming a single Redis"
+                " (set RECLOOP_REDIS_CLUSTER=on|off) error=%s",
+                type(exc).__name__,
+            )
+            return
+        if cluster:
+            plain = self.redis
+            client = client_for(self.settings.redis_url, cluster=True, max_connections=256)
+            self.redis = self.catalogue.client = self.overview.redis = client
+            await plain.aclose()
 
     async def user_view(self, user_id: str) -> dict[str, Any] | None:
         """The user document of ``GET /v1/users/{id}`` (None: nothing is known)."""

@@ -8,8 +8,9 @@ is the client. ``RECLOOP_REDIS_CLUSTER`` chooses it:
   ``cluster_enabled:1``). The same URL then works for both, which is what a demo, a test run
   or a migration wants; the probe costs one round trip per process;
 * ``on`` / ``off``: no probe. Use it where the server may be away when the process starts
-  (``recloop serve`` starts without Redis and reports it on ``/ready``; under ``auto`` an
-  unreachable server is taken for a single Redis) or where ``INFO`` is not allowed.
+  (``recloop serve`` starts without Redis and reports it on ``/ready``: under ``auto`` it
+  probes once at start, and takes a server that does not answer for a single Redis) or
+  where ``INFO`` is not allowed.
 
 A cluster client (``redis.asyncio.RedisCluster``) follows ``MOVED``/``ASK`` redirections
 and refreshes its slot map itself; its non-transactional pipeline groups commands by node
@@ -71,26 +72,6 @@ async def open_redis(settings: Settings, **options: Any) -> RedisClient:
     mode = settings.redis_cluster
     cluster = mode == "on" or (mode == "auto" and await is_cluster(settings.redis_url))
     log.debug("redis client cluster=%s mode=%s", cluster, mode)
-    return client_for(settings.redis_url, cluster=cluster, **options)
-
-
-def build_redis(settings: Settings, **options: Any) -> RedisClient:
-    """``open_redis`` for code that cannot await (the API's start-up): a blocking probe.
-
-    Under ``auto`` a server that does not answer within ``PROBE_TIMEOUT_SECONDS`` is taken
-    for a single Redis, with a warning: set ``RECLOOP_REDIS_CLUSTER`` to be sure.
-    """
-    mode = settings.redis_cluster
-    cluster = mode == "on"
-    if mode == "auto":
-        try:
-            cluster = is_cluster_sync(settings.redis_url)
-        except (redis.RedisError, OSError) as exc:
-            log.warning(
-                "redis did not answer the cluster probe; assuming a single Redis"
-                " (set RECLOOP_REDIS_CLUSTER=on|off) error=%s",
-                type(exc).__name__,
-            )
     return client_for(settings.redis_url, cluster=cluster, **options)
 
 
