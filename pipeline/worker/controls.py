@@ -9,16 +9,20 @@ key and index entry and leaves a marker with the forget time, which the event pa
 so an event or control stamped at or before it that arrives later (a lagging topic, a
 repartition hop) is dropped and counted, never applied. The user's key on the
 recommendations topic gets a tombstone (a null value: compaction removes their lists). The
-forget holds the publisher's lock, so no list built before it is stored or sent after it.
+forget holds the publisher's lock, so no list built before it is stored or sent after it,
+and the worker's write lock (``writes``), so no batch of the worker that loaded the user
+before the forget writes them after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from pipeline.clock import Clock
 from pipeline.config import Settings
+from pipeline.errors import WriteConflictError
 from pipeline.events.ingest import RawMessage, split_sourced
 from pipeline.features.controls import apply_control
 from pipeline.features.state import UserState
@@ -36,6 +40,7 @@ from schemas.validation import Rejected, parse_control
 log = logging.getLogger(__name__)
 
 MAX_WRITE_ROUNDS = 5
+"""Write conflicts resolved per batch before it fails (two live writers of one user)."""
 
 DeadLetter = Callable[[list[tuple[RawMessage, Rejected]]], Awaitable[None]]
 
@@ -55,6 +60,7 @@ class ControlHandler:
         metrics: WorkerMetrics,
         hop: Repartitioner,
         dead_letter: DeadLetter,
+        writes: asyncio.Lock,
     ) -> None:
         self.settings = settings
         self.cache = cache
@@ -65,6 +71,7 @@ class ControlHandler:
         self.metrics = metrics
         self.hop = hop
         self.dead_letter = dead_letter
+        self.writes = writes
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         """Apply a batch of controls in arrival order."""
@@ -90,30 +97,37 @@ class ControlHandler:
         for round_ in range(MAX_WRITE_ROUNDS):
             if not controls:
                 break
-            states = await self.cache.ensure({c.user_id for c in controls})
-            touched: dict[str, Trigger] = {}
-            for control in controls:
-                state = states[control.user_id]
-                if control.ts <= state.forgotten_ts:
-                    self.metrics.events.labels("control", "forgotten").inc()
-                    continue
-                apply_control(state.controls, control, n_events=state.n_events)
-                touched[control.user_id] = Trigger(control.control_id, control.ts)
-            now = self.clock.now_ms()
-            now_due, owed = self.refresher.on_changes(touched, now, schedule=round_ == 0)
-            due += now_due
-            result = await self._write([states[u] for u in touched], owed, now)
-            for user_id in result.reload | set(result.conflicted):
-                self.cache.drop(user_id)
-            self.metrics.write_conflicts.inc(len(result.conflicted))
-            for control in controls:
-                if control.user_id in touched and control.user_id not in result.conflicted:
-                    self.metrics.controls.labels(str(control.type)).inc()
-            controls = [c for c in controls if c.user_id in result.conflicted]
+            async with self.writes:
+                controls = await self._round(controls, due, schedule=round_ == 0)
         if controls:
             msg = f"users kept conflicting after {MAX_WRITE_ROUNDS} control write rounds"
-            raise RuntimeError(msg)
+            raise WriteConflictError(msg)
         await self.refresher.refresh(due, kind="control")
+
+    async def _round(
+        self, controls: list[Control], due: list[tuple[str, Trigger]], *, schedule: bool
+    ) -> list[Control]:
+        """Apply and write ``controls``; the ones of users whose write conflicted."""
+        states = await self.cache.ensure({c.user_id for c in controls})
+        touched: dict[str, Trigger] = {}
+        for control in controls:
+            state = states[control.user_id]
+            if control.ts <= state.forgotten_ts:
+                self.metrics.events.labels("control", "forgotten").inc()
+                continue
+            apply_control(state.controls, control, n_events=state.n_events)
+            touched[control.user_id] = Trigger(control.control_id, control.ts)
+        now = self.clock.now_ms()
+        now_due, owed = self.refresher.on_changes(touched, now, schedule=schedule)
+        due += now_due
+        result = await self._write([states[u] for u in touched], owed, now)
+        for user_id in result.reload | set(result.conflicted):
+            self.cache.drop(user_id)
+        self.metrics.write_conflicts.inc(len(result.conflicted))
+        for control in controls:
+            if control.user_id in touched and control.user_id not in result.conflicted:
+                self.metrics.controls.labels(str(control.type)).inc()
+        return [c for c in controls if c.user_id in result.conflicted]
 
     async def _write(self, states: list[UserState], owed: Owed, now: int) -> WriteResult:
         return await retry_forever(
@@ -125,7 +139,7 @@ class ControlHandler:
     async def forget(self, controls: list[Control]) -> None:
         """Delete everything of the users, leave forget markers, tombstone their lists."""
         users = [(c.user_id, c.ts) for c in controls]
-        async with self.refresher.publisher.lock:
+        async with self.writes, self.refresher.publisher.lock:
             for user_id, _ in users:
                 self.cache.drop(user_id)
                 self.refresher.forget(user_id)

@@ -25,6 +25,7 @@ state and the shared models.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -33,6 +34,7 @@ from typing import TypeVar
 
 from pipeline.clock import Clock
 from pipeline.config import Settings
+from pipeline.errors import WriteConflictError
 from pipeline.events.ingest import RawMessage, split_sourced
 from pipeline.features.update import FeatureParams
 from pipeline.lists.build import Trigger
@@ -48,7 +50,7 @@ from pipeline.stores.batch import BatchEffects, BatchStore, WriteResult
 from pipeline.stores.experiments import Contribution
 from pipeline.stores.keys import Partitioning
 from pipeline.worker.cache import UserCache
-from pipeline.worker.controls import ControlHandler
+from pipeline.worker.controls import MAX_WRITE_ROUNDS, ControlHandler
 from pipeline.worker.metrics import WorkerMetrics
 from pipeline.worker.repartition import Repartitioner
 from pipeline.worker.retry import retry_forever
@@ -60,14 +62,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MAX_WRITE_ROUNDS = 5
-"""Conflicts resolved per batch before it fails (two live writers of one user, a bug)."""
-
 Outcomes = dict[tuple[str, str], dict[str, int]]
-
-
-class WriteConflictError(RuntimeError):
-    """A user kept being written by another worker while this one retried."""
 
 
 def feature_params(settings: Settings) -> FeatureParams:
@@ -113,6 +108,8 @@ class BatchProcessor:
         self.partitions = partitions
         self.feature_params = feature_params(settings)
         self.hop = Repartitioner(partitions.of, sender, metrics)
+        # load -> learn -> write of a batch, a control batch and a forget never interleave
+        self.writes = asyncio.Lock()
         self.controls = ControlHandler(
             settings,
             cache=cache,
@@ -123,6 +120,7 @@ class BatchProcessor:
             metrics=metrics,
             hop=self.hop,
             dead_letter=self._dead_letter,
+            writes=self.writes,
         )
 
     def reset(self) -> None:
@@ -165,7 +163,8 @@ class BatchProcessor:
         for round_ in range(MAX_WRITE_ROUNDS):
             if not pending:
                 break
-            pending = await self._apply(pending, now, due, schedule=round_ == 0)
+            async with self.writes:
+                pending = await self._apply(pending, now, due, schedule=round_ == 0)
         if pending:
             msg = f"users kept conflicting after {MAX_WRITE_ROUNDS} write rounds"
             raise WriteConflictError(msg)
