@@ -111,7 +111,7 @@ class BatchStore:
         cmds = Commands()
         for state in states:
             p = self.partitions.of(state.user_id)
-            cmds.command("ZADD", self.keys.active(p), now_ms, state.user_id)
+            cmds.merge("ZADD", self.keys.active(p), now_ms, state.user_id)
             queue_join(cmds, self.keys, p, state.user_id, sorted(state.segments.items()))
             if state.owed is not None:
                 queue_index(cmds, self.keys, p, state.user_id, state.owed, now_ms)
@@ -162,7 +162,7 @@ class BatchStore:
                 queue_index(cmds, self.keys, p, state.user_id, *trigger, replaces=state.owed)
             after = state.segments
             if not controls:
-                cmds.command("ZADD", self.keys.active(p), now_ms, state.user_id)
+                cmds.merge("ZADD", self.keys.active(p), now_ms, state.user_id)
                 after = segments_of(state)
                 queue_membership(cmds, self.keys, p, state.user_id, state.segments, after)
             moves.append(after)

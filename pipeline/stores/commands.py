@@ -59,6 +59,7 @@ class Commands:
     """Commands to send in one non-transactional pipeline; replies come back in order."""
 
     queued: list[tuple[Script | None, tuple[Any, ...]]] = field(default_factory=list)
+    _merged: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.queued)
@@ -72,6 +73,28 @@ class Commands:
         """Queue one plain command (``"ZADD", key, score, member``); the reply's index."""
         self.queued.append((None, args))
         return len(self.queued) - 1
+
+    def merge(self, op: str, key: str, *args: Any) -> None:
+        """Queue a variadic ``SADD``/``SREM``/``ZADD``/``ZREM``, merged with earlier ones.
+
+        A batch's index entries of one key go out as one command (one ``SADD`` of every user
+        who joins a segment), so a batch costs one command per key, not one per user. Only
+        for commands whose order against each other on the key does not matter (distinct
+        members).
+
+        >>> cmds = Commands()
+        >>> cmds.merge("SADD", "k", "a")
+        >>> cmds.merge("ZADD", "z", 1, "a")
+        >>> cmds.merge("SADD", "k", "b")
+        >>> [args for _, args in cmds.queued]
+        [('SADD', 'k', 'a', 'b'), ('ZADD', 'z', 1, 'a')]
+        """
+        at = self._merged.get((op, key))
+        if at is None:
+            self._merged[(op, key)] = self.command(op, key, *args)
+        else:
+            script, queued = self.queued[at]
+            self.queued[at] = (script, (*queued, *args))
 
     def scripts(self) -> set[Script]:
         """The scripts the batch uses."""

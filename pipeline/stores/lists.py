@@ -59,7 +59,7 @@ class RedisListStore:
             if b.exposure is not None and not rescue:
                 _, name, arm = b.exposure
                 cmds.command("HINCRBY", k.experiment(p, name, arm), "exposures", 1)
-                cmds.command("PFADD", k.experiment_users(p, name, arm), b.user_id)
+                cmds.merge("PFADD", k.experiment_users(p, name, arm), b.user_id)
         if not lists:
             return []
         results = await send(self.client, cmds)

@@ -42,15 +42,15 @@ def queue_index(
     """Index an owed refresh (and drop the member of the one it ``replaces``, if known)."""
     key = keys.owed(partition)
     if replaces is not None and replaces != trigger:
-        cmds.command("ZREM", key, owed_member(user_id, replaces))
-    cmds.command("ZADD", key, due_ms, owed_member(user_id, trigger))
+        cmds.merge("ZREM", key, owed_member(user_id, replaces))
+    cmds.merge("ZADD", key, due_ms, owed_member(user_id, trigger))
 
 
 def queue_unindex(
     cmds: Commands, keys: RedisKeys, partition: int, user_id: str, trigger: str
 ) -> None:
     """Drop one owed refresh's index member (settled, rescued or superseded)."""
-    cmds.command("ZREM", keys.owed(partition), owed_member(user_id, trigger))
+    cmds.merge("ZREM", keys.owed(partition), owed_member(user_id, trigger))
 
 
 async def overdue(

@@ -34,9 +34,9 @@ def queue_membership(
     """
     left, joined = changes(dict(before), dict(after))
     for dim, value in left:
-        cmds.command("SREM", keys.segment(partition, dim, value), user_id)
+        cmds.merge("SREM", keys.segment(partition, dim, value), user_id)
         if (dim, value) == ("lifecycle", "dormant"):
-            cmds.command("ZREM", keys.dormant(partition), user_id)
+            cmds.merge("ZREM", keys.dormant(partition), user_id)
     queue_join(cmds, keys, partition, user_id, joined)
 
 
@@ -45,9 +45,9 @@ def queue_join(
 ) -> None:
     """Add the user to segment sets (and the sets to the partition's list of segments)."""
     for dim, value in joined:
-        cmds.command("SADD", keys.segment(partition, dim, value), user_id)
+        cmds.merge("SADD", keys.segment(partition, dim, value), user_id)
     if joined:
-        cmds.command("SADD", keys.segments(partition), *(f"{d}:{v}" for d, v in joined))
+        cmds.merge("SADD", keys.segments(partition), *(f"{d}:{v}" for d, v in joined))
 
 
 async def segment_names(client: RedisClient, keys: RedisKeys, partition: int) -> list[str]:
