@@ -115,7 +115,7 @@ def live(
             redis_url=redis_cluster_url,
             topic_partitions=PARTITIONS,
             experiments_file=experiments,
-            refresh_interval_ms=3_000,
+            refresh_interval_ms=10_000,
         )
 
     settings = make()
@@ -277,6 +277,8 @@ def test_after_forget_no_key_names_the_user(live: Live) -> None:
         )
         producer.click(user, ITEMS[5])  # an outcome attributed to the user's experiment arm
         producer.control("mute", user, category="Music")
+        producer.flush()
+        assert wait_for(lambda: live.redis.exists(live.keys.controls(user)) == 1, timeout=30)
         producer.watch(user, ITEMS[1], 600.0, duration_seconds=600.0)  # deferred: owed
         producer.flush()
     p = live.partition(user)
