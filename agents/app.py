@@ -17,17 +17,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
-import redis.asyncio as aioredis
 from faust.web import Request, Response, View
 
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
 from pipeline.kafka.lag import LAG_EXPORT_SECONDS, KafkaAdmin
 from pipeline.kafka.options import security_options
+from pipeline.publish.ports import Record
+from pipeline.stores.client import open_redis
 from pipeline.worker.datadir import prepare_data_dir
 from pipeline.worker.loop_lag import watch_loop_lag
 from pipeline.worker.metrics import WorkerMetrics
 from pipeline.worker.processor import BatchProcessor
+from pipeline.worker.retry import retry_forever
 from pipeline.worker.runtime import Worker, start_worker
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,8 @@ class FaustSender:
     def __init__(self, app: faust.App) -> None:
         self.app = app
 
-    async def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
-        """Send every record, then wait until the broker acknowledged each one."""
+    async def send(self, topic: str, records: Sequence[Record]) -> None:
+        """Send every record (a ``None`` value is a tombstone), then await every ack."""
         producer = self.app.producer
         futures = [
             await producer.send(topic, key, value, None, None, None) for key, value in records
@@ -108,7 +110,11 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
 
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
-        client = aioredis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        client = await retry_forever(
+            lambda: open_redis(settings, socket_timeout=5, socket_connect_timeout=5),
+            what="redis connect",
+            on_error=lambda _: metrics.redis_errors.inc(),
+        )
         holder["w"] = await start_worker(
             settings, redis=client, sender=FaustSender(app), worker_id=worker_id, metrics=metrics
         )

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import orjson
-import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import add_common_args, bench_settings, services  # noqa: E402
+from pipeline.cli.common import partitioning, with_redis  # noqa: E402
 from pipeline.kafka.topics import ensure_topics  # noqa: E402
 from pipeline.lists.experiment_report import format_report, report  # noqa: E402
 from pipeline.lists.experiments import load_experiments  # noqa: E402
@@ -87,9 +87,11 @@ def main() -> int:
             worker.stop()
             sim_log.close()
         declared = load_experiments(declaration)
-        client = redis.Redis.from_url(settings.redis_url)
-        counters, users = read_counters(client, RedisKeys(settings.redis_namespace), declared)
-        client.close()
+        keys = RedisKeys(settings.redis_namespace)
+        parts = partitioning(settings)
+        counters, users = with_redis(
+            settings, lambda client: read_counters(client, keys, parts, declared)
+        )
     rows = report(declared, counters, users)
     print(f"closed loop: {args.users} users, {args.rate}/s for {args.duration:.0f} s")
     print(format_report(rows))

@@ -9,6 +9,7 @@ touching ``os.environ``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,6 +35,11 @@ class Settings(BaseSettings):
     )
     redis_namespace: str = Field(
         "recloop", description="First segment of every Redis key (several deployments, one Redis)."
+    )
+    redis_cluster: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Redis Cluster client: auto asks the server (INFO cluster) when a process "
+        "connects; on/off skip the probe.",
     )
 
     # --- topics -------------------------------------------------------------------------
@@ -104,6 +110,12 @@ class Settings(BaseSettings):
     history_size: int = Field(50, ge=1, description="Last N interactions kept per user.")
     dedupe_ids_per_user: int = Field(
         2_000, ge=10, description="Recent event ids remembered per user for de-duplication."
+    )
+    forget_marker_seconds: int = Field(
+        7 * 86_400,
+        ge=60,
+        description="How long a forget drops the user's older events arriving late "
+        "(at least the events topic's retention).",
     )
     dormant_after_seconds: float = Field(
         7 * 86_400, gt=0, description="A user without events this long is 'dormant'."

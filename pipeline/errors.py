@@ -39,5 +39,13 @@ class InvalidEventError(RecloopError, ValueError):
         super().__init__(f"invalid message ({reason.value}): {detail}")
 
 
+class WriteConflictError(RecloopError, RuntimeError):
+    """A user's writes kept conflicting: another live worker writes the same user.
+
+    One conflict is normal after a rebalance (the user is reloaded and the events applied
+    again); several in a row for one batch mean two workers own the user at once.
+    """
+
+
 class DeliveryError(RecloopError, RuntimeError):
     """Kafka did not acknowledge messages that were handed to the producer."""

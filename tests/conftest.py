@@ -2,13 +2,17 @@
 
 Kafka and Redis are found in this order, each on its own:
 
-1. ``RECLOOP_KAFKA_BOOTSTRAP`` / ``RECLOOP_REDIS_URL`` when set (an existing cluster);
+1. ``RECLOOP_KAFKA_BOOTSTRAP`` / ``RECLOOP_REDIS_URL`` / ``RECLOOP_TEST_REDIS_CLUSTER_URL``
+   when set (existing services);
 2. containers (``apache/kafka:4.1.0`` in KRaft mode, ``redis:7``) when a Docker engine answers;
 3. our own :class:`pipeline.tooling.stack.LocalStack` on free ports in a temporary directory,
    with the jars shared from the repository's ``.recloop/kafka/`` cache, so a running demo
    on 9092/6379 is never touched.
 
-A service starts only when a test first asks for it, and stops at the end of the session.
+A real Redis Cluster (three masters, ``pipeline.tooling.redis_cluster``) runs beside the single
+Redis: the worker, API and fault tests that touch Redis run against both (``REDIS_KINDS``), so a
+cross-slot command or a script a node never loaded fails the suite. A service starts only
+when a test first asks for it, and stops at the end of the session.
 Tests never flush anything: ``settings_factory`` gives each test its own topics and consumer
 group, and tests use unique ids for Redis keys.
 """
@@ -23,13 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from pipeline.config import Settings
+from pipeline.stores.client import SyncRedisClient, sync_redis
 from pipeline.tooling.probes import free_port, free_ports, kafka_ready
+from pipeline.tooling.redis_cluster import LocalRedisCluster
 from pipeline.tooling.stack import LocalStack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+REDIS_KINDS = ["redis", "redis-cluster"]
+"""Parameters of the fixtures whose tests run on a single Redis and on a Redis Cluster."""
 KAFKA_IMAGE = "apache/kafka:4.1.0"
 REDIS_IMAGE = "redis:7"
 _LITTER = pytest.StashKey[set[str]]()
@@ -189,6 +196,31 @@ def redis_url(request: pytest.FixtureRequest, docker_available: bool) -> Iterato
         yield stack.redis_url
 
 
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of one node of a running 3-master Redis Cluster (env, else a local one)."""
+    from_env = os.environ.get("RECLOOP_TEST_REDIS_CLUSTER_URL")
+    if from_env:
+        yield from_env
+        return
+    ports = free_ports(6)
+    cluster = LocalRedisCluster(
+        tmp_path_factory.mktemp("redis-cluster"), ports=ports[:3], bus_ports=ports[3:]
+    )
+    try:
+        cluster.start()
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def redis_url_of(request: pytest.FixtureRequest, kind: str) -> str:
+    """The session's single Redis (``redis``) or Redis Cluster (``redis-cluster``) URL."""
+    return str(
+        request.getfixturevalue("redis_cluster_url" if kind == "redis-cluster" else "redis_url")
+    )
+
+
 @pytest.fixture
 def settings_factory(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -225,8 +257,8 @@ def settings_factory(
 
 
 @pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+def redis_client(redis_url: str) -> Iterator[SyncRedisClient]:
     """A sync client of the test Redis; never flushed, so use unique keys."""
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis(redis_url)
     yield client
     client.close()

@@ -8,22 +8,25 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
-import redis.asyncio as aioredis
 
 from pipeline.config import Settings
+from pipeline.kafka.partitioning import key_partitioner
+from pipeline.stores.client import RedisClient, open_redis
+from pipeline.stores.keys import Partitioning
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def with_redis(settings: Settings, read: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+def with_redis(settings: Settings, read: Callable[[RedisClient], Awaitable[T]]) -> T:
     """Run ``read`` with a Redis client from ``settings`` and close the client afterwards.
 
-    The CLI reads through the same async read models (``pipeline.stores``) as the HTTP API.
+    The CLI reads through the same async read models (``pipeline.stores``) as the HTTP API,
+    on a single Redis or a cluster (``RECLOOP_REDIS_CLUSTER``).
     """
 
     async def run() -> T:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        client = await open_redis(settings)
         try:
             return await read(client)
         finally:
@@ -46,3 +49,8 @@ def quiet_option(func: F) -> F:
     return click.option(
         "--quiet", "-q", is_flag=True, help="No progress bar (it is off anyway when not a TTY)."
     )(func)
+
+
+def partitioning(settings: Settings) -> Partitioning:
+    """Users' partitions (Kafka's default partitioner over ``topic_partitions``)."""
+    return Partitioning(settings.topic_partitions, key_partitioner(settings.topic_partitions))

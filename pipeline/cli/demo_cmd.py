@@ -19,10 +19,10 @@ from typing import Any
 
 import click
 import orjson
-import redis
 
 from pipeline.config import Settings
 from pipeline.kafka.topics import ensure_topics
+from pipeline.stores.client import SyncRedisClient, sync_redis
 from pipeline.stores.keys import RedisKeys
 from pipeline.tooling.processes import WorkerProcess
 from pipeline.tooling.serve_process import ServeProcess
@@ -46,7 +46,7 @@ def _label(world: World, item_id: str) -> str:
 
 
 def _render(
-    client: redis.Redis, keys: RedisKeys, world: World, users: list[str], rate: float
+    client: SyncRedisClient, keys: RedisKeys, world: World, users: list[str], rate: float
 ) -> str:
     lines = [f"recloop demo: {rate:,.0f} events/s processed   (Ctrl-C to stop)", ""]
     for user_id in users:
@@ -111,7 +111,7 @@ def demo(
         stop["now"] = True
 
     old = signal.signal(signal.SIGTERM, on_signal)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_redis(settings.redis_url, mode=settings.redis_cluster)
     try:
         for n in range(workers):
             worker_settings = settings.model_copy(update={"web_port": settings.web_port + n})
@@ -156,8 +156,10 @@ def demo(
         while not stop["now"] and (not duration or time.monotonic() - began < duration):
             time.sleep(1.0)
             # follow users who are active right now; replace those who went quiet
-            recent: Any = client.zrevrange(keys.active_users, 0, 20, withscores=True)
-            active: dict[str, float] = {raw.decode(): float(score) for raw, score in recent}
+            active: dict[str, float] = {}
+            for p in range(settings.topic_partitions):
+                recent: Any = client.zrevrange(keys.active(p), 0, 20, withscores=True)
+                active.update((raw.decode(), float(score)) for raw, score in recent)
             quiet_before = (time.time() - 10) * 1000
             watched = [u for u in watched if active.get(u, 0) >= quiet_before]
             for user_id in active:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import orjson
 
-from pipeline.cli.common import with_redis
+from pipeline.cli.common import partitioning, with_redis
 from pipeline.config import Settings
 from pipeline.lists.experiment_report import format_report, report
 from pipeline.lists.experiments import load_experiments
@@ -33,7 +33,10 @@ def report_cmd(json_path: Path | None) -> None:
     settings = Settings()
     declared = load_experiments(settings.experiments_file)
     keys = RedisKeys(settings.redis_namespace)
-    counters, users = with_redis(settings, lambda client: read_counters(client, keys, declared))
+    parts = partitioning(settings)
+    counters, users = with_redis(
+        settings, lambda client: read_counters(client, keys, parts, declared)
+    )
     rows = report(declared, counters, users)
     click.echo(format_report(rows))
     if json_path is not None:

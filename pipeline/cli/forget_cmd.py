@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import click
 
-from pipeline.cli.common import with_redis
+from pipeline.cli.common import partitioning, with_redis
+from pipeline.clock import wall_ms
 from pipeline.config import Settings
 from pipeline.kafka.producer import EventProducer
+from pipeline.stores.client import RedisClient
+from pipeline.stores.forget import forget_applied
 from pipeline.stores.keys import RedisKeys
-from pipeline.stores.reads import forgotten
 
 
 @click.command()
@@ -20,13 +21,15 @@ from pipeline.stores.reads import forgotten
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait until done.")
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to wait.")
 def forget(user_id: str, wait: bool, timeout: float) -> None:
-    """Delete USER_ID's features, history, lists and de-duplication state.
+    """Delete USER_ID's features, history, lists, controls and de-duplication state.
 
     The request goes through the controls topic (control v1 ``forget``) to the worker that
-    owns the user, so no in-flight event can write the old state back. Until the user
-    returns with a new event they get non-personalised lists.
+    owns the user, so no in-flight event can write the old state back: events stamped
+    before the forget that arrive later are dropped. With --wait (the default) this returns
+    once the worker applied it: nothing of the user is left in Redis.
     """
     settings = Settings()
+    sent_after = wall_ms() - 1  # the control's ts is at or after this (producer clock)
     with EventProducer(settings) as producer:
         control_id = producer.forget(user_id)
         producer.flush()
@@ -34,11 +37,12 @@ def forget(user_id: str, wait: bool, timeout: float) -> None:
     if not wait:
         return
     keys = RedisKeys(settings.redis_namespace)
+    parts = partitioning(settings)
 
-    async def confirmed(client: Any) -> bool:
+    async def confirmed(client: RedisClient) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if await forgotten(client, keys, user_id):
+            if await forget_applied(client, keys, parts, user_id, sent_after):
                 return True
             await asyncio.sleep(0.2)
         return False

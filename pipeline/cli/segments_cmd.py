@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import orjson
 
-from pipeline.cli.common import with_redis
+from pipeline.cli.common import partitioning, with_redis
 from pipeline.config import Settings
 from pipeline.features.segments import DIMENSIONS
 from pipeline.stores.keys import RedisKeys
@@ -18,7 +18,8 @@ def segments(as_json: bool) -> None:
     """Print how many users are in each segment (lifecycle, category, locale, ...)."""
     settings = Settings()
     keys = RedisKeys(settings.redis_namespace)
-    sizes = with_redis(settings, lambda client: segment_sizes(client, keys))
+    parts = partitioning(settings)
+    sizes = with_redis(settings, lambda client: segment_sizes(client, keys, parts))
     if as_json:
         click.echo(orjson.dumps(sizes, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
         return

@@ -83,11 +83,11 @@ def run_simulation(
 def _redis_lists(settings: Settings) -> Callable[[str], Sequence[str]]:
     """User id -> item ids of the user's current list, read from the recs key."""
     import orjson
-    import redis
 
+    from pipeline.stores.client import sync_redis
     from pipeline.stores.keys import RedisKeys
 
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_redis(settings.redis_url, mode=settings.redis_cluster)
     keys = RedisKeys(settings.redis_namespace)
 
     def lookup(user_id: str) -> Sequence[str]:

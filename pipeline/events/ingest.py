@@ -36,12 +36,20 @@ def split_valid(
     messages: Sequence[RawMessage], parse: Callable[[bytes], T | Rejected]
 ) -> tuple[list[T], list[tuple[RawMessage, Rejected]]]:
     """Parse every message: the valid records, and the rejected ones with their reason."""
-    valid: list[T] = []
+    valid, rejected = split_sourced(messages, parse)
+    return [record for _, record in valid], rejected
+
+
+def split_sourced(
+    messages: Sequence[RawMessage], parse: Callable[[bytes], T | Rejected]
+) -> tuple[list[tuple[RawMessage, T]], list[tuple[RawMessage, Rejected]]]:
+    """``split_valid`` keeping each valid record's message (partition, offset)."""
+    valid: list[tuple[RawMessage, T]] = []
     rejected: list[tuple[RawMessage, Rejected]] = []
     for m in messages:
         parsed = parse(m.value)
         if isinstance(parsed, Rejected):
             rejected.append((m, parsed))
         else:
-            valid.append(parsed)
+            valid.append((m, parsed))
     return valid, rejected

@@ -54,6 +54,12 @@ class UserState:
     seen_events: dict[str, int] = field(default_factory=dict)
     controls: UserControls = field(default_factory=UserControls)
     segments: dict[str, str] = field(default_factory=dict)  # as last written to Redis
+    # storage bookkeeping (``pipeline.stores.users``): the write version the state was
+    # loaded at (a write expecting another one conflicts), the forget time at or before
+    # which the user's events are dropped, the owed refresh last recorded for the user
+    version: int = 0
+    forgotten_ts: int = 0
+    owed: str | None = None
     # what changed since the state was loaded (the store writes only this)
     new_interactions: list[Interaction] = field(default_factory=list)
     new_events: list[tuple[str, int]] = field(default_factory=list)
@@ -90,6 +96,14 @@ class UserState:
         out = [h for h in reversed(self.history) if h.weight < 0][:n]
         out.reverse()
         return out
+
+    def forgotten_before(self, ts: int) -> bool:
+        """Whether an event or control stamped ``ts`` was sent before the user's forget.
+
+        >>> UserState("u").forgotten_before(0), UserState("u", forgotten_ts=5).forgotten_before(5)
+        (False, True)
+        """
+        return self.forgotten_ts > 0 and ts <= self.forgotten_ts
 
     def mark_clean(self) -> None:
         """Forget change tracking once the state has been persisted."""

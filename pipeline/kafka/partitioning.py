@@ -19,6 +19,8 @@ partitions by hand, the clients do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 SEED = 0x9747B28C
 M = 0x5BD1E995
 MASK32 = 0xFFFFFFFF
@@ -71,7 +73,23 @@ def partition_for(key: bytes | str, partitions: int) -> int:
         ``partitions`` is not positive.
     """
     if partitions < 1:
-        msg = f"a topic has at least 1 partition, not {partitions}"
+        msg = f"a topic has at least one partition, not {partitions}"
         raise ValueError(msg)
     raw = key.encode() if isinstance(key, str) else key
     return (murmur2(raw) & 0x7FFFFFFF) % partitions
+
+
+def key_partitioner(partitions: int) -> Callable[[str], int]:
+    """``partition_for`` of a text key (a user or item id) among ``partitions``.
+
+    >>> key_partitioner(8)("21")
+    4
+    """
+    if partitions < 1:
+        msg = f"a topic has at least one partition, not {partitions}"
+        raise ValueError(msg)
+
+    def partition_of(key: str) -> int:
+        return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+    return partition_of

@@ -4,6 +4,12 @@ Topics are created explicitly rather than left to broker auto-creation, which wo
 them the broker's default partition count: partitions cap how many workers can share the
 load, and they cannot be reduced later.
 
+The recommendations topic is created *compacted* (``RECOMMENDATIONS_CONFIG``): it keeps the
+latest list per user, and the tombstone a forget writes removes a forgotten user's lists
+within ``max.compaction.lag.ms`` (README "Privacy"). The events, items and controls topics
+must have ``topic_partitions`` partitions: a user's partition names their Redis index keys
+and decides which records a worker re-produces elsewhere, so a mismatch is refused.
+
 Examples
 --------
 >>> from pipeline.config import Settings
@@ -29,6 +35,14 @@ logger = logging.getLogger(__name__)
 
 ADMIN_TIMEOUT_MS = 10_000
 """Upper bound for connecting and for each admin request; a local broker answers in ms."""
+
+RECOMMENDATIONS_CONFIG = {
+    "cleanup.policy": "compact",
+    "max.compaction.lag.ms": str(24 * 3_600_000),
+}
+"""Topic configs of ``recloop.recommendations`` when recloop creates it: compacted (latest
+list per user), and a superseded or tombstoned record is eligible for compaction within a
+day (the broker's ``delete.retention.ms``, one day by default, then drops the tombstone)."""
 
 
 class TopicNames(NamedTuple):
@@ -56,15 +70,15 @@ def ensure_topics(settings: Settings, *, timeout_ms: int = ADMIN_TIMEOUT_MS) -> 
     """Create any missing topic with ``topic_partitions`` and ``topic_replication``.
 
     Existing topics are left alone (safe to call from every worker at start-up, and
-    concurrently); one whose partition count differs from the setting is logged, since
-    changing it would move keys to other partitions. Returns once every created topic has
-    a leader for each partition, so a producer can use it at once.
+    concurrently). Returns once every created topic has a leader for each partition, so a
+    producer can use it at once.
 
     Raises
     ------
     StackError
         The broker is unreachable or refused to create a topic (e.g. a replication factor
-        larger than the number of brokers).
+        larger than the number of brokers), or an existing events, items or controls topic
+        has another partition count than ``topic_partitions``.
     """
     names = list(dict.fromkeys(topic_names(settings)))
     admin = AdminClient(client_config(settings, client_id=f"{settings.app_id}-admin"))
@@ -103,21 +117,38 @@ def _create_missing(
     settings: Settings,
     timeout: float,
 ) -> None:
+    keyed = {settings.topic_events, settings.topic_items, settings.topic_controls}
     for name in names:
         count = len(existing.get(name, ()))
-        if count and count != settings.topic_partitions:
-            logger.warning(
-                "existing topic has a different partition count, left as is"
-                " topic=%s partitions=%d configured=%d",
-                name,
-                count,
-                settings.topic_partitions,
+        if not count or count == settings.topic_partitions:
+            continue
+        if name in keyed:
+            msg = (
+                f"topic {name} has {count} partitions but RECLOOP_TOPIC_PARTITIONS is "
+                f"{settings.topic_partitions}: set it to {count} (users' partitions, and so "
+                "their Redis keys, follow it)"
             )
+            raise StackError(msg)
+        logger.warning(
+            "existing topic has a different partition count, left as is"
+            " topic=%s partitions=%d configured=%d",
+            name,
+            count,
+            settings.topic_partitions,
+        )
     missing = [name for name in names if name not in existing]
     if not missing:
         logger.debug("topics already exist topics=%s", ",".join(names))
         return
-    new = [NewTopic(n, settings.topic_partitions, settings.topic_replication) for n in missing]
+    new = [
+        NewTopic(
+            n,
+            settings.topic_partitions,
+            settings.topic_replication,
+            config=RECOMMENDATIONS_CONFIG if n == settings.topic_recommendations else {},
+        )
+        for n in missing
+    ]
     futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
     failures = []
     for name, future in futures.items():

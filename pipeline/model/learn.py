@@ -13,7 +13,7 @@ a duplicate and changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,6 +77,7 @@ class Learned:
     event: Event
     signal: Signal
     record: LearnRecord
+    example: RankerExample | None = None
 
 
 @dataclass(slots=True)
@@ -91,6 +92,15 @@ class BatchLearning:
     def records(self) -> list[LearnRecord]:
         """The shared-model records, in event order."""
         return [a.record for a in self.applied]
+
+    def without(self, users: Collection[str]) -> BatchLearning:
+        """What the batch teaches apart from ``users``' events (their write did not happen)."""
+        if not users:
+            return self
+        kept = [a for a in self.applied if a.event.user_id not in users]
+        examples = [a.example for a in kept if a.example is not None]
+        duplicates = [e for e in self.duplicates if e.user_id not in users]
+        return BatchLearning(kept, duplicates, examples)
 
 
 def learn_event(
@@ -148,7 +158,7 @@ def learn_batch(
             continue
         signal = event_signal(models, event, threshold=threshold)
         record, example = learn_event(models, state, event, signal, params)
-        out.applied.append(Learned(event, signal, record))
+        out.applied.append(Learned(event, signal, record, example))
         if example is not None:
             out.examples.append(example)
     return out

@@ -13,19 +13,25 @@ from typing import Protocol
 from pipeline.features.state import UserState
 from pipeline.lists.build import BuiltList, Trigger
 
+Record = tuple[bytes | None, bytes | None]
+"""``(key, value)``; a ``None`` value is a tombstone (compaction deletes the key)."""
+
 
 class RecordSender(Protocol):
     """Sends records to a topic and returns once the broker acknowledged all of them."""
 
-    async def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send(self, topic: str, records: Sequence[Record]) -> None:
         """Send ``(key, value)`` records to ``topic`` and wait for every acknowledgement."""
 
 
 class ListStore(Protocol):
     """Where lists are stored, with the owed-refresh record they settle."""
 
-    async def write(self, lists: Sequence[BuiltList]) -> None:
-        """Store the lists, settle the refreshes they owed, count experiment exposures."""
+    async def write(self, lists: Sequence[BuiltList]) -> list[bool]:
+        """Store the lists, settle the refreshes they owed, count exposures; which were stored.
+
+        A list is not stored when its user is gone (forgotten or expired meanwhile).
+        """
 
     async def overdue(self, before_ms: int, limit: int) -> list[tuple[str, Trigger]]:
         """Owed refreshes due before ``before_ms`` (oldest first)."""

@@ -7,6 +7,7 @@ sender, a clock and a metrics sensor. *What* a list is comes from ``pipeline.lis
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
@@ -75,6 +76,9 @@ class ListPublisher:
         self.sensor = sensor
         self.exposures = exposures
         self.version = version
+        # held while lists are stored and sent, and by a forget: no list built before a
+        # forget reaches Redis or the topic after it
+        self.lock = asyncio.Lock()
 
     def build(self, users: Sequence[tuple[UserState, Trigger]]) -> list[BuiltList]:
         """The users' lists as of now (pure apart from the clock)."""
@@ -92,29 +96,38 @@ class ListPublisher:
 
         Returns the time (ms) the lists were published.
         """
-        return await self.deliver(self.build(users), kind)
+        async with self.lock:
+            return await self._deliver(self.build(users), kind)
 
     async def deliver(self, built: Sequence[BuiltList], kind: str) -> int:
-        """Store, then send lists built earlier; returns the time (ms) they were published.
+        """Store, then send lists built earlier; returns the time (ms) they were published."""
+        async with self.lock:
+            return await self._deliver(built, kind)
 
-        The Redis key is written first, so a consumer of the topic that reads Redis next finds
-        the same document.
+    async def _deliver(self, built: Sequence[BuiltList], kind: str) -> int:
+        """Store, then send; the time (ms) the lists were published.
+
+        The Redis key is written first, so a consumer of the topic that reads Redis next
+        finds the same document; a list whose user is gone (forgotten) is neither stored nor
+        sent.
         """
         if not built:
             return self.clock.now_ms()
-        await self.store.write(built)
-        await self.send(built)
+        stored = await self.store.write(built)
+        kept = [b for b, ok in zip(built, stored, strict=True) if ok]
+        await self.send(kept)
         published = self.clock.now_ms()
-        for b in built:
+        for b in kept:
             if b.exposure is not None:
                 items, exp_name, arm_name = b.exposure
                 self.exposures.record(b.user_id, (items, published, exp_name, arm_name))
-        self.observe(built, kind, published)
+        self.observe(kept, kind, published)
         return published
 
     async def send(self, built: Sequence[BuiltList]) -> None:
         """Send lists to the recommendations topic, keyed by user."""
-        await self.sender.send(self.topic, [(b.user_id.encode(), b.doc) for b in built])
+        if built:
+            await self.sender.send(self.topic, [(b.user_id.encode(), b.doc) for b in built])
 
     def observe(self, built: Sequence[BuiltList], kind: str, published: int) -> None:
         """Tell the sensor about lists published at ``published`` (ms).

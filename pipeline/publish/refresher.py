@@ -56,18 +56,23 @@ class Refresher:
         self.rescue_after_ms = rescue_after_ms
         self.max_interval_ms = max_interval_ms
 
-    def on_changes(self, touched: Mapping[str, Trigger], now_ms: int) -> tuple[Due, Owed]:
+    def on_changes(
+        self, touched: Mapping[str, Trigger], now_ms: int, *, schedule: bool = True
+    ) -> tuple[Due, Owed]:
         """Users to refresh now, and every refresh ``touched`` owes (due within the interval).
 
-        Decided before the batch is written, because the batch's transaction records the
-        owed refreshes.
+        Decided before the batch is written, because the users' writes record the owed
+        refreshes. ``schedule=False`` only computes what is owed (events the scheduler has
+        heard of already, re-applied after a write conflict).
         """
+        deadline = now_ms + self.scheduler.interval_ms
+        if not schedule:
+            return [], {u: (t, deadline) for u, t in touched.items()}
         due = [(u, t) for u, t in touched.items() if self.scheduler.on_event(u, t, now_ms)]
         # counted as refreshed from now: a batch prepared while this one's lists are still on
         # their way coalesces its users' events into one deferred refresh
         for user_id, _ in due:
             self.scheduler.mark_refreshed(user_id, now_ms)
-        deadline = now_ms + self.scheduler.interval_ms
         return due, {u: (t, deadline) for u, t in touched.items()}
 
     def build(self, users: Sequence[tuple[UserState, Trigger]]) -> list[BuiltList]:
@@ -88,7 +93,9 @@ class Refresher:
             return
         states = await self.users.owned({u for u, _ in due})
         chosen = [(states[u], t) for u, t in due if u in states]
-        await self.deliver(self.build(chosen), kind=kind)
+        published = await self.publisher.publish(chosen, kind)
+        for state, _ in chosen:
+            self.scheduler.mark_refreshed(state.user_id, published)
 
     def set_backlog(self, seconds: float) -> None:
         """How far behind the worker is: stretches coalescing under overload."""
@@ -134,11 +141,12 @@ class Refresher:
         if not owed:
             return 0
         states = await self.users.stored([u for u, _ in owed])
-        built = self.publisher.build([(states[u], t) for u, t in owed if u in states])
-        written = await store.rescue(built)
-        rescued = [b for b, ok in zip(built, written, strict=True) if ok]
-        if rescued:
+        async with self.publisher.lock:
+            built = self.publisher.build([(states[u], t) for u, t in owed if u in states])
+            written = await store.rescue(built)
+            rescued = [b for b, ok in zip(built, written, strict=True) if ok]
             await self.publisher.send(rescued)
+        if rescued:
             self.publisher.observe(rescued, "rescued", self.clock.now_ms())
             log.warning("rescued owed list refreshes count=%d", len(rescued))
         return len(rescued)

@@ -252,6 +252,7 @@ def create_api(settings: Settings, *, sample_interval: float = 2.0) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.resolve_redis()
         services.overview.start()
         try:
             yield

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
+from pipeline.stores.client import RedisClient
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import read_latest_snapshot
 
@@ -81,7 +81,7 @@ class CatalogueView:
     """Items and their statistics, read from the workers' snapshot and log."""
 
     def __init__(
-        self, client: aioredis.Redis, keys: RedisKeys, *, refresh_seconds: float = 2.0
+        self, client: RedisClient, keys: RedisKeys, *, refresh_seconds: float = 2.0
     ) -> None:
         self.client = client
         self.keys = keys

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import Settings
 from pipeline.serve.kafka_view import GroupStatus, KafkaView
-from pipeline.stores.keys import RedisKeys
+from pipeline.stores.client import RedisClient
+from pipeline.stores.keys import Partitioning, RedisKeys
+from pipeline.stores.reads import active_count
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +120,14 @@ class OverviewSampler:
         self,
         settings: Settings,
         *,
-        redis: aioredis.Redis,
+        redis: RedisClient,
+        partitions: Partitioning,
         kafka: KafkaView,
         interval: float = 2.0,
     ) -> None:
         self.settings = settings
         self.redis = redis
+        self.partitions = partitions
         self.kafka = kafka
         self.keys = RedisKeys(settings.redis_namespace)
         self.interval = interval
@@ -195,7 +198,7 @@ class OverviewSampler:
     async def _active(self) -> int | None:
         try:
             since = int(time.time() * 1000) - 60_000
-            return int(await self.redis.zcount(self.keys.active_users, since, "+inf"))
+            return await active_count(self.redis, self.keys, self.partitions, since)
         except Exception as exc:
             log.debug("redis unavailable error=%r", exc)
             return None

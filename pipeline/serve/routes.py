@@ -28,7 +28,7 @@ from pipeline.serve.ingest import (
 )
 from pipeline.serve.services import ApiError, Services, invalid_response
 from pipeline.stores.experiments import read_counters
-from pipeline.stores.reads import recommendations
+from pipeline.stores.reads import recent_users, recommendations
 from pipeline.stores.segments import segment_sizes
 from schemas.limits import MAX_CATEGORY_LENGTH, MAX_CONTEXT_LENGTH, MAX_ID_LENGTH
 from schemas.recommendation import Recommendation
@@ -108,8 +108,9 @@ def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = 
     summary="A user's current list",
     description="The recommendation v1 document the pipeline last wrote for the user. A user "
     "without a list gets the trending list of the context given (locale, then device, then "
-    "global), with `personalized: false` and `model_version: trending`; a forgotten or "
-    "opted-out user's stored list is non-personalised already. Header `X-Recloop-Source` "
+    "global), with `personalized: false` and `model_version: trending` (so does a forgotten "
+    "user); an opted-out user's stored list is non-personalised already. Header "
+    "`X-Recloop-Source` "
     "says which (`pipeline` or `trending`).",
 )
 async def get_recommendations(
@@ -162,10 +163,8 @@ async def get_user(svc: Svc, user_id: UserId) -> Response:
 )
 async def get_users(svc: Svc, limit: Annotated[int, Query(ge=1, le=500)] = 20) -> Response:
     """Users with the most recent activity first."""
-    found: Any = await svc.redis.zrevrange(
-        svc.keys_layout.active_users, 0, limit - 1, withscores=True
-    )
-    users = [{"user_id": u.decode(), "last_active_ts": int(ts)} for u, ts in found]
+    found = await recent_users(svc.redis, svc.keys_layout, svc.partitions, limit)
+    users = [{"user_id": u, "last_active_ts": ts} for u, ts in found]
     return json_response({"users": users})
 
 
@@ -214,7 +213,7 @@ async def get_trending(
 )
 async def get_segments(svc: Svc) -> Response:
     """Users per segment value, by dimension."""
-    sizes = await segment_sizes(svc.redis, svc.keys_layout)
+    sizes = await segment_sizes(svc.redis, svc.keys_layout, svc.partitions)
     return json_response({"segments": sizes})
 
 
@@ -229,7 +228,7 @@ async def get_segments(svc: Svc) -> Response:
 async def get_experiments(svc: Svc) -> Response:
     """The experiment report."""
     experiments = load_experiments(svc.settings.experiments_file)
-    counters, users = await read_counters(svc.redis, svc.keys_layout, experiments)
+    counters, users = await read_counters(svc.redis, svc.keys_layout, svc.partitions, experiments)
     return json_response({"experiments": report(experiments, counters, users)})
 
 
@@ -383,8 +382,10 @@ async def post_controls(request: Request, svc: Svc) -> Response:
     responses=NOT_FOUND,
     summary="Forget a user",
     description="Sends a control v1 `forget` on the controls topic, as `recloop forget` "
-    "does; the worker owning the user deletes every per-user key and publishes a "
-    "non-personalised list. `202` once the broker acknowledged the request.",
+    "does; the worker owning the user deletes every per-user key and index entry, drops "
+    "the user's events sent before the forget that arrive later, and writes a tombstone "
+    "for the user on the recommendations topic. `202` once the broker acknowledged the "
+    "request; applied when `GET /v1/users/{user_id}` answers `404`.",
 )
 async def delete_user(svc: Svc, user_id: UserId) -> Response:
     """Forget a user."""

@@ -7,23 +7,28 @@ away and reports it on ``/ready`` instead of crashing.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from fastapi import Response
+from redis.exceptions import RedisError
 
 from pipeline.config import Settings
 from pipeline.errors import RecloopError
+from pipeline.kafka.partitioning import key_partitioner
 from pipeline.serve.auth import ApiKeys
 from pipeline.serve.catalogue import CatalogueView
 from pipeline.serve.ingest import AckingSender
 from pipeline.serve.kafka_view import KafkaView
 from pipeline.serve.overview import OverviewSampler
-from pipeline.stores.keys import RedisKeys
+from pipeline.stores.client import RedisClient, client_for, is_cluster
+from pipeline.stores.keys import Partitioning, RedisKeys
 from pipeline.stores.reads import shown_items, user_document
+
+log = logging.getLogger(__name__)
 
 
 class ApiError(RecloopError):
@@ -63,7 +68,8 @@ class Services:
     settings: Settings
     keys: ApiKeys
     keys_layout: RedisKeys
-    redis: aioredis.Redis
+    partitions: Partitioning
+    redis: RedisClient
     sender: AckingSender
     kafka: KafkaView
     catalogue: CatalogueView
@@ -73,18 +79,49 @@ class Services:
     def build(cls, settings: Settings, *, sample_interval: float = 2.0) -> Services:
         """Create (not connect) every client."""
         layout = RedisKeys(settings.redis_namespace)
-        client = aioredis.Redis.from_url(settings.redis_url, max_connections=256)
+        client = client_for(
+            settings.redis_url, cluster=settings.redis_cluster == "on", max_connections=256
+        )
+        partitions = Partitioning(
+            settings.topic_partitions, key_partitioner(settings.topic_partitions)
+        )
         kafka = KafkaView(settings)
         return cls(
             settings=settings,
             keys=ApiKeys(settings.api_read_key, settings.api_admin_key),
             keys_layout=layout,
+            partitions=partitions,
             redis=client,
             sender=AckingSender(settings),
             kafka=kafka,
             catalogue=CatalogueView(client, layout),
-            overview=OverviewSampler(settings, redis=client, kafka=kafka, interval=sample_interval),
+            overview=OverviewSampler(
+                settings, redis=client, partitions=partitions, kafka=kafka, interval=sample_interval
+            ),
         )
+
+    async def resolve_redis(self) -> None:
+        """Under ``RECLOOP_REDIS_CLUSTER=auto``, ask the server once (at start) if it is a cluster.
+
+        ``build`` connects nothing (the OpenAPI export builds the app without Redis); a server
+        that does not answer now is taken for a single Redis, with a warning.
+        """
+        if self.settings.redis_cluster != "auto":
+            return
+        try:
+            cluster = await is_cluster(self.settings.redis_url)
+        except (RedisError, OSError) as exc:
+            log.warning(
+                "redis did not answer the cluster probe; assuming a single Redis"
+                " (set RECLOOP_REDIS_CLUSTER=on|off) error=%s",
+                type(exc).__name__,
+            )
+            return
+        if cluster:
+            plain = self.redis
+            client = client_for(self.settings.redis_url, cluster=True, max_connections=256)
+            self.redis = self.catalogue.client = self.overview.redis = client
+            await plain.aclose()
 
     async def user_view(self, user_id: str) -> dict[str, Any] | None:
         """The user document of ``GET /v1/users/{id}`` (None: nothing is known)."""

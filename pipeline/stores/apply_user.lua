@@ -1,18 +1,35 @@
 -- Apply one batch of a user's changes atomically (KEYS share the user's hash tag).
--- KEYS: features, history, excluded, events, controls
--- ARGV: first_new_event_id, ttl, history_cap, excluded_cap, events_cap,
+-- KEYS: features, history, excluded, events, controls, meta
+-- ARGV: version, first_new_event_id, ttl, history_cap, excluded_cap, events_cap,
+--       owed_trigger, owed_due,
+--       n_controls (-1: leave the controls alone), field, value, ...,
 --       n_fields, field, value, ..., history_mode, n_history, json, ...,
 --       n_excluded, score, member, ..., n_events, score, member, ...
 -- history_mode: 'push' (entries are newer than the stored ones, oldest first) or 'replace'
 -- (the whole history, oldest first: a late event was inserted in event-time order).
--- Idempotent: a retried write (reply lost after the commit) finds its first event applied.
-if ARGV[1] ~= '' and redis.call('ZSCORE', KEYS[4], ARGV[1]) then
-  return 0
+-- Returns {status, version}:
+--   1: applied, version is the new one;
+--   0: already applied (a retried write whose reply was lost finds its first event);
+--  -1: conflict, nothing written: the stored version is not the one the state was loaded
+--      at (another worker wrote the user since: a partition moved); reload and re-apply.
+local version = tonumber(redis.call('HGET', KEYS[6], 'version') or '0')
+if ARGV[2] ~= '' and redis.call('ZSCORE', KEYS[4], ARGV[2]) then
+  return {0, version}
 end
-local ttl = tonumber(ARGV[2])
-local caps = {tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])}
-local i = 6
+if version ~= tonumber(ARGV[1]) then
+  return {-1, version}
+end
+local ttl = tonumber(ARGV[3])
+local caps = {tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])}
+local i = 9
 local n = tonumber(ARGV[i]); i = i + 1
+if n >= 0 then
+  redis.call('DEL', KEYS[5])
+  if n > 0 then
+    redis.call('HSET', KEYS[5], unpack(ARGV, i, i + 2 * n - 1)); i = i + 2 * n
+  end
+end
+n = tonumber(ARGV[i]); i = i + 1
 if n > 0 then
   redis.call('HSET', KEYS[1], unpack(ARGV, i, i + 2 * n - 1)); i = i + 2 * n
 end
@@ -39,4 +56,10 @@ end
 if redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('EXPIRE', KEYS[5], ttl)
 end
-return 1
+version = version + 1
+redis.call('HSET', KEYS[6], 'version', version)
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[6], 'owed', ARGV[7], 'owed_due', ARGV[8])
+end
+redis.call('EXPIRE', KEYS[6], ttl)
+return {1, version}

@@ -1,11 +1,19 @@
-"""One Redis transaction per batch: everything a batch changes, or nothing.
+"""A batch's writes, without a transaction: exactly-once from idempotent per-slot calls.
 
-A batch's user writes (one Lua call per user), its entry in the shared model log, the
-active-users index, experiment outcome counters and the refreshes its events owe go out in
-one ``MULTI/EXEC``. Outcome counters share the transaction with the events'
-de-duplication marks, so a redelivered event is credited exactly once too; so do the owed
-list refreshes (``pipeline.stores.owed``), so no crash can leave an event without its
-refresh.
+Redis Cluster runs no ``MULTI`` across hash slots, and a batch touches many users. So a batch
+goes out as two non-transactional pipelines (``pipeline.stores.commands``):
+
+1. what is shared between users and counted, sent first and awaited: experiment outcome
+   counters, guarded by Kafka offsets (``pipeline.stores.experiments``), and the batch's
+   model-log entry (which readers de-duplicate by batch id);
+2. one ``apply_user.lua`` call per user on the user's own keys (features, history, sets, the
+   refresh the user is owed, the user's version), plus the user's entries in the indexes of
+   their partition: active users, segment sets, the owed-refresh index.
+
+Exactly-once effect without ``MULTI``: a user's call is atomic and recognises a batch it
+already applied (the user's event ids), so a batch retried or redelivered after a crash at
+any point applies each event once per user; the counters skip what they counted (offsets);
+the index entries are idempotent (sets, sorted-set scores, one owed member per trigger).
 """
 
 from __future__ import annotations
@@ -13,18 +21,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
-
+from pipeline.features.segments import segments_of
 from pipeline.features.state import UserState
 from pipeline.lists.build import Trigger
 from pipeline.model.record import LearnRecord
-from pipeline.stores.keys import RedisKeys
+from pipeline.stores.client import RedisClient
+from pipeline.stores.codec import encode_trigger
+from pipeline.stores.commands import Commands, send
+from pipeline.stores.experiments import Contribution, queue_outcomes
+from pipeline.stores.forget import forget_users
+from pipeline.stores.keys import Partitioning, RedisKeys
 from pipeline.stores.model_log import ModelLog
-from pipeline.stores.owed import OwedRefreshes
-from pipeline.stores.users import UserStore, UserWrite
+from pipeline.stores.owed import queue_index
+from pipeline.stores.segments import queue_join, queue_membership
+from pipeline.stores.users import APPLIED, CONFLICT, UserStore
 from schemas.events import Item
 
-Outcomes = Mapping[tuple[str, str], Mapping[str, int]]
 Owed = Mapping[str, tuple[Trigger, int]]
 
 
@@ -34,66 +46,177 @@ class BatchEffects:
 
     now_ms: int
     batch_id: str
-    users: Sequence[UserWrite] = ()
+    states: Sequence[UserState] = ()
     records: list[LearnRecord] = field(default_factory=list)
     items: list[Item] = field(default_factory=list)
-    outcomes: Outcomes = field(default_factory=dict)
+    outcomes: Sequence[Contribution] = ()
     owed: Owed = field(default_factory=dict)
 
 
+@dataclass(slots=True)
+class WriteResult:
+    """Users whose write conflicted, with the segments it moved them to, and users to reload.
+
+    A conflicted user's write changed nothing of theirs, but their index entries went out
+    in the same round trip: ``repair`` puts the segment sets right once they are reloaded.
+    """
+
+    conflicted: dict[str, dict[str, str]] = field(default_factory=dict)
+    reload: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class EncodedUsers:
+    """Users' writes of a batch: the commands, where each reply is, what each should say."""
+
+    cmds: Commands
+    replies: list[int]
+    expected: list[tuple[str, int, dict[str, str]]]  # user, version after, segments after
+
+
+@dataclass(slots=True)
+class EncodedBatch:
+    """A batch's commands, encoded when it was learned (see ``BatchStore.encode``)."""
+
+    shared: Commands
+    users: EncodedUsers
+
+
 class BatchStore:
-    """Writes batches, controls and forgets, each in one transaction."""
+    """Writes batches, controls and forgets (one instance per worker)."""
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         keys: RedisKeys,
         *,
+        partitions: Partitioning,
         users: UserStore,
         model_log: ModelLog,
-        owed: OwedRefreshes,
+        forget_marker_ms: int,
     ) -> None:
         self.client = client
         self.keys = keys
+        self.partitions = partitions
         self.users = users
         self.model_log = model_log
-        self.owed = owed
+        self.forget_marker_ms = forget_marker_ms
 
-    def encode_user(self, state: UserState, now_ms: int) -> UserWrite:
-        """A user's share of the next batch write, taken now (see ``UserStore.encode_save``)."""
-        return self.users.encode_save(state, now_ms)
+    async def write(self, effects: BatchEffects) -> WriteResult:
+        """Apply a batch's effects (raises on a Redis error: safe to call again)."""
+        return await self.send(self.encode(effects))
 
-    async def write(self, effects: BatchEffects) -> None:
-        """Apply a batch's effects atomically (raises on a Redis error: nothing applied)."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            for write in effects.users:
-                self.users.queue_write(pipe, write)
-            self.model_log.queue_append(
-                pipe, effects.batch_id, effects.records, effects.items, now_ms=effects.now_ms
-            )
-            if effects.users:
-                pipe.zadd(
-                    self.keys.active_users, {w.user_id: effects.now_ms for w in effects.users}
+    def encode(self, effects: BatchEffects) -> EncodedBatch:
+        """The batch's commands, taken now; the users' states then count as written.
+
+        Taken when the batch is learned, not when it is sent: with batches in flight the
+        next batch may already change the same states, and each write must carry exactly
+        its own batch's changes. ``send`` says which users' writes did not apply (their
+        states must then be reloaded).
+        """
+        shared = Commands()
+        queue_outcomes(shared, self.keys, effects.outcomes)
+        self.model_log.queue_append(
+            shared, effects.batch_id, effects.records, effects.items, now_ms=effects.now_ms
+        )
+        users = self._encode(effects.states, effects.owed, effects.now_ms, controls=False)
+        return EncodedBatch(shared, users)
+
+    async def send(self, batch: EncodedBatch) -> WriteResult:
+        """Send an encoded batch: the shared counters first, then the users' writes."""
+        if len(batch.shared):
+            await send(self.client, batch.shared)
+        return await self._send_users(batch.users)
+
+    async def write_controls(
+        self, states: Sequence[UserState], owed: Owed, now_ms: int
+    ) -> WriteResult:
+        """Store users' controls and the refreshes they owe (conditional, like events)."""
+        return await self._send_users(self._encode(states, owed, now_ms, controls=True))
+
+    async def reindex(self, states: Sequence[UserState], now_ms: int) -> None:
+        """Restore the index entries of users a redelivered batch found fully applied.
+
+        A crash between a user's write and their index entries (other slots, other nodes)
+        would leave the entries out; the user's own keys still say what they must be.
+        """
+        cmds = Commands()
+        for state in states:
+            p = self.partitions.of(state.user_id)
+            cmds.merge("ZADD", self.keys.active(p), now_ms, state.user_id)
+            queue_join(cmds, self.keys, p, state.user_id, sorted(state.segments.items()))
+            if state.owed is not None:
+                queue_index(cmds, self.keys, p, state.user_id, state.owed, now_ms)
+        if len(cmds):
+            await send(self.client, cmds)
+
+    async def repair(
+        self, states: Sequence[UserState], moved: Mapping[str, dict[str, str]]
+    ) -> None:
+        """Undo the segment moves of conflicted writes, against the reloaded ``states``."""
+        cmds = Commands()
+        for state in states:
+            wrote = moved.get(state.user_id)
+            if wrote is not None:
+                p = self.partitions.of(state.user_id)
+                queue_membership(cmds, self.keys, p, state.user_id, wrote, state.segments)
+                queue_join(cmds, self.keys, p, state.user_id, sorted(state.segments.items()))
+        if len(cmds):
+            await send(self.client, cmds)
+
+    async def forget(self, users: Sequence[tuple[str, int]], now_ms: int) -> list[bool]:
+        """Delete every key and index entry of the users, leave their forget markers."""
+        return await forget_users(
+            self.client,
+            self.keys,
+            self.partitions,
+            users,
+            marker_ms=self.forget_marker_ms,
+            now_ms=now_ms,
+        )
+
+    def _encode(
+        self, states: Sequence[UserState], owed: Owed, now_ms: int, *, controls: bool
+    ) -> EncodedUsers:
+        cmds = Commands()
+        replies: list[int] = []
+        expected: list[tuple[str, int, dict[str, str]]] = []
+        for state in states:
+            p = self.partitions.of(state.user_id)
+            due = owed.get(state.user_id)
+            trigger = (encode_trigger(due[0]), due[1]) if due is not None else None
+            replies.append(
+                self.users.queue_save(
+                    cmds, state, now_ms, owed=trigger, controls=controls, features=not controls
                 )
-            for (name, arm), counts in effects.outcomes.items():
-                for counter, inc in counts.items():
-                    pipe.hincrby(self.keys.experiment(name, arm), counter, inc)
-            self.owed.queue_owe(pipe, effects.owed)
-            await pipe.execute()
+            )
+            if trigger is not None:
+                queue_index(cmds, self.keys, p, state.user_id, *trigger, replaces=state.owed)
+            after = state.segments
+            if not controls:
+                cmds.merge("ZADD", self.keys.active(p), now_ms, state.user_id)
+                after = segments_of(state)
+                queue_membership(cmds, self.keys, p, state.user_id, state.segments, after)
+            # as written, provisionally: ``send`` reports the users whose write did not apply
+            state.version += 1
+            state.segments = after
+            if trigger is not None:
+                state.owed = trigger[0]
+            state.mark_clean()
+            expected.append((state.user_id, state.version, after))
+        return EncodedUsers(cmds, replies, expected)
 
-    async def write_controls(self, states: Sequence[UserState], owed: Owed) -> None:
-        """Store users' controls and the refreshes they owe, atomically."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            for state in states:
-                self.users.queue_save_controls(pipe, state)
-            self.owed.queue_owe(pipe, owed)
-            await pipe.execute()
-
-    async def forget(self, user_ids: Sequence[str]) -> None:
-        """Delete every per-user key and index entry of the users, atomically."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            for user_id in user_ids:
-                pipe.delete(*self.keys.user_keys(user_id))
-                pipe.zrem(self.keys.active_users, user_id)
-                self.owed.queue_forget(pipe, user_id)
-            await pipe.execute()
+    async def _send_users(self, users: EncodedUsers) -> WriteResult:
+        out = WriteResult()
+        if not users.expected:
+            return out
+        results = await send(self.client, users.cmds)
+        for (user_id, version, after), i in zip(users.expected, users.replies, strict=True):
+            status, stored = int(results[i][0]), int(results[i][1])
+            if status == APPLIED and stored == version:
+                continue
+            if status == CONFLICT:
+                out.conflicted[user_id] = after
+            else:  # applied by an earlier attempt (a retry after a lost reply): reload to be sure
+                out.reload.add(user_id)
+        return out

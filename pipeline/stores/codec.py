@@ -10,7 +10,9 @@ value                            format
                                  (by event time) first
 ``...:excluded``/``:events``     sorted sets ``member -> ts``
 ``...:controls`` hash            ``controls_fields``
-``recloop:refresh:trigger``      ``"<event_id> <ts>@<received_ms>"`` (or ``"<event_id> <ts>"``)
+``...:meta`` hash                ``version``, ``owed`` (``"<event_id> <ts>@<received_ms>"``),
+                                 ``owed_due``
+``recloop:p:{P}:owed`` member    ``[user_id, event_id, ts, received_ms]`` (JSON)
 ``recloop:model:snapshot:N``     zlib-compressed JSON with a ``format`` number
 ===============================  ==========================================================
 
@@ -76,6 +78,17 @@ def pairs(flat: Sequence[bytes]) -> dict[bytes, bytes]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
 
 
+def score_pairs(reply: Sequence[Any]) -> list[tuple[bytes, float]]:
+    """A ``WITHSCORES`` reply as ``(member, score)`` pairs, whichever shape the client gave.
+
+    >>> score_pairs([b"a", b"1", b"b", b"2.5"]) == score_pairs([(b"a", 1.0), [b"b", 2.5]])
+    True
+    """
+    if reply and isinstance(reply[0], list | tuple):
+        return [(bytes(m), float(s)) for m, s in reply]
+    return [(bytes(reply[i]), float(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
 def scored(flat: Sequence[bytes]) -> dict[str, int]:
     """``[member, score, member, score, ...]`` (ascending) as an ordered ``member -> ts``."""
     return {flat[i].decode(): int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
@@ -139,6 +152,7 @@ def state_from_redis(
     excluded: Sequence[bytes],
     events: Sequence[bytes],
     controls: Mapping[bytes, bytes] | None = None,
+    meta: Mapping[bytes, bytes] | None = None,
 ) -> UserState:
     """Rebuild a ``UserState`` from what ``load_user.lua`` returns (flat WITHSCORES lists)."""
     f = text_fields(fields)
@@ -159,6 +173,9 @@ def state_from_redis(
     state.excluded = scored(excluded)
     state.seen_events = scored(events)
     state.controls = controls_from_fields(text_fields(controls or {}))
+    m = text_fields(meta or {})
+    state.version = int(m.get("version", 0))
+    state.owed = m.get("owed")
     return state
 
 
@@ -237,6 +254,50 @@ def decode_trigger(raw: bytes | str) -> Trigger:
     event_id, _, tail = _text(raw).rpartition(" ")
     ts, at, received = tail.partition("@")
     return Trigger(event_id, int(ts), int(received) if at else None)
+
+
+def owed_member(user_id: str, trigger: str) -> bytes:
+    """Member of the owed-refresh index: the user and the encoded trigger it must reflect.
+
+    One member per (user, trigger), so settling one refresh can never remove a newer one.
+
+    >>> owed_member("u1", "e1 5@7")
+    b'["u1","e1",5,7]'
+    """
+    event = decode_trigger(trigger)
+    if event.received_ms is None:  # as stored before receipt times were kept
+        return orjson.dumps([user_id, event.event_id, event.ts])
+    return orjson.dumps([user_id, event.event_id, event.ts, event.received_ms])
+
+
+def owed_from_member(raw: bytes | str) -> tuple[str, Trigger]:
+    """Inverse of ``owed_member``.
+
+    >>> owed_from_member(b'["u1","e1",5,7]')
+    ('u1', Trigger(event_id='e1', ts=5, received_ms=7))
+    >>> owed_from_member(b'["u1","e1",5]')  # written before receipt times were kept
+    ('u1', Trigger(event_id='e1', ts=5, received_ms=None))
+    """
+    user_id, event_id, ts, *rest = orjson.loads(raw)
+    received = rest[0] if rest else None
+    return str(user_id), Trigger(
+        str(event_id), int(ts), None if received is None else int(received)
+    )
+
+
+def owed_pattern(user_id: str) -> bytes:
+    r"""A ``ZSCAN MATCH`` pattern for every owed-index member of a user (glob-escaped).
+
+    >>> owed_pattern("u*1") == rb'\["u\*1",*'
+    True
+    """
+    prefix = orjson.dumps([user_id])[:-1] + b","
+    escaped = bytearray()
+    for byte in prefix:
+        if byte in b"*?[]\\":
+            escaped += b"\\"
+        escaped.append(byte)
+    return bytes(escaped) + b"*"
 
 
 # --------------------------------------------------------------------------- snapshots

@@ -1,19 +1,53 @@
 """The Redis key layout: a public contract (README "Redis keys"), built in one place.
 
-Per-user keys put the user id in braces, a Redis Cluster hash tag: all of one user's keys
-live in one slot, so a per-user Lua script can update them atomically on a cluster too.
+Every command recloop sends touches one hash slot, so the same layout works on a single
+Redis and on a Redis Cluster:
+
+* per-user keys put the user id in braces, a hash tag: all of one user's keys share a slot,
+  so one Lua call per user updates them atomically (``recloop:user:{USER_ID}:features``);
+* what is not per user is split by the user's Kafka partition ``P`` (Kafka's murmur2 of the
+  user id modulo the partition count, ``pipeline.kafka.partitioner``) under a partition hash
+  tag: ``recloop:p:{P}:active``, ``recloop:p:{P}:segment:locale:en-GB``... A reader wanting
+  a total (segment sizes, experiment counters, active users) adds up the partitions;
+* the few global keys (trending lists, the model log and snapshots) are single keys.
+
 Every key starts with the namespace (``Settings.redis_namespace``, default ``recloop``), so
 several deployments (or test runs) can share one Redis without seeing each other.
 
 >>> RedisKeys().features("42")
 'recloop:user:{42}:features'
+>>> RedisKeys().segment(3, "locale", "en-GB")
+'recloop:p:{3}:segment:locale:en-GB'
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
-KEY_LAYOUT_VERSION = 1  # bump (and document) when a key's layout changes incompatibly
+KEY_LAYOUT_VERSION = 2  # bump (and document) when a key's layout changes incompatibly
+"""2: per-partition index keys (``recloop:p:{P}:...``), the per-user ``meta`` hash."""
+
+
+@dataclass(frozen=True, slots=True)
+class Partitioning:
+    """Which partition (of ``count``) a user's index entries live in.
+
+    ``of`` is Kafka's default partitioner of the user id (injected by the composition root:
+    the function lives in ``pipeline.kafka``), so a user's Redis partition is the partition
+    of the events topic that carries their events.
+
+    >>> Partitioning(4, lambda user: len(user) % 4).of("abc")
+    3
+    """
+
+    count: int
+    of: Callable[[str], int]
+
+    def all(self) -> range:
+        """Every partition number."""
+        return range(self.count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +56,7 @@ class RedisKeys:
 
     namespace: str = "recloop"
 
+    # --------------------------------------------------------------------- per user
     def user(self, user_id: str, kind: str) -> str:
         """``<ns>:user:{USER_ID}:<kind>``."""
         return f"{self.namespace}:user:{{{user_id}}}:{kind}"
@@ -50,6 +85,10 @@ class RedisKeys:
         """Hash of the user's controls: mutes, not-interested, declared interests, opt-out."""
         return self.user(user_id, "controls")
 
+    def meta(self, user_id: str) -> str:
+        """Hash of the user's write bookkeeping: ``version``, the owed refresh (``owed``)."""
+        return self.user(user_id, "meta")
+
     def user_keys(self, user_id: str) -> list[str]:
         """Every per-user key (what ``forget`` deletes)."""
         return [
@@ -59,8 +98,58 @@ class RedisKeys:
             self.events(user_id),
             self.recs(user_id),
             self.controls(user_id),
+            self.meta(user_id),
         ]
 
+    # ---------------------------------------------------------------- per partition
+    def partition(self, partition: int, kind: str) -> str:
+        """``<ns>:p:{P}:<kind>``: a key of partition ``P``'s hash slot."""
+        return f"{self.namespace}:p:{{{partition}}}:{kind}"
+
+    def active(self, partition: int) -> str:
+        """Sorted set user_id -> last processing time (ms) of an event."""
+        return self.partition(partition, "active")
+
+    def owed(self, partition: int) -> str:
+        """Sorted set ``[user_id, event_id, ts]`` -> due (ms): owed refreshes, for rescue."""
+        return self.partition(partition, "owed")
+
+    def dormant(self, partition: int) -> str:
+        """Sorted set user_id -> time (ms) the user was found dormant."""
+        return self.partition(partition, "dormant")
+
+    def forgotten(self, partition: int) -> str:
+        """Sorted set forget token -> forget time (ms) of users forgotten lately."""
+        return self.partition(partition, "forgotten")
+
+    def segments(self, partition: int) -> str:
+        """Set of the ``<dimension>:<value>`` segments that have a set in the partition."""
+        return self.partition(partition, "segments")
+
+    def segment(self, partition: int, dimension: str, value: str) -> str:
+        """Set of the partition's user ids in one segment (``locale``/``en-GB``)."""
+        return self.partition(partition, f"segment:{dimension}:{value}")
+
+    def experiment(self, partition: int, name: str, variant: str) -> str:
+        """Hash of an experiment arm's outcome counters from one partition's users."""
+        return self.partition(partition, f"experiment:{name}:{variant}")
+
+    def experiment_users(self, partition: int, name: str, variant: str) -> str:
+        """HyperLogLog of one partition's users exposed in an experiment arm."""
+        return self.partition(partition, f"experiment:{name}:{variant}:users")
+
+    def forget_token(self, user_id: str) -> str:
+        """What the forget marker holds instead of the user id: a keyed hash of it.
+
+        The marker must outlive the user's data (README "Privacy") without naming them.
+
+        >>> len(RedisKeys().forget_token("42"))
+        32
+        """
+        digest = hashlib.blake2b(user_id.encode(), digest_size=16, key=self.namespace.encode()[:64])
+        return digest.hexdigest()
+
+    # ----------------------------------------------------------------------- global
     @property
     def model_log(self) -> str:
         """Stream of learn records, one entry per worker batch."""
@@ -80,38 +169,6 @@ class RedisKeys:
     def model_snapshot_lock(self) -> str:
         """Short lock: one snapshot writer per interval."""
         return f"{self.namespace}:model:snapshot:lock"
-
-    @property
-    def active_users(self) -> str:
-        """Sorted set user_id -> last processing time (ms) of an event."""
-        return f"{self.namespace}:active"
-
-    @property
-    def owed_refreshes(self) -> str:
-        """Sorted set user_id -> time (ms) by which their list should have been refreshed."""
-        return f"{self.namespace}:refresh:owed"
-
-    @property
-    def owed_triggers(self) -> str:
-        """Hash user_id -> the event (``"<event_id> <ts>"``) an owed refresh must reflect."""
-        return f"{self.namespace}:refresh:trigger"
-
-    @property
-    def dormant_users(self) -> str:
-        """Sorted set user_id -> time (ms) the user was found dormant."""
-        return f"{self.namespace}:dormant"
-
-    def segment(self, dimension: str, value: str) -> str:
-        """Set of the user ids in one segment (``lifecycle``/``new``, ``locale``/``en-GB``)."""
-        return f"{self.namespace}:segment:{dimension}:{value}"
-
-    def experiment(self, name: str, variant: str) -> str:
-        """Hash of an experiment arm's outcome counters (exposures, actions, hits, ...)."""
-        return f"{self.namespace}:experiment:{name}:{variant}"
-
-    def experiment_users(self, name: str, variant: str) -> str:
-        """HyperLogLog of the users exposed in an experiment arm."""
-        return f"{self.namespace}:experiment:{name}:{variant}:users"
 
     def model_snapshot(self, version: int) -> str:
         """A versioned model snapshot (zlib-compressed JSON)."""

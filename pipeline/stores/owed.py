@@ -3,108 +3,84 @@
 An event's effects are persisted (and its offset committed) before its user's list is
 refreshed; the refresh may also be coalesced for up to ``refresh_interval_ms``. A worker
 killed in between (SIGKILL, OOM, power) would lose that refresh, and the next owner of the
-partition never sees the event again: the list would miss the user's last event until they
-act again. So the batch transaction also records the refresh as *owed* (user -> due time,
-and the trigger it must carry), the owner settles it when it writes the list, and every
-worker rescues refreshes overdue by ``refresh_rescue_after_seconds`` from the state in Redis.
+partition never sees the event again. So the refresh is recorded as *owed*:
 
-Settling and rescuing compare the recorded trigger inside a Lua script, so neither can undo
-a newer owed refresh, and a rescue never overwrites a list written after its trigger.
+* the record itself lives in the user's own ``meta`` hash (``owed`` = the trigger the list
+  must reflect, ``owed_due``), written by the same Lua call as the event's effects, so the
+  two cannot be separated;
+* writing the list settles it, in one Lua call on the user's keys (``write_list.lua``): the
+  record is removed only if it still names the trigger the list reflects;
+* each partition keeps an index of owed refreshes by due time (``recloop:p:{P}:owed``,
+  member ``[user_id, event_id, ts]``), which any worker scans to rescue refreshes overdue by
+  ``refresh_rescue_after_seconds``. One member per (user, trigger), so every index update is
+  idempotent and unconditional: settling or rescuing a trigger removes that trigger's member
+  only, never a newer one. The rescue writes the list only if the user's record still names
+  that trigger, so it never overwrites a list written after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from pipeline.lists.build import Trigger
-from pipeline.stores.codec import decode_trigger, encode_trigger
-from pipeline.stores.keys import RedisKeys
-
-# KEYS: owed zset, triggers hash. ARGV: user, trigger. Forget the owed refresh if it is
-# still the one this list reflects (a newer event may have recorded another meanwhile).
-_SETTLE = """
-if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-end
-return 0
-"""
-
-# KEYS: owed zset, triggers hash, recs key. ARGV: user, trigger, document, ttl seconds.
-# Write the rescued list only if the refresh is still owed with the same trigger.
-_RESCUE = """
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
-  return 0
-end
-redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[4])
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
-return 1
-"""
+from pipeline.stores.client import RedisClient
+from pipeline.stores.codec import owed_from_member, owed_member, owed_pattern, score_pairs
+from pipeline.stores.commands import Commands, send
+from pipeline.stores.keys import Partitioning, RedisKeys
 
 
-class OwedRefreshes:
-    """The owed-refresh record of one namespace."""
+def queue_index(
+    cmds: Commands,
+    keys: RedisKeys,
+    partition: int,
+    user_id: str,
+    trigger: str,
+    due_ms: int,
+    *,
+    replaces: str | None = None,
+) -> None:
+    """Index an owed refresh (and drop the member of the one it ``replaces``, if known)."""
+    key = keys.owed(partition)
+    if replaces is not None and replaces != trigger:
+        cmds.merge("ZREM", key, owed_member(user_id, replaces))
+    cmds.merge("ZADD", key, due_ms, owed_member(user_id, trigger))
 
-    def __init__(self, redis: aioredis.Redis, keys: RedisKeys) -> None:
-        self.redis = redis
-        self.keys = keys
-        self._settle = redis.register_script(_SETTLE)
-        self._rescue = redis.register_script(_RESCUE)
 
-    def queue_owe(self, pipe: Any, owed: Mapping[str, tuple[Trigger, int]]) -> None:
-        """Record ``user -> (trigger, due ms)`` in ``pipe`` (the batch's transaction)."""
-        if not owed:
-            return
-        pipe.zadd(self.keys.owed_refreshes, {u: due for u, (_, due) in owed.items()})
-        pipe.hset(
-            self.keys.owed_triggers, mapping={u: encode_trigger(t) for u, (t, _) in owed.items()}
+def queue_unindex(
+    cmds: Commands, keys: RedisKeys, partition: int, user_id: str, trigger: str
+) -> None:
+    """Drop one owed refresh's index member (settled, rescued or superseded)."""
+    cmds.merge("ZREM", keys.owed(partition), owed_member(user_id, trigger))
+
+
+async def overdue(
+    client: RedisClient, keys: RedisKeys, partitions: Partitioning, before_ms: int, limit: int
+) -> list[tuple[str, Trigger]]:
+    """Owed refreshes due before ``before_ms`` in every partition, oldest first."""
+    cmds = Commands()
+    for p in partitions.all():
+        cmds.command(
+            "ZRANGEBYSCORE", keys.owed(p), "-inf", before_ms, "WITHSCORES", "LIMIT", 0, limit
         )
-
-    def queue_settle(self, pipe: Any, user_id: str, trigger: Trigger) -> None:
-        """In ``pipe`` (the list write): the list now reflects ``trigger``."""
-        k = self.keys
-        _queue_script(
-            pipe,
-            self._settle,
-            [k.owed_refreshes, k.owed_triggers],
-            [user_id, encode_trigger(trigger)],
-        )
-
-    def queue_forget(self, pipe: Any, user_id: str) -> None:
-        """In ``pipe``: the user is forgotten, nothing is owed to them any more."""
-        pipe.zrem(self.keys.owed_refreshes, user_id)
-        pipe.hdel(self.keys.owed_triggers, user_id)
-
-    async def overdue(self, before_ms: int, limit: int) -> list[tuple[str, Trigger]]:
-        """Owed refreshes due before ``before_ms`` (oldest first, at most ``limit``)."""
-        found = await self.redis.zrangebyscore(
-            self.keys.owed_refreshes, "-inf", before_ms, start=0, num=limit
-        )
-        users = [u.decode() if isinstance(u, bytes) else str(u) for u in found]
-        if not users:
-            return []
-        raw = await self.redis.hmget(self.keys.owed_triggers, users)
-        return [(u, decode_trigger(t)) for u, t in zip(users, raw, strict=True) if t is not None]
-
-    async def rescue(self, lists: list[tuple[str, Trigger, bytes]], ttl_seconds: int) -> list[bool]:
-        """Write each ``(user, trigger, document)`` if still owed; which ones were written."""
-        k = self.keys
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id, trigger, doc in lists:
-                _queue_script(
-                    pipe,
-                    self._rescue,
-                    [k.owed_refreshes, k.owed_triggers, k.recs(user_id)],
-                    [user_id, encode_trigger(trigger), doc, ttl_seconds],
-                )
-            return [bool(r) for r in await pipe.execute()]
+    found: list[tuple[float, str, Trigger]] = []
+    for reply in await send(client, cmds):
+        for member, due in score_pairs(reply):
+            user_id, trigger = owed_from_member(member)
+            found.append((due, user_id, trigger))
+    found.sort(key=lambda f: f[0])
+    return [(user_id, trigger) for _, user_id, trigger in found[:limit]]
 
 
-def _queue_script(pipe: Any, script: Any, keys: list[str], args: list[Any]) -> None:
-    """EVALSHA in a pipeline that loads the script first (a restarted Redis forgot it)."""
-    pipe.scripts.add(script)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
+async def members_of(
+    client: RedisClient, keys: RedisKeys, partition: int, user_id: str
+) -> list[bytes]:
+    """Every index member naming ``user_id`` (forget removes them all)."""
+    out: list[bytes] = []
+    pattern = owed_pattern(user_id)
+    cursor: Any = 0
+    while True:
+        reply: Any = await client.zscan(keys.owed(partition), cursor, match=pattern, count=500)
+        cursor, page = reply
+        out.extend(member for member, _ in page)
+        if not cursor:
+            return out

@@ -13,7 +13,6 @@ import hashlib
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from pipeline.config import Settings
 from pipeline.features.state import Interaction
@@ -21,21 +20,24 @@ from pipeline.lists.experiments import assign, load_experiments, variant_params
 from pipeline.lists.reasons import trending_segments
 from pipeline.lists.recommend import ListParams
 from pipeline.model.item_features import recency_weights
+from pipeline.stores.client import RedisClient
 from pipeline.stores.codec import (
     controls_from_fields,
     history_json,
     history_rows,
+    score_pairs,
     segments_from_fields,
     text_fields,
 )
-from pipeline.stores.keys import RedisKeys
+from pipeline.stores.commands import Commands, send
+from pipeline.stores.keys import Partitioning, RedisKeys
 from schemas.validation import encode_recommendation
 
 TRENDING_MODEL_VERSION = "trending"
 
 
 async def recommendations(
-    client: aioredis.Redis,
+    client: RedisClient,
     keys: RedisKeys,
     user_id: str,
     *,
@@ -80,7 +82,7 @@ async def recommendations(
 
 
 async def user_record(
-    client: aioredis.Redis, keys: RedisKeys, user_id: str, *, history: int = -1
+    client: RedisClient, keys: RedisKeys, user_id: str, *, history: int = -1
 ) -> dict[str, Any]:
     """Everything stored about a user, decoded: list, features, history, controls, TTLs."""
     user_keys = keys.user_keys(user_id)
@@ -102,7 +104,7 @@ async def user_record(
     }
 
 
-async def explanation(client: aioredis.Redis, settings: Settings, user_id: str) -> dict[str, Any]:
+async def explanation(client: RedisClient, settings: Settings, user_id: str) -> dict[str, Any]:
     """Everything ``recloop explain`` shows, as data (the HTTP API serves the same document)."""
     keys = RedisKeys(settings.redis_namespace)
     record = await user_record(client, keys, user_id)
@@ -171,7 +173,7 @@ async def explanation(client: aioredis.Redis, settings: Settings, user_id: str) 
 
 
 async def user_document(
-    client: aioredis.Redis, settings: Settings, user_id: str, *, history: int = 20
+    client: RedisClient, settings: Settings, user_id: str, *, history: int = 20
 ) -> dict[str, Any] | None:
     """``explanation`` with the last ``history`` interactions; None for an unknown user."""
     doc = await explanation(client, settings, user_id)
@@ -190,7 +192,7 @@ def shown_items(doc: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-async def fingerprint(client: aioredis.Redis, keys: RedisKeys, user_id: str) -> bytes:
+async def fingerprint(client: RedisClient, keys: RedisKeys, user_id: str) -> bytes:
     """Changes whenever the user's list, features or controls change (for live streams)."""
     async with client.pipeline(transaction=False) as pipe:
         pipe.get(keys.recs(user_id))
@@ -204,9 +206,25 @@ async def fingerprint(client: aioredis.Redis, keys: RedisKeys, user_id: str) -> 
     return digest.digest()
 
 
-async def forgotten(client: aioredis.Redis, keys: RedisKeys, user_id: str) -> bool:
-    """True once no behavioural key is left and the list (if any) is not personalised."""
-    if await client.exists(keys.features(user_id), keys.history(user_id), keys.excluded(user_id)):
-        return False
-    raw: Any = await client.get(keys.recs(user_id))
-    return raw is None or orjson.loads(raw).get("personalized") is False
+async def recent_users(
+    client: RedisClient, keys: RedisKeys, partitions: Partitioning, limit: int
+) -> list[tuple[str, int]]:
+    """The ``limit`` most recently active users ``(user_id, last active ms)``, newest first."""
+    cmds = Commands()
+    for p in partitions.all():
+        cmds.command("ZREVRANGE", keys.active(p), 0, limit - 1, "WITHSCORES")
+    found: list[tuple[str, int]] = []
+    for reply in await send(client, cmds):
+        found += [(member.decode(), int(score)) for member, score in score_pairs(reply)]
+    found.sort(key=lambda f: (-f[1], f[0]))
+    return found[:limit]
+
+
+async def active_count(
+    client: RedisClient, keys: RedisKeys, partitions: Partitioning, since_ms: int
+) -> int:
+    """Users with an event processed since ``since_ms``, over all partitions."""
+    cmds = Commands()
+    for p in partitions.all():
+        cmds.command("ZCOUNT", keys.active(p), since_ms, "+inf")
+    return sum(int(n) for n in await send(client, cmds))

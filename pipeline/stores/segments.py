@@ -1,53 +1,90 @@
-"""Segment membership in Redis: the ``recloop:segment:<dimension>:<value>`` sets.
+"""Segment membership in Redis: one set per segment value and partition.
 
-The values come from ``pipeline.features.segments`` (pure); this moves users between sets
-when a value changes, counts members, and sweeps users who went quiet into ``dormant``.
+The values come from ``pipeline.features.segments`` (pure); this moves users between the
+sets of their partition (``recloop:p:{P}:segment:<dimension>:<value>``) when a value
+changes, counts members (the sum over partitions), and sweeps users who went quiet into
+``dormant``. Each partition also lists the segments it has sets for
+(``recloop:p:{P}:segments``), so sizes and forget never scan the keyspace.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from pipeline.features.segments import DIMENSIONS, changes
-from pipeline.stores.keys import RedisKeys
+from pipeline.stores.client import RedisClient
+from pipeline.stores.commands import Commands, Script, send
+from pipeline.stores.keys import Partitioning, RedisKeys
+
+MARK_DORMANT = Script.file("mark_dormant.lua")
 
 
 def queue_membership(
-    pipe: Any, keys: RedisKeys, user_id: str, before: dict[str, str], after: dict[str, str]
+    cmds: Commands,
+    keys: RedisKeys,
+    partition: int,
+    user_id: str,
+    before: Mapping[str, str],
+    after: Mapping[str, str],
 ) -> None:
-    """Move the user between segment sets (nothing when nothing changed)."""
-    left, joined = changes(before, after)
+    """Move the user between the partition's segment sets (nothing when nothing changed).
+
+    Idempotent: sending it again leaves the same memberships.
+    """
+    left, joined = changes(dict(before), dict(after))
     for dim, value in left:
-        pipe.srem(keys.segment(dim, value), user_id)
+        cmds.merge("SREM", keys.segment(partition, dim, value), user_id)
+        if (dim, value) == ("lifecycle", "dormant"):
+            cmds.merge("ZREM", keys.dormant(partition), user_id)
+    queue_join(cmds, keys, partition, user_id, joined)
+
+
+def queue_join(
+    cmds: Commands, keys: RedisKeys, partition: int, user_id: str, joined: list[tuple[str, str]]
+) -> None:
+    """Add the user to segment sets (and the sets to the partition's list of segments)."""
     for dim, value in joined:
-        pipe.sadd(keys.segment(dim, value), user_id)
+        cmds.merge("SADD", keys.segment(partition, dim, value), user_id)
+    if joined:
+        cmds.merge("SADD", keys.segments(partition), *(f"{d}:{v}" for d, v in joined))
 
 
-async def segment_sizes(client: aioredis.Redis, keys: RedisKeys) -> dict[str, dict[str, int]]:
-    """Members per segment value, by dimension (for the CLI and the API)."""
-    found: list[bytes] = [
-        k async for k in client.scan_iter(match=keys.segment("*", "*"), count=500)
-    ]
+async def segment_names(client: RedisClient, keys: RedisKeys, partition: int) -> list[str]:
+    """The ``<dimension>:<value>`` segments partition ``partition`` has sets for."""
+    found: Any = await client.smembers(keys.segments(partition))
+    return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in found)
+
+
+async def segment_sizes(
+    client: RedisClient, keys: RedisKeys, partitions: Partitioning
+) -> dict[str, dict[str, int]]:
+    """Members per segment value, by dimension, over all partitions (CLI and API)."""
+    cmds = Commands()
+    for p in partitions.all():
+        cmds.command("SMEMBERS", keys.segments(p))
+    names = await send(client, cmds)
+    sizes = Commands()
+    where: list[tuple[str, str]] = []
+    for p, found in zip(partitions.all(), names, strict=True):
+        for raw in sorted(found):
+            dim, _, value = (raw.decode() if isinstance(raw, bytes) else raw).partition(":")
+            sizes.command("SCARD", keys.segment(p, dim, value))
+            where.append((dim, value))
     out: dict[str, dict[str, int]] = {d: {} for d in DIMENSIONS}
-    if not found:
+    if not where:
         return out
-    async with client.pipeline(transaction=False) as pipe:
-        for key in found:
-            pipe.scard(key)
-        sizes = await pipe.execute()
-    prefix = keys.segment("", "").rstrip(":")
-    for key, size in zip(found, sizes, strict=True):
-        dim, _, value = key.decode()[len(prefix) :].lstrip(":").partition(":")
+    for (dim, value), size in zip(where, await send(client, sizes), strict=True):
         if size:
-            out.setdefault(dim, {})[value] = int(size)
+            per_dim = out.setdefault(dim, {})
+            per_dim[value] = per_dim.get(value, 0) + int(size)
     return out
 
 
 async def sweep_dormant(
-    client: aioredis.Redis,
+    client: RedisClient,
     keys: RedisKeys,
+    partitions: Partitioning,
     *,
     now_ms: int,
     dormant_after_ms: int,
@@ -58,40 +95,44 @@ async def sweep_dormant(
 
     A dormant user leaves every other segment (sizes describe the live audience) and is
     forgotten by the segment sets once their state has expired (``ttl_ms``). Safe to run
-    from several workers: a user who returns rejoins their segments on their next write.
+    from several workers: the user's own script decides (``mark_dormant.lua``: only if not
+    written since the cutoff), and it moves the user's version on, so the worker owning the
+    user reloads them and a returning user rejoins their segments on their next write.
     """
     cutoff = now_ms - dormant_after_ms
-    found: Any = await client.zrangebyscore(keys.active_users, "-inf", cutoff, start=0, num=limit)
-    users = [u.decode() for u in found]
-    if users:
-        names = [f"segment_{d}" for d in DIMENSIONS]
-        async with client.pipeline(transaction=False) as pipe:
+    swept = 0
+    for p in partitions.all():
+        found: Any = await client.zrangebyscore(keys.active(p), "-inf", cutoff, start=0, num=limit)
+        users = [u.decode() for u in found]
+        if users:
+            marks = Commands()
             for user_id in users:
-                pipe.hmget(keys.features(user_id), names)
-            rows = await pipe.execute()
-        async with client.pipeline(transaction=False) as pipe:
-            for user_id, row in zip(users, rows, strict=True):
-                for dim, raw in zip(DIMENSIONS, row, strict=True):
-                    if raw is not None:
-                        pipe.srem(keys.segment(dim, raw.decode()), user_id)
-                pipe.sadd(keys.segment("lifecycle", "dormant"), user_id)
-                pipe.eval(_SET_IF_EXISTS, 1, keys.features(user_id), "segment_lifecycle", "dormant")
-                pipe.zrem(keys.active_users, user_id)
-                pipe.zadd(keys.dormant_users, {user_id: now_ms})
-            await pipe.execute()
-    expired = await client.zrangebyscore(
-        keys.dormant_users, "-inf", now_ms - ttl_ms, start=0, num=limit
-    )
-    if expired:
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.srem(keys.segment("lifecycle", "dormant"), *expired)
-            pipe.zrem(keys.dormant_users, *expired)
-            await pipe.execute()
-    return len(users)
-
-
-# HSET on an expired hash would recreate it without a TTL (unbounded state): only if it exists
-_SET_IF_EXISTS = (
-    "if redis.call('EXISTS', KEYS[1]) == 1 then "
-    "return redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 0"
-)
+                marks.script(
+                    MARK_DORMANT,
+                    [keys.features(user_id), keys.meta(user_id)],
+                    [cutoff, *DIMENSIONS],
+                )
+            replies = await send(client, marks)
+            moves = Commands()
+            for user_id, reply in zip(users, replies, strict=True):
+                status = int(reply[0])
+                if status == 1:
+                    swept += 1
+                    for i in range(1, len(reply), 2):
+                        dim, value = reply[i].decode(), reply[i + 1].decode()
+                        moves.command("SREM", keys.segment(p, dim, value), user_id)
+                    queue_join(moves, keys, p, user_id, [("lifecycle", "dormant")])
+                    moves.command("ZADD", keys.dormant(p), now_ms, user_id)
+                if status != 0:  # dormant now, or nothing left of them
+                    moves.command("ZREM", keys.active(p), user_id)
+            if len(moves):
+                await send(client, moves)
+        expired: Any = await client.zrangebyscore(
+            keys.dormant(p), "-inf", now_ms - ttl_ms, start=0, num=limit
+        )
+        if expired:
+            gone = Commands()
+            gone.command("SREM", keys.segment(p, "lifecycle", "dormant"), *expired)
+            gone.command("ZREM", keys.dormant(p), *expired)
+            await send(client, gone)
+    return swept

@@ -1,23 +1,24 @@
 """Per-user state in Redis: ``UserStore`` loads users and queues their writes.
 
-A batch of events touches each user once: one Lua call per user writes the changed features,
-appends to the history and the exclusion / de-duplication sets and renews every TTL, all
-atomically (see ``apply_user.lua``). The calls of one batch go out in one transactional
-pipeline (``pipeline.stores.batch``), so on a single Redis a batch is applied entirely or
-not at all. Row formats are in ``pipeline.stores.codec``.
+A batch touches each user once: one Lua call per user (``apply_user.lua``) writes the changed
+features, appends to the history and the exclusion / de-duplication sets, records the
+refresh the user is owed and renews every TTL, all atomically on the user's hash slot.
+
+The write is conditional on the user's *version* (``meta`` hash): a state loaded at version
+``v`` may only be written over version ``v``. A worker that no longer owns the user (its
+partition moved while it held the state: a rebalance, a zombie after a long pause) gets a
+conflict and writes nothing; the caller reloads the user and re-applies its events, which the
+de-duplication set then recognises if the other worker applied them already. Row formats are
+in ``pipeline.stores.codec``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import redis.asyncio as aioredis
-
-from pipeline.features.segments import segments_of
 from pipeline.features.state import UserState
+from pipeline.stores.client import RedisClient
 from pipeline.stores.codec import (
     controls_fields,
     features_fields,
@@ -25,26 +26,14 @@ from pipeline.stores.codec import (
     pairs,
     state_from_redis,
 )
-from pipeline.stores.keys import RedisKeys
-from pipeline.stores.segments import queue_membership
+from pipeline.stores.commands import Commands, Script, send
+from pipeline.stores.keys import Partitioning, RedisKeys
 
+APPLY_USER = Script.file("apply_user.lua")
+LOAD_USER = Script.file("load_user.lua")
 
-@dataclass(frozen=True, slots=True)
-class UserWrite:
-    """One user's share of a batch write: the script's arguments and segment moves."""
-
-    user_id: str
-    args: list[Any]
-    segments_before: dict[str, str]
-    segments: dict[str, str]
-
-
-def _script(name: str) -> str:
-    return resources.files("pipeline.stores").joinpath(name).read_text(encoding="utf-8")
-
-
-APPLY_USER_LUA = _script("apply_user.lua")
-LOAD_USER_LUA = _script("load_user.lua")
+APPLIED, ALREADY_APPLIED, CONFLICT = 1, 0, -1
+"""What ``apply_user.lua`` answers (first element of its reply)."""
 
 
 def apply_args(
@@ -55,14 +44,30 @@ def apply_args(
     history_cap: int,
     excluded_cap: int,
     events_cap: int,
+    owed: tuple[str, int] | None = None,
+    controls: bool = False,
+    features: bool = True,
 ) -> list[Any]:
     """ARGV of ``apply_user.lua`` for the changes tracked in ``state``.
 
+    ``owed`` is the refresh the write records (encoded trigger, due ms); ``controls`` writes
+    the whole controls hash; ``features=False`` leaves the behavioural keys alone (a control).
     The stored history stays in event-time order: in-order interactions are pushed onto it;
     after a late one was inserted (``history_rewritten``) the whole history replaces it.
     """
     first = state.new_events[0][0] if state.new_events else ""
-    argv: list[Any] = [first, ttl_seconds, history_cap, excluded_cap, events_cap]
+    trigger, due = owed or ("", 0)
+    argv: list[Any] = [state.version, first, ttl_seconds, history_cap, excluded_cap, events_cap]
+    argv += [trigger, due]
+    if controls:
+        control_fields = controls_fields(state.controls)
+        argv.append(len(control_fields))
+        for k, v in control_fields.items():
+            argv += (k, v)
+    else:
+        argv.append(-1)
+    if not features:
+        return [*argv, 0, "push", 0, 0, 0]
     fields = features_fields(state, updated_ts)
     argv.append(len(fields))
     for k, v in fields.items():
@@ -87,9 +92,10 @@ class UserStore:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: RedisClient,
         *,
         keys: RedisKeys,
+        partitions: Partitioning,
         ttl_seconds: int,
         history_cap: int,
         excluded_cap: int,
@@ -97,33 +103,44 @@ class UserStore:
     ) -> None:
         self.client = client
         self.keys = keys
+        self.partitions = partitions
         self.ttl_seconds = ttl_seconds
         self.history_cap = history_cap
         self.excluded_cap = excluded_cap
         self.events_cap = events_cap
-        self._load = client.register_script(LOAD_USER_LUA)
-        self._apply = client.register_script(APPLY_USER_LUA)
 
     async def load_many(self, user_ids: Sequence[str]) -> dict[str, UserState]:
-        """Load several users in one pipelined round trip."""
+        """Load several users, with their forget markers, in one pipelined round trip."""
         if not user_ids:
             return {}
-        async with self.client.pipeline(transaction=False) as pipe:
-            for user_id in user_ids:
-                await self._load(keys=self._keys(user_id), args=[], client=pipe)
-            replies = await pipe.execute()
-        return {
-            user_id: state_from_redis(user_id, pairs(r[0]), r[1], r[2], r[3], pairs(r[4]))
-            for user_id, r in zip(user_ids, replies, strict=True)
-        }
+        cmds = Commands()
+        for user_id in user_ids:
+            cmds.script(LOAD_USER, self.user_keys(user_id), [])
+        for user_id in user_ids:
+            marker = self.keys.forgotten(self.partitions.of(user_id))
+            cmds.command("ZSCORE", marker, self.keys.forget_token(user_id))
+        replies = await send(self.client, cmds)
+        n = len(user_ids)
+        out: dict[str, UserState] = {}
+        for user_id, r, forgotten in zip(user_ids, replies[:n], replies[n:], strict=True):
+            state = state_from_redis(
+                user_id, pairs(r[0]), r[1], r[2], r[3], pairs(r[4]), pairs(r[5])
+            )
+            state.forgotten_ts = int(float(forgotten)) if forgotten is not None else 0
+            out[user_id] = state
+        return out
 
-    def encode_save(self, state: UserState, updated_ts: int) -> UserWrite:
-        """The write of a user's tracked changes, taken now; the state is then clean.
-
-        Taken when the batch is learned, not when it is sent: with batches in flight the
-        next batch may already change the same state, and each write must carry exactly its
-        own batch's changes.
-        """
+    def queue_save(
+        self,
+        cmds: Commands,
+        state: UserState,
+        updated_ts: int,
+        *,
+        owed: tuple[str, int] | None = None,
+        controls: bool = False,
+        features: bool = True,
+    ) -> int:
+        """Queue a user's tracked changes; the index of the reply (see ``apply_user.lua``)."""
         args = apply_args(
             state,
             updated_ts,
@@ -131,38 +148,14 @@ class UserStore:
             history_cap=self.history_cap,
             excluded_cap=self.excluded_cap,
             events_cap=self.events_cap,
+            owed=owed,
+            controls=controls,
+            features=features,
         )
-        after = segments_of(state)
-        write = UserWrite(state.user_id, args, dict(state.segments), after)
-        state.segments = after
-        state.mark_clean()
-        return write
+        return cmds.script(APPLY_USER, self.user_keys(state.user_id), args)
 
-    def queue_write(self, pipe: Any, write: UserWrite) -> None:
-        """Add an encoded user write to a (transactional) pipeline."""
-        # The pipeline loads registered scripts before MULTI: a Redis restart empties the
-        # script cache, and an EVALSHA failing inside MULTI would not roll the rest back.
-        pipe.scripts.add(self._apply)
-        pipe.evalsha(self._apply.sha, 5, *self._keys(write.user_id), *write.args)
-        queue_membership(pipe, self.keys, write.user_id, write.segments_before, write.segments)
-
-    def queue_save(self, pipe: Any, state: UserState, updated_ts: int) -> None:
-        """Encode and queue a user's tracked changes at once (no batch in flight)."""
-        self.queue_write(pipe, self.encode_save(state, updated_ts))
-
-    def queue_save_controls(self, pipe: Any, state: UserState) -> None:
-        """Write a user's controls hash (whole: it is small) with the per-user TTL."""
-        key = self.keys.controls(state.user_id)
-        pipe.delete(key)
-        pipe.hset(key, mapping=controls_fields(state.controls))
-        pipe.expire(key, self.ttl_seconds)
-
-    async def ensure_scripts(self) -> None:
-        """Load the Lua scripts (EVALSHA in a transaction cannot fall back to EVAL)."""
-        await self.client.script_load(APPLY_USER_LUA)
-        await self.client.script_load(LOAD_USER_LUA)
-
-    def _keys(self, user_id: str) -> list[str]:
+    def user_keys(self, user_id: str) -> list[str]:
+        """The KEYS of ``apply_user.lua`` and ``load_user.lua``."""
         k = self.keys
         return [
             k.features(user_id),
@@ -170,4 +163,5 @@ class UserStore:
             k.excluded(user_id),
             k.events(user_id),
             k.controls(user_id),
+            k.meta(user_id),
         ]

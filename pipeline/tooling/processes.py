@@ -151,8 +151,8 @@ class TopicReader:
         return self.records
 
     def values(self) -> list[dict[str, Any]]:
-        """Record values decoded as JSON objects."""
-        return [orjson.loads(r.value or b"") for r in self.records]
+        """Record values decoded as JSON objects (tombstones left out)."""
+        return [orjson.loads(r.value) for r in self.records if r.value is not None]
 
     def close(self) -> None:
         """Close the consumer."""

@@ -23,10 +23,10 @@ class RecordingSender:
     """
 
     def __init__(self) -> None:
-        self.records: dict[str, list[tuple[bytes | None, bytes]]] = defaultdict(list)
+        self.records: dict[str, list[tuple[bytes | None, bytes | None]]] = defaultdict(list)
         self.failures_left = 0
 
-    async def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]) -> None:
         """Record ``records`` (or raise ``ConnectionError`` while ``failures_left`` > 0)."""
         if self.failures_left > 0:
             self.failures_left -= 1
@@ -35,8 +35,12 @@ class RecordingSender:
         self.records[topic].extend(records)
 
     def values(self, topic: str) -> list[dict[str, object]]:
-        """The JSON values sent to ``topic``, in order."""
-        return [orjson.loads(v) for _, v in self.records[topic]]
+        """The JSON values sent to ``topic``, in order (tombstones left out)."""
+        return [orjson.loads(v) for _, v in self.records[topic] if v is not None]
+
+    def tombstones(self, topic: str) -> list[bytes | None]:
+        """Keys of the tombstones (null values) sent to ``topic``, in order."""
+        return [k for k, v in self.records[topic] if v is None]
 
     def clear(self) -> None:
         """Forget everything recorded."""

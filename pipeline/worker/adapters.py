@@ -10,7 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 from pipeline.features.state import UserState
 from pipeline.lists.build import BuiltList, Trigger
-from pipeline.publish.ports import ListStore, RecordSender
+from pipeline.publish.ports import ListStore, Record, RecordSender
 from pipeline.stores.users import UserStore
 from pipeline.worker.cache import UserCache
 from pipeline.worker.metrics import WorkerMetrics
@@ -24,7 +24,7 @@ class DurableSender:
         self.sender = sender
         self.metrics = metrics
 
-    async def send(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send(self, topic: str, records: Sequence[Record]) -> None:
         """Send and wait for every acknowledgement, retrying any failure."""
         if not records:
             return
@@ -46,9 +46,9 @@ class DurableListStore:
     def _count(self, _: BaseException) -> None:
         self.metrics.redis_errors.inc()
 
-    async def write(self, lists: Sequence[BuiltList]) -> None:
-        """Store the lists (retried)."""
-        await retry_forever(
+    async def write(self, lists: Sequence[BuiltList]) -> list[bool]:
+        """Store the lists (retried); which were stored."""
+        return await retry_forever(
             lambda: self.store.write(lists), what="redis list write", on_error=self._count
         )
 

@@ -38,7 +38,7 @@ class WorkerMetrics:
         r = self.registry
         self.events = Counter(
             "recloop_events_total",
-            "Events handled, by type and outcome (applied, duplicate, dead_letter).",
+            "Events handled, by type and outcome (applied, duplicate, dead_letter, forgotten).",
             ["type", "outcome"],
             registry=r,
         )
@@ -142,6 +142,19 @@ class WorkerMetrics:
         )
         self.forgotten = Counter(
             "recloop_users_forgotten_total", "Users whose state was deleted on request.", registry=r
+        )
+        self.repartitioned = Counter(
+            "recloop_repartitioned_total",
+            "Records that landed on another partition than Kafka's default partitioner gives "
+            "their key, re-produced to the right one, by topic.",
+            ["topic"],
+            registry=r,
+        )
+        self.write_conflicts = Counter(
+            "recloop_write_conflicts_total",
+            "User writes refused because another worker wrote the user since it was loaded "
+            "(the user is reloaded and the events re-applied).",
+            registry=r,
         )
         self.cached_users = Gauge(
             "recloop_cached_users", "User states held in the worker's cache.", registry=r

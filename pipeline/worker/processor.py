@@ -1,36 +1,46 @@
 """The worker's batch logic, without Faust: decode, learn, persist, then teach and publish.
 
 The Faust agents hand raw batches to ``handle_events`` / ``handle_items`` /
-``handle_controls``. Each batch goes through the same steps:
+``handle_controls``. Each batch of events goes through the same steps:
 
-1. parse or reject every message (``pipeline.events.ingest``);
-2. ``learn_batch`` (pure) folds the new events into the users' cached states and returns the
+1. parse or reject every message (``pipeline.events.ingest``), and re-produce to their own
+   partition the records another producer put elsewhere (``pipeline.worker.repartition``);
+2. drop the events of forgotten users stamped at or before their forget;
+3. ``learn_batch`` (pure) folds the new events into the users' cached states and returns the
    learn records and ranker examples; duplicates are decided there, once;
-3. one Redis transaction writes everything the batch changed (``pipeline.stores.batch``),
-   retried until Redis answers;
-4. only then are the shared models taught (``apply_learning``): a batch that failed and is
-   retried cannot teach any model twice;
-5. dead letters are sent and acknowledged, and the users' lists refreshed
+4. the batch's writes (``pipeline.stores.batch``), retried until Redis answers. A user write
+   refused because another worker wrote the user since it was loaded (a partition moved)
+   is a *conflict*: the user is reloaded and their events applied again, on the new state;
+5. only then are the shared models taught (``apply_learning``), with what was written: a
+   batch that failed and is retried cannot teach any model twice;
+6. dead letters are sent and acknowledged, and the users' lists refreshed
    (``pipeline.publish.refresher``).
+
+Steps 1-3 and the lists of users due a refresh are the batch's CPU stage (``prepare``);
+4-6 its I/O stage (``commit``). ``pipeline.worker.pipeline`` runs the next batch's CPU stage
+while this one's I/O is in flight; ``handle_events`` runs both, one batch at a time.
 
 Delivery guarantee (README "Guarantees"): the agent commits a batch's offsets only after
 these methods return, and they return only once every valid event's effects are in Redis
-and every dead letter was acknowledged. Redelivered events are recognised by ``event_id``,
-so at-least-once delivery has an exactly-once effect on user state and the shared models.
+and every dead letter and re-produced record was acknowledged. Redelivered events are
+recognised by ``event_id``, so at-least-once delivery has an exactly-once effect on user
+state and the shared models.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from pipeline.clock import Clock
 from pipeline.config import Settings
-from pipeline.events.ingest import RawMessage, split_valid
-from pipeline.features.controls import apply_control
+from pipeline.errors import WriteConflictError
+from pipeline.events.ingest import RawMessage, split_sourced
 from pipeline.features.state import UserState
 from pipeline.features.update import FeatureParams
 from pipeline.lists.build import BuiltList, Trigger
@@ -42,35 +52,49 @@ from pipeline.model.models import SharedModels
 from pipeline.publish.ports import RecordSender
 from pipeline.publish.publisher import Exposures
 from pipeline.publish.refresher import Refresher
-from pipeline.stores.batch import BatchEffects, BatchStore
+from pipeline.stores.batch import BatchEffects, BatchStore, EncodedBatch, WriteResult
+from pipeline.stores.experiments import Contribution
+from pipeline.stores.keys import Partitioning
 from pipeline.worker.cache import UserCache
+from pipeline.worker.controls import MAX_WRITE_ROUNDS, ControlHandler
 from pipeline.worker.metrics import WorkerMetrics
+from pipeline.worker.repartition import Repartitioner
 from pipeline.worker.retry import retry_forever
-from schemas.control import Control, ControlType
 from schemas.dead_letter import RejectReason
-from schemas.validation import (
-    Rejected,
-    dead_letter_bytes,
-    parse_control,
-    parse_event,
-    parse_item,
-)
+from schemas.events import Event
+from schemas.validation import Rejected, dead_letter_bytes, parse_event, parse_item
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 Outcomes = dict[tuple[str, str], dict[str, int]]
+Sourced = list[tuple[RawMessage, Event]]
+
+
+@dataclass(slots=True)
+class Round:
+    """One write round of a batch, learned and encoded, not yet sent."""
+
+    live: Sourced
+    states: dict[str, UserState]
+    learning: BatchLearning
+    touched: dict[str, Trigger]
+    encoded: EncodedBatch
 
 
 @dataclass(slots=True)
 class PreparedBatch:
     """A learned batch whose writes, lists and dead letters are ready to go out."""
 
-    learning: BatchLearning
-    effects: BatchEffects | None
+    first: Round | None
+    due: dict[str, Trigger]
     rejected: list[tuple[RawMessage, Rejected]]
     lists: list[BuiltList]
     size: int
     prepare_seconds: float
+    now: int
+    written: set[str] = field(default_factory=set)
 
 
 def feature_params(settings: Settings) -> FeatureParams:
@@ -100,6 +124,7 @@ class BatchProcessor:
         sender: RecordSender,
         clock: Clock,
         metrics: WorkerMetrics,
+        partitions: Partitioning,
     ) -> None:
         self.settings = settings
         self.models = models
@@ -112,7 +137,23 @@ class BatchProcessor:
         self.sender = sender
         self.clock = clock
         self.metrics = metrics
+        self.partitions = partitions
         self.feature_params = feature_params(settings)
+        self.hop = Repartitioner(partitions.of, sender, metrics)
+        # load -> learn -> write of a batch, a control batch and a forget never interleave
+        self.writes = asyncio.Lock()
+        self.controls = ControlHandler(
+            settings,
+            cache=cache,
+            batches=batches,
+            refresher=refresher,
+            sender=sender,
+            clock=clock,
+            metrics=metrics,
+            hop=self.hop,
+            dead_letter=self._dead_letter,
+            writes=self.writes,
+        )
 
     def reset(self) -> None:
         """Drop cached users and pending refreshes (partitions moved, or a batch failed)."""
@@ -121,15 +162,10 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ events
     async def handle_events(self, messages: Sequence[RawMessage]) -> None:
-        """Handle one batch; returns only when its effects are durable (see module doc).
-
-        The safe path: one batch at a time, retried once with fresh state after a bug and
-        dead-lettered if it fails again. ``pipeline.worker.pipeline`` overlaps batches by
-        calling ``prepare`` and ``commit`` itself and falls back to this on a failure.
-        """
+        """Handle one batch; returns only when its effects are durable (see module doc)."""
         started = time.perf_counter()
         try:
-            await self.commit(await self.prepare(messages))
+            await self._handle_events(messages)
         except Exception:
             # A bug must not lose events: reload state and retry once, then dead-letter the
             # batch with the reason so it can be replayed after a fix.
@@ -137,94 +173,171 @@ class BatchProcessor:
             log.exception("batch failed; retrying once with fresh state size=%d", len(messages))
             self.reset()
             try:
-                await self.commit(await self.prepare(messages))
+                await self._handle_events(messages)
             except Exception as exc:
                 log.exception("batch failed twice; dead-lettering size=%d", len(messages))
                 why = Rejected(RejectReason.PROCESSING_ERROR, type(exc).__name__)
                 await self._dead_letter([(m, why) for m in messages])
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    async def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
-        """The CPU stage: parse, load, learn, decide and build lists; nothing is written.
+    async def _handle_events(self, messages: Sequence[RawMessage]) -> None:
+        async with self.writes:
+            await self.commit(await self.prepare(messages))
 
-        Users' states are changed in the cache and their writes encoded now, so the next
-        batch may be prepared while this one's I/O is in flight.
+    async def prepare(self, messages: Sequence[RawMessage]) -> PreparedBatch:
+        """The CPU stage: parse, re-route, load, learn, encode the writes, build due lists.
+
+        Nothing of the batch is written here; the users' cached states change and their
+        writes are encoded now, so the next batch may be prepared while this one's I/O is
+        in flight (``pipeline.worker.pipeline``).
         """
         started = time.perf_counter()
         now = self.clock.now_ms()
         s = self.settings
-        valid, rejected = split_valid(
+        valid, rejected = split_sourced(
             messages,
             lambda raw: parse_event(
                 raw, now_ms=now, max_bytes=s.max_event_bytes, max_future_ms=s.max_future_ms
             ),
         )
-        states = await self.cache.ensure({e.user_id for e in valid})
-        learning = learn_batch(
-            self.models,
-            states,
-            valid,
-            params=self.feature_params,
-            threshold=s.completion_threshold,
-        )
-        for duplicate in learning.duplicates:
-            self.metrics.events.labels(duplicate.type, "duplicate").inc()
-        outcomes: Outcomes = {}
-        touched: dict[str, Trigger] = {}
-        for learned in learning.applied:
-            event = learned.event
-            attribute(
-                self.experiments,
-                self.exposures.get(event.user_id),
-                event_type=event.type,
-                item_id=event.item_id,
-                completed=event.type == "watch"
-                and (learned.signal.completion or 0.0) >= s.completion_threshold,
-                now_ms=now,
-                outcomes=outcomes,
+        pending = await self.hop.keep_own(valid, lambda e: e.user_id)
+        due: dict[str, Trigger] = {}
+        first = await self._learn(pending, now, due, schedule=True) if pending else None
+        lists = []
+        if first is not None:
+            lists = self.refresher.build(
+                [(first.states[u], t) for u, t in due.items() if u in first.states]
             )
-            touched[event.user_id] = Trigger(event.event_id, event.ts, now)
-            self.metrics.events.labels(event.type, "applied").inc()
-        due, owed = self.refresher.on_changes(touched, now)
-        effects = None
-        if touched:
-            effects = BatchEffects(
-                now,
-                uuid.uuid4().hex,
-                [self.batches.encode_user(states[u], now) for u in touched],
-                learning.records,
-                outcomes=outcomes,
-                owed=owed,
-            )
-        lists = self.refresher.build([(states[u], t) for u, t in due])
         return PreparedBatch(
-            learning, effects, rejected, lists, len(messages), time.perf_counter() - started
+            first, due, rejected, lists, len(messages), time.perf_counter() - started, now
         )
 
     async def commit(self, batch: PreparedBatch) -> None:
-        """The I/O stage: write, then teach the models, then dead letters and lists."""
+        """The I/O stage: writes (and rounds after conflicts), teaching, dead letters, lists."""
         started = time.perf_counter()
-        if batch.effects is not None:
-            await self._write(batch.effects)
-        apply_learning(self.models, batch.learning)
-        self.metrics.model_records.labels("own").inc(len(batch.learning.applied))
+        conflicted: set[str] = set()
+        round_ = batch.first
+        for attempt in range(MAX_WRITE_ROUNDS):
+            if round_ is None:
+                break
+            pending = await self._write_round(round_, batch.now)
+            if not pending:
+                break
+            conflicted |= {e.user_id for _, e in pending}
+            if attempt + 1 == MAX_WRITE_ROUNDS:
+                msg = f"users kept conflicting after {MAX_WRITE_ROUNDS} write rounds"
+                raise WriteConflictError(msg)
+            round_ = await self._learn(pending, batch.now, batch.due, schedule=False)
         if batch.rejected:
             await self._dead_letter(batch.rejected)
-        await self.refresher.deliver(batch.lists, kind="event")
+        lists = [b for b in batch.lists if b.user_id not in conflicted]
+        if conflicted:  # their lists were built on a state that did not hold: build again
+            states = await self.cache.ensure(conflicted & set(batch.due))
+            lists += self.refresher.build([(states[u], batch.due[u]) for u in states])
+        await self.refresher.deliver(lists, kind="event")
         self.metrics.batch_size.observe(batch.size)
         self.metrics.stage_seconds.labels("prepare").observe(batch.prepare_seconds)
         self.metrics.stage_seconds.labels("commit").observe(time.perf_counter() - started)
 
-    async def _write(self, effects: BatchEffects) -> None:
-        await retry_forever(
-            lambda: self.batches.write(effects),
+    async def _learn(
+        self, pending: Sourced, now: int, due: dict[str, Trigger], *, schedule: bool
+    ) -> Round:
+        """Learn one round of events and encode its writes (CPU, apart from loading users).
+
+        ``schedule``: whether the refresh scheduler hears of these events (the first round
+        only; a round after a conflict re-applies events it already heard of).
+        """
+        states = await self.cache.ensure({e.user_id for _, e in pending})
+        live: Sourced = []
+        for m, e in pending:
+            if states[e.user_id].forgotten_before(e.ts):
+                self.metrics.events.labels(e.type, "forgotten").inc()
+            else:
+                live.append((m, e))
+        source = {id(e): m for m, e in live}
+        learning = learn_batch(
+            self.models,
+            states,
+            [e for _, e in live],
+            params=self.feature_params,
+            threshold=self.settings.completion_threshold,
+        )
+        contributions: list[Contribution] = []
+        touched: dict[str, Trigger] = {}
+        for learned in learning.applied:
+            event = learned.event
+            contributions += self._outcomes(
+                event, source[id(event)], learned.signal.completion, now
+            )
+            touched[event.user_id] = Trigger(event.event_id, event.ts, now)
+        now_due, owed = self.refresher.on_changes(touched, now, schedule=schedule)
+        due.update(now_due)
+        changed = [states[u] for u in touched]
+        encoded = self.batches.encode(
+            BatchEffects(
+                now, uuid.uuid4().hex, changed, learning.records, outcomes=contributions, owed=owed
+            )
+        )
+        return Round(live, states, learning, touched, encoded)
+
+    async def _write_round(self, round_: Round, now: int) -> Sourced:
+        """Send one round; teach the models what was written; the events of conflicted users."""
+        result = await self._retry(lambda: self.batches.send(round_.encoded))
+        states, touched = round_.states, round_.touched
+        done = round_.learning.without(result.conflicted)
+        apply_learning(self.models, done)
+        self.metrics.model_records.labels("own").inc(len(done.applied))
+        for learned in done.applied:
+            self.metrics.events.labels(learned.event.type, "applied").inc()
+        for duplicate in done.duplicates:
+            self.metrics.events.labels(duplicate.type, "duplicate").inc()
+        settled = {e.user_id for e in done.duplicates} - set(touched)
+        if settled:  # a redelivered batch: their index entries may be what a crash left out
+            await self._retry(lambda: self.batches.reindex([states[u] for u in settled], now))
+        for user_id in result.reload | set(result.conflicted):
+            self.cache.drop(user_id)
+        if not result.conflicted:
+            return []
+        self.metrics.write_conflicts.inc(len(result.conflicted))
+        log.info("user writes conflicted; reloading users=%d", len(result.conflicted))
+        fresh = await self.cache.ensure(set(result.conflicted))
+        await self._retry(lambda: self.batches.repair(list(fresh.values()), result.conflicted))
+        return [(m, e) for m, e in round_.live if e.user_id in result.conflicted]
+
+    def _outcomes(
+        self, event: Event, message: RawMessage, completion: float | None, now: int
+    ) -> list[Contribution]:
+        counts: Outcomes = {}
+        attribute(
+            self.experiments,
+            self.exposures.get(event.user_id),
+            event_type=event.type,
+            item_id=event.item_id,
+            completed=event.type == "watch"
+            and (completion or 0.0) >= self.settings.completion_threshold,
+            now_ms=now,
+            outcomes=counts,
+        )
+        partition = self.partitions.of(event.user_id)
+        where = f"{message.topic}:{message.partition}"
+        return [
+            Contribution(partition, where, message.offset, name, arm, c)
+            for (name, arm), c in counts.items()
+        ]
+
+    async def _write(self, effects: BatchEffects) -> WriteResult:
+        return await self._retry(lambda: self.batches.write(effects))
+
+    async def _retry(self, operation: Callable[[], Awaitable[T]]) -> T:
+        return await retry_forever(
+            operation,
             what="redis batch write",
             on_error=lambda _: self.metrics.redis_errors.inc(),
         )
 
     async def _dead_letter(self, rejected: list[tuple[RawMessage, Rejected]]) -> None:
         now = self.clock.now_ms()
-        records: list[tuple[bytes | None, bytes]] = []
+        records: list[tuple[bytes | None, bytes | None]] = []
         for m, why in rejected:
             records.append(
                 (
@@ -246,9 +359,10 @@ class BatchProcessor:
     # ------------------------------------------------------------------ items
     async def handle_items(self, messages: Sequence[RawMessage]) -> None:
         """Catalogue updates: applied here and shared with the other workers via the log."""
-        items, rejected = split_valid(
+        valid, rejected = split_sourced(
             messages, lambda raw: parse_item(raw, max_bytes=self.settings.max_event_bytes)
         )
+        items = [item for _, item in await self.hop.keep_own(valid, lambda i: i.item_id)]
         if items:
             now = self.clock.now_ms()
             for item in items:
@@ -261,62 +375,4 @@ class BatchProcessor:
     # ------------------------------------------------------------------ controls
     async def handle_controls(self, messages: Sequence[RawMessage]) -> None:
         """User controls (control v1); this worker owns the users' partitions."""
-        controls, rejected = split_valid(
-            messages, lambda raw: parse_control(raw, max_bytes=self.settings.max_event_bytes)
-        )
-        # in arrival order, a forget splitting the batch: what came before it is forgotten too
-        pending: list[Control] = []
-        for control in controls:
-            if control.type is ControlType.FORGET:
-                await self._apply_controls(pending)
-                pending = []
-                await self._forget([control.user_id])
-            else:
-                pending.append(control)
-        await self._apply_controls(pending)
-        if rejected:
-            await self._dead_letter(rejected)
-
-    async def _apply_controls(self, controls: list[Control]) -> None:
-        """Store the users' new controls, then refresh their lists through the coalescer."""
-        if not controls:
-            return
-        now = self.clock.now_ms()
-        states = await self.cache.ensure({c.user_id for c in controls})
-        touched: dict[str, Trigger] = {}
-        for control in controls:
-            state = states[control.user_id]
-            apply_control(state.controls, control, n_events=state.n_events)
-            touched[control.user_id] = Trigger(control.control_id, control.ts, now)
-            self.metrics.controls.labels(str(control.type)).inc()
-        due, owed = self.refresher.on_changes(touched, now)
-        changed = [states[u] for u in touched]
-        await retry_forever(
-            lambda: self.batches.write_controls(changed, owed),
-            what="redis controls write",
-            on_error=lambda _: self.metrics.redis_errors.inc(),
-        )
-        await self.refresher.refresh(due, kind="control")
-
-    async def _forget(self, user_ids: list[str]) -> None:
-        """Delete every key of the users, then publish a non-personalised list for each.
-
-        The list (trending, no personal data) replaces the personalised one for consumers of
-        the topic and of the recs key; the user is personalised again from their next event.
-        """
-        for user_id in user_ids:
-            self.cache.drop(user_id)
-            self.refresher.forget(user_id)
-        await retry_forever(
-            lambda: self.batches.forget(user_ids),
-            what="redis forget",
-            on_error=lambda _: self.metrics.redis_errors.inc(),
-        )
-        for user_id in user_ids:
-            self.cache.put(UserState(user_id))
-        await self.refresher.refresh([(u, Trigger(None, None)) for u in user_ids], kind="forget")
-        for user_id in user_ids:
-            self.cache.drop(user_id)
-            self.refresher.forget(user_id)
-        self.metrics.forgotten.inc(len(user_ids))
-        log.info("forgot users count=%d", len(user_ids))
+        await self.controls.handle(messages)

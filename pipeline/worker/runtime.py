@@ -14,11 +14,10 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-import redis.asyncio as aioredis
-
 from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
+from pipeline.kafka.partitioning import key_partitioner
 from pipeline.lists.experiments import load_experiments
 from pipeline.lists.recommend import ListParams, Recommender
 from pipeline.model.models import ModelParams, SharedModels
@@ -26,13 +25,15 @@ from pipeline.publish.ports import RecordSender
 from pipeline.publish.publisher import Exposures, ListPublisher
 from pipeline.publish.refresher import Refresher
 from pipeline.stores.batch import BatchStore
-from pipeline.stores.keys import RedisKeys
-from pipeline.stores.lists import RedisListStore
+from pipeline.stores.client import RedisClient
+from pipeline.stores.commands import load_scripts
+from pipeline.stores.experiments import COUNT_OUTCOMES
+from pipeline.stores.keys import Partitioning, RedisKeys
+from pipeline.stores.lists import WRITE_LIST, RedisListStore
 from pipeline.stores.model_log import ModelLog
-from pipeline.stores.owed import OwedRefreshes
-from pipeline.stores.segments import sweep_dormant
-from pipeline.stores.trending import write_trending
-from pipeline.stores.users import UserStore
+from pipeline.stores.segments import MARK_DORMANT, sweep_dormant
+from pipeline.stores.trending import REPLACE_ZSET, write_trending
+from pipeline.stores.users import APPLY_USER, LOAD_USER, UserStore
 from pipeline.worker.adapters import CachedUsers, DurableListStore, DurableSender
 from pipeline.worker.cache import UserCache
 from pipeline.worker.metrics import WorkerMetrics
@@ -46,6 +47,14 @@ log = logging.getLogger(__name__)
 HAND_OVER_SECONDS = 5.0
 RATE_WINDOW_SECONDS = 5.0
 
+SCRIPTS = (APPLY_USER, LOAD_USER, WRITE_LIST, COUNT_OUTCOMES, MARK_DORMANT, REPLACE_ZSET)
+"""Every Lua script a worker sends, loaded on every primary at start (NOSCRIPT reloads)."""
+
+
+def partitioning(settings: Settings) -> Partitioning:
+    """Users' partitions: Kafka's default partitioner over ``topic_partitions``."""
+    return Partitioning(settings.topic_partitions, key_partitioner(settings.topic_partitions))
+
 
 class Worker:
     """A started worker: the processor plus the periodic steps the app's timers call."""
@@ -54,7 +63,8 @@ class Worker:
         self,
         settings: Settings,
         *,
-        redis: aioredis.Redis,
+        redis: RedisClient,
+        partitions: Partitioning,
         models: SharedModels,
         recommender: Recommender,
         sharing: ModelSharing,
@@ -65,6 +75,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.redis = redis
+        self.partitions = partitions
         self.keys = RedisKeys(settings.redis_namespace)
         self.models = models
         self.recommender = recommender
@@ -129,6 +140,7 @@ class Worker:
             lambda: sweep_dormant(
                 self.redis,
                 self.keys,
+                self.partitions,
                 now_ms=self.clock.now_ms(),
                 dormant_after_ms=int(s.dormant_after_seconds * 1000),
                 ttl_ms=s.user_ttl_seconds * 1000,
@@ -161,7 +173,7 @@ class Worker:
 async def start_worker(
     settings: Settings,
     *,
-    redis: aioredis.Redis,
+    redis: RedisClient,
     sender: RecordSender,
     worker_id: str,
     metrics: WorkerMetrics | None = None,
@@ -172,16 +184,18 @@ async def start_worker(
     metrics = metrics or WorkerMetrics()
     clock = clock or SystemClock()
     keys = RedisKeys(settings.redis_namespace)
+    partitions = partitioning(settings)
     users = UserStore(
         redis,
         keys=keys,
+        partitions=partitions,
         ttl_seconds=settings.user_ttl_seconds,
         history_cap=settings.history_size,
         excluded_cap=settings.dedupe_ids_per_user,
         events_cap=settings.dedupe_ids_per_user,
     )
     await retry_forever(
-        users.ensure_scripts,
+        lambda: load_scripts(redis, SCRIPTS),
         what="redis script load",
         on_error=lambda _: metrics.redis_errors.inc(),
     )
@@ -204,7 +218,8 @@ async def start_worker(
         recommender,
         experiments,
         store=DurableListStore(
-            RedisListStore(redis, keys, ttl_seconds=settings.user_ttl_seconds), metrics
+            RedisListStore(redis, keys, partitions, ttl_seconds=settings.user_ttl_seconds),
+            metrics,
         ),
         sender=durable_sender,
         topic=settings.topic_recommendations,
@@ -229,7 +244,12 @@ async def start_worker(
         recommender=recommender,
         cache=cache,
         batches=BatchStore(
-            redis, keys, users=users, model_log=model_log, owed=OwedRefreshes(redis, keys)
+            redis,
+            keys,
+            partitions=partitions,
+            users=users,
+            model_log=model_log,
+            forget_marker_ms=settings.forget_marker_seconds * 1000,
         ),
         refresher=refresher,
         exposures=exposures,
@@ -237,10 +257,12 @@ async def start_worker(
         sender=durable_sender,
         clock=clock,
         metrics=metrics,
+        partitions=partitions,
     )
     worker = Worker(
         settings,
         redis=redis,
+        partitions=partitions,
         models=models,
         recommender=recommender,
         sharing=sharing,

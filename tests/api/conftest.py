@@ -1,8 +1,10 @@
-"""One real worker and one ``recloop serve`` process for all API, fuzz and browser tests.
+"""A real worker and a ``recloop serve`` process per kind of Redis for the API tests.
 
 The stack is the integration tests' (real Kafka and Redis, see ``tests/conftest.py``) with
-its own topics and key namespace. Lists are short (6 items, at most 3 per category, no
-exploration) so that a category entering or leaving a list is plain to see.
+its own topics and key namespace. ``api`` runs each API test on a single Redis and on a
+Redis Cluster; the browser and fuzz tests use the single one (``single_api``). Lists are
+short (6 items, at most 3 per category, no exploration) so that a category entering or
+leaving a list is plain to see.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis
 from pydantic import SecretStr
 
 from pipeline.config import Settings
+from pipeline.kafka.partitioning import key_partitioner
 from pipeline.kafka.producer import EventProducer
 from pipeline.kafka.topics import ensure_topics
+from pipeline.stores.client import sync_redis
 from pipeline.stores.keys import RedisKeys
 from pipeline.tooling.probes import free_port
 from pipeline.tooling.processes import WorkerProcess, wait_for
 from pipeline.tooling.serve_process import ServeProcess
+from tests.conftest import REDIS_KINDS, redis_url_of
 
 CATEGORIES = ["Comedy", "Drama", "Documentary", "Music", "Sports", "Kids"]
 ITEMS_PER_CATEGORY = 12
@@ -62,8 +66,9 @@ class Api:
         self.serve = serve
         self.worker = worker
         self.http = httpx.Client(base_url=serve.base_url, timeout=30)
-        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.redis = sync_redis(settings.redis_url)
         self.keys = RedisKeys(settings.redis_namespace)
+        self.partition = key_partitioner(settings.topic_partitions)
 
     def recs(self, user_id: str) -> dict[str, Any] | None:
         raw = self.redis.get(self.keys.recs(user_id))
@@ -131,17 +136,8 @@ def api_settings_factory(
     return make
 
 
-@pytest.fixture(scope="session")
-def api(
-    api_settings_factory: Callable[..., Settings], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Api]:
+def start_api(settings: Settings, logs: Path) -> Api:
     """A worker and a serve process (no API key: loopback) sharing one stack."""
-    web_port = free_port()
-    settings = api_settings_factory(
-        web_port=web_port,
-        api_port=free_port(),
-        api_worker_metrics_urls=f"http://127.0.0.1:{web_port}/metrics",
-    )
     ensure_topics(settings)
     now = int(time.time() * 1000)
     with EventProducer(settings) as producer:
@@ -156,17 +152,62 @@ def api(
                     creator_id=f"creator-{n % 3}",
                 )
         producer.flush()
-    logs = tmp_path_factory.mktemp("api-logs")
     worker = WorkerProcess(settings, log_path=logs / "worker.log").wait_ready(90)
     serve = ServeProcess(settings, log_path=logs / "serve.log").wait_healthy(30)
     client = Api(settings, serve, worker)
+    assert wait_for(lambda: client.http.get("/ready").status_code == 200, timeout=30)
+    return client
+
+
+@pytest.fixture(scope="session")
+def api_pool(
+    request: pytest.FixtureRequest,
+    api_settings_factory: Callable[..., Settings],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[str], Api]]:
+    """``get(kind) -> Api``: started on first use (own topics, group and keys per kind)."""
+    started: dict[str, Api] = {}
+
+    def get(kind: str) -> Api:
+        if kind not in started:
+            base = api_settings_factory()
+            tag = "c" if kind == "redis-cluster" else "s"
+            web_port = free_port()
+            settings = api_settings_factory(
+                redis_url=redis_url_of(request, kind),
+                redis_namespace=f"{base.redis_namespace}{tag}",
+                app_id=f"{base.app_id}-{tag}",
+                topic_events=f"{base.topic_events}.{tag}",
+                topic_items=f"{base.topic_items}.{tag}",
+                topic_dlq=f"{base.topic_dlq}.{tag}",
+                topic_recommendations=f"{base.topic_recommendations}.{tag}",
+                topic_controls=f"{base.topic_controls}.{tag}",
+                web_port=web_port,
+                api_port=free_port(),
+                api_worker_metrics_urls=f"http://127.0.0.1:{web_port}/metrics",
+            )
+            started[kind] = start_api(settings, tmp_path_factory.mktemp(f"api-logs-{tag}"))
+        return started[kind]
+
     try:
-        assert wait_for(lambda: client.http.get("/ready").status_code == 200, timeout=30)
-        yield client
+        yield get
     finally:
-        client.close()
-        serve.stop()
-        worker.stop()
+        for client in started.values():
+            client.close()
+            client.serve.stop()
+            client.worker.stop()
+
+
+@pytest.fixture(scope="session", params=REDIS_KINDS)
+def api(request: pytest.FixtureRequest, api_pool: Callable[[str], Api]) -> Api:
+    """The API on a single Redis, then on a Redis Cluster."""
+    return api_pool(request.param)
+
+
+@pytest.fixture(scope="session")
+def single_api(api_pool: Callable[[str], Api]) -> Api:
+    """The API on the single Redis (browser and fuzz tests)."""
+    return api_pool("redis")
 
 
 READ_KEY = "read-secret"
@@ -174,9 +215,9 @@ ADMIN_KEY = "admin-secret"
 
 
 @pytest.fixture(scope="session")
-def keyed(api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+def keyed(single_api: Api, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """A second serve process on the same stack with both keys and a CORS allow-list."""
-    settings = api.settings.model_copy(update={
+    settings = single_api.settings.model_copy(update={
         "api_port": free_port(),
         "api_read_key": SecretStr(READ_KEY),
         "api_admin_key": SecretStr(ADMIN_KEY),

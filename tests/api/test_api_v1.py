@@ -234,15 +234,15 @@ def test_forget_through_delete(api: Api) -> None:
     resp = api.http.delete(f"/v1/users/{user}")
     assert resp.status_code == 202 and resp.json()["accepted"] == 1
 
-    def forgotten() -> bool:
-        return not api.redis.exists(api.keys.features(user), api.keys.history(user)) and (
-            (api.recs(user) or {}).get("personalized") is False
-        )
+    def forgotten() -> bool:  # the marker says the worker applied it; then 404
+        marker = api.keys.forgotten(api.partition(user))
+        return api.redis.zscore(marker, api.keys.forget_token(user)) is not None
 
     assert wait_for(forgotten, timeout=30)
-    doc = api.http.get(f"/v1/users/{user}/recommendations").json()
-    assert doc["personalized"] is False
-    assert api.http.get(f"/v1/users/{user}").json()["features"] == {}
+    assert api.redis.exists(*api.keys.user_keys(user)) == 0
+    assert api.http.get(f"/v1/users/{user}").status_code == 404
+    resp = api.http.get(f"/v1/users/{user}/recommendations")
+    assert resp.headers["x-recloop-source"] == "trending" and resp.json()["personalized"] is False
 
 
 def test_dead_letters_show_recent_refusals_with_reasons(api: Api) -> None:

@@ -30,6 +30,12 @@ DOCS_SCREENSHOT = REPO / "docs" / "console-user-view.png"
 
 
 @pytest.fixture(scope="module")
+def api(single_api: Api) -> Api:
+    """The console is the same on either kind of Redis: one is enough."""
+    return single_api
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make setup` installs Debian's chromium (as root)")

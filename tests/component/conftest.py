@@ -15,13 +15,15 @@ from typing import Any
 
 import orjson
 import pytest
-import redis.asyncio as aioredis
 
 from pipeline.clock import ManualClock
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
+from pipeline.kafka.partitioning import key_partitioner
+from pipeline.stores.client import RedisClient, open_redis
 from pipeline.tooling.testing import RecordingSender
 from pipeline.worker.runtime import Worker, start_worker
+from tests.conftest import REDIS_KINDS, redis_url_of
 
 T0 = 1_700_000_000_000
 
@@ -34,11 +36,12 @@ class Harness:
         self.clock = ManualClock(T0)
         self.sender = RecordingSender()
         self.offsets = itertools.count()
-        self._redis: aioredis.Redis | None = None
+        self.partition_of = key_partitioner(settings.topic_partitions)
+        self._redis: RedisClient | None = None
         self._worker: Worker | None = None
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> RedisClient:
         assert self._redis is not None, "use `async with harness:`"
         return self._redis
 
@@ -49,7 +52,7 @@ class Harness:
 
     async def __aenter__(self) -> Harness:
         """Connect (on this event loop) and start a worker."""
-        self._redis = aioredis.Redis.from_url(self.settings.redis_url)
+        self._redis = await open_redis(self.settings)
         await self.start()
         return self
 
@@ -68,9 +71,15 @@ class Harness:
         )
         return self._worker
 
-    def raw(self, doc: dict[str, Any] | bytes, topic: str | None = None) -> RawMessage:
+    def raw(
+        self, doc: dict[str, Any] | bytes, topic: str | None = None, partition: int | None = None
+    ) -> RawMessage:
+        """A consumed record; on its key's partition unless ``partition`` says otherwise."""
         value = doc if isinstance(doc, bytes) else orjson.dumps(doc)
-        return RawMessage(value, topic or self.settings.topic_events, 0, next(self.offsets))
+        if partition is None:
+            key = doc.get("user_id") or doc.get("item_id") if isinstance(doc, dict) else None
+            partition = self.partition_of(str(key)) if key else 0
+        return RawMessage(value, topic or self.settings.topic_events, partition, next(self.offsets))
 
     def event(self, user: str, item: str, *, kind: str = "watch", **fields: Any) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -97,10 +106,26 @@ class Harness:
         return f"{self.settings.redis_namespace}:user:{{{user}}}:{kind}"
 
 
+@pytest.fixture(params=REDIS_KINDS)
+def harness_factory(
+    request: pytest.FixtureRequest, settings_factory: Callable[..., Settings]
+) -> Callable[..., Harness]:
+    """``make(**settings) -> Harness`` on a single Redis and on a Redis Cluster (no broker).
+
+    Harnesses made in one test share the test's key namespace: several workers, one Redis.
+    """
+    url = redis_url_of(request, request.param)
+
+    def make(**overrides: Any) -> Harness:
+        return Harness(settings_factory(kafka_bootstrap="127.0.0.1:1", redis_url=url, **overrides))
+
+    return make
+
+
 @pytest.fixture
-def harness(settings_factory: Callable[..., Settings]) -> Harness:
-    """A harness on the test Redis (no broker: sends are recorded); ``async with`` it."""
-    return Harness(settings_factory(kafka_bootstrap="127.0.0.1:1"))
+def harness(harness_factory: Callable[..., Harness]) -> Harness:
+    """A harness on a single Redis and on a Redis Cluster (no broker: sends are recorded)."""
+    return harness_factory()
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from pipeline.model.catalog import ItemInfo
-from pipeline.stores.batch import BatchEffects, BatchStore
+from pipeline.stores.batch import BatchStore, EncodedBatch, WriteResult
 from tests.component.conftest import Harness, run
 
 
@@ -103,12 +103,12 @@ class FailingOnce:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def write(self, effects: BatchEffects) -> None:
+    async def send(self, batch: EncodedBatch) -> WriteResult:
         if not self.failed:
             self.failed = True
             msg = "injected bug"
             raise RuntimeError(msg)
-        await self.inner.write(effects)
+        return await self.inner.send(batch)
 
 
 def test_a_retried_batch_teaches_every_model_once(harness: Harness) -> None:
@@ -130,18 +130,18 @@ def test_a_retried_batch_teaches_every_model_once(harness: Harness) -> None:
     run(scenario())
 
 
-def test_forget_deletes_the_user_and_publishes_a_non_personalised_list(harness: Harness) -> None:
+def test_forget_deletes_the_user_and_tombstones_their_lists(harness: Harness) -> None:
     async def scenario() -> None:
         async with harness as h:
             _catalogue(h)
             await h.events(h.event("u6", "i1"))
+            assert h.lists("u6")
             forget = {"control_id": "f1", "type": "forget", "user_id": "u6", "ts": h.clock.now_ms()}
             raw = h.raw(forget, h.settings.topic_controls)
             await h.worker.processor.handle_controls([raw])
-            keys = [h.key(k, "u6") for k in ("features", "history", "excluded", "events")]
-            assert await h.redis.exists(*keys) == 0
-            last = h.lists("u6")[-1]
-            assert last["personalized"] is False and last["trigger_event_id"] is None
+            kinds = ("features", "history", "excluded", "events", "recs", "controls", "meta")
+            assert await h.redis.exists(*[h.key(k, "u6") for k in kinds]) == 0
+            assert h.sender.tombstones(h.settings.topic_recommendations) == [b"u6"]
 
     run(scenario())
 

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from pipeline.model.catalog import ItemInfo
+from pipeline.stores.keys import RedisKeys
 from pipeline.stores.reads import explanation
 from pipeline.worker.metrics import EVENT_TIME_LAG_CAP_SECONDS
 from tests.component.conftest import T0, Harness, run
@@ -93,7 +94,7 @@ def test_a_rescued_list_is_timed_from_the_dead_workers_receipt(harness: Harness)
             await h.events(h.event("r", "i1", event_id="x1"))
             h.clock.advance(100)
             await h.events(h.event("r", "i2", event_id="x2"))  # deferred, owed in Redis
-            owed: Any = await h.redis.hget(f"{h.settings.redis_namespace}:refresh:trigger", "r")
+            owed: Any = await h.redis.hget(h.key("meta", "r"), "owed")
             assert owed == f"x2 {T0 + 100}@{T0 + 100}".encode()
             await h.start()  # the owner died without handing over
             _catalogue(h)
@@ -114,13 +115,16 @@ def test_a_trigger_stored_by_an_earlier_version_is_rescued_and_settled(harness: 
         async with harness as h:
             _catalogue(h)
             await h.events(h.event("v1", "i1", event_id="y1"))
-            ns = h.settings.redis_namespace
-            await h.redis.zadd(f"{ns}:refresh:owed", {"v1": T0})
-            await h.redis.hset(f"{ns}:refresh:trigger", "v1", f"y1 {T0}")  # "<event_id> <ts>"
+            keys = RedisKeys(h.settings.redis_namespace)
+            index = keys.owed(h.partition_of("v1"))
+            # as a worker before receipt times stored it: "<event_id> <ts>", a 3-field member
+            await h.redis.hset(h.key("meta", "v1"), mapping={"owed": f"y1 {T0}", "owed_due": T0})
+            await h.redis.zadd(index, {orjson.dumps(["v1", "y1", T0]): T0})
             h.clock.advance(20_000)
             assert await h.worker.refresher.rescue_owed() == 1
             assert h.lists("v1")[-1]["trigger_event_id"] == "y1"
-            assert await h.redis.hget(f"{ns}:refresh:trigger", "v1") is None
+            assert await h.redis.hget(h.key("meta", "v1"), "owed") is None
+            assert await h.redis.zcard(index) == 0
 
     run(scenario())
 

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from pipeline.model.catalog import ItemInfo
-from pipeline.stores.batch import BatchEffects, BatchStore
+from pipeline.stores.batch import BatchStore, EncodedBatch, WriteResult
 from tests.component.conftest import Harness, run
 
 
@@ -28,14 +28,14 @@ class SlowWrites:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    async def write(self, effects: BatchEffects) -> None:
-        self.started.append(len(effects.users))
+    async def send(self, batch: EncodedBatch) -> WriteResult:
+        self.started.append(len(batch.users.expected))
         await self.release.wait()
         if self.fail_next:
             self.fail_next = False
             msg = "injected bug in the write"
             raise RuntimeError(msg)
-        await self.inner.write(effects)
+        return await self.inner.send(batch)
 
 
 async def _features(h: Harness, user: str) -> dict[str, str]:

@@ -15,11 +15,12 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from pipeline.config import Settings
+from pipeline.kafka.partitioning import key_partitioner
 from pipeline.kafka.producer import EventProducer
 from pipeline.kafka.topics import ensure_topics
+from pipeline.stores.client import sync_redis
 from pipeline.stores.keys import RedisKeys
 from pipeline.tooling.processes import WorkerProcess, wait_for
 
@@ -39,7 +40,7 @@ def env(settings_factory: Callable[..., Settings], tmp_path: Path) -> Iterator[d
         for n in range(20):
             producer.item(f"item-{n}", ["Drama" if n % 2 else "Comedy"], duration_seconds=600.0)
         producer.flush()
-    client = redis.Redis.from_url(settings.redis_url)
+    client = sync_redis(settings.redis_url)
     workers: list[WorkerProcess] = []
     yield {"settings": settings, "make": make, "redis": client, "workers": workers,
            "keys": RedisKeys(settings.redis_namespace), "tmp": tmp_path}  # fmt: skip
@@ -69,9 +70,8 @@ def test_refresh_owed_by_a_killed_worker_is_done_by_another(env: dict[str, Any])
         assert wait_for(lambda: list_trigger(env, user) == first, timeout=60)
         second = producer.click(user, "item-2")  # within 5 s of the refresh: deferred
         producer.flush()
-    trigger_key = keys.owed_triggers
     assert wait_for(
-        lambda: (env["redis"].hget(trigger_key, user) or b"").startswith(second.encode()),
+        lambda: (env["redis"].hget(keys.meta(user), "owed") or b"").startswith(second.encode()),
         timeout=30,
         interval=0.02,
     ), "the second event was not recorded as owing a refresh"
@@ -82,7 +82,9 @@ def test_refresh_owed_by_a_killed_worker_is_done_by_another(env: dict[str, Any])
     assert wait_for(lambda: list_trigger(env, user) == second, timeout=60), (
         f"the list never reflected the last event; worker b:\n{b.tail()}"
     )
-    assert env["redis"].zscore(keys.owed_refreshes, user) is None  # settled
+    assert env["redis"].hget(keys.meta(user), "owed") is None  # settled
+    partition = key_partitioner(env["settings"].topic_partitions)(user)
+    assert env["redis"].zcard(keys.owed(partition)) == 0  # and out of the rescue index
     rescued = [
         line for line in b.metrics().splitlines()
         if line.startswith("recloop_lists_published_total") and 'trigger="rescued"' in line

@@ -1,4 +1,4 @@
-"""A worker process per test module on the session's real Kafka and Redis."""
+"""A worker process per test module on the session's real Kafka and Redis (single, cluster)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,16 @@ from typing import Any
 
 import orjson
 import pytest
-import redis
 
 from pipeline.config import Settings
+from pipeline.kafka.partitioning import key_partitioner
 from pipeline.kafka.producer import EventProducer
 from pipeline.kafka.topics import ensure_topics
+from pipeline.stores.client import sync_redis
 from pipeline.stores.keys import RedisKeys
 from pipeline.tooling.probes import free_port
 from pipeline.tooling.processes import WorkerProcess
+from tests.conftest import REDIS_KINDS, redis_url_of
 
 CATEGORIES = ["Comedy", "Drama", "Documentary", "Music", "Sports", "Kids"]
 ITEMS_PER_CATEGORY = 15
@@ -41,10 +43,12 @@ def item_id(category: str, n: int) -> str:
     return f"{category.lower()}-{n}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=REDIS_KINDS)
 def stack(
-    kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
+    """One worker, on a single Redis and (a second run of the module) on a Redis Cluster."""
+    redis_url = redis_url_of(request, request.param)
     uid = uuid.uuid4().hex[:8]
     experiments = tmp_path_factory.mktemp("exp") / "experiments.json"
     experiments.write_bytes(orjson.dumps(EXPERIMENTS))
@@ -79,12 +83,13 @@ def stack(
         producer.flush()
     log_dir = tmp_path_factory.mktemp("worker")
     worker = WorkerProcess(settings, log_path=log_dir / "worker.log").wait_ready(90)
-    client = redis.Redis.from_url(redis_url)
+    client = sync_redis(redis_url)
     yield {
         "settings": settings,
         "worker": worker,
         "redis": client,
         "keys": RedisKeys(settings.redis_namespace),
+        "partition": key_partitioner(settings.topic_partitions),
     }
     worker.stop()
     client.close()
@@ -103,3 +108,12 @@ def recs(stack: dict[str, Any], user_id: str) -> dict[str, Any] | None:
 def counts(stack: dict[str, Any], user_id: str) -> tuple[int, int, int]:
     f = features(stack, user_id)
     return int(f.get("n_click", 0)), int(f.get("n_skip", 0)), int(f.get("n_watch", 0))
+
+
+def arm_counter(stack: dict[str, Any], name: str, arm: str, counter: str) -> int:
+    """An experiment arm's counter, summed over the partitions."""
+    keys: RedisKeys = stack["keys"]
+    return sum(
+        int(stack["redis"].hget(keys.experiment(p, name, arm), counter) or 0)
+        for p in range(stack["settings"].topic_partitions)
+    )

@@ -14,7 +14,7 @@ from pipeline.config import Settings
 from pipeline.kafka.producer import EventProducer
 from pipeline.lists.experiments import assign, load_experiments
 from pipeline.tooling.processes import wait_for
-from tests.integration.conftest import counts, features, item_id, recs
+from tests.integration.conftest import arm_counter, counts, features, item_id, recs
 
 
 def listed(stack: dict[str, Any], user: str) -> list[str]:
@@ -132,8 +132,9 @@ def test_segments_are_written_and_counted(stack: dict[str, Any]) -> None:
     f = features(stack, user)
     assert f["segment_lifecycle"] == "active" and f["segment_category"] == "Sports"
     assert f["segment_locale"] == "fr-FR" and f["segment_device"] == "tv"
-    assert stack["redis"].sismember(stack["keys"].segment("locale", "fr-FR"), user)
-    assert not stack["redis"].sismember(stack["keys"].segment("lifecycle", "new"), user)
+    p = stack["partition"](user)
+    assert stack["redis"].sismember(stack["keys"].segment(p, "locale", "fr-FR"), user)
+    assert not stack["redis"].sismember(stack["keys"].segment(p, "lifecycle", "new"), user)
     result = subprocess.run(
         [sys.executable, "-m", "agents", "segments", "--json"],
         env={**os.environ, **settings.to_env()}, capture_output=True, text=True, timeout=60,
@@ -150,7 +151,7 @@ def test_experiment_arm_is_stated_and_outcomes_are_attributed(stack: dict[str, A
     arm = assign(declared, user)
     assert arm is not None
     keys = stack["keys"]
-    before = int(stack["redis"].hget(keys.experiment("itest", arm[1].name), "hits") or 0)
+    before = arm_counter(stack, "itest", arm[1].name, "hits")
     with EventProducer(settings) as producer:
         first = producer.click(user, item_id("Kids", 1))
         producer.flush()
@@ -162,9 +163,14 @@ def test_experiment_arm_is_stated_and_outcomes_are_attributed(stack: dict[str, A
         producer.flush()
 
     def hits() -> int:
-        return int(stack["redis"].hget(keys.experiment("itest", arm[1].name), "hits") or 0)
+        return arm_counter(stack, "itest", arm[1].name, "hits")
 
     assert wait_for(lambda: hits() == before + 1, timeout=30)
-    counters = stack["redis"].hgetall(keys.experiment("itest", arm[1].name))
-    assert int(counters[b"completions"]) >= 1 and int(counters[b"exposures"]) >= 1
-    assert stack["redis"].pfcount(keys.experiment_users("itest", arm[1].name)) >= 1
+    assert arm_counter(stack, "itest", arm[1].name, "completions") >= 1
+    assert arm_counter(stack, "itest", arm[1].name, "exposures") >= 1
+    p = stack["partition"](user)
+    assert stack["redis"].pfcount(keys.experiment_users(p, "itest", arm[1].name)) >= 1
+    guard = stack["redis"].hget(
+        keys.experiment(p, "itest", arm[1].name), f"offset:{settings.topic_events}:{p}"
+    )
+    assert guard is not None  # the offset guard that makes the counters exactly-once

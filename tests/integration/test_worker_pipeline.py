@@ -267,7 +267,7 @@ def test_worker_exposes_metrics_health_and_readiness(stack: dict[str, Any]) -> N
         assert name in text
 
 
-def test_forget_deletes_the_user_and_lists_become_non_personalised(stack: dict[str, Any]) -> None:
+def test_forget_deletes_the_user_and_tombstones_their_list(stack: dict[str, Any]) -> None:
     settings: Settings = stack["settings"]
     keys: RedisKeys = stack["keys"]
     user = f"gone-{uuid.uuid4().hex[:6]}"
@@ -277,6 +277,7 @@ def test_forget_deletes_the_user_and_lists_become_non_personalised(stack: dict[s
         producer.flush()
     assert wait_for(lambda: counts(stack, user) == (0, 0, 3), timeout=30)
     assert wait_for(lambda: (recs(stack, user) or {}).get("personalized") is True, timeout=30)
+    reader = TopicReader(settings, settings.topic_recommendations)
     result = subprocess.run(
         [sys.executable, "-m", "agents", "forget", user],
         env={**os.environ, **settings.to_env()},
@@ -286,11 +287,17 @@ def test_forget_deletes_the_user_and_lists_become_non_personalised(stack: dict[s
     )
     assert result.returncode == 0, result.stdout + result.stderr
     client = stack["redis"]
-    for key in (keys.features(user), keys.history(user), keys.excluded(user), keys.events(user)):
+    for key in keys.user_keys(user):
         assert not client.exists(key), key
-    doc = recs(stack, user)
-    assert doc is not None and doc["personalized"] is False
-    assert client.zscore(keys.active_users, user) is None
+    p = stack["partition"](user)
+    assert client.zscore(keys.active(p), user) is None
+    assert not client.sismember(keys.segment(p, "lifecycle", "new"), user)
+
+    def tombstoned(records: list[Any]) -> bool:
+        return any(r.key == user.encode() and r.value is None for r in records)
+
+    assert tombstoned(reader.until(tombstoned, timeout=30))
+    reader.close()
     # the user returns: personalised again, counting from zero
     with EventProducer(settings) as producer:
         producer.click(user, item_id("Music", 1))

@@ -79,14 +79,13 @@ def _key_template(keys: RedisKeys, name: str) -> str:
     if isinstance(member, property):
         return str(getattr(keys, name))
     params = [p for p in inspect.signature(member).parameters if p != "self"]
-    if params == ["user_id"]:
-        return str(getattr(keys, name)("USER_ID"))
-    return str(getattr(keys, name)(*(f"{{{p}}}" for p in params)))
+    shown = {"user_id": "USER_ID", "partition": "P", "version": "<N>"}
+    return str(getattr(keys, name)(*(shown.get(p, f"<{p}>") for p in params)))
 
 
 def test_key_table_is_the_key_layout() -> None:
     keys = RedisKeys()
-    generic = {"user", "user_keys"}  # building blocks, not keys
+    generic = {"user", "user_keys", "partition", "forget_token"}  # building blocks, not keys
     names = [
         name
         for name, member in vars(RedisKeys).items()

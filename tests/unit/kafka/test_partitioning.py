@@ -7,7 +7,7 @@ import random
 import pytest
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from pipeline.kafka.partitioning import KAFKA_TEST_VECTORS, murmur2, partition_for
+from pipeline.kafka.partitioning import KAFKA_TEST_VECTORS, key_partitioner, murmur2, partition_for
 
 
 @pytest.mark.parametrize(("data", "expected"), sorted(KAFKA_TEST_VECTORS.items()))
@@ -40,5 +40,18 @@ def test_partition_for_takes_str_or_bytes_and_spreads_keys() -> None:
     for n in range(8_000):
         counts[partition_for(f"user-{n}", 8)] += 1
     assert min(counts) > 850  # ~1,000 each
-    with pytest.raises(ValueError, match="at least 1 partition"):
+    with pytest.raises(ValueError, match="at least one partition"):
         partition_for("u", 0)
+
+
+def test_text_keys_are_their_utf8_bytes() -> None:
+    of = key_partitioner(8)
+    for key in ("user-42", "ünïcødé", ""):
+        assert of(key) == partition_for(key.encode(), 8)
+
+
+def test_a_topic_has_at_least_one_partition() -> None:
+    with pytest.raises(ValueError, match="at least one partition"):
+        partition_for(b"k", 0)
+    with pytest.raises(ValueError, match="at least one partition"):
+        key_partitioner(0)

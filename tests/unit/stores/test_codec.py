@@ -78,16 +78,25 @@ def _score(value: float) -> bytes:
 
 @dataclass
 class UserKeys:
-    """The four per-user keys of one user, as plain Python values."""
+    """The per-user keys of one user that the write script touches, as Python values."""
 
     features: dict[bytes, bytes] = field(default_factory=dict)
     history: list[bytes] = field(default_factory=list)  # index 0 = head (newest)
     excluded: dict[bytes, float] = field(default_factory=dict)
     events: dict[bytes, float] = field(default_factory=dict)
+    controls: dict[bytes, bytes] = field(default_factory=dict)
+    meta: dict[bytes, bytes] = field(default_factory=dict)
 
-    def load(self) -> tuple[dict[bytes, bytes], list[bytes], list[bytes], list[bytes]]:
+    def load(self) -> tuple[Any, ...]:
         """What ``load_user.lua`` returns (HGETALL paired by the store, ZRANGE WITHSCORES)."""
-        return dict(self.features), list(self.history), _zrange(self.excluded), _zrange(self.events)
+        return (
+            dict(self.features),
+            list(self.history),
+            _zrange(self.excluded),
+            _zrange(self.events),
+            dict(self.controls),
+            dict(self.meta),
+        )
 
 
 def _zrange(zset: dict[bytes, float]) -> list[bytes]:
@@ -100,10 +109,18 @@ def _zrange(zset: dict[bytes, float]) -> list[bytes]:
 def run_apply_user(db: UserKeys, argv: list[Any]) -> int:
     """Python port of ``apply_user.lua``, reading ARGV as its header documents."""
     a = [_wire(v) for v in argv]
-    if a[0] != b"" and a[0] in db.events:
+    version = int(db.meta.get(b"version", b"0"))
+    if a[1] != b"" and a[1] in db.events:
         return 0
-    caps = [int(a[2]), int(a[3]), int(a[4])]
-    i = 5
+    if version != int(a[0]):
+        return -1
+    caps = [int(a[3]), int(a[4]), int(a[5])]
+    i = 8
+    n = int(a[i])
+    i += 1
+    if n >= 0:  # DEL controls, HSET field value ...
+        db.controls = {a[i + 2 * k]: a[i + 2 * k + 1] for k in range(n)}
+        i += 2 * n
     n = int(a[i])
     i += 1
     for k in range(n):  # HSET field value ...
@@ -132,11 +149,16 @@ def run_apply_user(db: UserKeys, argv: list[Any]) -> int:
             for member, _ in ranked[: max(0, len(ranked) - cap)]:
                 del zset[member]
     assert i == len(a), f"{len(a) - i} arguments left unread"
+    db.meta[b"version"] = str(version + 1).encode()
+    if a[6] != b"":
+        db.meta.update({b"owed": a[6], b"owed_due": a[7]})
     return 1
 
 
 def save(db: UserKeys, state: UserState, updated_ts: int, ttl: int = 86_400) -> int:
     applied = run_apply_user(db, apply_args(state, updated_ts, ttl_seconds=ttl, **CAPS))
+    if applied == 1:
+        state.version += 1
     state.mark_clean()
     return applied
 
@@ -230,7 +252,7 @@ def test_history_entry_layout() -> None:
 
 # --------------------------------------------------------------------------- round trip
 def test_unknown_user_loads_as_fresh_state() -> None:
-    loaded = state_from_redis("nobody", {}, [], [], [])
+    loaded = state_from_redis("nobody", {}, [], [], [], {}, {})
     assert loaded == UserState("nobody")
 
 
@@ -281,12 +303,38 @@ def test_retried_write_is_ignored() -> None:
     assert (db.features, db.history, db.excluded, db.events) == snapshot
 
 
+def test_a_write_from_a_stale_version_conflicts_and_changes_nothing() -> None:
+    state = _history_state()
+    db = UserKeys()
+    assert save(db, state, T0) == 1
+    stale = load(db)
+    fresh = load(db)
+    play(fresh, "e6", "click", "m9", T0 + 3 * HOUR_MS)
+    assert save(db, fresh, T0 + 1) == 1  # another worker wrote the user
+    play(stale, "e7", "click", "m8", T0 + 3 * HOUR_MS)
+    before = (dict(db.features), list(db.history), dict(db.events), dict(db.meta))
+    assert run_apply_user(db, apply_args(stale, T0 + 2, ttl_seconds=60, **CAPS)) == -1
+    assert (db.features, db.history, db.events, db.meta) == before
+    reloaded = load(db)
+    assert reloaded.version == 2 and "e6" in reloaded.seen_events
+
+
+def test_owed_refresh_and_controls_are_recorded_with_the_write() -> None:
+    state = _history_state()
+    db = UserKeys()
+    argv = apply_args(state, T0, ttl_seconds=60, owed=("e5 7", T0 + 500), controls=True, **CAPS)
+    assert run_apply_user(db, argv) == 1
+    loaded = load(db)
+    assert loaded.owed == "e5 7" and db.meta[b"owed_due"] == str(T0 + 500).encode()
+    assert db.controls[b"personalization"] == b"on"
+
+
 def test_write_without_new_events_only_updates_features() -> None:
     state = _history_state()
     db = UserKeys()
     save(db, state, T0)
     argv = apply_args(state, T0 + 99, ttl_seconds=60, **CAPS)
-    assert argv[0] == ""  # nothing to de-duplicate against
+    assert argv[1] == ""  # nothing to de-duplicate against
     assert run_apply_user(db, argv) == 1
     assert db.features[b"updated_ts"] == str(T0 + 99).encode()
     assert_same_user(load(db), state)
@@ -353,16 +401,20 @@ def _lua_argv_header() -> list[str]:
 
 def test_lua_header_documents_the_fixed_arguments() -> None:
     names = _lua_argv_header()
-    assert names[:6] == [
+    assert names[:9] == [
+        "version",
         "first_new_event_id",
         "ttl",
         "history_cap",
         "excluded_cap",
         "events_cap",
-        "n_fields",
+        "owed_trigger",
+        "owed_due",
+        "n_controls (-1: leave the controls alone)",
     ]
     assert names[names.index("n_history") - 1] == "history_mode"
     assert [n for n in names if n.startswith("n_")] == [
+        "n_controls (-1: leave the controls alone)",
         "n_fields",
         "n_history",
         "n_excluded",
@@ -378,9 +430,9 @@ def test_apply_args_follow_the_lua_header() -> None:
     argv = apply_args(
         state, T0 + 9, ttl_seconds=3_600, history_cap=50, excluded_cap=70, events_cap=80
     )
-    assert argv[:5] == ["e6", 3_600, 50, 70, 80]
+    assert argv[:9] == [0, "e6", 3_600, 50, 70, 80, "", 0, -1]
     fields = features_fields(state, T0 + 9)
-    i = 5
+    i = 9
     assert argv[i] == len(fields)
     pairs = argv[i + 1 : i + 1 + 2 * len(fields)]
     assert dict(zip(pairs[::2], pairs[1::2], strict=True)) == fields
@@ -413,7 +465,10 @@ def test_namespace_prefixes_every_key() -> None:
         keys.model_version,
         keys.model_snapshot_latest,
         keys.model_snapshot_lock,
-        keys.active_users,
+        keys.active(3),
+        keys.owed(3),
+        keys.segment(3, "locale", "en-GB"),
+        keys.experiment(3, "e", "a"),
         keys.model_snapshot(3),
         keys.trending("locale:en-GB"),
     ]
@@ -424,9 +479,30 @@ def test_namespace_prefixes_every_key() -> None:
 def test_user_keys_share_one_hash_tag() -> None:
     keys = RedisKeys()
     user_keys = keys.user_keys("a:b")
-    assert len(user_keys) == len(set(user_keys)) == 6
+    assert len(user_keys) == len(set(user_keys)) == 7
     assert keys.features("a:b") in user_keys and keys.recs("a:b") in user_keys
     for key in user_keys:
         # the cluster slot is computed from the text between the first { and }
         assert key[key.index("{") + 1 : key.index("}")] == "a:b"
     assert RedisKeys().features("1") != RedisKeys().features("11")
+
+
+def test_partition_keys_share_the_partition_hash_tag() -> None:
+    keys = RedisKeys()
+    for key in (
+        keys.active(5),
+        keys.owed(5),
+        keys.dormant(5),
+        keys.forgotten(5),
+        keys.segments(5),
+        keys.segment(5, "locale", "x{y}"),
+        keys.experiment(5, "exp", "arm"),
+        keys.experiment_users(5, "exp", "arm"),
+    ):
+        assert key[key.index("{") + 1 : key.index("}")] == "5", key
+
+
+def test_forget_token_names_no_user_and_depends_on_the_namespace() -> None:
+    token = RedisKeys().forget_token("alice")
+    assert "alice" not in token and len(token) == 32
+    assert token == RedisKeys().forget_token("alice") != RedisKeys("other").forget_token("alice")
