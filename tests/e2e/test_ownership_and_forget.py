@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 import pytest
-from kafka import KafkaProducer
+from confluent_kafka import Producer
 
 from pipeline.config import Settings
 from pipeline.events.build import build_event
@@ -145,9 +145,26 @@ def raw_event(settings: Settings, user: str, item: str, kind: str, **extra: Any)
     return build_event(doc, settings, now_ms=int(time.time() * 1000))[1]
 
 
-def by_hand(settings: Settings) -> KafkaProducer:
+class ByHand:
     """A producer that sends to the partitions it is told (as another client would)."""
-    return KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=5)
+
+    def __init__(self, settings: Settings) -> None:
+        config = {"bootstrap.servers": settings.kafka_bootstrap, "acks": "all", "linger.ms": 5}
+        self.producer = Producer(config)
+
+    def send(self, topic: str, *, key: bytes, value: bytes, partition: int) -> None:
+        self.producer.produce(topic, value=value, key=key, partition=partition)
+
+    def flush(self) -> None:
+        assert self.producer.flush(30) == 0, "records not acknowledged within 30 s"
+
+    def close(self) -> None:
+        self.flush()
+
+
+def by_hand(settings: Settings) -> ByHand:
+    """A producer that puts each record on the partition it is told."""
+    return ByHand(settings)
 
 
 def crc32_partition(key: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from click.testing import CliRunner
-from kafka import KafkaAdminClient
+from confluent_kafka.admin import AdminClient
 
 from pipeline.cli import main
 from pipeline.config import Settings
@@ -20,11 +20,8 @@ def _env(settings: Settings) -> dict[str, str]:
 
 
 def _partitions(bootstrap: str, names: list[str]) -> dict[str, int]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        return {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
-    finally:
-        admin.close()
+    topics = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+    return {name: len(topics[name].partitions) for name in names}
 
 
 def test_creates_every_topic_with_the_partition_count_then_leaves_them(
@@ -45,9 +42,13 @@ def test_creates_every_topic_with_the_partition_count_then_leaves_them(
     assert "3 partitions" in first.output
     assert _partitions(settings.kafka_bootstrap, names) == dict.fromkeys(names, 3)
 
-    # again, asking for 5: nothing changes (partitions cannot shrink and keys would move)
+    # again with 3: nothing to do
+    same = CliRunner().invoke(main, args, env=env)
+    assert same.exit_code == 0, same.output
+    # asking for 5: refused, nothing changes (users' partitions, and their keys, would move)
     again = CliRunner().invoke(main, [*args, "--partitions", "5"], env=env)
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 1, again.output
+    assert "RECLOOP_TOPIC_PARTITIONS" in again.output
     assert _partitions(settings.kafka_bootstrap, names) == dict.fromkeys(names, 3)
 
 
