@@ -60,14 +60,14 @@ def norm(history: WeightedHistory) -> float:
 
 def segment_of(stats: ItemStats, state: UserState) -> str:
     """The trending segment a user's lists draw from: their locale when it has trending."""
-    if state.context.locale and f"locale:{state.context.locale}" in stats.trend:
+    if state.context.locale and stats.has_segment(f"locale:{state.context.locale}"):
         return f"locale:{state.context.locale}"
     return GLOBAL_SEGMENT
 
 
 def category_vector(catalog: Catalog, values: Mapping[str, float]) -> FloatArray:
     """A per-category vector (catalogue category order) from category names."""
-    vec = np.zeros(catalog.membership.shape[1])
+    vec = np.zeros(len(catalog.category_names))
     for name, value in values.items():
         c = catalog.find_category(name)
         if c is not None:
@@ -75,15 +75,16 @@ def category_vector(catalog: Catalog, values: Mapping[str, float]) -> FloatArray
     return vec
 
 
-def log_share(arr: FloatArray, items: IntArray) -> FloatArray:
-    """log-scaled share of the maximum, 0..1 (popularity spans orders of magnitude)."""
-    if arr.shape[0] == 0:
-        return np.zeros(items.shape[0])
-    top = float(arr.max()) or 1.0
-    vals = np.zeros(items.shape[0])
-    inside = items < arr.shape[0]
-    vals[inside] = arr[items[inside]] / top
-    return np.log1p(100.0 * vals) / LOG100
+def log_share(values: FloatArray, top: float) -> FloatArray:
+    """log-scaled share of the maximum ``top``, 0..1 (popularity spans orders of magnitude).
+
+    ``top`` is a running maximum the statistics keep (``ItemStats.popularity_max``): no
+    scan of the catalogue per list or per event.
+
+    >>> log_share(np.array([0.0, 1.0, 4.0]), 4.0).round(2).tolist()
+    [0.0, 0.71, 1.0]
+    """
+    return np.log1p(100.0 * values / (top or 1.0)) / LOG100
 
 
 def feature_matrix(
@@ -107,9 +108,9 @@ def feature_matrix(
     if affinity:
         vec = category_vector(catalog, affinity)
         vec /= float(np.abs(vec).max()) or 1.0
-        cat = catalog.membership[items] @ vec
-    popularity = log_share(stats.popularity, items)
-    trend = log_share(stats.trending(segment), items)
+        cat = catalog.category_mass(items, vec)
+    popularity = log_share(stats.popularity_of(items), stats.popularity_max)
+    trend = log_share(stats.trend_of(segment, items), stats.trend_top(segment))
     if not full:
         zero = np.zeros(items.shape[0])
         return np.column_stack([knn, cat, popularity, trend, zero, zero, zero, zero])

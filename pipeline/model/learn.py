@@ -30,7 +30,7 @@ from schemas.events import Event
 def event_signal(models: SharedModels, event: Event, *, threshold: float) -> Signal:
     """What the event teaches (duration from the event, else from the catalogue)."""
     idx = models.catalog.ensure(event.item_id)
-    duration = event.duration_seconds or models.catalog.infos[idx].duration_seconds
+    duration = event.duration_seconds or models.catalog.duration_of(idx)
     return signal_for(event.type, event.watch_seconds, duration, threshold=threshold)
 
 

@@ -73,7 +73,7 @@ def shared_state(m: SharedModels) -> dict[str, Any]:
     n = len(ids)
     cooc, stats = m.cooc, m.stats
     scale = 2.0 ** (((cooc.landmark_ts or T0) - T0) / (cooc.half_life * 1_000))
-    rows = {(ids[i], ids[j]): w * scale for i, row in cooc.rows.items() for j, w in row.items()}
+    rows = {(ids[i], ids[j]): w * scale for i, j, w in cooc.pairs()}
     pop = _rebased(stats.popularity, stats.landmark_ts, stats.half_life, n)
     return {
         "items": sorted(ids),
@@ -82,7 +82,7 @@ def shared_state(m: SharedModels) -> dict[str, Any]:
             float(stats.interactions[i]) if i < len(stats.interactions) else 0.0 for i in order
         ],
         "popularity": [pop[i] for i in order],
-        "segments": sorted(stats.trend),
+        "segments": sorted(stats.segment_names()),
         "records": m.records_applied,
     }
 
