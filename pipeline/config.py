@@ -114,7 +114,7 @@ class Settings(BaseSettings):
         "are evicted when a new item finds it full.",
     )
     catalog_evict_after_seconds: float = Field(
-        180 * 86_400,
+        365 * 86_400,
         ge=0,
         description="Items not seen (no event, no item record) this long are evicted from the "
         "catalogue; 0: only when full.",

@@ -86,8 +86,7 @@ class CandidateIndex:
         self._models = models
         self.rebuilds += 1
         live = np.flatnonzero(catalog.live[: catalog.slots])
-        trend, ok = _trend_score(models)(live)
-        self._global.rebuild(live[ok], trend[ok])
+        self._rebuild_global(models, live)
         self._categories = [TopK(_SLACK * self.sizes[1]) for _ in catalog.category_names]
         for c in range(len(self._categories)):
             self._rebuild_category(models, c)
@@ -98,6 +97,10 @@ class CandidateIndex:
         self._future = list(zip(published[later].tolist(), live[later].tolist(), strict=True))
         heapq.heapify(self._future)
         self._versions = {}
+
+    def _rebuild_global(self, models: SharedModels, live: IntArray) -> None:
+        trend, ok = _trend_score(models)(live)
+        self._global.rebuild(live[ok], trend[ok])
 
     def _rebuild_category(self, models: SharedModels, c: int) -> None:
         members = models.catalog.members(c)
@@ -121,6 +124,8 @@ class CandidateIndex:
         changed = np.union1d(counted, updated)
         self._global.remove(evicted)
         self._global.merge(changed, _trend_score(models))
+        if not self._global.complete and self._global.items.shape[0] < self.sizes[0]:
+            self._rebuild_global(models, np.flatnonzero(catalog.live[: catalog.slots]))
         while len(self._categories) < len(catalog.category_names):  # new: all members changed
             self._categories.append(TopK(_SLACK * self.sizes[1]))
         cats = catalog.cats[changed]

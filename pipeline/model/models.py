@@ -41,7 +41,7 @@ class ModelParams:
     neighbors: int = 200
     neighbors_keep: int | None = None  # a full row is pruned to this many (3/4 by default)
     catalog_max_items: int = 2_000_000
-    catalog_evict_after_seconds: float = 180 * 86_400.0
+    catalog_evict_after_seconds: float = 365 * 86_400.0
     segment_items: int = 500
     max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5

@@ -146,13 +146,13 @@ class NeighborTable:
         if width:
             cols = self._cols[:width]
             pos = self.start[rows][:, None] + cols
-            hit = (self.ids[pos] == neighbor) & (cols < lens[:, None])
-            found = hit.any(axis=1)
-            if found.any():
-                self.weights[pos[found, hit[found].argmax(axis=1)]] += incs[found]
-                if found.all():
+            flat = np.flatnonzero((self.ids[pos] == neighbor) & (cols < lens[:, None]))
+            if flat.shape[0]:  # a row holds the neighbour at most once
+                k = flat // width
+                self.weights[pos.ravel()[flat]] += incs[k]
+                if flat.shape[0] == rows.shape[0]:
                     return
-                missing = ~found
+                missing[k] = False
         rows, incs, lens = rows[missing], incs[missing], lens[missing]
         blocks = self.block[rows]
         fits = (blocks >= 0) & (lens < self.classes[np.maximum(blocks, 0)])

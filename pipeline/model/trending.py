@@ -94,6 +94,10 @@ class HeavyHitters:
 
     def values(self, items: IntArray) -> FloatArray:
         """The counts of ``items`` (0 for items not in the summary), vectorised."""
+        if items.shape[0] <= 8:  # a few: dict lookups beat re-sorting a summary that moved
+            get = self._slot.get
+            slots = [get(i, -1) for i in items.tolist()]
+            return np.array([self.counts[s] if s >= 0 else 0.0 for s in slots])
         if self._sorted is None or self._sorted[0] != self.version:
             order = np.argsort(self.items[: self.size], kind="stable")
             self._sorted = (self.version, self.items[order], order)
