@@ -11,8 +11,8 @@ every 1,024 records, by the models' clock) evicts items not seen for ``evict_aft
 (``RECLOOP_CATALOG_EVICT_AFTER_SECONDS``), a bounded slice of the catalogue per call.
 "Seen" means registered, updated, or named by an event (as its item or in its context).
 An evicted item's index goes to a free list and is reused; ``on_evict`` lets the models
-that hold per-item state forget it first. An evicted item that comes back is a new item
-(its metadata returns with its next item record).
+that hold per-item state forget it first (and ``on_grow`` size their vectors alike). An
+evicted item that comes back is a new item (its metadata returns with its next item record).
 
 **Sparse categories.** Per item the indices of its (at most ``MAX_ITEM_CATEGORIES``)
 categories and the share ``1 / len(categories)`` of each, never an item x category matrix.
@@ -67,6 +67,7 @@ class Catalog:
         max_items: int = 2_000_000,
         evict_after_ms: int = 0,
         on_evict: Callable[[IntArray], None] | None = None,
+        on_grow: Callable[[int], None] | None = None,
     ) -> None:
         if max_items < 64:
             msg = f"max_items must be at least 64, got {max_items}"
@@ -74,6 +75,7 @@ class Catalog:
         self.max_items = max_items
         self.evict_after_ms = evict_after_ms
         self.on_evict = on_evict
+        self.on_grow = on_grow
         self._index: dict[str, int] = {}
         self._categories: dict[str, int] = {}
         self._tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -330,6 +332,8 @@ class Catalog:
         self.last_seen = grown(self.last_seen, 0)
         self.touched = grown(self.touched, 0)
         self.live = grown(self.live, False)
+        if self.on_grow is not None:
+            self.on_grow(capacity)
 
 
 def item_info(item: Item) -> ItemInfo:

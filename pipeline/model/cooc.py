@@ -86,15 +86,20 @@ class CoocModel:
             self._rescale(ts)
             exponent = 0.0
         mass = weight * 2.0**exponent
-        incs: dict[int, float] = {}
-        for other, other_weight in context:
-            if other != item and other_weight > 0:
-                incs[other] = incs.get(other, 0.0) + mass * other_weight
-        self._fit(max(item, max(incs, default=item)) + 1)
+        others_list = [o for o, w in context if o != item and w > 0]
+        if len(set(others_list)) == len(others_list) == len(context):  # the usual case
+            weights = [w for _, w in context]
+        else:  # the item itself, non-positive or repeated context: sum per item
+            incs: dict[int, float] = {}
+            for other, other_weight in context:
+                if other != item and other_weight > 0:
+                    incs[other] = incs.get(other, 0.0) + other_weight
+            others_list, weights = list(incs), list(incs.values())
+        self._fit(max(item, *others_list) + 1 if others_list else item + 1)
         self.mass[item] += mass
-        if incs:
-            others = np.fromiter(incs, dtype=np.int64, count=len(incs))
-            values = np.fromiter(incs.values(), dtype=np.float64, count=len(incs))
+        if others_list:
+            others = np.array(others_list, dtype=np.int64)
+            values = mass * np.array(weights)
             self.table.add_many(item, (self.generation[others] << 32) | others, values)
             self.table.add_to_rows(others, (int(self.generation[item]) << 32) | item, values)
         self.updates += 1
@@ -205,12 +210,17 @@ class CoocModel:
         """Bytes of the arrays this model holds."""
         return self.table.nbytes() + self.mass.nbytes + self.generation.nbytes
 
+    def reserve(self, size: int) -> None:
+        """Make room for item indices below ``size`` (the catalogue's capacity)."""
+        self._fit(size)
+
     def _fit(self, size: int) -> None:
         if size > self.mass.shape[0]:
             self.mass = fit(self.mass, size)
             generation = np.zeros(self.mass.shape[0], dtype=np.int64)
             generation[: self.generation.shape[0]] = self.generation
             self.generation = generation
+            self.table.reserve(self.mass.shape[0])
 
     def _rescale(self, ts: int) -> None:
         assert self.landmark_ts is not None

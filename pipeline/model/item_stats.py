@@ -110,6 +110,16 @@ class ItemStats:
         hitters = self.segments.get(segment)
         return _take(self.trend, items) if hitters is None else hitters.values(items)
 
+    def at(self, vector: str, item: int) -> float:
+        """One item's value of a per-item vector (``"popularity"``, ``"skips"``, ...)."""
+        arr: FloatArray = getattr(self, vector)
+        return float(arr[item]) if item < arr.shape[0] else 0.0
+
+    def trend_at(self, segment: str, item: int) -> float:
+        """``trend_of`` for one item."""
+        hitters = self.segments.get(segment)
+        return self.at("trend", item) if hitters is None else hitters.value(item)
+
     def trend_top(self, segment: str) -> float:
         """The largest trend mass in a segment (the global one when it has none)."""
         hitters = self.segments.get(segment)
@@ -144,6 +154,11 @@ class ItemStats:
         dense = sum(int(getattr(self, name).nbytes) for name in _VECTORS)
         return dense + sum(h.nbytes() for h in self.segments.values())
 
+    def reserve(self, size: int) -> None:
+        """Make room for item indices below ``size`` (the catalogue's capacity)."""
+        if size > self.popularity.shape[0]:
+            self._fit(size)
+
     def _fit(self, size: int) -> None:
         grown = max(size, 2 * self.popularity.shape[0])
         for name in _VECTORS:
@@ -169,7 +184,17 @@ class ItemStats:
 
 
 def _take(arr: FloatArray, items: IntArray) -> FloatArray:
-    """``arr[items]`` treating indices past the end as zero (items never interacted with)."""
+    """``arr[items]`` treating indices past the end as zero (items never interacted with).
+
+    The shared models keep the vectors as long as the catalogue (``reserve``): the plain
+    lookup is the rule, the zero-filling one the exception.
+    """
+    try:
+        taken: FloatArray = arr[items]
+    except IndexError:
+        pass
+    else:
+        return taken
     out = np.zeros(items.shape[0], dtype=np.float64)
     inside = items < arr.shape[0]
     out[inside] = arr[items[inside]]

@@ -92,6 +92,7 @@ class SharedModels:
             max_items=p.catalog_max_items,
             evict_after_ms=int(p.catalog_evict_after_seconds * 1000),
             on_evict=self._forget,
+            on_grow=self._reserve,
         )
         self.cooc = CoocModel(
             alpha=p.cooc_alpha,
@@ -108,6 +109,7 @@ class SharedModels:
         )
         self.ranker = Ranker()
         self.records_applied = 0
+        self._reserve(self.catalog.share.shape[0])
 
     def upsert_item(self, info: ItemInfo) -> None:
         """Add or update an item of the catalogue."""
@@ -162,6 +164,11 @@ class SharedModels:
     def nbytes(self) -> int:
         """Bytes of the models' arrays (catalogue strings and dicts come on top)."""
         return self.catalog.nbytes() + self.cooc.nbytes() + self.stats.nbytes()
+
+    def _reserve(self, capacity: int) -> None:
+        """The catalogue grew: per-item vectors follow, so lookups never fall off their end."""
+        self.stats.reserve(capacity)
+        self.cooc.reserve(capacity)
 
     def _forget(self, items: IntArray) -> None:
         """The catalogue evicts ``items``: the models drop their state first."""

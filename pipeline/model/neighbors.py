@@ -111,7 +111,7 @@ class NeighborTable:
         """
         if neighbors.shape[0] == 0:
             return
-        self._ensure_rows(row + 1)
+        self.reserve(row + 1)
         ids, weights = self.row(row)
         if ids.shape[0]:
             hit = ids == neighbors[:, None]
@@ -134,36 +134,36 @@ class NeighborTable:
     def add_to_rows(self, rows: IntArray, neighbor: int, incs: FloatArray) -> None:
         """``add`` of one ``neighbor`` to each of the distinct ``rows``, vectorised.
 
-        One gather of the rows' blocks finds where the neighbour already is; rows without it
-        get it appended in place when their block has room, else via a larger block.
+        One gather of the rows' blocks finds where the neighbour already is; the few rows
+        without it get it appended one by one (scalar work is cheaper than another round
+        of vector operations for a handful of rows).
         """
-        if rows.shape[0] == 0:
+        n = rows.shape[0]
+        if n == 0:
             return
-        self._ensure_rows(int(rows.max()) + 1)
-        lens = self.length[rows]
+        try:
+            lens = self.length[rows]
+        except IndexError:  # rows never seen: make room (the rule is that they fit)
+            self.reserve(int(rows.max()) + 1)
+            lens = self.length[rows]
         width = int(lens.max())
-        missing = np.ones(rows.shape[0], dtype=bool)
+        found: set[int] = set()
         if width:
-            cols = self._cols[:width]
-            pos = self.start[rows][:, None] + cols
-            flat = np.flatnonzero((self.ids[pos] == neighbor) & (cols < lens[:, None]))
-            if flat.shape[0]:  # a row holds the neighbour at most once
-                k = flat // width
-                self.weights[pos.ravel()[flat]] += incs[k]
-                if flat.shape[0] == rows.shape[0]:
+            pos = self.start[rows][:, None] + self._cols[:width]
+            flat = np.flatnonzero(self.ids[pos] == neighbor)
+            if flat.shape[0]:
+                k, col = np.divmod(flat, width)
+                inside = col < lens[k]  # past a row's length lies another row or garbage
+                if not inside.all():
+                    flat, k = flat[inside], k[inside]
+                self.weights[pos.ravel()[flat]] += incs[k]  # a row holds it at most once
+                if flat.shape[0] == n:
                     return
-                missing[k] = False
-        rows, incs, lens = rows[missing], incs[missing], lens[missing]
-        blocks = self.block[rows]
-        fits = (blocks >= 0) & (lens < self.classes[np.maximum(blocks, 0)])
-        at = self.start[rows[fits]] + lens[fits]
-        self.ids[at] = neighbor
-        self.weights[at] = incs[fits]
-        self.length[rows[fits]] += 1
-        if not fits.all():
-            one = np.array([neighbor], dtype=np.int64)
-            for k in np.flatnonzero(~fits).tolist():
-                self._grow(int(rows[k]), one, incs[k : k + 1])
+                found = set(k.tolist())
+        row_list, inc_list = rows.tolist(), incs.tolist()
+        for i in range(n):
+            if i not in found:
+                self._append(row_list[i], neighbor, inc_list[i])
 
     def remove_row(self, row: int) -> None:
         """Drop a row and free its block."""
@@ -209,7 +209,8 @@ class NeighborTable:
             self.add_many(row, row_ids, row_w)
 
     # ------------------------------------------------------------------ internals
-    def _ensure_rows(self, n: int) -> None:
+    def reserve(self, n: int) -> None:
+        """Make room for rows below ``n`` (rows are also added as they are written)."""
         have = self.block.shape[0]
         if n <= have:
             return
@@ -217,6 +218,18 @@ class NeighborTable:
         self.start = np.concatenate((self.start, np.zeros(size - have, dtype=np.int64)))
         self.length = np.concatenate((self.length, np.zeros(size - have, dtype=np.int32)))
         self.block = np.concatenate((self.block, np.full(size - have, -1, dtype=np.int8)))
+
+    def _append(self, row: int, neighbor: int, inc: float) -> None:
+        """Append one entry known to be absent from ``row`` (scalar fast path)."""
+        block = int(self.block[row])
+        n = int(self.length[row])
+        if block >= 0 and n < self._sizes[block]:
+            at = int(self.start[row]) + n
+            self.ids[at] = neighbor
+            self.weights[at] = inc
+            self.length[row] = n + 1
+        else:
+            self._grow(row, np.array([neighbor], dtype=np.int64), np.array([inc]))
 
     def _grow(self, row: int, neighbors: IntArray, incs: FloatArray) -> None:
         """Append to a row that lacks room: prune it when full, move it to a larger block."""

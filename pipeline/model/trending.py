@@ -92,6 +92,11 @@ class HeavyHitters:
         order = np.lexsort((self.items[nz], -counts[nz]))
         return self.items[nz[order]].copy()
 
+    def value(self, item: int) -> float:
+        """The count of one item (0 when not in the summary)."""
+        slot = self._slot.get(item)
+        return 0.0 if slot is None else float(self.counts[slot])
+
     def values(self, items: IntArray) -> FloatArray:
         """The counts of ``items`` (0 for items not in the summary), vectorised."""
         if items.shape[0] <= 8:  # a few: dict lookups beat re-sorting a summary that moved
