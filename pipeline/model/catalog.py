@@ -231,9 +231,9 @@ class Catalog:
         lo = self._sweep if self._sweep < n else 0
         hi = min(n, lo + SWEEP_SLICE)
         self._sweep = hi
-        old = lo + np.flatnonzero(
-            self.live[lo:hi] & (self.last_seen[lo:hi] < now_ts - self.evict_after_ms)
-        )
+        seen = self.last_seen[lo:hi]
+        seen[seen == 0] = now_ts  # registered before the clock started: its time starts now
+        old = lo + np.flatnonzero(self.live[lo:hi] & (seen < now_ts - self.evict_after_ms))
         self.evict(old)
         return int(old.shape[0])
 

@@ -11,6 +11,19 @@ river ranker. Learning is split so that several workers can share one model:
 
 The ranker is the exception: it learns from the worker's own events (``learn_ranker``) and
 is shared through snapshots. Ranking lives in ``pipeline.lists``; it only reads these models.
+
+**Memory is set by the bounds, not by traffic** (``ModelParams``, from the settings
+``RECLOOP_CATALOG_MAX_ITEMS`` = N, ``RECLOOP_MODEL_NEIGHBORS`` = K,
+``RECLOOP_TRENDING_MAX_SEGMENTS`` = S, ``RECLOOP_TRENDING_ITEMS_PER_SEGMENT`` = M), in bytes::
+
+    catalogue       N x (~70 arrays and dict entry + id, title and creator strings)
+    statistics      N x 48 + S x M x ~120
+    co-occurrence   N x 29 + entries x 16,  entries <= N x K (every row full)
+    change logs     3 x 512 KiB
+
+With 1M items after 5M events of simulated traffic rows hold ~10 neighbours on average and
+the models take ~0.5 GB (``make bench-scale``); the worst case with the defaults (2M items,
+every row holding 200 neighbours) is ~7 GB: lower N or K for a tighter ceiling.
 """
 
 from __future__ import annotations

@@ -189,3 +189,15 @@ def test_models_evict_items_unseen_for_long_by_their_own_clock() -> None:
         ("new", "y"),
         ("y", "new"),
     }
+
+
+def test_items_registered_before_any_event_are_not_stale_at_the_first_sweep() -> None:
+    """The catalogue's clock starts with the first record: earlier items start with it."""
+    m = SharedModels(ModelParams(catalog_evict_after_seconds=86_400.0))
+    m.upsert_item(ItemInfo("listed", ("X",)))
+    for k in range(1_024):  # one sweep
+        m.apply(_record("watched", T0 + k))
+    assert "listed" in m.catalog
+    for k in range(1_024):  # a sweep two days later
+        m.apply(_record("watched", T0 + 2 * DAY_MS + k))
+    assert "listed" not in m.catalog
