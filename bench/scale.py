@@ -19,22 +19,23 @@ through ``SharedModels.apply_all`` in batches of 500 records (what a worker's
 
 Each (variant, items) pair runs in a fresh process (clean RSS) that imports ``pipeline``
 from the variant's source tree; "before" is ``BASE_COMMIT`` extracted with ``git archive``.
-A variant is a name, a tree and options: multi-worker or sharded variants join ``VARIANTS``.
-The lists built for the sampled users are kept (``bench/results/scale_lists.json``) so that
-variants can be compared item for item (overlap@20 with the first variant).
+A variant is a name, a tree and options (``ModelParams`` overrides today; a multi-worker or
+sharded variant adds its own option and column group in ``VARIANTS``). The lists built for
+the sampled users are kept (``bench/results/scale_lists.json``) so that variants can be
+compared item for item (overlap@20 with "before"). Timing: ~25 min for the default run on
+a quiet 2-core machine (5M events x 3 catalogue sizes); "before" takes ~2 h.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,32 +54,32 @@ class Variant:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+def _before(workdir: Path) -> Variant:
+    from common import source_tree  # not at import: the child imports ``pipeline`` from its tree
+
+    return Variant("before", source_tree(BASE_COMMIT, workdir))
+
+
+VARIANTS: dict[str, Callable[[Path], Variant]] = {
+    "after": lambda _: Variant("after", ROOT),
+    "before": _before,
+    # the same code with rows that never fill up: what the bound alone changes
+    "unbounded": lambda _: Variant("unbounded", ROOT, {"model": {"neighbors": 1_000_000}}),
+}
+
+
 # --------------------------------------------------------------------------- child process
 SAMPLES = ("learn_us", "learn_cpu_us", "list_ms", "list_cpu_ms", "refresh_ms", "refresh_cpu_ms")
 
 
-@contextlib.contextmanager
-def timed() -> Iterator[list[float]]:
-    """``[wall us, cpu us]`` of the block: CPU time (this thread) discounts a busy machine."""
-    took = [0.0, 0.0]
-    w, c = time.perf_counter_ns(), time.thread_time_ns()
-    yield took
-    took[0], took[1] = (time.perf_counter_ns() - w) / 1e3, (time.thread_time_ns() - c) / 1e3
-
-
-def rss_mib() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def run_one(tree: str, items: int, checkpoints: list[int], users: int, seed: int) -> dict[str, Any]:
+def run_one(
+    tree: str, items: int, checkpoints: list[int], users: int, seed: int, options: dict[str, Any]
+) -> dict[str, Any]:
     """Learn up to each checkpoint and measure there (runs in the child process)."""
     sys.path.insert(0, tree)
     sys.path.insert(1, str(BENCH))
     import numpy as np
+    from common import rss_mib, timed
     from scale_traffic import CATEGORIES, Traffic
 
     import pipeline
@@ -88,17 +89,18 @@ def run_one(tree: str, items: int, checkpoints: list[int], users: int, seed: int
     from pipeline.lists.recommend import Recommender
     from pipeline.model.catalog import ItemInfo
     from pipeline.model.learn import apply_learning, learn_batch
-    from pipeline.model.models import SharedModels
+    from pipeline.model.models import ModelParams, SharedModels
     from pipeline.model.record import LearnRecord
     from schemas.events import Event
 
+    assert Path(pipeline.__file__).is_relative_to(tree), pipeline.__file__
     traffic = Traffic(n_items=items, n_users=users, seed=seed)
     params = FeatureParams(
         half_life_seconds=3 * 86_400.0, history_size=50, excluded_size=2_000, dedupe_size=2_000
     )
     gc.collect()
     rss0 = rss_mib()
-    models = SharedModels()
+    models = SharedModels(ModelParams(**options.get("model", {})))
     recommender = Recommender(models)
     t = time.perf_counter()
     for item_id, cats, duration, published, title in traffic.item_infos():
@@ -131,10 +133,15 @@ def run_one(tree: str, items: int, checkpoints: list[int], users: int, seed: int
             doc["watch_seconds"] = e["watch_seconds"]
         return Event.model_validate(doc)
 
+    applying = [0.0]  # CPU seconds in ``apply_all`` (the bulk minus generating traffic)
+
     def bulk(n: int) -> float:
         t0 = time.perf_counter()
         for start in range(0, n, 500):
-            models.apply_all([record(e) for e in traffic.next_batch(min(500, n - start))])
+            records = [record(e) for e in traffic.next_batch(min(500, n - start))]
+            with timed() as took:
+                models.apply_all(records)
+            applying[0] += took[1] / 1e6
         return time.perf_counter() - t0
 
     def state_of(user: int) -> UserState:
@@ -160,12 +167,14 @@ def run_one(tree: str, items: int, checkpoints: list[int], users: int, seed: int
 
     for target in checkpoints:
         n = max(0, target - traffic.position)
+        applying[0] = 0.0
         bulk_s = bulk(n)
         gc.collect()
         point: dict[str, Any] = {
             "events": target,
             "bulk_s": bulk_s,
             "bulk_us_per_event": 1e6 * bulk_s / max(1, n),
+            "apply_cpu_us": 1e6 * applying[0] / max(1, n),  # per record, batches of 500
         }
         point["rss_mib"] = rss_mib() - rss0
         point["shape"] = shape(models, np)
@@ -228,16 +237,6 @@ def shape(models: Any, np: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- parent process
-def base_tree(workdir: Path) -> Path:
-    """The base commit's sources, extracted with ``git archive`` (no worktree, no checkout)."""
-    tree = workdir / f"recloop-{BASE_COMMIT}"
-    tree.mkdir(parents=True, exist_ok=True)
-    cmd = ["git", "-C", str(ROOT), "archive", BASE_COMMIT, "pipeline", "schemas"]
-    archive = subprocess.run(cmd, check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
-    return tree
-
-
 def run_variant(variant: Variant, items: int, args: argparse.Namespace) -> dict[str, Any]:
     """One (variant, items) run in a fresh process; its checkpoints summarised, lists apart."""
     from common import summary
@@ -245,6 +244,7 @@ def run_variant(variant: Variant, items: int, args: argparse.Namespace) -> dict[
     with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
         cmd = [sys.executable, __file__, "--child", str(variant.tree), "--items", str(items)]
         cmd += ["--events", args.events, "--users", str(args.users), "--seed", str(args.seed)]
+        cmd += ["--options", json.dumps(variant.options)]
         t = time.monotonic()
         subprocess.run([*cmd, "--child-out", tmp.name], check=True)
         result: dict[str, Any] = json.loads(Path(tmp.name).read_text())
@@ -271,17 +271,17 @@ def main() -> int:
     parser.add_argument("--events", default="1000000,5000000", help="checkpoints (events learned)")
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--variants", default="after", help=f"after (this tree), before ({BASE_COMMIT})"
-    )
+    parser.add_argument("--variants", default="after", help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--results", default="scale", help="name of the results file")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="table times")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
+    parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     checkpoints = [int(x) for x in args.events.split(",")]
     if args.child:
-        result = run_one(args.child, int(args.items), checkpoints, args.users, args.seed)
+        options = json.loads(args.options)
+        result = run_one(args.child, int(args.items), checkpoints, args.users, args.seed, options)
         Path(args.child_out).write_text(json.dumps(result))
         return 0
     sys.path.insert(0, str(ROOT))
@@ -292,8 +292,7 @@ def main() -> int:
     runs = json.loads(path.read_text()).get("runs", {}) if path.exists() else {}
     lists = json.loads(lists_path.read_text()) if lists_path.exists() else {}
     with tempfile.TemporaryDirectory(prefix="recloop-scale-") as workdir:
-        trees = {"after": lambda: ROOT, "before": lambda: base_tree(Path(workdir))}
-        variants = [Variant(name, trees[name]()) for name in args.variants.split(",")]
+        variants = [VARIANTS[name](Path(workdir)) for name in args.variants.split(",")]
         for variant in variants:
             for items in (int(x) for x in args.items.split(",")):
                 log(f"{variant.name}: {items:,} items, checkpoints {args.events}")
@@ -315,13 +314,14 @@ def main() -> int:
             learn, lists_ms, refresh = p[f"learn{c}_us"], p[f"list{c}_ms"], p[f"refresh{c}_ms"]
             rows.append(
                 [name, f"{int(items):,}", f"{p['events']:,}", fmt(p["shape"]["pairs"]),
-                 fmt(p["shape"]["longest_row"]), fmt(p["rss_mib"], 0),
+                 fmt(p["shape"]["longest_row"]), fmt(p["rss_mib"], 0), fmt(p.get("apply_cpu_us")),
                  fmt(learn["mean"], 0), fmt(learn["p99"], 0),
                  fmt(lists_ms["mean"], 2), fmt(lists_ms["p99"], 2),
                  fmt(refresh["p50"], 1), fmt(refresh["max"], 1),
                  fmt(p[f"first_refresh{c}_ms"], 0), fmt(p["overlap_at_20_vs_before"], 3)]
             )  # fmt: skip
-    headers = ["variant", "items", "events", "pairs", "longest row", "model RSS MiB", "learn us",
+    headers = ["variant", "items", "events", "pairs", "longest row", "model RSS MiB",
+               "apply us (cpu, batches)", "learn us",
                "learn p99", "list ms", "list p99", "refresh ms", "refresh max",
                "first refresh", "overlap@20 vs before"]  # fmt: skip
     title = f"scale: in-process model state and costs ({args.clock} time)"

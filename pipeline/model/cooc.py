@@ -8,7 +8,7 @@ neighbour. A user is scored by summing the similarity rows of their recent posit
 weighted by recency: what the user did last counts most (the strongest cheap signal on the
 quality benchmark, see README).
 
-Rows live in a ``NeighborTable`` of at most ``neighbors`` entries each
+Rows live in a ``LinkedNeighborTable`` of at most ``neighbors`` entries each
 (``RECLOOP_MODEL_NEIGHBORS``; a full row is pruned to its heaviest entries, see
 ``pipeline.model.neighbors`` for the error that introduces), so reading a row costs
 ``O(neighbors)`` whatever its history and similarities are computed when a list is built,
@@ -16,8 +16,8 @@ never cached. Entries name their neighbour by a *reference*, the catalogue index
 index's generation (``generation << 32 | index``): when the catalogue evicts an item and
 reuses its index, references to the old item no longer match and are dropped when read.
 
-Memory: ``NeighborTable`` (entries x 16 bytes + 13 bytes per row) + 16 bytes per item
-(mass, generation).
+Memory: the table (entries x 20 bytes + 13 bytes per row) + 16 bytes per item (mass,
+generation).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
 from pipeline.model.arrays import FloatArray, IntArray, fit
-from pipeline.model.neighbors import NeighborTable
+from pipeline.model.linked import LinkedNeighborTable
 
 _MIN_MASS = 1e-9
 _INDEX = (1 << 32) - 1
@@ -58,7 +58,9 @@ class CoocModel:
         self.alpha = alpha
         self.beta = beta
         self.half_life = half_life_seconds
-        self.table = NeighborTable(neighbors, keep=keep)
+        self.table = LinkedNeighborTable(
+            neighbors, keep=keep, row_of=lambda refs: refs & _INDEX, ref_of=self._ref
+        )
         self.landmark_ts: int | None = None
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
         self.generation = np.zeros(0, dtype=np.int64)  # of each catalogue index
@@ -100,8 +102,8 @@ class CoocModel:
         if others_list:
             others = np.array(others_list, dtype=np.int64)
             values = mass * np.array(weights)
-            self.table.add_many(item, (self.generation[others] << 32) | others, values)
-            self.table.add_to_rows(others, (int(self.generation[item]) << 32) | item, values)
+            refs = (self.generation[others] << 32) | others
+            self.table.add_linked(item, self._ref(item), refs, others, values)
         self.updates += 1
 
     def row(self, item: int) -> tuple[IntArray, FloatArray]:
@@ -209,6 +211,10 @@ class CoocModel:
     def nbytes(self) -> int:
         """Bytes of the arrays this model holds."""
         return self.table.nbytes() + self.mass.nbytes + self.generation.nbytes
+
+    def _ref(self, item: int) -> int:
+        """How rows name ``item``: its catalogue index and the index's generation."""
+        return (int(self.generation[item]) << 32) | item
 
     def reserve(self, size: int) -> None:
         """Make room for item indices below ``size`` (the catalogue's capacity)."""

@@ -62,8 +62,8 @@ class NeighborTable:
         classes.append(capacity)
         self.classes: IntArray = np.array(classes, dtype=np.int64)
         self._sizes = classes
-        self.ids: IntArray = np.full(4 * capacity, -1, dtype=np.int64)
-        self.weights: FloatArray = np.zeros(4 * capacity, dtype=np.float64)
+        self.ids: IntArray = np.full(max(4_096, 2 * capacity), -1, dtype=np.int64)
+        self.weights: FloatArray = np.zeros(self.ids.shape[0], dtype=np.float64)
         self.used = 0  # arena high-water mark
         self._free: list[list[int]] = [[] for _ in classes]
         self.start: IntArray = np.zeros(0, dtype=np.int64)
@@ -121,49 +121,11 @@ class NeighborTable:
                 if found.all():
                     return
                 neighbors, incs = neighbors[~found], incs[~found]
-        n = int(self.length[row])
-        room = int(self.classes[self.block[row]]) - n if self.block[row] >= 0 else 0
-        if neighbors.shape[0] <= room:
-            s = int(self.start[row]) + n
-            self.ids[s : s + neighbors.shape[0]] = neighbors
-            self.weights[s : s + neighbors.shape[0]] = incs
-            self.length[row] = n + neighbors.shape[0]
-        else:
-            self._grow(row, neighbors, incs)
+        self._append_many(row, neighbors, incs)
 
     def add_to_rows(self, rows: IntArray, neighbor: int, incs: FloatArray) -> None:
-        """``add`` of one ``neighbor`` to each of the distinct ``rows``, vectorised.
-
-        One gather of the rows' blocks finds where the neighbour already is; the few rows
-        without it get it appended one by one (scalar work is cheaper than another round
-        of vector operations for a handful of rows).
-        """
-        n = rows.shape[0]
-        if n == 0:
-            return
-        try:
-            lens = self.length[rows]
-        except IndexError:  # rows never seen: make room (the rule is that they fit)
-            self.reserve(int(rows.max()) + 1)
-            lens = self.length[rows]
-        width = int(lens.max())
-        found: set[int] = set()
-        if width:
-            pos = self.start[rows][:, None] + self._cols[:width]
-            flat = np.flatnonzero(self.ids[pos] == neighbor)
-            if flat.shape[0]:
-                k, col = np.divmod(flat, width)
-                inside = col < lens[k]  # past a row's length lies another row or garbage
-                if not inside.all():
-                    flat, k = flat[inside], k[inside]
-                self.weights[pos.ravel()[flat]] += incs[k]  # a row holds it at most once
-                if flat.shape[0] == n:
-                    return
-                found = set(k.tolist())
-        row_list, inc_list = rows.tolist(), incs.tolist()
-        for i in range(n):
-            if i not in found:
-                self._append(row_list[i], neighbor, inc_list[i])
+        """``add`` of one ``neighbor`` to each of the distinct ``rows``, vectorised."""
+        self._find_or_append(rows, neighbor, incs)
 
     def remove_row(self, row: int) -> None:
         """Drop a row and free its block."""
@@ -219,8 +181,42 @@ class NeighborTable:
         self.length = np.concatenate((self.length, np.zeros(size - have, dtype=np.int32)))
         self.block = np.concatenate((self.block, np.full(size - have, -1, dtype=np.int8)))
 
-    def _append(self, row: int, neighbor: int, inc: float) -> None:
-        """Append one entry known to be absent from ``row`` (scalar fast path)."""
+    def _find_or_append(self, rows: IntArray, neighbor: int, incs: FloatArray) -> IntArray:
+        """Add ``incs`` to ``neighbor`` in distinct ``rows``; its offset in each row.
+
+        One gather of the rows' blocks finds where the neighbour already is; the few rows
+        without it get it appended one by one (scalar work is cheaper than another round
+        of vector operations for a handful of rows).
+        """
+        n = rows.shape[0]
+        offsets = np.full(n, -1, dtype=np.int64)
+        if n == 0:
+            return offsets
+        try:
+            lens = self.length[rows]
+        except IndexError:  # rows never seen: make room (the rule is that they fit)
+            self.reserve(int(rows.max()) + 1)
+            lens = self.length[rows]
+        width = int(lens.max())
+        if width:
+            pos = self.start[rows][:, None] + self._cols[:width]
+            flat = np.flatnonzero(self.ids[pos] == neighbor)
+            if flat.shape[0]:
+                k, col = np.divmod(flat, width)
+                inside = col < lens[k]  # past a row's length lies another row or garbage
+                if not inside.all():
+                    flat, k, col = flat[inside], k[inside], col[inside]
+                self.weights[pos.ravel()[flat]] += incs[k]  # a row holds it at most once
+                offsets[k] = col
+                if flat.shape[0] == n:
+                    return offsets
+        row_list, inc_list = rows.tolist(), incs.tolist()
+        for i in np.flatnonzero(offsets < 0).tolist():
+            offsets[i] = self._append(row_list[i], neighbor, inc_list[i])
+        return offsets
+
+    def _append(self, row: int, neighbor: int, inc: float) -> int:
+        """Append one entry known to be absent from ``row``; its offset (scalar fast path)."""
         block = int(self.block[row])
         n = int(self.length[row])
         if block >= 0 and n < self._sizes[block]:
@@ -228,11 +224,27 @@ class NeighborTable:
             self.ids[at] = neighbor
             self.weights[at] = inc
             self.length[row] = n + 1
-        else:
-            self._grow(row, np.array([neighbor], dtype=np.int64), np.array([inc]))
+            return n
+        return self._grow(row, np.array([neighbor], dtype=np.int64), np.array([inc]))
 
-    def _grow(self, row: int, neighbors: IntArray, incs: FloatArray) -> None:
-        """Append to a row that lacks room: prune it when full, move it to a larger block."""
+    def _append_many(self, row: int, neighbors: IntArray, incs: FloatArray) -> int:
+        """Append entries known to be absent from ``row``; the offset of the first."""
+        m = neighbors.shape[0]
+        n = int(self.length[row])
+        block = int(self.block[row])
+        if block >= 0 and n + m <= self._sizes[block]:
+            s = int(self.start[row]) + n
+            self.ids[s : s + m] = neighbors
+            self.weights[s : s + m] = incs
+            self.length[row] = n + m
+            return n
+        return self._grow(row, neighbors, incs)
+
+    def _grow(self, row: int, neighbors: IntArray, incs: FloatArray) -> int:
+        """Append to a row that lacks room (pruned when full, moved to a larger block).
+
+        Returns the offset of the first appended entry.
+        """
         m = neighbors.shape[0]
         if m > self.capacity:  # more new pairs than a row holds: the heaviest
             best = np.sort(np.argpartition(-incs, self.capacity - 1)[: self.capacity])
@@ -250,6 +262,7 @@ class NeighborTable:
                 if n:
                     self.ids[start : start + n] = self.ids[old : old + n]
                     self.weights[start : start + n] = self.weights[old : old + n]
+                    self._moved(old, start, n)
                 self._free[block].append(old)
             self.start[row] = start
             self.block[row] = cls
@@ -258,6 +271,17 @@ class NeighborTable:
         self.ids[start + n : start + n + m] = neighbors
         self.weights[start + n : start + n + m] = incs
         self.length[row] = n + m
+        return n
+
+    # hooks for entry-parallel arrays of subclasses (see ``pipeline.model.linked``)
+    def _moved(self, source: int, target: int, n: int) -> None:
+        """``n`` entries of a row moved from arena position ``source`` to ``target``."""
+
+    def _allocated(self, start: int, size: int) -> None:
+        """A block ``[start, start + size)`` was handed to a row (its content is stale)."""
+
+    def _arena_grown(self, size: int) -> None:
+        """The arena now holds ``size`` entries."""
 
     def _prune(self, row: int, keep: int) -> None:
         """Keep the ``keep`` heaviest entries of a row (their order unchanged)."""
@@ -273,15 +297,18 @@ class NeighborTable:
     def _alloc(self, cls: int) -> int:
         free = self._free[cls]
         if free:
-            return free.pop()
-        start = self.used
-        self.used += self._sizes[cls]
-        # keep one largest block of slack past the end: lookups read whole widths unclipped
-        if self.used + self.capacity > self.ids.shape[0]:
-            size = max(2 * self.ids.shape[0], self.used + self.capacity)
-            ids = np.full(size, -1, dtype=np.int64)
-            ids[: self.ids.shape[0]] = self.ids
-            weights = np.zeros(size, dtype=np.float64)
-            weights[: self.weights.shape[0]] = self.weights
-            self.ids, self.weights = ids, weights
+            start = free.pop()
+        else:
+            start = self.used
+            self.used += self._sizes[cls]
+            # one largest block of slack past the end: lookups read whole widths unclipped
+            if self.used + self.capacity > self.ids.shape[0]:
+                size = max(2 * self.ids.shape[0], self.used + self.capacity)
+                ids = np.full(size, -1, dtype=np.int64)
+                ids[: self.ids.shape[0]] = self.ids
+                weights = np.zeros(size, dtype=np.float64)
+                weights[: self.weights.shape[0]] = self.weights
+                self.ids, self.weights = ids, weights
+                self._arena_grown(size)
+        self._allocated(start, self._sizes[cls])
         return start
