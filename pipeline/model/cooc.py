@@ -8,7 +8,7 @@ neighbour. A user is scored by summing the similarity rows of their recent posit
 weighted by recency: what the user did last counts most (the strongest cheap signal on the
 quality benchmark, see README).
 
-Rows live in a ``LinkedNeighborTable`` of at most ``neighbors`` entries each
+Rows live in a ``NeighborTable`` of at most ``neighbors`` entries each
 (``RECLOOP_MODEL_NEIGHBORS``; a full row is pruned to its heaviest entries, see
 ``pipeline.model.neighbors`` for the error that introduces), so reading a row costs
 ``O(neighbors)`` whatever its history and similarities are computed when a list is built,
@@ -16,7 +16,7 @@ never cached. Entries name their neighbour by a *reference*, the catalogue index
 index's generation (``generation << 32 | index``): when the catalogue evicts an item and
 reuses its index, references to the old item no longer match and are dropped when read.
 
-Memory: the table (entries x 20 bytes + 13 bytes per row) + 16 bytes per item (mass,
+Memory: the table (entries x 16 bytes + 14 bytes per row) + 16 bytes per item (mass,
 generation).
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
 from pipeline.model.arrays import FloatArray, IntArray, fit
-from pipeline.model.linked import LinkedNeighborTable
+from pipeline.model.neighbors import NeighborTable
 
 _MIN_MASS = 1e-9
 _INDEX = (1 << 32) - 1
@@ -58,9 +58,7 @@ class CoocModel:
         self.alpha = alpha
         self.beta = beta
         self.half_life = half_life_seconds
-        self.table = LinkedNeighborTable(
-            neighbors, keep=keep, row_of=lambda refs: refs & _INDEX, ref_of=self._ref
-        )
+        self.table = NeighborTable(neighbors, keep=keep)
         self.landmark_ts: int | None = None
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
         self.generation = np.zeros(0, dtype=np.int64)  # of each catalogue index
@@ -102,8 +100,13 @@ class CoocModel:
         if others_list:
             others = np.array(others_list, dtype=np.int64)
             values = mass * np.array(weights)
-            refs = (self.generation[others] << 32) | others
-            self.table.add_linked(item, self._ref(item), refs, others, values)
+            table, ref = self.table, self._ref(item)
+            new = table.add_many(item, (self.generation[others] << 32) | others, values)
+            if table.was_pruned(item) or not new.any():
+                table.add_to_rows(others, ref, values)
+            else:  # a pair new to a row never pruned is new to its mirror row too
+                table.add_to_rows(others[~new], ref, values[~new])
+                table.append_to_rows(others[new], ref, values[new])
         self.updates += 1
 
     def row(self, item: int) -> tuple[IntArray, FloatArray]:

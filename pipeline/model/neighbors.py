@@ -20,13 +20,14 @@ only what came after its last prune, so it underestimates by at most the weight 
 pruned, which was below the row's ``keep``-th heaviest weight at that time. A pair absent
 from a row was either never seen or pruned under that same bound.
 
-**Memory** = arena entries x 16 bytes + 13 bytes per row. Each row's block holds at most
+**Memory** = arena entries x 16 bytes + 14 bytes per row. Each row's block holds at most
 ``capacity`` entries, so the arena is bounded by ``rows x capacity x 16`` bytes plus free
 blocks of the smaller classes (at most ``rows x (capacity - 1) x 16``, in practice a few
 per cent); ``nbytes`` says what it is now.
 
 >>> t = NeighborTable(capacity=8, keep=4)
->>> t.add_many(0, np.array([10, 11, 12]), np.array([1.0, 2.0, 3.0]))
+>>> t.add_many(0, np.array([10, 11, 12]), np.array([1.0, 2.0, 3.0])).tolist()  # new ones
+[True, True, True]
 >>> t.add(0, 11, 0.5)
 >>> ids, weights = t.row(0)
 >>> ids.tolist(), weights.tolist()
@@ -69,6 +70,7 @@ class NeighborTable:
         self.start: IntArray = np.zeros(0, dtype=np.int64)
         self.length: Int32Array = np.zeros(0, dtype=np.int32)
         self.block: Int8Array = np.zeros(0, dtype=np.int8)  # capacity class, -1 = no block
+        self.pruned_rows: BoolArray = np.zeros(0, dtype=bool)
         self.pruned = 0  # prunes so far (a row at capacity taking new neighbours)
         self._cols: IntArray = np.arange(capacity, dtype=np.int64)
 
@@ -95,7 +97,7 @@ class NeighborTable:
 
     def nbytes(self) -> int:
         """Bytes of the arrays (arena and per-row headers)."""
-        arrays = (self.ids, self.weights, self.start, self.length, self.block)
+        arrays = (self.ids, self.weights, self.start, self.length, self.block, self.pruned_rows)
         return sum(a.nbytes for a in arrays)
 
     # ------------------------------------------------------------------ writing
@@ -103,29 +105,58 @@ class NeighborTable:
         """Add ``inc`` to the weight of ``neighbor`` in ``row`` (inserting it when absent)."""
         self.add_many(row, np.array([neighbor], dtype=np.int64), np.array([inc]))
 
-    def add_many(self, row: int, neighbors: IntArray, incs: FloatArray) -> None:
-        """``add`` for distinct ``neighbors`` of one row, vectorised.
+    def add_many(self, row: int, neighbors: IntArray, incs: FloatArray) -> BoolArray:
+        """``add`` for distinct ``neighbors`` of one row, vectorised; which were new.
 
         The row is a contiguous slice of the arena: one comparison of the new ids against
         it finds those present; the others are appended.
         """
+        new = np.ones(neighbors.shape[0], dtype=bool)
         if neighbors.shape[0] == 0:
-            return
+            return new
         self.reserve(row + 1)
         ids, weights = self.row(row)
         if ids.shape[0]:
             hit = ids == neighbors[:, None]
-            found = hit.any(axis=1)
+            found: BoolArray = hit.any(axis=1)
             if found.any():
                 weights[hit[found].argmax(axis=1)] += incs[found]
                 if found.all():
-                    return
-                neighbors, incs = neighbors[~found], incs[~found]
+                    return ~found
+                new = ~found
+                neighbors, incs = neighbors[new], incs[new]
         self._append_many(row, neighbors, incs)
+        return new
 
     def add_to_rows(self, rows: IntArray, neighbor: int, incs: FloatArray) -> None:
         """``add`` of one ``neighbor`` to each of the distinct ``rows``, vectorised."""
         self._find_or_append(rows, neighbor, incs)
+
+    def append_to_rows(self, rows: IntArray, neighbor: int, incs: FloatArray) -> None:
+        """``add`` of a ``neighbor`` the caller knows none of the distinct ``rows`` holds.
+
+        Symmetric rows know it without a search: a pair is created on both sides at once,
+        so a row never pruned (``was_pruned``) that lacks ``x`` means row ``x`` lacks it.
+        """
+        if rows.shape[0] == 0:
+            return
+        try:
+            lens = self.length[rows]
+        except IndexError:
+            self.reserve(int(rows.max()) + 1)
+            lens = self.length[rows]
+        blocks = self.block[rows]
+        fits = (blocks >= 0) & (lens < self.classes[np.maximum(blocks, 0)])
+        at = self.start[rows[fits]] + lens[fits]
+        self.ids[at] = neighbor
+        self.weights[at] = incs[fits]
+        self.length[rows[fits]] += 1
+        for k in np.flatnonzero(~fits).tolist():
+            self._append(int(rows[k]), neighbor, float(incs[k]))
+
+    def was_pruned(self, row: int) -> bool:
+        """Whether ``row`` ever dropped entries to make room (since it was last removed)."""
+        return row < self.pruned_rows.shape[0] and bool(self.pruned_rows[row])
 
     def remove_row(self, row: int) -> None:
         """Drop a row and free its block."""
@@ -133,6 +164,7 @@ class NeighborTable:
             self._free[int(self.block[row])].append(int(self.start[row]))
             self.block[row] = -1
             self.length[row] = 0
+            self.pruned_rows[row] = False
 
     def remove_where(self, row: int, drop: BoolArray) -> None:
         """Drop the entries of ``row`` where the boolean mask ``drop`` is true (order kept)."""
@@ -169,6 +201,7 @@ class NeighborTable:
                 best = np.sort(np.argpartition(-row_w, self.capacity - 1)[: self.capacity])
                 row_ids, row_w = row_ids[best], row_w[best]
             self.add_many(row, row_ids, row_w)
+            self.pruned_rows[row] = True  # its history is unknown: its mirrors may differ
 
     # ------------------------------------------------------------------ internals
     def reserve(self, n: int) -> None:
@@ -180,6 +213,7 @@ class NeighborTable:
         self.start = np.concatenate((self.start, np.zeros(size - have, dtype=np.int64)))
         self.length = np.concatenate((self.length, np.zeros(size - have, dtype=np.int32)))
         self.block = np.concatenate((self.block, np.full(size - have, -1, dtype=np.int8)))
+        self.pruned_rows = np.concatenate((self.pruned_rows, np.zeros(size - have, dtype=bool)))
 
     def _find_or_append(self, rows: IntArray, neighbor: int, incs: FloatArray) -> IntArray:
         """Add ``incs`` to ``neighbor`` in distinct ``rows``; its offset in each row.
@@ -262,7 +296,6 @@ class NeighborTable:
                 if n:
                     self.ids[start : start + n] = self.ids[old : old + n]
                     self.weights[start : start + n] = self.weights[old : old + n]
-                    self._moved(old, start, n)
                 self._free[block].append(old)
             self.start[row] = start
             self.block[row] = cls
@@ -272,16 +305,6 @@ class NeighborTable:
         self.weights[start + n : start + n + m] = incs
         self.length[row] = n + m
         return n
-
-    # hooks for entry-parallel arrays of subclasses (see ``pipeline.model.linked``)
-    def _moved(self, source: int, target: int, n: int) -> None:
-        """``n`` entries of a row moved from arena position ``source`` to ``target``."""
-
-    def _allocated(self, start: int, size: int) -> None:
-        """A block ``[start, start + size)`` was handed to a row (its content is stale)."""
-
-    def _arena_grown(self, size: int) -> None:
-        """The arena now holds ``size`` entries."""
 
     def _prune(self, row: int, keep: int) -> None:
         """Keep the ``keep`` heaviest entries of a row (their order unchanged)."""
@@ -293,6 +316,7 @@ class NeighborTable:
             drop[np.argpartition(-weights, keep - 1)[:keep]] = False
         self.remove_where(row, drop)
         self.pruned += 1
+        self.pruned_rows[row] = True
 
     def _alloc(self, cls: int) -> int:
         free = self._free[cls]
@@ -309,6 +333,4 @@ class NeighborTable:
                 weights = np.zeros(size, dtype=np.float64)
                 weights[: self.weights.shape[0]] = self.weights
                 self.ids, self.weights = ids, weights
-                self._arena_grown(size)
-        self._allocated(start, self._sizes[cls])
         return start

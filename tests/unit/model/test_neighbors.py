@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 
+from pipeline.model.cooc import CoocModel
 from pipeline.model.neighbors import NeighborTable
 
 
@@ -140,3 +141,31 @@ def test_memory_is_bounded_by_rows_times_capacity() -> None:
 def test_capacity_must_hold_two() -> None:
     with pytest.raises(ValueError, match="capacity must be at least 2"):
         NeighborTable(capacity=1)
+
+
+class _SearchingTable(NeighborTable):
+    """Reference: every mirror update searches its row, nothing is assumed absent."""
+
+    def append_to_rows(self, rows: np.ndarray, neighbor: int, incs: np.ndarray) -> None:
+        self.add_to_rows(rows, neighbor, incs)
+
+
+def test_mirrors_appended_without_a_search_are_the_ones_a_search_finds_absent() -> None:
+    """A row never pruned that lacks a pair means its mirror row lacks it (prunes, evictions)."""
+    rng = np.random.default_rng(9)
+    fast, reference = CoocModel(neighbors=8, keep=5), CoocModel(neighbors=8, keep=5)
+    reference.table = _SearchingTable(8, keep=5)
+    for step in range(3_000):
+        item = int(rng.integers(0, 40))
+        others, weights = rng.integers(0, 40, 5).tolist(), rng.random(5).tolist()
+        context = list(zip(others, weights, strict=True))
+        for m in (fast, reference):
+            m.learn(item, 1.0, 1_700_000_000_000 + step, context)
+            if step % 250 == 249:  # the catalogue evicts a few items (their indices reused)
+                m.evict(np.array([step % 40, (step * 7) % 40], dtype=np.int64))
+    assert fast.table.pruned > 0
+    got = {(i, j): w for i, j, w in fast.pairs()}
+    assert got == pytest.approx({(i, j): w for i, j, w in reference.pairs()})
+    for item in range(40):  # no row holds a neighbour twice
+        ids, _ = fast.row(item)
+        assert len(set(ids.tolist())) == ids.shape[0]
