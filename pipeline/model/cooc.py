@@ -178,22 +178,32 @@ class CoocModel:
 
     def similarity(self, item: int, others: Sequence[tuple[int, float]]) -> float:
         """Weighted damped similarity of one item to a history (for training features)."""
-        if not others or item >= self.mass.shape[0] or self.mass[item] <= 0:
-            return 0.0
+        return self.similarity_to(item, others)[0]
+
+    def similarity_to(
+        self, item: int, *histories: Sequence[tuple[int, float]]
+    ) -> tuple[float, ...]:
+        """``similarity`` of one item to each history, reading its row once."""
+        zero = (0.0,) * len(histories)
+        if item >= self.mass.shape[0] or self.mass[item] <= 0:
+            return zero
         ids, weights = self.row(item)
-        if ids.shape[0] == 0:
-            return 0.0
+        others = [pair for history in histories for pair in history]
+        if ids.shape[0] == 0 or not others:
+            return zero
         other_ids = np.array([o for o, _ in others], dtype=np.int64)
-        hit = ids == other_ids[:, None]
-        found = np.flatnonzero(hit.any(axis=1))
-        if found.shape[0] == 0:
-            return 0.0
-        c = weights[hit[found].argmax(axis=1)]
-        mass = self.mass[other_ids[found]]
-        w = np.array([others[k][1] for k in found.tolist()])
-        ok = mass > 0
-        terms = w[ok] * c[ok] / (mass[ok] ** self.alpha * float(self.mass[item]) ** self.beta)
-        return float(terms.sum())
+        flat = np.flatnonzero(ids == other_ids[:, None])  # a row holds an item at most once
+        if flat.shape[0] == 0:
+            return zero
+        k, at = np.divmod(flat, ids.shape[0])
+        mass = self.mass[other_ids[k]]
+        w = np.array([others[j][1] for j in k.tolist()])
+        terms = np.where(mass > 0, w * weights[at], 0.0) / (
+            np.maximum(mass, _MIN_MASS) ** self.alpha * float(self.mass[item]) ** self.beta
+        )
+        ends = np.cumsum([len(h) for h in histories])
+        sums = np.bincount(np.searchsorted(ends, k, side="right"), terms, len(histories))
+        return tuple(float(x) for x in sums)
 
     def evict(self, items: IntArray) -> None:
         """Forget evicted catalogue indices: their rows, mass, and references to them."""

@@ -52,12 +52,13 @@ def ranker_example(
         dislike_size=p.dislike_size,
         decay=p.recency_decay,
     )
+    like, dislike = models.cooc.similarity_to(item, pos, neg)
     row = feature_row(
         models.catalog,
         models.stats,
         item,
-        models.cooc.similarity(item, pos) / norm(pos),
-        models.cooc.similarity(item, neg) / norm(neg),
+        like / norm(pos),
+        dislike / norm(neg),
         ts,
         segment_of(models.stats, state),
         state.affinity,

@@ -324,3 +324,13 @@ def test_item_info_from_item_record() -> None:
         title="Nine",
     )
     assert item_info(item) == ItemInfo("m9", ("Drama", "Crime"), 1_200.0, T0, "c1", "Nine")
+
+
+def test_cooc_similarity_to_several_histories_reads_the_row_once() -> None:
+    m = _triangle(alpha=1.0, beta=0.0)
+    pos, neg, empty = [(0, 1.0)], [(1, 2.0), (0, 1.0), (7, 1.0)], []
+    assert m.similarity_to(2, pos, neg, empty) == pytest.approx(
+        (m.similarity(2, pos), m.similarity(2, neg), 0.0)
+    )
+    assert m.similarity_to(2, pos, neg) == pytest.approx((2.0, 4.0))
+    assert m.similarity_to(99, pos) == (0.0,)
