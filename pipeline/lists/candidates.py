@@ -129,8 +129,11 @@ class CandidateIndex:
         while len(self._categories) < len(catalog.category_names):  # new: all members changed
             self._categories.append(TopK(_SLACK * self.sizes[1]))
         cats = catalog.cats[changed]
-        for c, top in enumerate(self._categories):
-            top.remove(updated)
+        touched = set(np.unique(cats[cats >= 0]).tolist())  # categories of changed items
+        if updated.shape[0]:
+            touched.update(c for c, top in enumerate(self._categories) if top.remove(updated))
+        for c in sorted(touched):
+            top = self._categories[c]
             top.merge(changed[(cats == c).any(axis=1)], _member_score(models, c))
             if not top.complete and top.items.shape[0] < self.sizes[1]:
                 self._rebuild_category(models, c)

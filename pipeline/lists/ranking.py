@@ -68,12 +68,17 @@ class TopK:
         self.items = ranked(items, scores, self.capacity)
         self.complete = items.shape[0] <= self.capacity
 
-    def remove(self, items: IntArray) -> None:
-        """Drop ``items`` (their score may have fallen or they may no longer be eligible)."""
+    def remove(self, items: IntArray) -> bool:
+        """Drop ``items`` (their score may have fallen or they may no longer be eligible).
+
+        Returns whether any was in the top.
+        """
         if self.items.shape[0] and items.shape[0]:
             keep = ~np.isin(self.items, items)
             if not keep.all():
                 self.items = self.items[keep]
+                return True
+        return False
 
     def merge(self, changed: IntArray, score: Score) -> None:
         """Rank ``changed`` (distinct items whose score rose or may now count) with the top."""
