@@ -14,7 +14,7 @@ An evicted item's index goes to a free list and is reused; ``on_evict`` lets the
 that hold per-item state forget it first (and ``on_grow`` size their vectors alike). An
 evicted item that comes back is a new item (its metadata returns with its next item record).
 
-**Sparse categories.** Per item the indices of its (at most ``MAX_ITEM_CATEGORIES``)
+**Sparse categories** (``pipeline.model.categories``): per item the indices of its
 categories and the share ``1 / len(categories)`` of each, never an item x category matrix.
 
 Memory: ~``max_items`` x (48 bytes of arrays + 4 bytes per category column + the id, title
@@ -28,12 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.model.arrays import FloatArray, IntArray
+from pipeline.model.arrays import FloatArray, Int32Array, IntArray
+from pipeline.model.categories import CategoryMembership
 from pipeline.model.changes import ChangeLog
 from schemas.events import Item
 
-MAX_CATEGORIES = 4_096  # category names the catalogue indexes (more: kept, not indexed)
-MAX_ITEM_CATEGORIES = 16  # categories indexed per item
 EVICT_SHARE = 0.01  # of max_items evicted at once when a new item finds the catalogue full
 SWEEP_SLICE = 65_536  # indices checked per ``evict_stale`` call
 
@@ -77,17 +76,13 @@ class Catalog:
         self.on_evict = on_evict
         self.on_grow = on_grow
         self._index: dict[str, int] = {}
-        self._categories: dict[str, int] = {}
-        self._tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self.category_names: list[str] = []
         self.ids: list[str] = []  # item id by index ("" for a free index)
         self.category_tuples: list[tuple[str, ...]] = []
         self.titles: list[str | None] = []
         self.creators: list[str | None] = []
         self._free: list[int] = []
         cap = max(1, min(capacity, max_items))
-        self.cats = np.full((cap, 1), -1, dtype=np.int32)  # category indices, -1 padded
-        self.share = np.zeros(cap, dtype=np.float64)
+        self.categories = CategoryMembership(cap)
         self.published_ts = np.zeros(cap, dtype=np.float64)
         self.duration = np.full(cap, np.nan, dtype=np.float64)
         self.last_seen = np.zeros(cap, dtype=np.int64)  # ms, for time-based eviction
@@ -105,6 +100,21 @@ class Catalog:
 
     def __contains__(self, item_id: object) -> bool:
         return item_id in self._index
+
+    @property
+    def category_names(self) -> list[str]:
+        """Known categories, by index."""
+        return self.categories.names
+
+    @property
+    def cats(self) -> Int32Array:
+        """Per item index, its category indices (-1 padded)."""
+        return self.categories.cats
+
+    @property
+    def share(self) -> FloatArray:
+        """Per item index, ``1 / len(categories)`` (0 without one)."""
+        return self.categories.share
 
     @property
     def slots(self) -> int:
@@ -162,18 +172,11 @@ class Catalog:
 
     def category_index(self, name: str) -> int:
         """Index of a category, registering it when new (``-1`` past ``MAX_CATEGORIES``)."""
-        idx = self._categories.get(name)
-        if idx is None:
-            if len(self.category_names) >= MAX_CATEGORIES:
-                return -1
-            idx = len(self.category_names)
-            self._categories[name] = idx
-            self.category_names.append(name)
-        return idx
+        return self.categories.index(name)
 
     def find_category(self, name: str) -> int | None:
         """Index of a known category, or ``None``."""
-        return self._categories.get(name)
+        return self.categories.find(name)
 
     def categories_of(self, idx: int) -> tuple[str, ...]:
         """Category names of the item at ``idx``."""
@@ -203,14 +206,11 @@ class Catalog:
 
     def category_mass(self, items: IntArray, values: FloatArray) -> FloatArray:
         """Per item, ``sum(values[c] * share)`` over its categories (``values`` per category)."""
-        padded = np.append(values, 0.0)  # index -1 (padding) reads the 0
-        mass: FloatArray = padded[self.cats[items]].sum(axis=1) * self.share[items]
-        return mass
+        return self.categories.mass(items, values)
 
     def members(self, category: int) -> IntArray:
         """Indices of the live items of a category (a scan: for index rebuilds only)."""
-        n = self.slots
-        return np.flatnonzero((self.cats[:n] == category).any(axis=1) & self.live[:n])
+        return self.categories.members(category, self.live, self.slots)
 
     def live_indices(self, limit: int) -> IntArray:
         """The first ``limit`` live indices."""
@@ -249,8 +249,7 @@ class Catalog:
             self.category_tuples[idx] = ()
             self.titles[idx] = self.creators[idx] = None
             self._free.append(idx)
-        self.cats[items] = -1
-        self.share[items] = 0.0
+        self.categories.clear(items)
         self.published_ts[items] = 0.0
         self.duration[items] = np.nan
         self.live[items] = False
@@ -260,8 +259,8 @@ class Catalog:
 
     def nbytes(self) -> int:
         """Bytes of the arrays (the strings and dicts come on top, see the module doc)."""
-        arrays = (self.cats, self.share, self.published_ts, self.duration, self.last_seen)
-        return sum(a.nbytes for a in (*arrays, self.touched, self.live))
+        arrays = (self.published_ts, self.duration, self.last_seen, self.touched, self.live)
+        return self.categories.nbytes() + sum(int(a.nbytes) for a in arrays)
 
     # ------------------------------------------------------------------ internals
     def _touch(self, idx: int) -> None:
@@ -291,24 +290,11 @@ class Catalog:
         return idx
 
     def _set(self, idx: int, info: ItemInfo) -> None:
-        names = info.categories
-        self.category_tuples[idx] = self._tuples.setdefault(names, names)
-        if len(self._tuples) > MAX_CATEGORIES:  # interning is only a saving: stay bounded
-            self._tuples.clear()
+        self.category_tuples[idx] = self.categories.assign(idx, info.categories)
         self.titles[idx] = info.title
         self.creators[idx] = info.creator_id
         self.published_ts[idx] = float(info.published_ts or 0)
         self.duration[idx] = np.nan if info.duration_seconds is None else info.duration_seconds
-        indexed = [c for c in dict.fromkeys(self.category_index(n) for n in names) if c >= 0]
-        indexed = indexed[:MAX_ITEM_CATEGORIES]
-        if len(indexed) > self.cats.shape[1]:
-            wider = np.full((self.cats.shape[0], len(indexed)), -1, dtype=np.int32)
-            wider[:, : self.cats.shape[1]] = self.cats
-            self.cats = wider
-        self.cats[idx] = -1
-        self.cats[idx, : len(indexed)] = indexed
-        # an item's category mass sums to one over the names it declares
-        self.share[idx] = 1.0 / len(names) if indexed else 0.0
 
     def _evict_least_recent(self) -> None:
         n = self.slots
@@ -325,8 +311,7 @@ class Catalog:
             out[:have] = arr
             return out
 
-        self.cats = grown(self.cats, -1)
-        self.share = grown(self.share, 0.0)
+        self.categories.grow(capacity)
         self.published_ts = grown(self.published_ts, 0.0)
         self.duration = grown(self.duration, np.nan)
         self.last_seen = grown(self.last_seen, 0)
