@@ -225,8 +225,10 @@ def shape(models: Any, np: Any) -> dict[str, Any]:
         return {
             "pairs": int(lengths.sum()),
             "longest_row": int(lengths.max(initial=0)),
+            "arena": cooc.table.used,  # entries allocated to blocks (free ones included)
             "catalog": len(models.catalog),
             "model_bytes": models.nbytes(),
+            "cooc_bytes": cooc.nbytes(),
         }
     lengths = np.array([len(r) for r in cooc.rows.values()] or [0])
     return {
