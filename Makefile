@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.recloop-installed
 PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
-BENCHES := quality freshness throughput memory declared experiment serve producers
+BENCHES := quality freshness throughput memory declared experiment serve producers scale
 
 # apt-get (via `recloop stack setup`) must never prompt: CI has no stdin
 export DEBIAN_FRONTEND ?= noninteractive

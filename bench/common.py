@@ -440,6 +440,35 @@ def contention_note(load: dict[str, Any], affects: str = "rates are low bounds")
     )
 
 
+@contextlib.contextmanager
+def timed() -> Iterator[list[float]]:
+    """``[wall us, cpu us]`` of the block: CPU time (this thread) discounts a busy machine."""
+    took = [0.0, 0.0]
+    wall, cpu = time.perf_counter_ns(), time.thread_time_ns()
+    yield took
+    took[0] = (time.perf_counter_ns() - wall) / 1e3
+    took[1] = (time.thread_time_ns() - cpu) / 1e3
+
+
+def rss_mib() -> float:
+    """Resident memory of this process (``VmRSS``), MiB."""
+    return proc_status_kib(os.getpid(), "VmRSS") / 1024
+
+
+def source_tree(commit: str, workdir: Path) -> Path:
+    """The ``pipeline`` and ``schemas`` sources of a commit, extracted with ``git archive``.
+
+    To measure another version of the code in a child process (``sys.path`` first), without
+    a worktree or a checkout.
+    """
+    tree = workdir / f"recloop-{commit}"
+    tree.mkdir(parents=True, exist_ok=True)
+    cmd = ["git", "-C", str(REPO_ROOT), "archive", commit, "pipeline", "schemas"]
+    archive = subprocess.run(cmd, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
 # ----------------------------------------------------------------------------- statistics
 def percentile(values: Sequence[float], p: float) -> float:
     """The ``p``-th percentile (0-100) with linear interpolation; NaN for no values.

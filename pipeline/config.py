@@ -124,6 +124,32 @@ class Settings(BaseSettings):
         0.6, ge=0, le=1, description="Watch completion at or above which a watch is 'completed'."
     )
 
+    # --- model bounds (memory per worker is set by these, not by traffic) -------------
+    model_neighbors: int = Field(
+        200,
+        ge=2,
+        description="Co-occurrence neighbours an item keeps at most; a full row keeps its "
+        "heaviest three quarters to make room.",
+    )
+    catalog_max_items: int = Field(
+        2_000_000,
+        ge=64,
+        description="Items a worker's catalogue holds at most; the least recently seen 1 % "
+        "are evicted when a new item finds it full.",
+    )
+    catalog_evict_after_seconds: float = Field(
+        365 * 86_400,
+        ge=0,
+        description="Items not seen (no event, no item record) this long are evicted from the "
+        "catalogue; 0: only when full.",
+    )
+    trending_items_per_segment: int = Field(
+        500, ge=10, description="Items a trending segment (locale, device) keeps (heavy hitters)."
+    )
+    trending_max_segments: int = Field(
+        256, ge=1, description="Trending segments kept at most (the global one included)."
+    )
+
     # --- recommendations ----------------------------------------------------------------
     list_size: int = Field(20, ge=1, le=200, description="Items per recommendation list.")
     category_cap: int = Field(6, ge=1, description="Max items of one category in a list.")

@@ -81,7 +81,7 @@ def feed(
         return learning.records[0] if learning.records else None
     assert catalog is not None
     idx = catalog.ensure(item)
-    signal = signal_for(kind, watch_seconds, catalog.infos[idx].duration_seconds, threshold=0.6)
+    signal = signal_for(kind, watch_seconds, catalog.duration_of(idx), threshold=0.6)
     apply_event(
         state,
         event_id=event_id,

@@ -1,23 +1,33 @@
 """Where a list's candidates come from, and which of them a user may be shown at all.
 
 Pools besides co-occurrence (trending per segment, trending per category, the newest items,
-a fallback for an empty catalogue) are indexes over the shared models: ``CandidateIndex``
-recomputes them on a timer (workers) or every few hundred events (replay), because trending
+a fallback for an empty catalogue) are indexes over the shared models. ``CandidateIndex``
+keeps them on a timer (workers) or every few hundred events (replay), because trending
 moves on a scale of minutes and recomputing it per list would be wasted work.
+
+A refresh costs ``O(items changed since the previous refresh)``, not ``O(catalogue)``: it
+reads the items whose statistics or metadata changed from the models' change logs
+(``pipeline.model.changes``) and updates exact top lists (``pipeline.lists.ranking``). It
+scans the catalogue only to start (or after falling more than a change log behind, or
+after an eviction left a pool short). Segment trending comes from the segments' heavy
+hitters, re-ranked only when they changed.
 """
 
 from __future__ import annotations
 
+import heapq
+
 import numpy as np
 
 from pipeline.features.state import UserState
-from pipeline.lists.scoring import top
-from pipeline.model.arrays import IntArray
+from pipeline.lists.ranking import Score, TopK
+from pipeline.model.arrays import BoolArray, FloatArray, IntArray
 from pipeline.model.catalog import Catalog
 from pipeline.model.item_stats import GLOBAL_SEGMENT
 from pipeline.model.models import SharedModels
 
 _EMPTY: IntArray = np.zeros(0, dtype=np.int64)
+_SLACK = 2  # pools keep this many times the places they serve, so evictions rarely rebuild
 
 
 class CandidateIndex:
@@ -29,25 +39,29 @@ class CandidateIndex:
         self.by_category: dict[int, IntArray] = {}
         self.fresh: IntArray = _EMPTY
         self.fallback: IntArray = _EMPTY
+        self.rebuilds = 0
+        self._models: SharedModels | None = None
+        self._global = TopK(_SLACK * trending)
+        self._categories: list[TopK] = []
+        self._fresh = TopK(_SLACK * fresh)
+        self._future: list[tuple[float, int]] = []  # (published, index) not yet published
+        self._read = (0, 0, 0)  # positions in the change logs (counted, updated, evicted)
+        self._now = 0
+        self._versions: dict[str, int] = {}
 
     def refresh(self, models: SharedModels, now_ts: int) -> None:
-        """Recompute every pool from the models as they are now."""
-        trending, per_category, fresh = self.sizes
-        catalog, stats = models.catalog, models.stats
-        n = len(catalog)
-        self.trending_by_segment = {seg: top(arr[:n], trending) for seg, arr in stats.trend.items()}
-        glob = stats.trending(GLOBAL_SEGMENT)
-        glob = np.pad(glob, (0, max(0, n - glob.shape[0])))[:n]
-        membership = catalog.membership[:n]
-        self.by_category = {
-            c: top(np.where(membership[:, c] > 0, glob + 1e-12, 0.0), per_category)
-            for c in range(len(catalog.category_names))
-        }
-        published = catalog.published_ts[:n]
-        newest = top(np.where(published <= now_ts, published, 0.0), fresh)
-        self.fresh = newest[published[newest] > 0]
-        # last resort for an empty or brand-new catalogue: never an empty list
-        self.fallback = np.arange(min(n, trending), dtype=np.int64)
+        """Bring every pool up to date with the models as they are now."""
+        stats, catalog = models.stats, models.catalog
+        logs = (stats.changes, catalog.changes, catalog.evictions)
+        news = [log.since(at) for log, at in zip(logs, self._read, strict=True)]
+        if models is not self._models or now_ts < self._now or any(n is None for n in news):
+            self._rebuild(models, now_ts)
+        else:
+            counted, updated, evicted = (np.unique(n) for n in news if n is not None)
+            self._update(models, counted, updated, evicted, now_ts)
+        self._read = (logs[0].position, logs[1].position, logs[2].position)
+        self._now = now_ts
+        self._publish(models)
 
     def trending_for(self, segment: str) -> IntArray:
         """Trending item indices of a segment (global when the segment has none)."""
@@ -65,6 +79,130 @@ class CandidateIndex:
             return []
         return [catalog.item_id(int(i)) for i in found[: n or len(found)]]
 
+    # ------------------------------------------------------------------ internals
+    def _rebuild(self, models: SharedModels, now_ts: int) -> None:
+        """Start over from a scan of the catalogue (first refresh, or fell behind)."""
+        catalog = models.catalog
+        self._models = models
+        self.rebuilds += 1
+        live = np.flatnonzero(catalog.live[: catalog.slots])
+        self._rebuild_global(models, live)
+        self._categories = [TopK(_SLACK * self.sizes[1]) for _ in catalog.category_names]
+        for c in range(len(self._categories)):
+            self._rebuild_category(models, c)
+        published = catalog.published_ts[live]
+        due = (published > 0) & (published <= now_ts)
+        self._fresh.rebuild(live[due], published[due])
+        later = published > now_ts
+        self._future = list(zip(published[later].tolist(), live[later].tolist(), strict=True))
+        heapq.heapify(self._future)
+        self._versions = {}
+
+    def _rebuild_global(self, models: SharedModels, live: IntArray) -> None:
+        trend, ok = _trend_score(models)(live)
+        self._global.rebuild(live[ok], trend[ok])
+
+    def _rebuild_category(self, models: SharedModels, c: int) -> None:
+        members = models.catalog.members(c)
+        self._categories[c].rebuild(members, models.stats.trend_of(GLOBAL_SEGMENT, members))
+
+    def _update(
+        self,
+        models: SharedModels,
+        counted: IntArray,
+        updated: IntArray,
+        evicted: IntArray,
+        now_ts: int,
+    ) -> None:
+        """Apply what changed since the previous refresh (see ``pipeline.lists.ranking``).
+
+        ``counted``: items whose statistics grew; ``updated``: items registered, evicted or
+        whose categories or publication time changed; ``evicted``: items evicted (their
+        trend fell to zero, their index may hold another item by now).
+        """
+        catalog = models.catalog
+        changed = np.union1d(counted, updated)
+        self._global.remove(evicted)
+        self._global.merge(changed, _trend_score(models))
+        if not self._global.complete and self._global.items.shape[0] < self.sizes[0]:
+            self._rebuild_global(models, np.flatnonzero(catalog.live[: catalog.slots]))
+        while len(self._categories) < len(catalog.category_names):  # new: all members changed
+            self._categories.append(TopK(_SLACK * self.sizes[1]))
+        cats = catalog.cats[changed]
+        touched = set(np.unique(cats[cats >= 0]).tolist())  # categories of changed items
+        if updated.shape[0]:
+            touched.update(c for c, top in enumerate(self._categories) if top.remove(updated))
+        for c in sorted(touched):
+            top = self._categories[c]
+            top.merge(changed[(cats == c).any(axis=1)], _member_score(models, c))
+            if not top.complete and top.items.shape[0] < self.sizes[1]:
+                self._rebuild_category(models, c)
+        self._fresh.remove(updated)
+        published = catalog.published_ts[updated]
+        for ts, idx in zip(published.tolist(), updated.tolist(), strict=True):
+            if ts > now_ts:
+                heapq.heappush(self._future, (ts, idx))
+        due = np.array([idx for _, idx in self._pop_due(catalog, now_ts)], dtype=np.int64)
+        self._fresh.merge(np.union1d(updated, due), _fresh_score(models, now_ts))
+        if not self._fresh.complete and self._fresh.items.shape[0] < self.sizes[2]:
+            self._rebuild(models, now_ts)
+        elif len(self._future) > 2 * len(catalog) + 1_024:  # stale entries: start over
+            self._rebuild(models, now_ts)
+
+    def _pop_due(self, catalog: Catalog, now_ts: int) -> list[tuple[float, int]]:
+        out = []
+        while self._future and self._future[0][0] <= now_ts:
+            ts, idx = heapq.heappop(self._future)
+            if catalog.live[idx] and catalog.published_ts[idx] == ts:  # else updated since
+                out.append((ts, idx))
+        return out
+
+    def _publish(self, models: SharedModels) -> None:
+        trending, per_category, fresh = self.sizes
+        stats, catalog = models.stats, models.catalog
+        by_segment = {GLOBAL_SEGMENT: self._global.items[:trending]}
+        for name, hitters in stats.segments.items():
+            old = self.trending_by_segment.get(name)
+            if old is None or self._versions.get(name) != hitters.version:
+                old = hitters.top(trending)
+                self._versions[name] = hitters.version
+            by_segment[name] = old
+        self.trending_by_segment = by_segment
+        self.by_category = {c: top.items[:per_category] for c, top in enumerate(self._categories)}
+        self.fresh = self._fresh.items[:fresh]
+        # last resort for an empty or brand-new catalogue: never an empty list
+        self.fallback = catalog.live_indices(trending)
+
+
+def _trend_score(models: SharedModels) -> Score:
+    """Overall trend; eligible: live items that have one."""
+
+    def score(items: IntArray) -> tuple[FloatArray, BoolArray]:
+        trend = models.stats.trend_of(GLOBAL_SEGMENT, items)
+        return trend, (trend > 0) & models.catalog.live[items]
+
+    return score
+
+
+def _member_score(models: SharedModels, c: int) -> Score:
+    """Overall trend; eligible: the live members of category ``c`` (with a trend or not)."""
+
+    def score(items: IntArray) -> tuple[FloatArray, BoolArray]:
+        member = (models.catalog.cats[items] == c).any(axis=1) & models.catalog.live[items]
+        return models.stats.trend_of(GLOBAL_SEGMENT, items), member
+
+    return score
+
+
+def _fresh_score(models: SharedModels, now_ts: int) -> Score:
+    """Publication time; eligible: live items published by ``now_ts``."""
+
+    def score(items: IntArray) -> tuple[FloatArray, BoolArray]:
+        published = models.catalog.published_ts[items]
+        return published, (published > 0) & (published <= now_ts) & models.catalog.live[items]
+
+    return score
+
 
 def allowed(catalog: Catalog, state: UserState, cands: IntArray) -> IntArray:
     """Drop items the user interacted with and everything their controls forbid."""
@@ -79,10 +217,7 @@ def allowed(catalog: Catalog, state: UserState, cands: IntArray) -> IntArray:
             cands = cands[[ids[i] not in excluded for i in cands.tolist()]]
     controls = state.controls
     if not controls.empty and cands.shape[0]:
-        infos = catalog.infos
-        keep = [
-            controls.allows(ids[i], infos[i].categories, infos[i].creator_id)
-            for i in cands.tolist()
-        ]
+        cats, creators = catalog.category_tuples, catalog.creators
+        keep = [controls.allows(ids[i], cats[i], creators[i]) for i in cands.tolist()]
         cands = cands[keep]
     return cands

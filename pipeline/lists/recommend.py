@@ -84,7 +84,7 @@ class Recommender:
         )
 
     def refresh_indexes(self, now_ts: int) -> None:
-        """Recompute the candidate pools (trending, per category, newest)."""
+        """Bring the candidate pools (trending, per category, newest) up to date."""
         self.index.refresh(self.models, now_ts)
 
     def trending(self, segment: str = GLOBAL_SEGMENT, n: int | None = None) -> list[str]:
@@ -255,7 +255,7 @@ class Recommender:
         """
         catalog = self.models.catalog
         vec = category_vector(catalog, dict.fromkeys(declared, 1.0))
-        member = np.minimum(catalog.membership[items] @ vec, 1.0)
+        member = np.minimum(catalog.category_mass(items, vec), 1.0)
         evidence = np.maximum(scores, 0.0)
         floor = float(evidence.max(initial=0.0)) if cold else 0.0
         return member * prior * (evidence + floor + 1e-9)
@@ -269,11 +269,11 @@ class Recommender:
         self, cands: IntArray, scores: FloatArray, order: IntArray, n: int, cap: int
     ) -> list[tuple[int, float]]:
         """``(row, score)`` of the list after the category cap (rows index ``cands``)."""
-        infos = self.models.catalog.infos
+        cats = self.models.catalog.category_tuples
         items = cands.tolist()
         rows = order.tolist()
         ranked = zip(rows, scores[order].tolist(), strict=True)
-        return diversify(ranked, lambda k: infos[items[k]].categories, n=n, cap=cap)
+        return diversify(ranked, lambda k: cats[items[k]], n=n, cap=cap)
 
     def _reason(
         self,
@@ -308,9 +308,10 @@ class Recommender:
         """Name a recent positive as the reason ("because you watched X")."""
         if anchor in memo:
             return memo[anchor]
-        info = self.models.catalog.infos[anchor]
+        catalog = self.models.catalog
+        item_id = catalog.ids[anchor]
         # the anchor is a recent positive: its latest interaction is near the end
-        kind = next((h.kind for h in reversed(state.history) if h.item_id == info.item_id), "")
+        kind = next((h.kind for h in reversed(state.history) if h.item_id == item_id), "")
         verb = "clicked" if kind == "click" else "watched"
-        memo[anchor] = reasons.because(verb, info.title or info.item_id)
+        memo[anchor] = reasons.because(verb, catalog.titles[anchor] or item_id)
         return memo[anchor]

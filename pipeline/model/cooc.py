@@ -8,9 +8,16 @@ neighbour. A user is scored by summing the similarity rows of their recent posit
 weighted by recency: what the user did last counts most (the strongest cheap signal on the
 quality benchmark, see README).
 
-Rows are sparse dicts. Scoring reads a cached top-``neighbors`` array per row, rebuilt after
-``rebuild_every`` updates to that row, which keeps a refresh at a few hundred microseconds
-whatever the catalogue size.
+Rows live in a ``NeighborTable`` of at most ``neighbors`` entries each
+(``RECLOOP_MODEL_NEIGHBORS``; a full row is pruned to its heaviest entries, see
+``pipeline.model.neighbors`` for the error that introduces), so reading a row costs
+``O(neighbors)`` whatever its history and similarities are computed when a list is built,
+never cached. Entries name their neighbour by a *reference*, the catalogue index plus the
+index's generation (``generation << 32 | index``): when the catalogue evicts an item and
+reuses its index, references to the old item no longer match and are dropped when read.
+
+Memory: the table (entries x 16 bytes + 14 bytes per row) + 16 bytes per item (mass,
+generation).
 """
 
 from __future__ import annotations
@@ -21,14 +28,16 @@ import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
 from pipeline.model.arrays import FloatArray, IntArray, fit
+from pipeline.model.neighbors import NeighborTable
 
 _MIN_MASS = 1e-9
+_INDEX = (1 << 32) - 1
 _EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
 
 
 class CoocModel:
-    """Online, decayed, popularity-damped item co-occurrence.
+    """Online, decayed, popularity-damped item co-occurrence in bounded rows.
 
     >>> m = CoocModel()
     >>> m.learn(1, 1.0, 0, [(0, 1.0)])
@@ -44,19 +53,21 @@ class CoocModel:
         beta: float = 0.5,
         half_life_seconds: float = 180 * 86_400.0,
         neighbors: int = 200,
-        rebuild_every: int = 8,
+        keep: int | None = None,
     ) -> None:
         self.alpha = alpha
         self.beta = beta
         self.half_life = half_life_seconds
-        self.max_neighbors = neighbors
-        self.rebuild_every = rebuild_every
+        self.table = NeighborTable(neighbors, keep=keep)
         self.landmark_ts: int | None = None
-        self.rows: dict[int, dict[int, float]] = {}
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
-        self._cache: dict[int, tuple[IntArray, FloatArray]] = {}
-        self._dirty: dict[int, int] = {}
+        self.generation = np.zeros(0, dtype=np.int64)  # of each catalogue index
         self.updates = 0
+
+    @property
+    def max_neighbors(self) -> int:
+        """Neighbours a row holds at most."""
+        return self.table.capacity
 
     def learn(
         self, item: int, weight: float, ts: int, context: Sequence[tuple[int, float]]
@@ -75,43 +86,57 @@ class CoocModel:
             self._rescale(ts)
             exponent = 0.0
         mass = weight * 2.0**exponent
-        # context items may not be known here yet (learned by another worker, not synced)
-        top = max([item, *(other for other, _ in context)])
-        self.mass = fit(self.mass, top + 1)
+        others_list = [o for o, w in context if o != item and w > 0]
+        if len(set(others_list)) == len(others_list) == len(context):  # the usual case
+            weights = [w for _, w in context]
+        else:  # the item itself, non-positive or repeated context: sum per item
+            incs: dict[int, float] = {}
+            for other, other_weight in context:
+                if other != item and other_weight > 0:
+                    incs[other] = incs.get(other, 0.0) + other_weight
+            others_list, weights = list(incs), list(incs.values())
+        self._fit(max(item, *others_list) + 1 if others_list else item + 1)
         self.mass[item] += mass
-        row_j = self.rows.setdefault(item, {})
-        for other, other_weight in context:
-            if other == item or other_weight <= 0:
-                continue
-            inc = mass * other_weight
-            row_j[other] = row_j.get(other, 0.0) + inc
-            row_i = self.rows.setdefault(other, {})
-            row_i[item] = row_i.get(item, 0.0) + inc
-            self._dirty[other] = self._dirty.get(other, 0) + 1
-        self._dirty[item] = self._dirty.get(item, 0) + 1
+        if others_list:
+            others = np.array(others_list, dtype=np.int64)
+            values = mass * np.array(weights)
+            table, ref = self.table, self._ref(item)
+            new = table.add_many(item, (self.generation[others] << 32) | others, values)
+            if table.was_pruned(item) or not new.any():
+                table.add_to_rows(others, ref, values)
+            else:  # a pair new to a row never pruned is new to its mirror row too
+                table.add_to_rows(others[~new], ref, values[~new])
+                table.append_to_rows(others[new], ref, values[new])
         self.updates += 1
 
-    def neighbors(self, item: int) -> tuple[IntArray, FloatArray]:
-        """Top neighbours of ``item`` and their damped similarities, best first."""
-        cached = self._cache.get(item)
-        if cached is not None and self._dirty.get(item, 0) < self.rebuild_every:
-            return cached
-        row = self.rows.get(item)
-        if not row:
+    def row(self, item: int) -> tuple[IntArray, FloatArray]:
+        """Catalogue indices and raw decayed weights ``C[item, :]`` (stale entries dropped)."""
+        refs, weights = self.table.row(item)
+        if refs.shape[0] == 0:
             return _EMPTY_IDS, _EMPTY_W
-        ids = np.fromiter(row.keys(), dtype=np.int64, count=len(row))
-        weights = np.fromiter(row.values(), dtype=np.float64, count=len(row))
+        ids = refs & _INDEX
+        stale = (refs >> 32) != self.generation[ids]
+        if stale.any():  # the catalogue evicted these neighbours (and may reuse the index)
+            self.table.remove_where(item, stale)
+            refs, weights = self.table.row(item)
+            ids = refs & _INDEX
+        return ids, weights
+
+    def similarities(self, item: int) -> tuple[IntArray, FloatArray]:
+        """Neighbours of ``item`` and their damped similarities, in row order."""
+        ids, weights = self.row(item)
+        if ids.shape[0] == 0:
+            return ids, weights
         # an item only seen as context has no mass of its own yet: floor it, no inf scores
         mass = np.maximum(self.mass[ids], _MIN_MASS)
-        sims = weights / (mass**self.beta * max(float(self.mass[item]), _MIN_MASS) ** self.alpha)
-        if ids.shape[0] > self.max_neighbors:
-            top = np.argpartition(-sims, self.max_neighbors)[: self.max_neighbors]
-            ids, sims = ids[top], sims[top]
+        own = max(float(self.mass[item]), _MIN_MASS) ** self.alpha
+        return ids, weights / (mass**self.beta * own)
+
+    def neighbors(self, item: int) -> tuple[IntArray, FloatArray]:
+        """Neighbours of ``item`` and their damped similarities, best first."""
+        ids, sims = self.similarities(item)
         order = np.argsort(-sims)
-        cached = (ids[order], sims[order])
-        self._cache[item] = cached
-        self._dirty[item] = 0
-        return cached
+        return ids[order], sims[order]
 
     def score(self, history: Sequence[tuple[int, float]]) -> tuple[IntArray, FloatArray]:
         """Items similar to a weighted history, with summed similarity (sorted by id)."""
@@ -130,7 +155,9 @@ class CoocModel:
         parts_w: list[FloatArray] = []
         sources: list[int] = []
         for item, weight in history:
-            ids, sims = self.neighbors(item)
+            if item >= self.mass.shape[0]:
+                continue
+            ids, sims = self.similarities(item)
             if ids.shape[0]:
                 parts_ids.append(ids)
                 parts_w.append(sims * weight)
@@ -151,24 +178,72 @@ class CoocModel:
 
     def similarity(self, item: int, others: Sequence[tuple[int, float]]) -> float:
         """Weighted damped similarity of one item to a history (for training features)."""
-        row = self.rows.get(item)
-        if not row or item >= self.mass.shape[0] or self.mass[item] <= 0:
-            return 0.0
-        total = 0.0
-        for other, weight in others:
-            c = row.get(other)
-            if c and self.mass[other] > 0:
-                total += (
-                    weight * c / (self.mass[other] ** self.alpha * self.mass[item] ** self.beta)
-                )
-        return total
+        return self.similarity_to(item, others)[0]
+
+    def similarity_to(
+        self, item: int, *histories: Sequence[tuple[int, float]]
+    ) -> tuple[float, ...]:
+        """``similarity`` of one item to each history, reading its row once."""
+        zero = (0.0,) * len(histories)
+        if item >= self.mass.shape[0] or self.mass[item] <= 0:
+            return zero
+        ids, weights = self.row(item)
+        others = [pair for history in histories for pair in history]
+        if ids.shape[0] == 0 or not others:
+            return zero
+        other_ids = np.array([o for o, _ in others], dtype=np.int64)
+        flat = np.flatnonzero(ids == other_ids[:, None])  # a row holds an item at most once
+        if flat.shape[0] == 0:
+            return zero
+        k, at = np.divmod(flat, ids.shape[0])
+        mass = self.mass[other_ids[k]]
+        w = np.array([others[j][1] for j in k.tolist()])
+        terms = np.where(mass > 0, w * weights[at], 0.0) / (
+            np.maximum(mass, _MIN_MASS) ** self.alpha * float(self.mass[item]) ** self.beta
+        )
+        ends = np.cumsum([len(h) for h in histories])
+        sums = np.bincount(np.searchsorted(ends, k, side="right"), terms, len(histories))
+        return tuple(float(x) for x in sums)
+
+    def evict(self, items: IntArray) -> None:
+        """Forget evicted catalogue indices: their rows, mass, and references to them."""
+        for item in items.tolist():
+            self.table.remove_row(item)
+        inside = items[items < self.mass.shape[0]]
+        self.mass[inside] = 0.0
+        self.generation[inside] += 1
+
+    def pairs(self) -> list[tuple[int, int, float]]:
+        """Every stored ``(item, neighbour, weight)`` (tests and snapshots)."""
+        out: list[tuple[int, int, float]] = []
+        for item in self.table.rows().tolist():
+            ids, weights = self.row(item)
+            out.extend(zip([item] * ids.shape[0], ids.tolist(), weights.tolist(), strict=True))
+        return out
+
+    def nbytes(self) -> int:
+        """Bytes of the arrays this model holds."""
+        return self.table.nbytes() + self.mass.nbytes + self.generation.nbytes
+
+    def _ref(self, item: int) -> int:
+        """How rows name ``item``: its catalogue index and the index's generation."""
+        return (int(self.generation[item]) << 32) | item
+
+    def reserve(self, size: int) -> None:
+        """Make room for item indices below ``size`` (the catalogue's capacity)."""
+        self._fit(size)
+
+    def _fit(self, size: int) -> None:
+        if size > self.mass.shape[0]:
+            self.mass = fit(self.mass, size)
+            generation = np.zeros(self.mass.shape[0], dtype=np.int64)
+            generation[: self.generation.shape[0]] = self.generation
+            self.generation = generation
+            self.table.reserve(self.mass.shape[0])
 
     def _rescale(self, ts: int) -> None:
         assert self.landmark_ts is not None
         factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.half_life)
         self.mass *= factor
-        for row in self.rows.values():
-            for key in row:
-                row[key] *= factor
-        self._cache.clear()
+        self.table.scale(factor)
         self.landmark_ts = ts

@@ -1,8 +1,18 @@
-"""Per-item statistics: decayed popularity (overall and per segment), skip rate, completion.
+"""Per-item statistics: decayed popularity, trending (overall, per segment), skips, completion.
 
 Popularity uses forward decay (see ``pipeline.features.decay``): an interaction at time ``t`` adds
 ``2 ** ((t - landmark) / half_life)``, so increments commute and updates merged from other
 workers give the same totals in any order. Ratios between items are the decayed ratios.
+
+Dense per-item vectors (sized to the catalogue's indices) hold popularity, overall trend and
+the counts behind skip rate and completion. Trending per segment is not catalogue-sized: each
+of at most ``max_segments`` segments keeps the heavy hitters of its items
+(``pipeline.model.trending``). The largest popularity and trend are kept as running maxima
+(between rescales a forward-decayed value only grows), so scaling a feature to its maximum
+never scans the catalogue. Every change is appended to ``changes`` for the incremental
+candidate indexes.
+
+Memory: 48 bytes per catalogue index + ``max_segments`` x ``segment_items`` x ~120 bytes.
 """
 
 from __future__ import annotations
@@ -10,25 +20,41 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
-from pipeline.model.arrays import FloatArray, fit
+from pipeline.model.arrays import FloatArray, IntArray
+from pipeline.model.changes import ChangeLog
+from pipeline.model.trending import HeavyHitters
 
 GLOBAL_SEGMENT = "global"
-MAX_SEGMENTS = 256  # bounded: segment values come from client-supplied context
+MAX_SEGMENTS = 256  # default bound: segment values come from client-supplied context
+_VECTORS = ("popularity", "trend", "interactions", "skips", "watches", "completion_sum")
 
 
 class ItemStats:
     """Decayed interaction mass per item and segment, plus quality ratios."""
 
-    def __init__(self, half_life_seconds: float, trend_half_life_seconds: float) -> None:
+    def __init__(
+        self,
+        half_life_seconds: float,
+        trend_half_life_seconds: float,
+        *,
+        segment_items: int = 500,
+        max_segments: int = MAX_SEGMENTS,
+    ) -> None:
         self.half_life = half_life_seconds
         self.trend_half_life = trend_half_life_seconds
+        self.segment_items = segment_items
+        self.max_segments = max_segments
         self.landmark_ts: int | None = None
         self.popularity = np.zeros(0, dtype=np.float64)  # long half-life, all segments
-        self.trend: dict[str, FloatArray] = {GLOBAL_SEGMENT: np.zeros(0, dtype=np.float64)}
+        self.trend = np.zeros(0, dtype=np.float64)  # trend half-life, all segments
         self.interactions = np.zeros(0, dtype=np.float64)  # plain counts (most-popular)
         self.skips = np.zeros(0, dtype=np.float64)
         self.watches = np.zeros(0, dtype=np.float64)
         self.completion_sum = np.zeros(0, dtype=np.float64)
+        self.segments: dict[str, HeavyHitters] = {}  # besides the global segment
+        self.popularity_max = 0.0
+        self.trend_max = 0.0
+        self.changes = ChangeLog()
 
     def observe(
         self,
@@ -40,62 +66,135 @@ class ItemStats:
         segments: tuple[str, ...] = (),
     ) -> None:
         """Count one interaction of type ``kind`` with the item at index ``item``."""
-        size = item + 1
-        self.popularity = fit(self.popularity, size)
-        self.interactions = fit(self.interactions, size)
-        self.skips = fit(self.skips, size)
-        self.watches = fit(self.watches, size)
-        self.completion_sum = fit(self.completion_sum, size)
+        if item >= self.popularity.shape[0]:
+            self._fit(item + 1)
         if self.landmark_ts is None:
             self.landmark_ts = ts
         self._maybe_rescale(ts)
         self.interactions[item] += 1.0
-        self.popularity[item] += 2.0 ** growth_exponent(ts, self.landmark_ts, self.half_life)
+        pop = self.popularity[item] + 2.0 ** growth_exponent(ts, self.landmark_ts, self.half_life)
+        self.popularity[item] = pop
+        self.popularity_max = max(self.popularity_max, pop)
         trend_mass = 2.0 ** growth_exponent(ts, self.landmark_ts, self.trend_half_life)
-        for segment in (GLOBAL_SEGMENT, *segments):
-            arr = self.trend.get(segment)
-            if arr is None:
-                if len(self.trend) >= MAX_SEGMENTS:
+        trend = self.trend[item] + trend_mass
+        self.trend[item] = trend
+        self.trend_max = max(self.trend_max, trend)
+        for segment in segments:
+            hitters = self.segments.get(segment)
+            if hitters is None:
+                if len(self.segments) + 1 >= self.max_segments:  # the global one counts
                     continue
-                arr = np.zeros(0, dtype=np.float64)
-            arr = fit(arr, size)
-            arr[item] += trend_mass
-            self.trend[segment] = arr
+                hitters = self.segments[segment] = HeavyHitters(self.segment_items)
+            hitters.add(item, trend_mass)
         if kind == "skip":
             self.skips[item] += 1.0
         elif kind == "watch":
             self.watches[item] += 1.0
             self.completion_sum[item] += completion or 0.0
+        self.changes.append(item)
 
-    def skip_rate(self, items: np.ndarray) -> FloatArray:
+    def has_segment(self, segment: str) -> bool:
+        """Whether ``segment`` has trending of its own (the global one always has)."""
+        return segment == GLOBAL_SEGMENT or segment in self.segments
+
+    def segment_names(self) -> list[str]:
+        """Every segment with trending, the global one first."""
+        return [GLOBAL_SEGMENT, *self.segments]
+
+    def popularity_of(self, items: IntArray) -> FloatArray:
+        """Decayed long-term popularity of ``items``."""
+        return _take(self.popularity, items)
+
+    def trend_of(self, segment: str, items: IntArray) -> FloatArray:
+        """Decayed trend mass of ``items`` in a segment (the global one when it has none)."""
+        hitters = self.segments.get(segment)
+        return _take(self.trend, items) if hitters is None else hitters.values(items)
+
+    def at(self, vector: str, item: int) -> float:
+        """One item's value of a per-item vector (``"popularity"``, ``"skips"``, ...)."""
+        arr: FloatArray = getattr(self, vector)
+        return float(arr[item]) if item < arr.shape[0] else 0.0
+
+    def trend_at(self, segment: str, item: int) -> float:
+        """``trend_of`` for one item."""
+        hitters = self.segments.get(segment)
+        return self.at("trend", item) if hitters is None else hitters.value(item)
+
+    def trend_top(self, segment: str) -> float:
+        """The largest trend mass in a segment (the global one when it has none)."""
+        hitters = self.segments.get(segment)
+        return self.trend_max if hitters is None else hitters.max()
+
+    def skip_rate(self, items: IntArray) -> FloatArray:
         """Smoothed share of interactions that were skips (prior: 1 skip in 10)."""
         inter = _take(self.interactions, items)
         return (_take(self.skips, items) + 1.0) / (inter + 10.0)
 
-    def mean_completion(self, items: np.ndarray) -> FloatArray:
+    def mean_completion(self, items: IntArray) -> FloatArray:
         """Smoothed mean watch completion (prior: 0.5 over 2 watches)."""
         return (_take(self.completion_sum, items) + 1.0) / (_take(self.watches, items) + 2.0)
 
-    def trending(self, segment: str = GLOBAL_SEGMENT) -> FloatArray:
-        """Decayed trend mass per item in a segment (falls back to global)."""
-        arr = self.trend.get(segment)
-        return arr if arr is not None else self.trend[GLOBAL_SEGMENT]
+    def evict(self, items: IntArray) -> None:
+        """Forget evicted catalogue indices (their numbers and trending entries)."""
+        inside = items[items < self.popularity.shape[0]]
+        stale_max = bool(inside.shape[0]) and (
+            self.popularity[inside].max() >= self.popularity_max
+            or self.trend[inside].max() >= self.trend_max
+        )
+        for name in _VECTORS:
+            getattr(self, name)[inside] = 0.0
+        for hitters in self.segments.values():
+            hitters.remove(items)
+        if stale_max:  # rare: the running maxima were evicted, find the new ones
+            self.popularity_max = float(self.popularity.max(initial=0.0))
+            self.trend_max = float(self.trend.max(initial=0.0))
+
+    def nbytes(self) -> int:
+        """Bytes of the arrays (heavy hitters' dicts come on top)."""
+        dense = sum(int(getattr(self, name).nbytes) for name in _VECTORS)
+        return dense + sum(h.nbytes() for h in self.segments.values())
+
+    def reserve(self, size: int) -> None:
+        """Make room for item indices below ``size`` (the catalogue's capacity)."""
+        if size > self.popularity.shape[0]:
+            self._fit(size)
+
+    def _fit(self, size: int) -> None:
+        grown = max(size, 2 * self.popularity.shape[0])
+        for name in _VECTORS:
+            arr = getattr(self, name)
+            out = np.zeros(grown, dtype=np.float64)
+            out[: arr.shape[0]] = arr
+            setattr(self, name, out)
 
     def _maybe_rescale(self, ts: int) -> None:
         assert self.landmark_ts is not None
         shortest = min(self.half_life, self.trend_half_life)
         if not rescale_needed(growth_exponent(ts, self.landmark_ts, shortest)):
             return
-        for name, half in (("popularity", self.half_life),):
-            arr = getattr(self, name)
-            arr *= 2.0 ** -growth_exponent(ts, self.landmark_ts, half)
-        for arr in self.trend.values():
-            arr *= 2.0 ** -growth_exponent(ts, self.landmark_ts, self.trend_half_life)
+        factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.half_life)
+        self.popularity *= factor
+        self.popularity_max *= factor
+        trend_factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.trend_half_life)
+        self.trend *= trend_factor
+        self.trend_max *= trend_factor
+        for hitters in self.segments.values():
+            hitters.scale(trend_factor)
         self.landmark_ts = ts
 
 
-def _take(arr: FloatArray, items: np.ndarray) -> FloatArray:
-    """``arr[items]`` treating indices past the end as zero (items never interacted with)."""
+def _take(arr: FloatArray, items: IntArray) -> FloatArray:
+    """``arr[items]`` treating indices past the end as zero (items never interacted with).
+
+    The shared models keep the vectors as long as the catalogue (``reserve``): the plain
+    lookup is the rule, the zero-filling one the exception.
+    """
+    try:
+        taken: FloatArray = arr[items]
+    except IndexError:
+        pass
+    else:
+        return taken
     out = np.zeros(items.shape[0], dtype=np.float64)
     inside = items < arr.shape[0]
     out[inside] = arr[items[inside]]

@@ -16,12 +16,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from pipeline.events.signals import Signal, signal_for
 from pipeline.features.state import UserContext, UserState
 from pipeline.features.update import FeatureParams, apply_event, is_duplicate, mark_seen
-from pipeline.model.item_features import feature_matrix, histories, norm, segment_of
+from pipeline.model.item_features import feature_row, histories, norm, segment_of
 from pipeline.model.models import RankerExample, SharedModels
 from pipeline.model.record import LearnRecord
 from schemas.events import Event
@@ -30,7 +28,7 @@ from schemas.events import Event
 def event_signal(models: SharedModels, event: Event, *, threshold: float) -> Signal:
     """What the event teaches (duration from the event, else from the catalogue)."""
     idx = models.catalog.ensure(event.item_id)
-    duration = event.duration_seconds or models.catalog.infos[idx].duration_seconds
+    duration = event.duration_seconds or models.catalog.duration_of(idx)
     return signal_for(event.type, event.watch_seconds, duration, threshold=threshold)
 
 
@@ -54,20 +52,18 @@ def ranker_example(
         dislike_size=p.dislike_size,
         decay=p.recency_decay,
     )
-    items = np.array([item], dtype=np.int64)
-    knn = np.array([models.cooc.similarity(item, pos)]) / norm(pos)
-    dislike = np.array([models.cooc.similarity(item, neg)]) / norm(neg)
-    row = feature_matrix(
+    like, dislike = models.cooc.similarity_to(item, pos, neg)
+    row = feature_row(
         models.catalog,
         models.stats,
-        items,
-        knn,
-        dislike,
+        item,
+        like / norm(pos),
+        dislike / norm(neg),
         ts,
         segment_of(models.stats, state),
         state.affinity,
-    )[0]
-    return RankerExample(tuple(row.tolist()), signal.positive)
+    )
+    return RankerExample(row, signal.positive)
 
 
 @dataclass(frozen=True, slots=True)

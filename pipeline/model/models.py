@@ -11,6 +11,19 @@ river ranker. Learning is split so that several workers can share one model:
 
 The ranker is the exception: it learns from the worker's own events (``learn_ranker``) and
 is shared through snapshots. Ranking lives in ``pipeline.lists``; it only reads these models.
+
+**Memory is set by the bounds, not by traffic** (``ModelParams``, from the settings
+``RECLOOP_CATALOG_MAX_ITEMS`` = N, ``RECLOOP_MODEL_NEIGHBORS`` = K,
+``RECLOOP_TRENDING_MAX_SEGMENTS`` = S, ``RECLOOP_TRENDING_ITEMS_PER_SEGMENT`` = M), in bytes::
+
+    catalogue       N x (~70 arrays and dict entry + id, title and creator strings)
+    statistics      N x 48 + S x M x ~120
+    co-occurrence   N x 29 + entries x 16,  entries <= N x K (every row full)
+    change logs     3 x 512 KiB
+
+With 1M items after 5M events of simulated traffic rows hold ~10 neighbours on average and
+the models take ~0.5 GB (``make bench-scale``); the worst case with the defaults (2M items,
+every row holding 200 neighbours) is ~7 GB: lower N or K for a tighter ceiling.
 """
 
 from __future__ import annotations
@@ -21,11 +34,14 @@ from dataclasses import dataclass
 from pipeline.config import Settings
 from pipeline.events.signals import Signal
 from pipeline.features.state import UserState
+from pipeline.model.arrays import IntArray
 from pipeline.model.catalog import Catalog, ItemInfo
 from pipeline.model.cooc import CoocModel
-from pipeline.model.item_stats import ItemStats
+from pipeline.model.item_stats import MAX_SEGMENTS, ItemStats
 from pipeline.model.ranker import FEATURES, Ranker
 from pipeline.model.record import LearnRecord, trend_segments
+
+_SWEEP_EVERY = 1_024  # records between two slices of the catalogue's time-based eviction
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +52,11 @@ class ModelParams:
     recency_decay: float = 0.9
     dislike_size: int = 10
     neighbors: int = 200
+    neighbors_keep: int | None = None  # a full row is pruned to this many (3/4 by default)
+    catalog_max_items: int = 2_000_000
+    catalog_evict_after_seconds: float = 365 * 86_400.0
+    segment_items: int = 500
+    max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5
     cooc_beta: float = 0.5
     cooc_half_life_seconds: float = 180 * 86_400.0
@@ -44,8 +65,15 @@ class ModelParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelParams:
-        """The knobs a deployment sets (``RECLOOP_TRENDING_HALF_LIFE_SECONDS``)."""
-        return cls(trend_half_life_seconds=settings.trending_half_life_seconds)
+        """The knobs a deployment sets (``RECLOOP_TRENDING_HALF_LIFE_SECONDS``, bounds)."""
+        return cls(
+            trend_half_life_seconds=settings.trending_half_life_seconds,
+            neighbors=settings.model_neighbors,
+            catalog_max_items=settings.catalog_max_items,
+            catalog_evict_after_seconds=settings.catalog_evict_after_seconds,
+            segment_items=settings.trending_items_per_segment,
+            max_segments=settings.trending_max_segments,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,16 +101,28 @@ class SharedModels:
     def __init__(self, params: ModelParams | None = None) -> None:
         self.params = params or ModelParams()
         p = self.params
-        self.catalog = Catalog()
+        self.catalog = Catalog(
+            max_items=p.catalog_max_items,
+            evict_after_ms=int(p.catalog_evict_after_seconds * 1000),
+            on_evict=self._forget,
+            on_grow=self._reserve,
+        )
         self.cooc = CoocModel(
             alpha=p.cooc_alpha,
             beta=p.cooc_beta,
             half_life_seconds=p.cooc_half_life_seconds,
             neighbors=p.neighbors,
+            keep=p.neighbors_keep,
         )
-        self.stats = ItemStats(p.popularity_half_life_seconds, p.trend_half_life_seconds)
+        self.stats = ItemStats(
+            p.popularity_half_life_seconds,
+            p.trend_half_life_seconds,
+            segment_items=p.segment_items,
+            max_segments=p.max_segments,
+        )
         self.ranker = Ranker()
         self.records_applied = 0
+        self._reserve(self.catalog.share.shape[0])
 
     def upsert_item(self, info: ItemInfo) -> None:
         """Add or update an item of the catalogue."""
@@ -109,7 +149,9 @@ class SharedModels:
 
     def apply(self, record: LearnRecord) -> None:
         """Fold a record (this worker's or another's) into the shared models."""
-        item = self.catalog.ensure(record.item_id)
+        context = record.context if record.weight > 0 else ()
+        indices = self.catalog.ensure_many([record.item_id, *(i for i, _ in context)], record.ts)
+        item = indices[0]
         self.stats.observe(
             item,
             record.ts,
@@ -118,9 +160,11 @@ class SharedModels:
             segments=record.segments,
         )
         if record.weight > 0:
-            context = [(self.catalog.ensure(i), w) for i, w in record.context]
-            self.cooc.learn(item, record.weight, record.ts, context)
+            pairs = [(i, w) for i, (_, w) in zip(indices[1:], context, strict=True)]
+            self.cooc.learn(item, record.weight, record.ts, pairs)
         self.records_applied += 1
+        if self.records_applied % _SWEEP_EVERY == 0:
+            self.catalog.evict_stale(self.catalog.clock)
 
     def apply_all(self, records: Iterable[LearnRecord]) -> int:
         """``apply`` each record; returns how many."""
@@ -129,6 +173,20 @@ class SharedModels:
             self.apply(record)
             n += 1
         return n
+
+    def nbytes(self) -> int:
+        """Bytes of the models' arrays (catalogue strings and dicts come on top)."""
+        return self.catalog.nbytes() + self.cooc.nbytes() + self.stats.nbytes()
+
+    def _reserve(self, capacity: int) -> None:
+        """The catalogue grew: per-item vectors follow, so lookups never fall off their end."""
+        self.stats.reserve(capacity)
+        self.cooc.reserve(capacity)
+
+    def _forget(self, items: IntArray) -> None:
+        """The catalogue evicts ``items``: the models drop their state first."""
+        self.cooc.evict(items)
+        self.stats.evict(items)
 
     def learn_ranker(self, examples: Iterable[RankerExample]) -> None:
         """One online ranker step per example (see ``pipeline.model.learn.ranker_example``)."""

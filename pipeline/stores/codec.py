@@ -32,7 +32,7 @@ from pipeline.features.controls import UserControls
 from pipeline.features.segments import segments_of
 from pipeline.features.state import Interaction, UserContext, UserState
 from pipeline.lists.build import Trigger
-from pipeline.model.snapshot import SNAPSHOT_FORMAT
+from pipeline.model.snapshot import READABLE_FORMATS, SNAPSHOT_FORMAT
 
 FEATURES_SCHEMA_VERSION = "1"
 
@@ -313,10 +313,12 @@ def decode_snapshot(blob: bytes) -> dict[str, Any]:
     True
     """
     doc: dict[str, Any] = orjson.loads(zlib.decompress(blob))
-    if doc.get("format") != SNAPSHOT_FORMAT:
+    if doc.get("format") not in READABLE_FORMATS:
+        readable = ", ".join(str(f) for f in READABLE_FORMATS)
         msg = (
             f"unsupported model snapshot format {doc.get('format')!r}; this version reads "
-            f"{SNAPSHOT_FORMAT}: upgrade the reader or wait for the next snapshot"
+            f"{readable} (writes {SNAPSHOT_FORMAT}): upgrade the reader or wait for the next "
+            "snapshot"
         )
         raise SnapshotFormatError(msg)
     return doc

@@ -126,7 +126,8 @@ class Worker:
     async def refresh_trending(self) -> None:
         """Rebuild the candidate indexes and publish trending as ``recloop:trending:*``."""
         self.recommender.refresh_indexes(self.clock.now_ms())
-        segments = {seg: self.recommender.trending(seg, 100) for seg in self.models.stats.trend}
+        names = self.models.stats.segment_names()
+        segments = {seg: self.recommender.trending(seg, 100) for seg in names}
         await retry_forever(
             lambda: write_trending(self.redis, self.keys, segments),
             what="redis trending write",

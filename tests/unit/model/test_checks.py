@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from pipeline.model.item_stats import MAX_SEGMENTS
-from pipeline.model.models import RankerExample, SharedModels
+from pipeline.model.models import ModelParams, RankerExample, SharedModels
 from pipeline.model.ranker import FEATURES, Ranker
 from pipeline.model.record import LearnRecord
 from pipeline.model.snapshot import models_from_dict, models_to_dict
@@ -73,8 +73,10 @@ def shared_state(m: SharedModels) -> dict[str, Any]:
     n = len(ids)
     cooc, stats = m.cooc, m.stats
     scale = 2.0 ** (((cooc.landmark_ts or T0) - T0) / (cooc.half_life * 1_000))
-    rows = {(ids[i], ids[j]): w * scale for i, row in cooc.rows.items() for j, w in row.items()}
+    rows = {(ids[i], ids[j]): w * scale for i, j, w in cooc.pairs()}
     pop = _rebased(stats.popularity, stats.landmark_ts, stats.half_life, n)
+    trend = _rebased(stats.trend, stats.landmark_ts, stats.trend_half_life, n)
+    trend_scale = 2.0 ** (((stats.landmark_ts or T0) - T0) / (stats.trend_half_life * 1_000))
     return {
         "items": sorted(ids),
         "rows": rows,
@@ -82,7 +84,13 @@ def shared_state(m: SharedModels) -> dict[str, Any]:
             float(stats.interactions[i]) if i < len(stats.interactions) else 0.0 for i in order
         ],
         "popularity": [pop[i] for i in order],
-        "segments": sorted(stats.trend),
+        "trend": [trend[i] for i in order],
+        "segments": sorted(stats.segment_names()),
+        "segment_trend": {
+            (name, ids[int(i)]): float(c) * trend_scale
+            for name, h in stats.segments.items()
+            for i, c in zip(h.items[: h.size], h.counts[: h.size], strict=True)
+        },
         "records": m.records_applied,
     }
 
@@ -111,8 +119,38 @@ def _flood() -> list[LearnRecord]:
     return _records(seed=6, n=2 * MAX_SEGMENTS, segments=2 * MAX_SEGMENTS)
 
 
+# Bounds small enough for the check inputs to reach them: rows get pruned (60 items, 8
+# neighbours); the flood also overfills the catalogue, the segments and their heavy hitters.
+TIGHT = ModelParams(neighbors=8, catalog_max_items=64, segment_items=6, max_segments=5)
+
+
+def _tight_flood() -> list[LearnRecord]:
+    """More items, neighbours and segments than the tight bounds hold."""
+    rng = random.Random(8)
+    return [
+        LearnRecord(
+            f"f{k % 500}",
+            T0 + k * HOUR_MS,
+            "watch",
+            1.0,
+            0.9,
+            (f"device:d{k % 40}",),
+            tuple((f"f{rng.randrange(500)}", 1.0) for _ in range(5)),
+        )  # fmt: skip
+        for k in range(3_000)
+    ]
+
+
 def _shared_bounds(m: SharedModels) -> None:
-    assert len(m.stats.trend) <= MAX_SEGMENTS
+    """Every structure within the bound its parameters set, whatever was fed."""
+    p = m.params
+    assert len(m.stats.segment_names()) <= p.max_segments
+    assert all(len(h) <= p.segment_items for h in m.stats.segments.values())
+    assert len(m.catalog) <= p.catalog_max_items
+    assert m.catalog.slots <= p.catalog_max_items
+    assert int(m.cooc.table.lengths().max(initial=0)) <= p.neighbors
+    for log in (m.stats.changes, m.catalog.changes, m.catalog.evictions):
+        assert log.ring.shape[0] == log.capacity
 
 
 def _ranker_bounds(r: Ranker) -> None:
@@ -130,6 +168,17 @@ MODELS = [
         commutative=True,
         bounds=_shared_bounds,
         flood=_flood,
+    ),
+    Adapter(
+        "shared models at tight bounds (pruned rows, evicted items, heavy hitters)",
+        make=lambda: SharedModels(TIGHT),
+        inputs=_records,
+        feed=lambda m, records: m.apply_all(records),
+        state=shared_state,
+        restore=lambda m: models_from_dict(orjson.loads(orjson.dumps(models_to_dict(m))), TIGHT),
+        commutative=False,  # which pairs a full row keeps depends on arrival
+        bounds=_shared_bounds,
+        flood=_tight_flood,
     ),
     Adapter(
         "river ranker",
@@ -153,7 +202,9 @@ def _restored_ranker(r: Ranker) -> Ranker:
 
 def _approx(state: dict[str, Any]) -> dict[str, Any]:
     return {
-        k: pytest.approx(v) if k in ("rows", "weights", "popularity") else v
+        k: pytest.approx(v)
+        if k in ("rows", "weights", "popularity", "trend", "segment_trend")
+        else v
         for k, v in state.items()
     }
 
@@ -180,8 +231,8 @@ def test_feeding_does_not_mutate_the_inputs(model: Adapter) -> None:
 
 
 def test_commutative_models_ignore_record_order(model: Adapter) -> None:
-    if not model.commutative:
-        assert model.name == "river ranker"  # SGD is order-dependent by nature
+    if not model.commutative:  # SGD is order-dependent by nature, so is a bounded row
+        assert model.name.startswith(("river ranker", "shared models at tight bounds"))
         return
     inputs = list(model.inputs())
     shuffled = inputs[:]

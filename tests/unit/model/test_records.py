@@ -84,7 +84,7 @@ def _normalized_rows(engine: Recommender) -> dict[tuple[str, str], float]:
     assert cooc.landmark_ts is not None
     scale = 2.0 ** ((cooc.landmark_ts - T0) / (cooc.half_life * 1_000))
     ids = engine.models.catalog.ids
-    return {(ids[i], ids[j]): w * scale for i, row in cooc.rows.items() for j, w in row.items()}
+    return {(ids[i], ids[j]): w * scale for i, j, w in cooc.pairs()}
 
 
 def test_records_applied_in_any_order_give_the_same_model(

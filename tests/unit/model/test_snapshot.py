@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from pipeline.events.signals import signal_for
@@ -122,3 +123,34 @@ def test_snapshot_of_another_format_is_refused() -> None:
     doc["format"] = SNAPSHOT_FORMAT + 1
     with pytest.raises(SnapshotFormatError, match="unsupported model snapshot format"):
         decode_snapshot(encode_snapshot(doc))
+
+
+def test_a_format_1_snapshot_is_read_into_the_bounded_structures() -> None:
+    """Workers upgraded past format 1 continue from the last format-1 snapshot."""
+    doc = {
+        "format": 1,
+        "items": [["a", ["X"], 600.0, T0, None, "A"], ["b", [], None, None, "c1", None]],
+        "cooc": {"landmark_ts": T0, "mass": [2.0, 1.0], "rows": {"a": {"b": 0.5}, "b": {"a": 0.5}}},
+        "stats": {
+            "landmark_ts": T0,
+            "popularity": [2.0, 1.0],
+            "interactions": [2.0, 1.0],
+            "skips": [0.0, 1.0],
+            "watches": [2.0, 0.0],
+            "completion_sum": [1.5, 0.0],
+            "trend": {"global": [3.0, 1.0], "locale:fr": [0.0, 4.0]},
+        },
+        "ranker": Recommender(SharedModels()).models.ranker.snapshot(),
+        "records_applied": 3,
+    }
+    models = models_from_dict(decode_snapshot(encode_snapshot(doc)))
+    a, b = models.catalog.index_of("a"), models.catalog.index_of("b")
+    assert models.catalog.info(a) == ItemInfo("a", ("X",), 600.0, T0, None, "A")
+    assert models.cooc.row(a)[0].tolist() == [b]
+    assert models.stats.trend[[a, b]].tolist() == [3.0, 1.0]
+    assert models.stats.trend_max == 3.0 and models.stats.popularity_max == 2.0
+    assert models.stats.segment_names() == ["global", "locale:fr"]
+    assert models.stats.trend_of("locale:fr", np.array([a, b])).tolist() == [0.0, 4.0]
+    again = models_to_dict(models)  # and is written back as the current format
+    assert again["format"] == SNAPSHOT_FORMAT == 2
+    assert again["stats"]["segments"] == {"locale:fr": [["b", 4.0, 0.0]]}

@@ -1,0 +1,336 @@
+"""Bounded rows of ``(id, weight)`` entries in one slab arena: the storage of neighbour rows.
+
+Item-item co-occurrence (and any other kind of row, e.g. directed transitions) needs, per
+row, a small set of neighbours with a weight, updated millions of times and read per list.
+A dict per row costs ~150 bytes a pair and grows for ever; here every row lives in a block
+of one flat arena (``ids`` int64, ``weights`` float64), blocks come in capacity classes
+(4, 8, 16, ... up to ``capacity``) and a row moves to the next class when it fills its
+block. There is no Python object per row: a row is three numbers (block start, length,
+class). Freed blocks are reused by rows of their class.
+
+**Bound.** A row never holds more than ``capacity`` entries. When a full row must take new
+neighbours it is first pruned to its ``keep`` heaviest entries (decayed weight), then the
+new entries are appended: pairs seen once, long ago, are the first to go, and a new pair
+always gets in and has ``capacity - keep`` insertions of the row to gather weight before the
+next prune. (Replacing only the smallest entry when a new weight exceeds it would freeze a
+hot row: a new pair arrives with one increment and never beats the accumulated minimum.)
+
+**Error.** An entry's weight is exact unless the pair was pruned before; then it counts
+only what came after its last prune, so it underestimates by at most the weight it had when
+pruned, which was below the row's ``keep``-th heaviest weight at that time. A pair absent
+from a row was either never seen or pruned under that same bound.
+
+**Memory** = arena entries x 16 bytes + 14 bytes per row. Each row's block holds at most
+``capacity`` entries, so the arena is bounded by ``rows x capacity x 16`` bytes plus free
+blocks of the smaller classes (at most ``rows x (capacity - 1) x 16``, in practice a few
+per cent); ``nbytes`` says what it is now.
+
+>>> t = NeighborTable(capacity=8, keep=4)
+>>> t.add_many(0, np.array([10, 11, 12]), np.array([1.0, 2.0, 3.0])).tolist()  # new ones
+[True, True, True]
+>>> t.add(0, 11, 0.5)
+>>> ids, weights = t.row(0)
+>>> ids.tolist(), weights.tolist()
+([10, 11, 12], [1.0, 2.5, 3.0])
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+import numpy as np
+
+from pipeline.model.arrays import BoolArray, FloatArray, Int8Array, Int32Array, IntArray
+
+_EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
+_EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
+
+
+class NeighborTable:
+    """Rows of at most ``capacity`` ``(id, weight)`` entries, stored in slab blocks."""
+
+    def __init__(self, capacity: int = 200, *, keep: int | None = None, smallest: int = 4) -> None:
+        if capacity < 2:
+            msg = f"capacity must be at least 2, got {capacity}"
+            raise ValueError(msg)
+        self.capacity = capacity
+        self.keep = min(capacity - 1, max(1, keep if keep is not None else (3 * capacity) // 4))
+        classes = []
+        size = min(smallest, capacity)
+        while size < capacity:
+            classes.append(size)
+            size *= 2
+        classes.append(capacity)
+        self.classes: IntArray = np.array(classes, dtype=np.int64)
+        self._sizes = classes
+        self.ids: IntArray = np.full(max(4_096, 2 * capacity), -1, dtype=np.int64)
+        self.weights: FloatArray = np.zeros(self.ids.shape[0], dtype=np.float64)
+        self.used = 0  # arena high-water mark
+        self._free: list[list[int]] = [[] for _ in classes]
+        self.start: IntArray = np.zeros(0, dtype=np.int64)
+        self.length: Int32Array = np.zeros(0, dtype=np.int32)
+        self.block: Int8Array = np.zeros(0, dtype=np.int8)  # capacity class, -1 = no block
+        self.pruned_rows: BoolArray = np.zeros(0, dtype=bool)
+        self.pruned = 0  # prunes so far (a row at capacity taking new neighbours)
+        self._cols: IntArray = np.arange(capacity, dtype=np.int64)
+
+    # ------------------------------------------------------------------ reading
+    def row(self, row: int) -> tuple[IntArray, FloatArray]:
+        """Ids and weights of a row, as views into the arena (no copy), in insertion order."""
+        if row >= self.block.shape[0] or self.block[row] < 0:
+            return _EMPTY_IDS, _EMPTY_W
+        s = int(self.start[row])
+        end = s + int(self.length[row])
+        return self.ids[s:end], self.weights[s:end]
+
+    def lengths(self) -> Int32Array:
+        """Entries per row (rows never written have 0)."""
+        return self.length
+
+    def entries(self) -> int:
+        """Entries held in all rows."""
+        return int(self.length.sum())
+
+    def rows(self) -> IntArray:
+        """The rows that hold a block."""
+        return np.flatnonzero(self.block >= 0).astype(np.int64)
+
+    def nbytes(self) -> int:
+        """Bytes of the arrays (arena and per-row headers)."""
+        arrays = (self.ids, self.weights, self.start, self.length, self.block, self.pruned_rows)
+        return sum(a.nbytes for a in arrays)
+
+    # ------------------------------------------------------------------ writing
+    def add(self, row: int, neighbor: int, inc: float) -> None:
+        """Add ``inc`` to the weight of ``neighbor`` in ``row`` (inserting it when absent)."""
+        self.add_many(row, np.array([neighbor], dtype=np.int64), np.array([inc]))
+
+    def add_many(self, row: int, neighbors: IntArray, incs: FloatArray) -> BoolArray:
+        """``add`` for distinct ``neighbors`` of one row, vectorised; which were new.
+
+        The row is a contiguous slice of the arena: one comparison of the new ids against
+        it finds those present; the others are appended.
+        """
+        new = np.ones(neighbors.shape[0], dtype=bool)
+        if neighbors.shape[0] == 0:
+            return new
+        self.reserve(row + 1)
+        ids, weights = self.row(row)
+        if ids.shape[0]:
+            hit = ids == neighbors[:, None]
+            found: BoolArray = hit.any(axis=1)
+            if found.any():
+                weights[hit[found].argmax(axis=1)] += incs[found]
+                if found.all():
+                    return ~found
+                new = ~found
+                neighbors, incs = neighbors[new], incs[new]
+        self._append_many(row, neighbors, incs)
+        return new
+
+    def add_to_rows(self, rows: IntArray, neighbor: int, incs: FloatArray) -> None:
+        """``add`` of one ``neighbor`` to each of the distinct ``rows``, vectorised."""
+        self._find_or_append(rows, neighbor, incs)
+
+    def append_to_rows(self, rows: IntArray, neighbor: int, incs: FloatArray) -> None:
+        """``add`` of a ``neighbor`` the caller knows none of the distinct ``rows`` holds.
+
+        Symmetric rows know it without a search: a pair is created on both sides at once,
+        so a row never pruned (``was_pruned``) that lacks ``x`` means row ``x`` lacks it.
+        """
+        if rows.shape[0] == 0:
+            return
+        try:
+            lens = self.length[rows]
+        except IndexError:
+            self.reserve(int(rows.max()) + 1)
+            lens = self.length[rows]
+        blocks = self.block[rows]
+        fits = (blocks >= 0) & (lens < self.classes[np.maximum(blocks, 0)])
+        at = self.start[rows[fits]] + lens[fits]
+        self.ids[at] = neighbor
+        self.weights[at] = incs[fits]
+        self.length[rows[fits]] += 1
+        for k in np.flatnonzero(~fits).tolist():
+            self._append(int(rows[k]), neighbor, float(incs[k]))
+
+    def was_pruned(self, row: int) -> bool:
+        """Whether ``row`` ever dropped entries to make room (since it was last removed)."""
+        return row < self.pruned_rows.shape[0] and bool(self.pruned_rows[row])
+
+    def remove_row(self, row: int) -> None:
+        """Drop a row and free its block."""
+        if row < self.block.shape[0] and self.block[row] >= 0:
+            self._free[int(self.block[row])].append(int(self.start[row]))
+            self.block[row] = -1
+            self.length[row] = 0
+            self.pruned_rows[row] = False
+
+    def remove_where(self, row: int, drop: BoolArray) -> None:
+        """Drop the entries of ``row`` where the boolean mask ``drop`` is true (order kept)."""
+        ids, weights = self.row(row)
+        keep = ~drop
+        n = int(keep.sum())
+        s = int(self.start[row])
+        self.ids[s : s + n] = ids[keep]
+        self.weights[s : s + n] = weights[keep]
+        self.length[row] = n
+
+    def scale(self, factor: float) -> None:
+        """Multiply every weight by ``factor`` (forward-decay rebase)."""
+        self.weights[: self.used] *= factor
+
+    # ------------------------------------------------------------------ transport
+    def to_arrays(self) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+        """``(rows, offsets, ids, weights)``: ``rows[k]`` holds ``ids[offsets[k]:offsets[k+1]]``."""
+        rows = self.rows()
+        lens = self.length[rows].astype(np.int64)
+        offsets = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        take = np.repeat(self.start[rows] - offsets[:-1], lens) + np.arange(int(offsets[-1]))
+        return rows, offsets, self.ids[take].copy(), self.weights[take].copy()
+
+    def load_arrays(
+        self, rows: IntArray, offsets: IntArray, ids: IntArray, weights: FloatArray
+    ) -> None:
+        """Add rows written by ``to_arrays`` (rows beyond ``capacity`` keep their heaviest)."""
+        for k, row in enumerate(rows.tolist()):
+            a, b = int(offsets[k]), int(offsets[k + 1])
+            row_ids, row_w = ids[a:b], weights[a:b]
+            if b - a > self.capacity:
+                best = np.sort(np.argpartition(-row_w, self.capacity - 1)[: self.capacity])
+                row_ids, row_w = row_ids[best], row_w[best]
+            self.add_many(row, row_ids, row_w)
+            self.pruned_rows[row] = True  # its history is unknown: its mirrors may differ
+
+    # ------------------------------------------------------------------ internals
+    def reserve(self, n: int) -> None:
+        """Make room for rows below ``n`` (rows are also added as they are written)."""
+        have = self.block.shape[0]
+        if n <= have:
+            return
+        size = max(n, 2 * have, 1024)
+        self.start = np.concatenate((self.start, np.zeros(size - have, dtype=np.int64)))
+        self.length = np.concatenate((self.length, np.zeros(size - have, dtype=np.int32)))
+        self.block = np.concatenate((self.block, np.full(size - have, -1, dtype=np.int8)))
+        self.pruned_rows = np.concatenate((self.pruned_rows, np.zeros(size - have, dtype=bool)))
+
+    def _find_or_append(self, rows: IntArray, neighbor: int, incs: FloatArray) -> IntArray:
+        """Add ``incs`` to ``neighbor`` in distinct ``rows``; its offset in each row.
+
+        One gather of the rows' blocks finds where the neighbour already is; the few rows
+        without it get it appended one by one (scalar work is cheaper than another round
+        of vector operations for a handful of rows).
+        """
+        n = rows.shape[0]
+        offsets = np.full(n, -1, dtype=np.int64)
+        if n == 0:
+            return offsets
+        try:
+            lens = self.length[rows]
+        except IndexError:  # rows never seen: make room (the rule is that they fit)
+            self.reserve(int(rows.max()) + 1)
+            lens = self.length[rows]
+        width = int(lens.max())
+        if width:
+            pos = self.start[rows][:, None] + self._cols[:width]
+            flat = np.flatnonzero(self.ids[pos] == neighbor)
+            if flat.shape[0]:
+                k, col = np.divmod(flat, width)
+                inside = col < lens[k]  # past a row's length lies another row or garbage
+                if not inside.all():
+                    flat, k, col = flat[inside], k[inside], col[inside]
+                self.weights[pos.ravel()[flat]] += incs[k]  # a row holds it at most once
+                offsets[k] = col
+                if flat.shape[0] == n:
+                    return offsets
+        row_list, inc_list = rows.tolist(), incs.tolist()
+        for i in np.flatnonzero(offsets < 0).tolist():
+            offsets[i] = self._append(row_list[i], neighbor, inc_list[i])
+        return offsets
+
+    def _append(self, row: int, neighbor: int, inc: float) -> int:
+        """Append one entry known to be absent from ``row``; its offset (scalar fast path)."""
+        block = int(self.block[row])
+        n = int(self.length[row])
+        if block >= 0 and n < self._sizes[block]:
+            at = int(self.start[row]) + n
+            self.ids[at] = neighbor
+            self.weights[at] = inc
+            self.length[row] = n + 1
+            return n
+        return self._grow(row, np.array([neighbor], dtype=np.int64), np.array([inc]))
+
+    def _append_many(self, row: int, neighbors: IntArray, incs: FloatArray) -> int:
+        """Append entries known to be absent from ``row``; the offset of the first."""
+        m = neighbors.shape[0]
+        n = int(self.length[row])
+        block = int(self.block[row])
+        if block >= 0 and n + m <= self._sizes[block]:
+            s = int(self.start[row]) + n
+            self.ids[s : s + m] = neighbors
+            self.weights[s : s + m] = incs
+            self.length[row] = n + m
+            return n
+        return self._grow(row, neighbors, incs)
+
+    def _grow(self, row: int, neighbors: IntArray, incs: FloatArray) -> int:
+        """Append to a row that lacks room (pruned when full, moved to a larger block).
+
+        Returns the offset of the first appended entry.
+        """
+        m = neighbors.shape[0]
+        if m > self.capacity:  # more new pairs than a row holds: the heaviest
+            best = np.sort(np.argpartition(-incs, self.capacity - 1)[: self.capacity])
+            neighbors, incs, m = neighbors[best], incs[best], self.capacity
+        block = int(self.block[row])
+        n = int(self.length[row]) if block >= 0 else 0
+        if n + m > self.capacity:
+            self._prune(row, min(self.keep, self.capacity - m))
+            n = int(self.length[row])
+        cls = bisect_left(self._sizes, n + m)
+        if block != cls:
+            start = self._alloc(cls)
+            if block >= 0:
+                old = int(self.start[row])
+                if n:
+                    self.ids[start : start + n] = self.ids[old : old + n]
+                    self.weights[start : start + n] = self.weights[old : old + n]
+                self._free[block].append(old)
+            self.start[row] = start
+            self.block[row] = cls
+        else:
+            start = int(self.start[row])
+        self.ids[start + n : start + n + m] = neighbors
+        self.weights[start + n : start + n + m] = incs
+        self.length[row] = n + m
+        return n
+
+    def _prune(self, row: int, keep: int) -> None:
+        """Keep the ``keep`` heaviest entries of a row (their order unchanged)."""
+        ids, weights = self.row(row)
+        if ids.shape[0] <= keep:
+            return
+        drop = np.ones(ids.shape[0], dtype=bool)
+        if keep > 0:
+            drop[np.argpartition(-weights, keep - 1)[:keep]] = False
+        self.remove_where(row, drop)
+        self.pruned += 1
+        self.pruned_rows[row] = True
+
+    def _alloc(self, cls: int) -> int:
+        free = self._free[cls]
+        if free:
+            start = free.pop()
+        else:
+            start = self.used
+            self.used += self._sizes[cls]
+            # one largest block of slack past the end: lookups read whole widths unclipped
+            if self.used + self.capacity > self.ids.shape[0]:
+                size = max(2 * self.ids.shape[0], self.used + self.capacity)
+                ids = np.full(size, -1, dtype=np.int64)
+                ids[: self.ids.shape[0]] = self.ids
+                weights = np.zeros(size, dtype=np.float64)
+                weights[: self.weights.shape[0]] = self.weights
+                self.ids, self.weights = ids, weights
+        return start

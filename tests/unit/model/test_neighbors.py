@@ -1,0 +1,171 @@
+"""NeighborTable: exact below the bound, pruning rules at it, blocks, transport."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from pipeline.model.cooc import CoocModel
+from pipeline.model.neighbors import NeighborTable
+
+
+def _as_dict(t: NeighborTable, row: int) -> dict[int, float]:
+    ids, weights = t.row(row)
+    return dict(zip(ids.tolist(), weights.tolist(), strict=True))
+
+
+def test_rows_are_exact_sums_while_below_capacity() -> None:
+    """Random symmetric updates (what co-occurrence does) against a dict of dicts."""
+    rng = random.Random(3)
+    t = NeighborTable(capacity=64)
+    expected: dict[int, dict[int, float]] = {}
+    for _ in range(2_000):
+        item = rng.randrange(40)
+        others = sorted({rng.randrange(40) for _ in range(rng.randrange(1, 12))} - {item})
+        incs = [rng.random() for _ in others]
+        t.add_many(item, np.array(others, dtype=np.int64), np.array(incs))
+        t.add_to_rows(np.array(others, dtype=np.int64), item, np.array(incs))
+        for other, inc in zip(others, incs, strict=True):
+            for r, n in ((item, other), (other, item)):
+                row = expected.setdefault(r, {})
+                row[n] = row.get(n, 0.0) + inc
+    assert t.pruned == 0
+    for row, want in expected.items():
+        assert _as_dict(t, row) == pytest.approx(want)
+    assert t.entries() == sum(len(r) for r in expected.values())
+    assert sorted(t.rows().tolist()) == sorted(expected)
+
+
+def test_insertion_order_is_kept_and_unknown_rows_are_empty() -> None:
+    t = NeighborTable(capacity=8)
+    for n in (5, 3, 9):
+        t.add(2, n, 1.0)
+    assert t.row(2)[0].tolist() == [5, 3, 9]
+    assert t.row(0)[0].shape == (0,) and t.row(99)[1].shape == (0,)
+
+
+def test_row_moves_to_larger_blocks_as_it_grows() -> None:
+    t = NeighborTable(capacity=20, smallest=4)
+    assert t.classes.tolist() == [4, 8, 16, 20]
+    for n in range(17):
+        t.add(0, n, float(n))
+    assert int(t.block[0]) == 3  # 17 entries: the 20 block
+    assert t.row(0)[0].tolist() == list(range(17))
+    assert [len(f) for f in t._free] == [1, 1, 1, 0]  # outgrown blocks, reusable
+    t.add(1, 7, 1.0)  # a new row reuses the freed 4-block
+    assert [len(f) for f in t._free] == [0, 1, 1, 0]
+
+
+def test_full_row_keeps_its_heaviest_and_always_takes_the_new_neighbour() -> None:
+    t = NeighborTable(capacity=8, keep=5)
+    for n in range(8):
+        t.add(0, n, float(n + 1))  # weights 1..8: full
+    t.add(0, 100, 0.1)  # lighter than everything, still gets in
+    row = _as_dict(t, 0)
+    assert row == {3: 4.0, 4: 5.0, 5: 6.0, 6: 7.0, 7: 8.0, 100: 0.1}
+    assert t.pruned == 1
+    assert t.row(0)[0].tolist() == [3, 4, 5, 6, 7, 100]  # order of the survivors kept
+
+
+def test_pair_seen_once_is_the_first_to_go() -> None:
+    """A row under churn keeps the pairs that recur, drops the one-offs."""
+    t = NeighborTable(capacity=16, keep=12)
+    rng = random.Random(1)
+    for k in range(3_000):
+        t.add(0, rng.randrange(5), 1.0)  # five regular neighbours
+        t.add(0, 1_000 + k, 1.0)  # one-off neighbours
+    ids = set(t.row(0)[0].tolist())
+    assert set(range(5)) <= ids
+    assert len(ids) <= 16
+    assert t.pruned > 0
+
+
+def test_rows_never_exceed_capacity() -> None:
+    t = NeighborTable(capacity=10)
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        rows = np.unique(rng.integers(0, 30, 8))
+        t.add_to_rows(rows, int(rng.integers(0, 1_000)), np.ones(rows.shape[0]))
+        nbrs = np.unique(rng.integers(0, 1_000, 25))
+        t.add_many(int(rng.integers(0, 30)), nbrs, rng.random(nbrs.shape[0]))
+    assert int(t.lengths().max()) <= 10
+
+
+def test_more_new_neighbours_than_capacity_keeps_the_heaviest() -> None:
+    t = NeighborTable(capacity=4)
+    t.add_many(0, np.arange(6, dtype=np.int64), np.array([1.0, 6.0, 2.0, 5.0, 3.0, 4.0]))
+    assert _as_dict(t, 0) == {1: 6.0, 3: 5.0, 4: 3.0, 5: 4.0}
+
+
+def test_remove_row_and_remove_where() -> None:
+    t = NeighborTable(capacity=8)
+    t.add_many(0, np.array([1, 2, 3]), np.array([1.0, 2.0, 3.0]))
+    t.remove_where(0, np.array([False, True, False]))
+    assert _as_dict(t, 0) == {1: 1.0, 3: 3.0}
+    t.remove_row(0)
+    assert t.row(0)[0].shape == (0,)
+    assert t.entries() == 0
+    t.add(0, 5, 1.0)  # a removed row can come back
+    assert _as_dict(t, 0) == {5: 1.0}
+
+
+def test_scale_and_arrays_round_trip() -> None:
+    t = NeighborTable(capacity=8)
+    t.add_many(3, np.array([1, 2]), np.array([1.0, 2.0]))
+    t.add_many(7, np.array([4]), np.array([4.0]))
+    t.scale(0.5)
+    rows, offsets, ids, weights = t.to_arrays()
+    assert rows.tolist() == [3, 7]
+    assert offsets.tolist() == [0, 2, 3]
+    assert ids.tolist() == [1, 2, 4] and weights.tolist() == [0.5, 1.0, 2.0]
+    copy = NeighborTable(capacity=8)
+    copy.load_arrays(rows, offsets, ids, weights)
+    assert _as_dict(copy, 3) == {1: 0.5, 2: 1.0} and _as_dict(copy, 7) == {4: 2.0}
+
+
+def test_memory_is_bounded_by_rows_times_capacity() -> None:
+    t = NeighborTable(capacity=32)
+    rng = np.random.default_rng(1)
+    for _ in range(3_000):
+        row = int(rng.integers(0, 50))
+        nbrs = np.unique(rng.integers(0, 10_000, 20))
+        t.add_many(row, nbrs, np.ones(nbrs.shape[0]))
+    # 50 rows: at most 50 blocks of 32 in use, plus freed smaller blocks and slack
+    assert t.entries() <= 50 * 32
+    assert t.used <= 50 * (32 + 16 + 8 + 4)
+    assert t.nbytes() < 200_000
+
+
+def test_capacity_must_hold_two() -> None:
+    with pytest.raises(ValueError, match="capacity must be at least 2"):
+        NeighborTable(capacity=1)
+
+
+class _SearchingTable(NeighborTable):
+    """Reference: every mirror update searches its row, nothing is assumed absent."""
+
+    def append_to_rows(self, rows: np.ndarray, neighbor: int, incs: np.ndarray) -> None:
+        self.add_to_rows(rows, neighbor, incs)
+
+
+def test_mirrors_appended_without_a_search_are_the_ones_a_search_finds_absent() -> None:
+    """A row never pruned that lacks a pair means its mirror row lacks it (prunes, evictions)."""
+    rng = np.random.default_rng(9)
+    fast, reference = CoocModel(neighbors=8, keep=5), CoocModel(neighbors=8, keep=5)
+    reference.table = _SearchingTable(8, keep=5)
+    for step in range(3_000):
+        item = int(rng.integers(0, 40))
+        others, weights = rng.integers(0, 40, 5).tolist(), rng.random(5).tolist()
+        context = list(zip(others, weights, strict=True))
+        for m in (fast, reference):
+            m.learn(item, 1.0, 1_700_000_000_000 + step, context)
+            if step % 250 == 249:  # the catalogue evicts a few items (their indices reused)
+                m.evict(np.array([step % 40, (step * 7) % 40], dtype=np.int64))
+    assert fast.table.pruned > 0
+    got = {(i, j): w for i, j, w in fast.pairs()}
+    assert got == pytest.approx({(i, j): w for i, j, w in reference.pairs()})
+    for item in range(40):  # no row holds a neighbour twice
+        ids, _ = fast.row(item)
+        assert len(set(ids.tolist())) == ids.shape[0]
