@@ -7,16 +7,20 @@ SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.recloop-installed
 PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
-BENCHES := quality freshness throughput memory declared experiment serve producers scale
+BENCHES := quality freshness throughput memory declared experiment serve producers redis-writes scale
+# e.g. make bench-throughput BENCH_ARGS="--runs 1" (a quick check instead of three runs)
+BENCH_ARGS ?=
 
 # apt-get (via `recloop stack setup`) must never prompt: CI has no stdin
 export DEBIAN_FRONTEND ?= noninteractive
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help setup test lint lock stack-up stack-down demo $(addprefix bench-,$(BENCHES))
+.PHONY: help setup test lint lock stack-up stack-down demo $(addprefix bench-,$(BENCHES)) \
+	bench-freshness-1000 bench-freshness-2000
 
 help:
-	@echo "targets: setup test lint lock stack-up stack-down demo $(addprefix bench-,$(BENCHES))"
+	@echo "targets: setup test lint lock stack-up stack-down demo $(addprefix bench-,$(BENCHES))" \
+		"bench-freshness-1000 bench-freshness-2000"
 
 # Reinstall only when pyproject.toml changed since the last successful install.
 $(STAMP): pyproject.toml
@@ -69,5 +73,21 @@ stack-down: $(STAMP)
 demo: setup
 	$(VENV)/bin/recloop demo
 
-$(addprefix bench-,$(BENCHES)): bench-%: setup
-	$(VENV)/bin/python bench/$*.py
+$(addprefix bench-,$(filter-out freshness throughput,$(BENCHES))): bench-%: setup
+	$(VENV)/bin/python bench/$(subst -,_,$*).py $(BENCH_ARGS)
+
+# three runs (medians with min-max), the ceiling measured in every run; then the plot
+bench-throughput: setup
+	$(VENV)/bin/python bench/throughput.py $(BENCH_ARGS)
+	$(VENV)/bin/python bench/plot.py bench/results/throughput.json
+
+# freshness has two standard points: 1,000 events/s (p99 < 1 s) and 2,000 (p99 < 2 s)
+bench-freshness: bench-freshness-1000 bench-freshness-2000
+
+bench-freshness-1000: setup
+	$(VENV)/bin/python bench/freshness.py --rate 1000 $(BENCH_ARGS)
+	$(VENV)/bin/python bench/plot.py bench/results/freshness.json
+
+bench-freshness-2000: setup
+	$(VENV)/bin/python bench/freshness.py --rate 2000 $(BENCH_ARGS)
+	$(VENV)/bin/python bench/plot.py bench/results/freshness_2000.json

@@ -3,7 +3,8 @@
 Nothing here decides anything: agents take raw batches and hand them to the worker's batch
 processor, timers call its periodic steps, web pages expose its metrics and health.
 ``create_app`` builds a fresh app per call (no global app), so tests and several workers per
-host do not share one.
+host do not share one. Its Faust settings come from ``agents.faust_config.faust_settings``,
+which the benchmark's ceiling app uses too.
 """
 
 from __future__ import annotations
@@ -19,13 +20,12 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from agents.faust_config import faust_settings
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
 from pipeline.kafka.lag import LAG_EXPORT_SECONDS, KafkaAdmin
-from pipeline.kafka.options import security_options
 from pipeline.publish.ports import Record
 from pipeline.stores.client import open_redis
-from pipeline.worker.datadir import prepare_data_dir
 from pipeline.worker.loop_lag import watch_loop_lag
 from pipeline.worker.metrics import WorkerMetrics
 from pipeline.worker.processor import BatchProcessor
@@ -50,46 +50,10 @@ class FaustSender:
         await asyncio.gather(*futures)
 
 
-def broker_credentials(settings: Settings) -> Any:
-    """Faust credentials for SASL/SSL clusters (``None`` for PLAINTEXT).
-
-    Rendered from the validated ``pipeline.kafka.options.security_options`` that every other
-    client uses too.
-    """
-    o = security_options(settings)
-    if o.uses_sasl:
-        return faust.SASLCredentials(
-            username=o.username or "",
-            password=o.password or "",
-            mechanism=o.sasl_mechanism or "PLAIN",
-            ssl_context=o.ssl_context(),
-        )
-    context = o.ssl_context()
-    return faust.SSLCredentials(context) if context is not None else None
-
-
 def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App:
     """A Faust app wired to a ``pipeline.worker.runtime.Worker`` built when it starts."""
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    app = faust.App(
-        settings.app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        broker_credentials=broker_credentials(settings),
-        value_serializer="raw",
-        key_serializer="raw",
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication,
-        consumer_auto_offset_reset="earliest",
-        web_host=settings.web_host,
-        web_bind=settings.web_host,
-        web_port=settings.web_port,
-        web_in_thread=False,
-        producer_acks=-1,
-        broker_session_timeout=settings.broker_session_timeout_seconds,
-        broker_heartbeat_interval=settings.broker_heartbeat_interval_seconds,
-        store="memory://",
-        datadir=prepare_data_dir(settings),
-    )
+    app = faust.App(settings.app_id, **faust_settings(settings))
     metrics = WorkerMetrics()
     ready = asyncio.Event()
     holder: dict[str, Worker] = {}
@@ -119,7 +83,8 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
             settings, redis=client, sender=FaustSender(app), worker_id=worker_id, metrics=metrics
         )
         ready.set()
-        log.info("worker ready worker_id=%s", worker_id)
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # uvloop or asyncio
+        log.info("worker ready worker_id=%s loop=%s", worker_id, loop)
 
     def events_behind(events: Sequence[Any]) -> int:
         """How far the consumer is behind the partitions of a batch (its local view).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import click
@@ -41,12 +42,23 @@ from pipeline.errors import RecloopError
     show_envvar=True,
     help="Writable folder for Faust's local data (default <RECLOOP_STACK_DIR>/data).",
 )
+@click.option(
+    "--uvloop",
+    "uvloop_mode",
+    type=click.Choice(["auto", "on", "off"]),
+    default=None,
+    envvar="RECLOOP_WORKER_UVLOOP",
+    show_envvar=True,
+    help="Event loop: uvloop when installed (auto, the default), uvloop or fail (on), "
+    "asyncio's own (off).",
+)
 @click.option("--loglevel", default="info", show_default=True, help="Worker log level.")
 def worker(
     web_port: int | None,
     bootstrap: str | None,
     redis_url: str | None,
     data_dir: Path | None,
+    uvloop_mode: str | None,
     loglevel: str,
 ) -> None:
     """Consume events, keep features and models, publish fresh lists.
@@ -57,6 +69,7 @@ def worker(
     import faust
 
     from agents.app import create_app
+    from agents.faust_config import event_loop_policy
     from pipeline.kafka.topics import ensure_topics
 
     overrides: dict[str, object] = {}
@@ -68,8 +81,13 @@ def worker(
         overrides["redis_url"] = redis_url
     if data_dir is not None:
         overrides["data_dir"] = data_dir
+    if uvloop_mode is not None:
+        overrides["worker_uvloop"] = uvloop_mode
     settings = Settings().model_copy(update=overrides)
     try:
+        policy = event_loop_policy(settings)
+        if policy is not None:  # before the app or the worker touch a loop
+            asyncio.set_event_loop_policy(policy)
         app = create_app(settings)  # checks the data folder before anything connects
         ensure_topics(settings)
     except RecloopError as exc:

@@ -1,48 +1,38 @@
 """The framework ceiling: a minimal Faust app doing only what every recloop batch must do.
 
-It consumes the events topic with its own consumer group, decodes each value with orjson and
-forwards it to another topic, the sends of a batch issued together and their acks awaited,
-with the same Faust settings as ``agents.app.create_app`` (raw serializers, ``take_events``
-batches, ``acks=-1``, memory store). What recloop's worker adds on top (features, Redis,
-models, lists) is what ``bench/throughput.py`` compares against this.
+It consumes the events topic with its own consumer group in the worker's batches
+(``noack_take`` of ``RECLOOP_BATCH_SIZE`` within ``RECLOOP_BATCH_WITHIN_SECONDS``), decodes each
+value with orjson, forwards it to another topic (the sends of a batch issued together, their
+acks awaited) and only then acknowledges the batch's events, as the worker does once a
+batch's effects are durable. What recloop's worker adds on top (features, Redis, models,
+lists) is what ``bench/throughput.py`` compares against this.
 
-Started by ``bench/throughput.py`` as ``python bench/ceiling_app.py`` with its configuration in
-``CEILING_*`` environment variables (no arguments: Faust's command line parses ``argv``).
+The app is built from exactly the worker's Faust settings and event loop
+(``agents.faust_config.faust_settings`` and ``event_loop_policy`` of the same ``Settings``):
+only the agent body differs, so the worker/ceiling ratio measures recloop's own cost.
+
+Started by ``bench/throughput.py`` (``harness.ceiling.CeilingProcess``) as
+``python bench/ceiling_app.py`` with the run's settings in ``RECLOOP_*`` variables and its own
+two in ``CEILING_SINK`` (output topic) and ``CEILING_FORWARD`` (``0``: decode only, no sends;
+progress on ``/count``). No arguments: Faust's command line parses ``argv``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from typing import Any
 
 import faust
 import orjson
 
-log = logging.getLogger("ceiling")
+from agents.faust_config import event_loop_policy, faust_settings
+from pipeline.config import Settings
 
 
-def create_app(env: dict[str, str]) -> faust.App:
-    source, sink = env["CEILING_SOURCE"], env["CEILING_SINK"]
-    batch_size = int(env.get("CEILING_BATCH_SIZE", "500"))
-    within = float(env.get("CEILING_BATCH_WITHIN", "0.02"))
-    partitions = int(env.get("CEILING_PARTITIONS", "8"))
-    forward_events = env.get("CEILING_FORWARD", "1") != "0"  # 0: decode only, count on /count
-    app = faust.App(
-        env["CEILING_APP_ID"],
-        broker=f"kafka://{env['CEILING_BOOTSTRAP']}",
-        value_serializer="raw",
-        key_serializer="raw",
-        topic_partitions=partitions,
-        consumer_auto_offset_reset="earliest",
-        web_host="127.0.0.1",
-        web_bind="127.0.0.1",
-        web_port=int(env["CEILING_WEB_PORT"]),
-        web_in_thread=False,
-        producer_acks=-1,
-        store="memory://",
-    )
+def create_app(settings: Settings, sink: str, *, forward: bool = True) -> faust.App:
+    """The ceiling app on ``settings`` (the worker's), forwarding to ``sink``."""
+    app = faust.App(settings.app_id, **faust_settings(settings))
 
     def topic(name: str) -> Any:
         return app.topic(
@@ -51,32 +41,35 @@ def create_app(env: dict[str, str]) -> faust.App:
             value_type=bytes,
             key_serializer="raw",
             value_serializer="raw",
-            partitions=partitions,
+            partitions=settings.topic_partitions,
         )
 
     topic(sink)
     stats = {"forwarded": 0, "bad": 0}
 
-    @app.agent(topic(source))
-    async def forward(stream: Any) -> None:
+    @app.agent(topic(settings.topic_events))
+    async def decode_and_forward(stream: Any) -> None:
         producer = app.producer
-        async for events in stream.take_events(batch_size, within=within):
-            futures = []
+        async for events in stream.noack_take(
+            settings.batch_size, within=settings.batch_within_seconds
+        ):
+            futures, decoded = [], 0
             for event in events:
                 try:
                     orjson.loads(event.value)
                 except orjson.JSONDecodeError:
                     stats["bad"] += 1
                     continue
-                if not forward_events:
-                    stats["forwarded"] += 1
-                    continue
-                futures.append(
-                    await producer.send(sink, event.message.key, event.value, None, None, None)
-                )
+                decoded += 1
+                if forward:
+                    futures.append(
+                        await producer.send(sink, event.message.key, event.value, None, None, None)
+                    )
             if futures:
                 await asyncio.gather(*futures)
-                stats["forwarded"] += len(futures)
+            stats["forwarded"] += decoded
+            for event in events:
+                event.ack()
 
     @app.page("/count")
     async def count(web: Any, request: Any) -> Any:
@@ -85,7 +78,16 @@ def create_app(env: dict[str, str]) -> faust.App:
     return app
 
 
+def main() -> None:
+    settings = Settings()
+    policy = event_loop_policy(settings)
+    if policy is not None:  # as `recloop worker` does, before anything touches a loop
+        asyncio.set_event_loop_policy(policy)
+    app = create_app(
+        settings, os.environ["CEILING_SINK"], forward=os.environ.get("CEILING_FORWARD", "1") != "0"
+    )
+    faust.Worker(app, loglevel="info", quiet=True).execute_from_commandline()
+
+
 if __name__ == "__main__":
-    faust.Worker(
-        create_app(dict(os.environ)), loglevel="info", quiet=True
-    ).execute_from_commandline()
+    main()

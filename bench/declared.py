@@ -26,18 +26,17 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness.results import write_json  # noqa: E402  (bench/ is on sys.path)
 
 from pipeline.features.controls import apply_control  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
@@ -182,7 +181,6 @@ def main() -> int:
           f"{recovered}")  # fmt: skip
     result = {
         "benchmark": "declared",
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "timestamp": int(time.time()),
         "users": args.users,
         "positive_choices": total,
@@ -195,8 +193,7 @@ def main() -> int:
         "recovered_at_event": recovered,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    write_json(args.out, result)  # with the machine facts (harness.results)
     print(f"wrote {args.out}")
     return 0
 

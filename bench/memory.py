@@ -32,39 +32,26 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections import Counter, defaultdict
 from collections.abc import Iterator
 from typing import Any
 
 import orjson
 import redis
-from common import (
-    CpuMeter,
-    Services,
-    add_common_args,
-    bench_settings,
-    contention_note,
-    fast_produce,
-    fetch_text,
-    log,
-    percentile,
-    proc_status_kib,
-    prom_sum,
-    services,
-    table,
-    write_results,
-)
+from harness.kafka import fast_produce, publish_catalogue
+from harness.machine import CpuMeter, contention_note, proc_status_kib
+from harness.output import log, table
+from harness.processes import wait_handled
+from harness.prom import fetch_text, prom_sum
+from harness.redis_memory import count_user_keys, redis_used, sample_user_keys, shared_keys
+from harness.results import write_results
+from harness.services import Services, add_common_args, bench_settings, services
+from harness.traffic import UserTraffic
 
 from pipeline.config import Settings
-from pipeline.kafka.producer import EventProducer
 from pipeline.kafka.topics import ensure_topics
 from pipeline.stores.keys import RedisKeys
 from pipeline.tooling.processes import WorkerProcess
 from pipeline.tooling.simulator import World
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -75,167 +62,8 @@ def parse_range(text: str) -> tuple[int, int]:
     return a, b
 
 
-class UserTraffic:
-    """2-3 plausible events for each of the simulator's users, one user after the other."""
-
-    def __init__(self, world: World, seed: int) -> None:
-        self.world = world
-        self.rng = random.Random(seed)
-        self.by_category: dict[str, tuple[list[str], list[float]]] = defaultdict(lambda: ([], []))
-        for item in world.items():
-            sim = world.item(item["item_id"])
-            for category in sim.categories:
-                ids, weights = self.by_category[category]
-                ids.append(sim.item_id)
-                weights.append(sim.popularity)
-
-    def events(self, user_index: int, n: int) -> Iterator[dict[str, Any]]:
-        """Click an item of a favourite category, react to it (watch or skip), click again..."""
-        user = self.world.user(f"u{user_index}")
-        rng = self.rng
-        context = {
-            "device": user.device,
-            "locale": user.locale,
-            "surface": "home",
-            "position": rng.randrange(10),
-        }
-        item = None
-        for k in range(n):
-            if k % 2 == 0 or item is None:
-                category = rng.choices(list(user.taste), weights=list(user.taste.values()))[0]
-                ids, weights = self.by_category.get(category) or next(
-                    iter(self.by_category.values())
-                )
-                item = self.world.item(rng.choices(ids, weights=weights)[0])
-                yield self._event(
-                    "click", user.user_id, item.item_id, item.duration_seconds, context
-                )
-                continue
-            interest = self.world.interest(user.user_id, item.item_id)
-            if rng.random() < 0.8 - 0.7 * interest:
-                ev = self._event("skip", user.user_id, item.item_id, item.duration_seconds, context)
-                ev["watch_seconds"] = round(
-                    rng.uniform(1.0, min(15.0, 0.1 * item.duration_seconds)), 1
-                )
-            else:
-                ev = self._event(
-                    "watch", user.user_id, item.item_id, item.duration_seconds, context
-                )
-                completion = rng.betavariate(1 + 7 * interest, 1 + 7 * (1 - interest))
-                ev["watch_seconds"] = round(completion * item.duration_seconds, 1)
-            yield ev
-
-    def _event(
-        self, kind: str, user_id: str, item_id: str, duration: float, context: dict[str, Any]
-    ) -> dict[str, Any]:
-        return {
-            "schema_version": 1,
-            "event_id": f"{self.rng.getrandbits(128):032x}",
-            "type": kind,
-            "user_id": user_id,
-            "item_id": item_id,
-            "ts": now_ms(),
-            "duration_seconds": duration,
-            "context": context,
-        }
-
-
-def redis_used(client: redis.Redis) -> dict[str, int]:
-    info = client.info("memory")
-    return {
-        k: int(info[k])
-        for k in ("used_memory", "used_memory_dataset", "used_memory_overhead")
-        if k in info
-    }
-
-
 def worker_mem(worker: WorkerProcess) -> dict[str, float]:
     return {k: proc_status_kib(worker.pid, k) / 1024 for k in ("VmRSS", "VmHWM")}
-
-
-def processed(worker: WorkerProcess) -> tuple[int, int]:
-    """(events handled, lists published) from the worker's /metrics."""
-    text = fetch_text(worker.url("/metrics"))
-    return int(prom_sum(text, "recloop_events_total")), int(
-        prom_sum(text, "recloop_lists_published_total")
-    )
-
-
-def sample_user_keys(client: redis.Redis, keys: RedisKeys, users: list[str]) -> dict[str, Any]:
-    """MEMORY USAGE, encoding and length of every per-user key kind over ``users``."""
-    kinds: dict[str, dict[str, Any]] = {}
-    pipe = client.pipeline(transaction=False)
-    plan = []
-    for user in users:
-        for key in keys.user_keys(user):
-            kind = key.rsplit(":", 1)[1]
-            plan.append((kind, key))
-            pipe.memory_usage(key, samples=0)
-            pipe.type(key)
-            pipe.object("encoding", key)
-    replies = pipe.execute(raise_on_error=False)
-    lengths_pipe = client.pipeline(transaction=False)
-    length_plan = []
-    for i, (kind, key) in enumerate(plan):
-        usage, typ, enc = replies[3 * i : 3 * i + 3]
-        entry = kinds.setdefault(
-            kind, {"bytes": [], "missing": 0, "encodings": Counter(), "types": Counter()}
-        )
-        if usage is None or isinstance(usage, Exception):
-            entry["missing"] += 1
-            continue
-        entry["bytes"].append(int(usage))
-        t = typ.decode() if isinstance(typ, bytes) else str(typ)
-        entry["types"][t] += 1
-        entry["encodings"][enc.decode() if isinstance(enc, bytes) else str(enc)] += 1
-        length_plan.append((kind, t))
-        {
-            "hash": lengths_pipe.hlen,
-            "list": lengths_pipe.llen,
-            "zset": lengths_pipe.zcard,
-            "string": lengths_pipe.strlen,
-            "set": lengths_pipe.scard,
-        }.get(t, lengths_pipe.exists)(key)
-    lengths = lengths_pipe.execute()
-    lens: dict[str, list[int]] = defaultdict(list)
-    for (kind, _), n in zip(length_plan, lengths, strict=True):
-        lens[kind].append(int(n))
-    out = {}
-    for kind, e in kinds.items():
-        b = e["bytes"]
-        out[kind] = {
-            "sampled": len(users),
-            "present": len(b),
-            "missing": e["missing"],
-            "mean_bytes": sum(b) / len(b) if b else 0.0,
-            "p50_bytes": percentile(b, 50),
-            "max_bytes": max(b) if b else 0,
-            "type": ",".join(e["types"]) or "(absent)",
-            "encoding": ",".join(k for k, _ in e["encodings"].most_common()) or "-",
-            "mean_length": sum(lens[kind]) / len(lens[kind]) if lens[kind] else 0.0,
-        }
-    return out
-
-
-def shared_keys(client: redis.Redis, ns: str) -> list[dict[str, Any]]:
-    """Every key of the namespace that is not per user (model log, snapshots, trending, active
-    set, segment sets, ...), largest first; robust to keys added to the layout later."""
-    user_prefix = f"{ns}:user:".encode()
-    rows = []
-    for key in client.scan_iter(match=f"{ns}:*", count=10_000):
-        if key.startswith(user_prefix):
-            continue
-        usage = client.memory_usage(key, samples=0) or 0
-        rows.append({"key": key.decode(), "bytes": int(usage), "type": client.type(key).decode()})
-    rows.sort(key=lambda r: -r["bytes"])
-    return rows
-
-
-def count_user_keys(client: redis.Redis, ns: str) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for key in client.scan_iter(match=f"{ns}:user:*", count=10_000):
-        counts[key.rsplit(b":", 1)[1].decode()] += 1
-    return counts
 
 
 def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
@@ -247,10 +75,7 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
     )
     ensure_topics(settings)
     world = World(seed=args.seed, n_users=args.users, n_items=args.items)
-    with EventProducer(settings) as producer:
-        for item in world.items():
-            producer.send_item(item)
-        producer.flush(60)
+    publish_catalogue(settings, world.items())
     client = redis.Redis.from_url(settings.redis_url)
     keys = RedisKeys(settings.redis_namespace)
     rng = random.Random(args.seed)
@@ -287,28 +112,8 @@ def run(args: argparse.Namespace, svc: Services) -> dict[str, Any]:
             "for the worker"
         )
 
-        deadline = time.monotonic() + args.timeout
-        done, lists = processed(worker)
-        last_report = time.monotonic()
-        while done < total and time.monotonic() < deadline:
-            time.sleep(0.5)
-            done, lists = processed(worker)
-            if time.monotonic() - last_report > 15:
-                log(f"  {done:,}/{total:,} events handled")
-                last_report = time.monotonic()
+        lists = wait_handled(worker, total, args.timeout)
         drained_s = time.monotonic() - t0
-        if done < total:
-            raise RuntimeError(
-                f"worker handled {done:,}/{total:,} events within {args.timeout:.0f} s; see "
-                f"{worker.log_path}"
-            )
-        # deferred refreshes: wait until the published-list count stops moving
-        stable_since = time.monotonic()
-        while time.monotonic() - stable_since < 2.0:
-            time.sleep(0.5)
-            _, now_lists = processed(worker)
-            if now_lists != lists:
-                lists, stable_since = now_lists, time.monotonic()
         cpu = meter.stop()
         load = svc.contention(t0, t0 + drained_s)
         log(

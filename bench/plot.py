@@ -19,7 +19,9 @@ matplotlib is a dev dependency (``pip install -e '.[dev]'``); the Agg backend ne
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
+import statistics
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,41 +38,88 @@ RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_P99_MS = 1000.0
 
 
+def _runs(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The runs of a result (one for results written before benches repeated runs)."""
+    return list(doc.get("runs") or [doc])
+
+
 def _freshness(doc: dict[str, Any]) -> Figure:
-    fig, (lat, backlog) = plt.subplots(2, 1, figsize=(9, 7), constrained_layout=True)
-    windows = doc["latency_by_window"]
-    starts = [w["from_s"] for w in windows]
-    lat.plot(starts, [w["p50"] for w in windows], marker="o", label="p50")
-    lat.plot(starts, [w["p99"] for w in windows], marker="o", label="p99")
-    lat.axhline(GOAL_P99_MS, color="red", linestyle="--", label="goal: p99 < 1 s")
+    fig, (lat, worker, backlog) = plt.subplots(3, 1, figsize=(9, 10), constrained_layout=True)
+    runs = _runs(doc)
+    goal = (doc.get("goal") or {}).get("p99_ms_below", GOAL_P99_MS)
+    for i, run in enumerate(runs):
+        windows = [w for w in run["latency_by_window"] if "p99" in w]
+        starts = [w["from_s"] for w in windows]
+        label = f"run {i + 1}: " if len(runs) > 1 else ""
+        lat.plot(
+            starts, [w["p99"] for w in windows], marker="o", color=f"C{i}", label=f"{label}p99"
+        )
+        lat.plot(starts, [w["p50"] for w in windows], ls="--", color=f"C{i}", label=f"{label}p50")
+        lags = [(w["from_s"], w.get("loop_lag_max_ms")) for w in run["latency_by_window"]]
+        lags = [(t, v) for t, v in lags if v is not None]
+        if lags:
+            worker.plot(
+                *zip(*lags, strict=True), marker=".", color=f"C{i}", label=f"{label}loop lag max"
+            )
+        commits = [(w["from_s"], w.get("stage_commit_mean_ms")) for w in run["latency_by_window"]]
+        commits = [(t, v) for t, v in commits if v is not None]
+        if commits:
+            worker.plot(
+                *zip(*commits, strict=True), ls=":", color=f"C{i}", label=f"{label}commit stage"
+            )
+        samples = run.get("backlog", {}).get("samples") or []
+        backlog.plot([t for t, _ in samples], [v for _, v in samples], color=f"C{i}")
+    lat.axhline(goal, color="red", linestyle="--", label=f"goal: p99 < {goal / 1000:g} s")
     lat.set(xlabel="window start (s)", ylabel="event to list (ms)", yscale="log")
     config = doc["config"]
     lat.set_title(f"freshness at {config['rate']:,} events/s, {config['workers']} worker(s)")
-    lat.legend()
-    samples = doc.get("backlog", {}).get("samples") or []
-    backlog.plot([t for t, _ in samples], [v for _, v in samples], color="gray")
-    backlog.set(xlabel="time (s)", ylabel="consumer backlog (events)", title="backlog")
+    lat.legend(fontsize=7, ncol=2)
+    worker.set(xlabel="window start (s)", ylabel="ms", yscale="log")
+    worker.set_title("worker: event-loop lag (max) and batch commit stage (mean) per window")
+    if worker.lines:
+        worker.legend(fontsize=7, ncol=2)
+    backlog.set(xlabel="time (s)", ylabel="consumer backlog (events)", title="committed lag")
     return fig
 
 
 def _throughput(doc: dict[str, Any]) -> Figure:
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
-    passes = {
-        "recloop worker": doc["worker"],
-        "Faust ceiling": doc["ceiling"],
-        "Faust decode only": doc.get("ceiling_decode_only"),
+    runs = _runs(doc)
+    kinds = {
+        "recloop worker": "worker",
+        "Faust ceiling": "ceiling",
+        "Faust decode only": "decode_only",
     }
-    passes = {name: p for name, p in passes.items() if p}
-    names = list(passes)
-    bars.bar(names, [p["rate"] for p in passes.values()], color=["C0", "C1", "C2"][: len(names)])
+
+    def passes(run: dict[str, Any], key: str) -> dict[str, Any]:
+        old = "ceiling_decode_only" if key == "decode_only" else key  # single-run results
+        return run.get(key) or run.get(old) or {}
+
+    rates = {}
+    for name, key in kinds.items():
+        values = [passes(r, key)["rate"] for r in runs if passes(r, key)]
+        if values:
+            rates[name] = values
+    names = list(rates)
+    medians = [statistics.median(v) for v in rates.values()]
+    low = [m - min(v) for m, v in zip(medians, rates.values(), strict=True)]
+    high = [max(v) - m for m, v in zip(medians, rates.values(), strict=True)]
+    bars.bar(names, medians, yerr=[low, high], capsize=6, color=["C0", "C1", "C2"][: len(names)])
     bars.axhline(doc["goal"]["rate"], color="red", linestyle="--", label="goal")
-    bars.set(ylabel="events/s (one process)", title="throughput vs ceiling")
+    bars.set(ylabel="events/s (one process)", title=f"median of {len(runs)} run(s), min-max")
     bars.legend()
-    for name, p in passes.items():
-        series = p.get("series") or []
-        if series:
-            t0, c0 = series[0][0], series[0][1]
-            lines.plot([s[0] - t0 for s in series], [s[1] - c0 for s in series], label=name)
+    for i, run in enumerate(runs):
+        for k, (name, key) in enumerate(kinds.items()):
+            series = passes(run, key).get("series") or []
+            if series:
+                t0, c0 = series[0][0], series[0][1]
+                lines.plot(
+                    [s[0] - t0 for s in series],
+                    [s[1] - c0 for s in series],
+                    color=f"C{k}",
+                    alpha=1.0 if i == 0 else 0.5,
+                    label=name if i == 0 else None,
+                )
     lines.set(xlabel="seconds", ylabel="events processed", title="drain of the backlog")
     lines.legend()
     return fig
@@ -163,7 +212,9 @@ def _when(doc: dict[str, Any]) -> str:
 
 
 def main(argv: list[str]) -> int:
-    paths = [Path(a) for a in argv] or sorted(RESULTS.glob("*.json"))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="*", type=Path, help="JSON files (default: all)")
+    paths = parser.parse_args(argv).results or sorted(RESULTS.glob("*.json"))
     for path in paths:
         print(f"wrote {plot(path)}")
     return 0

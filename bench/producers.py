@@ -22,22 +22,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
 from typing import Any
 
-from common import (
-    add_common_args,
-    bench_settings,
-    contention_note,
-    cpu_seconds,
-    log,
-    services,
-    table,
-    write_results,
-)
+from harness.machine import contention_note, cpu_seconds
+from harness.output import log, table
+from harness.results import write_results
+from harness.runs import add_runs_arg
+from harness.services import add_common_args, bench_settings, services
+from harness.stats import spread
 
 from pipeline.config import Settings
 from pipeline.kafka.producer import EventProducer
@@ -88,14 +83,12 @@ def producer_run(settings: Settings, n: int) -> dict[str, Any]:
             "events_per_cpu_s": n / cpu, "events_per_s": n / wall}  # fmt: skip
 
 
-def spread(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
-    values = [r[key] for r in runs]
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+FIGURES = ("events_per_cpu_s", "events_per_s")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
+    add_runs_arg(parser)
     parser.add_argument("--rate", type=float, default=1_000.0)
     parser.add_argument("--duration", type=float, default=21.0)
     parser.add_argument("--events", type=int, default=100_000)
@@ -113,11 +106,9 @@ def main() -> None:
             prod.append(producer_run(settings, args.events))
         contention = svc.contention(started)
     result = {
-        "simulate": {"runs": sim, "events_per_cpu_s": spread(sim, "events_per_cpu_s"),
-                     "events_per_s": spread(sim, "events_per_s")},
-        "event_producer": {"runs": prod, "events_per_cpu_s": spread(prod, "events_per_cpu_s"),
-                           "events_per_s": spread(prod, "events_per_s")},
-    }  # fmt: skip
+        name: {"runs": runs, **{k: spread(r[k] for r in runs) for k in FIGURES}}
+        for name, runs in (("simulate", sim), ("event_producer", prod))
+    }
     rows = []
     for name, part in (("recloop simulate", result["simulate"]),
                        ("EventProducer.send_event + flush", result["event_producer"])):  # fmt: skip

@@ -10,18 +10,16 @@ Converts the data set with ``recloop dataset movielens`` (into .recloop/data/), 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness.results import write_json  # noqa: E402  (bench/ is on sys.path)
 
 from pipeline.tooling.dataset import convert_movielens  # noqa: E402
 from pipeline.tooling.replay import (  # noqa: E402
@@ -71,7 +69,6 @@ def main() -> int:
     result: dict[str, Any] = {
         "benchmark": "quality",
         "data": str(args.data),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "timestamp": int(started),
         **report,
     }
@@ -94,8 +91,7 @@ def main() -> int:
             )
             rows.append({"variant": name, "overrides": VARIANTS[name], **m})
         result["sweep"] = rows
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    write_json(args.out, result)  # with the machine facts (harness.results)
     print(f"wrote {args.out}")
     return 0
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,8 @@ import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from harness.results import write_json  # noqa: E402  (bench/ is on sys.path)
 
 from pipeline.config import Settings  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
@@ -178,14 +179,12 @@ def main() -> None:
             cluster.stop()
     doc = {
         "benchmark": "redis_writes",
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "timestamp": int(time.time()),
         "load_average_1m_at_end": os.getloadavg()[0],
         "config": {k: str(v) for k, v in vars(args).items()},
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    write_json(args.out, doc)  # with the machine facts (harness.results)
     head = ("redis", "batch write p50/p99 ms", "list write p50/p99 ms", "CPU ms redis/client")
     print(f"{head[0]:<15}{head[1]:>26}{head[2]:>26}{head[3]:>22}")
     for kind, r in results.items():

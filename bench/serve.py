@@ -33,18 +33,11 @@ from typing import Any
 import orjson
 import redis
 import uvloop
-from common import (
-    add_common_args,
-    bench_settings,
-    contention_note,
-    cpu_seconds,
-    log,
-    services,
-    summary,
-    table,
-    verdict,
-    write_results,
-)
+from harness.machine import contention_note, cpu_seconds
+from harness.output import log, table, verdict
+from harness.results import write_results
+from harness.services import add_common_args, bench_settings, services
+from harness.stats import summary
 
 from pipeline.config import Settings
 from pipeline.kafka.topics import ensure_topics

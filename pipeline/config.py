@@ -93,6 +93,37 @@ class Settings(BaseSettings):
         0.02, gt=0, description="Max wait to fill a batch before handling it."
     )
 
+    # --- framework (Faust, aiokafka, event loop): what a message costs before recloop ----
+    worker_uvloop: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Event loop of `recloop worker`: uvloop (auto: when installed, as it is "
+        "with the package on Linux and macOS; on: required) or asyncio's own (off).",
+    )
+    faust_cython_optimizations: bool = Field(
+        False,
+        description="Faust's `cython_optimizations`: its repaired Cython fast paths for "
+        "stream iteration and message dispatch.",
+    )
+    faust_monitor: bool = Field(
+        True,
+        description="Faust's Monitor sensor (per-message counters and timings recloop never "
+        "reads); false: a monitor that records nothing.",
+    )
+    faust_stream_buffer_maxsize: int = Field(
+        4096, ge=1, description="Faust's `stream_buffer_maxsize`: messages a stream prefetches."
+    )
+    broker_max_poll_records: int | None = Field(
+        None,
+        ge=1,
+        description="Max records one consumer poll returns (aiokafka `max_poll_records`; "
+        "unset: no limit).",
+    )
+    producer_linger_seconds: float = Field(
+        0.0,
+        ge=0,
+        description="Faust producer's `linger`: how long a send waits to fill a batch.",
+    )
+
     # --- input validation ---------------------------------------------------------------
     max_event_bytes: int = Field(16_384, ge=256, description="Larger payloads are dead-lettered.")
     max_future_ms: int = Field(

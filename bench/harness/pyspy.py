@@ -16,11 +16,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from common import table
+from pipeline.tooling.processes import WorkerProcess
+
+from .output import table
+from .results import REPO_ROOT, RESULTS_DIR
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 _PROJECT = ("pipeline", "agents", "schemas")
@@ -111,7 +115,7 @@ def _parse_frame(frame: str) -> tuple[str, str, str]:
 
 
 def _short(file: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+    for marker in ("site-packages/", f"{REPO_ROOT}/", "lib/python3.11/"):
         if marker in file:
             return file.split(marker, 1)[1]
     return file
@@ -223,3 +227,59 @@ def render(a: dict[str, Any], header: str = "") -> str:
         ),
     ]
     return "\n\n".join(parts) + "\n"
+
+
+def profile_worker(
+    worker: WorkerProcess, raw: Path, *, seconds: float, rate: int, total: int
+) -> dict[str, Any]:
+    """Sample ``worker`` for ``seconds`` once it handles events (or until ``total`` are done).
+
+    Returns the events handled and the worker's CPU while sampled, and the analysis.
+    """
+    from .machine import cpu_seconds
+    from .processes import worker_progress
+
+    progress = worker_progress(worker)
+    deadline = time.monotonic() + 120
+    while not progress() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    c0, t0, cpu0 = progress() or 0, time.monotonic(), cpu_seconds(worker.pid)
+    spy = start(worker.pid, raw, rate=rate, duration=int(seconds) + 30)
+    try:
+        while time.monotonic() - t0 < seconds and (progress() or 0) < total:
+            time.sleep(0.2)
+    finally:
+        code = stop(spy)
+    wall = time.monotonic() - t0
+    c1 = progress() or 0
+    cpu = 100 * (cpu_seconds(worker.pid) - cpu0) / wall
+    if not raw.exists():
+        log_text = raw.with_suffix(".log").read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"py-spy wrote no profile (exit {code}):\n{log_text}")
+    analysis = analyze(raw)
+    return {
+        "seconds": wall,
+        "events": c1 - c0,
+        "rate_while_profiled": (c1 - c0) / wall,
+        "worker_cpu_percent": cpu,
+        "sample_rate": rate,
+        "on_cpu_share": analysis["samples"] / (rate * wall) if wall else None,
+        "analysis": analysis,
+        "window_mono": (t0, t0 + wall),
+    }
+
+
+def write_profile(
+    name: str, analysis: dict[str, Any], header: str, raw: Path | None = None
+) -> Path:
+    """Write ``bench/results/<name>_profile.txt`` (the rendered analysis) and return its path.
+
+    ``raw`` (py-spy's collapsed stacks) is kept beside it as ``<name>_profile.raw``, for a
+    flame graph or another summary later.
+    """
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}_profile.txt"
+    path.write_text(render(analysis, header))
+    if raw is not None and raw.exists():
+        path.with_suffix(".raw").write_bytes(raw.read_bytes())
+    return path
