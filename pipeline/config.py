@@ -216,6 +216,12 @@ class Settings(BaseSettings):
     experiments_file: Path | None = Field(
         None, description="JSON file declaring A/B experiments (see pipeline/lists/experiments.py)."
     )
+    experiment_return_seconds: str = Field(
+        "86400,604800",
+        pattern=r"^ *[1-9][0-9]* *(, *[1-9][0-9]* *)*$",
+        description="Comma-separated return windows of the experiment report, in seconds: a "
+        "user came back N s after their first exposure (day 1 and day 7).",
+    )
 
     # --- HTTP API and console (recloop serve) -----------------------------------------
     api_host: str = Field(
@@ -251,6 +257,15 @@ class Settings(BaseSettings):
     stack_kafka_controller_port: int = Field(9093, description="KRaft controller port.")
     stack_redis_port: int = Field(6379, description="Port of the local Redis.")
     kafka_version: str = Field("4.1.0", description="Apache Kafka version fetched with mvn.")
+
+    @property
+    def return_windows(self) -> tuple[int, ...]:
+        """``experiment_return_seconds`` as sorted distinct seconds.
+
+        >>> Settings(experiment_return_seconds="604800, 86400").return_windows
+        (86400, 604800)
+        """
+        return tuple(sorted({int(s) for s in self.experiment_return_seconds.split(",")}))
 
     def to_env(self) -> dict[str, str]:
         """The settings as ``RECLOOP_*`` variables, to start another process with them."""

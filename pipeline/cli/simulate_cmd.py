@@ -152,6 +152,14 @@ def _print_progress(sent: int, rate: float, elapsed: float) -> None:
     help="Closed loop: share of choices made from the list (the rest is browsing).",
 )
 @click.option(
+    "--away-seconds",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Users stay away this long on average after a session, less after a session that "
+    "matched their taste (0: never away). Gives return rates a ground truth.",
+)
+@click.option(
     "--bootstrap",
     default=None,
     envvar="RECLOOP_KAFKA_BOOTSTRAP",
@@ -167,6 +175,7 @@ def simulate(
     no_items: bool,
     closed_loop: bool,
     follow: float,
+    away_seconds: float,
     bootstrap: str | None,
 ) -> None:
     """Produce synthetic events (and the item catalogue) to Kafka at a steady rate."""
@@ -178,7 +187,7 @@ def simulate(
         settings = settings.model_copy(update={"kafka_bootstrap": bootstrap})
     if seed is None:
         seed = secrets.randbelow(2**31)
-    world = World(seed=seed, n_users=users, n_items=n_items)
+    world = World(seed=seed, n_users=users, n_items=n_items, away_seconds=away_seconds)
     click.echo(
         f"simulate: seed={seed} users={users} items={n_items} rate={rate}/s "
         f"bootstrap={settings.kafka_bootstrap} topic={settings.topic_events}"

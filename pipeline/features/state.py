@@ -37,6 +37,25 @@ class UserContext:
 
 
 @dataclass(slots=True)
+class ArmState:
+    """The user's experiment arm: what they were last shown and their outcome values in it.
+
+    Plain data kept with the user (``recloop:user:{USER_ID}:experiment``), so whichever
+    worker holds the user attributes their next event the same way, and so the arm's sums
+    of squares can be updated exactly (``pipeline.lists.experiment_outcomes``).
+    """
+
+    experiment: str
+    variant: str
+    first_ms: int  # first exposure: when the user's first list in the arm was generated
+    shown: frozenset[str] = frozenset()  # items of the latest list
+    shown_ms: int = 0  # when the latest list was generated
+    values: dict[str, int] = field(default_factory=dict)  # actions, hits, ... events
+    returned: set[int] = field(default_factory=set)  # return windows (s) they came back after
+    changed: bool = False  # values or returned changed since the state was written
+
+
+@dataclass(slots=True)
 class UserState:
     """Everything recloop keeps about one user, with change tracking for incremental writes."""
 
@@ -54,6 +73,7 @@ class UserState:
     seen_events: dict[str, int] = field(default_factory=dict)
     controls: UserControls = field(default_factory=UserControls)
     segments: dict[str, str] = field(default_factory=dict)  # as last written to Redis
+    arm: ArmState | None = None  # the experiment arm the user was shown lists in
     # storage bookkeeping (``pipeline.stores.users``): the write version the state was
     # loaded at (a write expecting another one conflicts), the forget time at or before
     # which the user's events are dropped, the owed refresh last recorded for the user
@@ -110,3 +130,5 @@ class UserState:
         self.new_interactions = []
         self.new_events = []
         self.history_rewritten = False
+        if self.arm is not None:
+            self.arm.changed = False

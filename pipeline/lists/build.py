@@ -40,6 +40,7 @@ class BuiltList:
     trigger: Trigger
     # (items shown, experiment, variant): what outcomes are attributed against
     exposure: tuple[frozenset[str], str, str] | None
+    generated_ms: int = 0  # when the list was built (its ``generated_ts``)
 
 
 def build_list(
@@ -78,4 +79,4 @@ def build_list(
     exposure = None
     if arm is not None:
         exposure = (frozenset(r.item_id for r in ranked), arm[0].name, arm[1].name)
-    return BuiltList(state.user_id, doc, trigger, exposure)
+    return BuiltList(state.user_id, doc, trigger, exposure, now_ms)

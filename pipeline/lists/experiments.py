@@ -1,4 +1,4 @@
-"""A/B experiments: declaration, deterministic assignment, outcome counting, the report.
+"""A/B experiments: declaration and deterministic assignment.
 
 Experiments are declared in a JSON file (``RECLOOP_EXPERIMENTS_FILE``)::
 
@@ -20,10 +20,11 @@ Assignment is a pure function of the experiment name and user id (SHA-256), so e
 worker, restart and the API agree without shared state. Experiments are mutually exclusive:
 a user is in at most one, drawn by a separate hash over the experiments' ``traffic`` shares.
 
-Outcomes come from the event stream itself: an *action* is any event of an exposed user
-within ``attribution_seconds`` of their latest list; a *hit* is an action on an item of
-that list. Click-through = hits / actions; completion rate = completed watches / watched
-hits; skip rate = skipped hits / hits.
+Outcomes come from the event stream itself (``pipeline.lists.experiment_outcomes``): an
+*action* is an event of an exposed user stamped within ``attribution_seconds`` of their
+latest list; a *hit* is an action on an item of that list. Click-through = hits / actions;
+completion rate = completed watches / watched hits; skip rate = skipped hits / hits; the
+report analyses them per user (``pipeline.lists.experiment_report``).
 """
 
 from __future__ import annotations
@@ -53,9 +54,6 @@ ALLOWED_CHANGES = frozenset(
         "declared_halfway",
     }
 )
-# what a user was shown in an experiment: (items, published ms, experiment, variant)
-Seen = tuple[frozenset[str], int, str, str]
-COUNTERS = ("exposures", "actions", "hits", "clicks", "watches", "completions", "skips")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,49 +152,3 @@ def variant_params(base: ListParams, variant: Variant) -> tuple[ListParams, bool
     """Ranking knobs of an arm and whether it personalises."""
     changes = {k: v for k, v in variant.changes.items() if k != "personalized"}
     return dataclasses.replace(base, **changes), bool(variant.changes.get("personalized", True))
-
-
-def outcome(event_type: str, item_in_list: bool, completed: bool) -> dict[str, int]:
-    """Counter increments of one attributed action.
-
-    >>> outcome("watch", True, True)
-    {'actions': 1, 'hits': 1, 'watches': 1, 'completions': 1}
-    """
-    out = {"actions": 1}
-    if item_in_list:
-        out["hits"] = 1
-        if event_type == "click":
-            out["clicks"] = 1
-        elif event_type == "watch":
-            out["watches"] = 1
-            if completed:
-                out["completions"] = 1
-        else:
-            out["skips"] = 1
-    return out
-
-
-def attribute(
-    experiments: tuple[Experiment, ...],
-    seen: Seen | None,
-    *,
-    event_type: str,
-    item_id: str,
-    completed: bool,
-    now_ms: int,
-    outcomes: dict[tuple[str, str], dict[str, int]],
-) -> None:
-    """Credit an experiment user's action to the list they were last shown, if recent.
-
-    ``seen`` is that list: (items, published ms, experiment, variant), or ``None`` when the
-    user saw no experiment list. Counts add up in ``outcomes[(experiment, variant)]``.
-    """
-    if seen is None:
-        return
-    items, published, name, arm = seen
-    window = next((e.attribution_seconds for e in experiments if e.name == name), 0.0)
-    if now_ms - published > window * 1000:
-        return
-    counts = outcomes.setdefault((name, arm), {})
-    for key, inc in outcome(event_type, item_id in items, completed).items():
-        counts[key] = counts.get(key, 0) + inc

@@ -1,4 +1,4 @@
-"""Publishing lists: build them, store them, send them, remember what each user was shown.
+"""Publishing lists: build them, store them, send them; note what each user is shown.
 
 ``ListPublisher`` is composed from ports (``pipeline.publish.ports``): a list store, a record
 sender, a clock and a metrics sensor. *What* a list is comes from ``pipeline.lists.build``;
@@ -8,47 +8,15 @@ sender, a clock and a metrics sensor. *What* a list is comes from ``pipeline.lis
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from pipeline.clock import Clock
 from pipeline.features.state import UserState
 from pipeline.lists.build import BuiltList, Trigger, build_list
-from pipeline.lists.experiments import Experiment, Seen
+from pipeline.lists.experiment_outcomes import note_exposure
+from pipeline.lists.experiments import Experiment
 from pipeline.lists.recommend import Recommender
 from pipeline.publish.ports import ListStore, PublishSensor, RecordSender
-
-
-class Exposures:
-    """The latest list each experiment user was shown: their next actions are credited to it.
-
-    Bounded (least recently shown dropped first).
-
-    >>> e = Exposures(max_users=1)
-    >>> e.record("u1", (frozenset({"i"}), 5, "exp", "a"))
-    >>> e.record("u2", (frozenset(), 6, "exp", "b"))
-    >>> e.get("u1") is None, e.get("u2")[3]
-    (True, 'b')
-    """
-
-    def __init__(self, max_users: int) -> None:
-        self.max_users = max_users
-        self._seen: OrderedDict[str, Seen] = OrderedDict()
-
-    def get(self, user_id: str) -> Seen | None:
-        """The list the user last saw in an experiment, if remembered."""
-        return self._seen.get(user_id)
-
-    def record(self, user_id: str, seen: Seen) -> None:
-        """Remember what the user was just shown."""
-        self._seen[user_id] = seen
-        self._seen.move_to_end(user_id)
-        while len(self._seen) > self.max_users:
-            self._seen.popitem(last=False)
-
-    def forget(self, user_id: str) -> None:
-        """Drop a user (forgotten)."""
-        self._seen.pop(user_id, None)
 
 
 class ListPublisher:
@@ -64,7 +32,6 @@ class ListPublisher:
         topic: str,
         clock: Clock,
         sensor: PublishSensor,
-        exposures: Exposures,
         version: Callable[[], str],
     ) -> None:
         self.recommender = recommender
@@ -74,22 +41,31 @@ class ListPublisher:
         self.topic = topic
         self.clock = clock
         self.sensor = sensor
-        self.exposures = exposures
         self.version = version
         # held while lists are stored and sent, and by a forget: no list built before a
         # forget reaches Redis or the topic after it
         self.lock = asyncio.Lock()
 
     def build(self, users: Sequence[tuple[UserState, Trigger]]) -> list[BuiltList]:
-        """The users' lists as of now (pure apart from the clock)."""
+        """The users' lists as of now (pure apart from the clock).
+
+        A list of an experiment arm is noted in the user's state at once (what the user is
+        shown next, and their first exposure): the next batch, which may be prepared before
+        this list is stored, credits the user's actions to it. The store records the same
+        in the user's keys (``ListStore.write``), so a worker that loads the user later
+        credits the same way.
+        """
         now = self.clock.now_ms()
         version = self.version()
-        return [
-            build_list(
+        built = []
+        for state, trigger in users:
+            b = build_list(
                 self.recommender, self.experiments, state, trigger, now_ms=now, version=version
             )
-            for state, trigger in users
-        ]
+            if b.exposure is not None:
+                note_exposure(state, b.exposure, now)
+            built.append(b)
+        return built
 
     async def publish(self, users: Sequence[tuple[UserState, Trigger]], kind: str) -> int:
         """Build, store, then send the users' lists; returns when the broker acknowledged.
@@ -117,10 +93,6 @@ class ListPublisher:
         kept = [b for b, ok in zip(built, stored, strict=True) if ok]
         await self.send(kept)
         published = self.clock.now_ms()
-        for b in kept:
-            if b.exposure is not None:
-                items, exp_name, arm_name = b.exposure
-                self.exposures.record(b.user_id, (items, published, exp_name, arm_name))
         self.observe(kept, kind, published)
         return published
 

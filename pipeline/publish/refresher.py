@@ -154,7 +154,6 @@ class Refresher:
     def forget(self, user_id: str) -> None:
         """Stop tracking a user (forgotten)."""
         self.scheduler.forget(user_id)
-        self.publisher.exposures.forget(user_id)
 
     def clear(self) -> None:
         """Partitions moved: drop every pending refresh and timestamp."""

@@ -272,23 +272,6 @@ class Segments(BaseModel):
     segments: dict[str, dict[str, int]]
 
 
-class Experiments(BaseModel):
-    """The experiment report (``recloop experiments``)."""
-
-    model_config = example(
-        {
-            "experiments": [
-                {
-                    "name": "ranker",
-                    "variants": [{"name": "control", "exposures": 1200, "users": 310}],
-                }
-            ]
-        }
-    )
-
-    experiments: list[dict[str, Any]]
-
-
 class DeadLetters(BaseModel):
     """Recent dead letters, newest first."""
 

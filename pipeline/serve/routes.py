@@ -15,10 +15,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from pipeline.clock import wall_ms
 from pipeline.errors import InvalidEventError
-from pipeline.lists.experiment_report import report
 from pipeline.lists.experiments import load_experiments
 from pipeline.serve import models
 from pipeline.serve.auth import require_admin, require_read
+from pipeline.serve.experiment_models import Experiments
 from pipeline.serve.guard import require_json
 from pipeline.serve.ingest import (
     Kind,
@@ -27,7 +27,7 @@ from pipeline.serve.ingest import (
     validate_batch,
 )
 from pipeline.serve.services import ApiError, Services, invalid_response
-from pipeline.stores.experiments import read_counters
+from pipeline.stores.experiments import read_report
 from pipeline.stores.reads import recent_users, recommendations
 from pipeline.stores.segments import segment_sizes
 from schemas.limits import MAX_CATEGORY_LENGTH, MAX_CONTEXT_LENGTH, MAX_ID_LENGTH
@@ -220,16 +220,25 @@ async def get_segments(svc: Svc) -> Response:
 @read.get(
     "/experiments",
     operation_id="getExperiments",
-    response_model=models.Experiments,
+    response_model=Experiments,
     summary="Experiment report",
-    description="Per variant: exposure, click-through, completion, skip rate and lift "
-    "against control with 95 % confidence intervals (`recloop experiments`).",
+    description="Per experiment: users per arm and the sample-ratio-mismatch check; per "
+    "variant and metric (click-through, completion, skip rate, events per user, return "
+    "rates), the value and, against control, the difference and the lift with user-level "
+    "95 % confidence intervals (delta method) and a p-value (`recloop experiments report`).",
 )
 async def get_experiments(svc: Svc) -> Response:
     """The experiment report."""
     experiments = load_experiments(svc.settings.experiments_file)
-    counters, users = await read_counters(svc.redis, svc.keys_layout, svc.partitions, experiments)
-    return json_response({"experiments": report(experiments, counters, users)})
+    rows = await read_report(
+        svc.redis,
+        svc.keys_layout,
+        svc.partitions,
+        experiments,
+        windows=svc.settings.return_windows,
+        now_ms=wall_ms(),
+    )
+    return json_response({"experiments": rows})
 
 
 @read.get(

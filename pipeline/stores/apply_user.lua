@@ -1,10 +1,12 @@
 -- Apply one batch of a user's changes atomically (KEYS share the user's hash tag).
--- KEYS: features, history, excluded, events, controls, meta
+-- KEYS: features, history, excluded, events, controls, meta, experiment
 -- ARGV: version, first_new_event_id, ttl, history_cap, excluded_cap, events_cap,
 --       owed_trigger, owed_due,
 --       n_controls (-1: leave the controls alone), field, value, ...,
 --       n_fields, field, value, ..., history_mode, n_history, json, ...,
---       n_excluded, score, member, ..., n_events, score, member, ...
+--       n_excluded, score, member, ..., n_events, score, member, ...,
+--       n_arm (0: leave the experiment arm alone), 'experiment', name, 'variant', name,
+--       'first_ms', ms, field, value, ... (n_arm pairs: the arm's values as of this write)
 -- history_mode: 'push' (entries are newer than the stored ones, oldest first) or 'replace'
 -- (the whole history, oldest first: a late event was inserted in event-time order).
 -- Returns {status, version}:
@@ -52,9 +54,26 @@ for k = 3, 4 do
     redis.call('EXPIRE', KEYS[k], ttl)
   end
 end
--- controls live as long as the user is active
-if redis.call('EXISTS', KEYS[5]) == 1 then
-  redis.call('EXPIRE', KEYS[5], ttl)
+-- the experiment arm's values: a hash of another arm (the declaration changed) starts over;
+-- the first exposure stays the one the first list stored
+n = tonumber(ARGV[i]); i = i + 1
+if n > 0 then
+  if redis.call('HGET', KEYS[7], 'experiment') ~= ARGV[i + 1]
+      or redis.call('HGET', KEYS[7], 'variant') ~= ARGV[i + 3] then
+    redis.call('DEL', KEYS[7])
+  end
+  redis.call('HSETNX', KEYS[7], 'first_ms', ARGV[i + 5])
+  redis.call('HSET', KEYS[7], unpack(ARGV, i, i + 3))
+  if n > 3 then
+    redis.call('HSET', KEYS[7], unpack(ARGV, i + 6, i + 2 * n - 1))
+  end
+  i = i + 2 * n
+end
+-- controls and the experiment arm live as long as the user is active
+for _, k in ipairs({5, 7}) do
+  if redis.call('EXISTS', KEYS[k]) == 1 then
+    redis.call('EXPIRE', KEYS[k], ttl)
+  end
 end
 version = version + 1
 redis.call('HSET', KEYS[6], 'version', version)

@@ -147,6 +147,10 @@ class BatchStore:
             queue_join(cmds, self.keys, p, state.user_id, sorted(state.segments.items()))
             if state.owed is not None:
                 queue_index(cmds, self.keys, p, state.user_id, state.owed, now_ms)
+            arm = state.arm
+            if arm is not None and arm.first_ms:
+                exposed = self.keys.experiment_exposed(p, arm.experiment, arm.variant)
+                cmds.command("ZADD", exposed, "NX", arm.first_ms, state.user_id)
         if len(cmds):
             await send(self.client, cmds)
 
@@ -164,8 +168,19 @@ class BatchStore:
         if len(cmds):
             await send(self.client, cmds)
 
-    async def forget(self, users: Sequence[tuple[str, int]], now_ms: int) -> list[bool]:
-        """Delete every key and index entry of the users, leave their forget markers."""
+    async def forget(
+        self,
+        users: Sequence[tuple[str, int]],
+        now_ms: int,
+        *,
+        sources: Mapping[str, tuple[str, int]] | None = None,
+        assigned: Mapping[str, tuple[str, str]] | None = None,
+    ) -> list[bool]:
+        """Delete every key and index entry of the users, leave their forget markers.
+
+        Their part of their experiment arm's sums is taken out first, guarded by the
+        forgets' ``sources`` (see ``pipeline.stores.forget``).
+        """
         return await forget_users(
             self.client,
             self.keys,
@@ -173,6 +188,8 @@ class BatchStore:
             users,
             marker_ms=self.forget_marker_ms,
             now_ms=now_ms,
+            sources=sources,
+            assigned=assigned,
         )
 
     def _encode(

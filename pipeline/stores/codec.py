@@ -12,6 +12,9 @@ value                            format
 ``...:controls`` hash            ``controls_fields``
 ``...:meta`` hash                ``version``, ``owed`` (``"<event_id> <ts>@<received_ms>"``),
                                  ``owed_due``
+``...:experiment`` hash          ``experiment``, ``variant``, ``first_ms``, ``shown`` (JSON
+                                 item ids), ``shown_ms``, ``lists``, the values and
+                                 ``returned:<s>`` flags (``experiment_outcomes.arm_fields``)
 ``recloop:p:{P}:owed`` member    ``[user_id, event_id, ts, received_ms]`` (JSON)
 ``recloop:model:snapshot:N``     zlib-compressed JSON with a ``format`` number
 ===============================  ==========================================================
@@ -32,6 +35,7 @@ from pipeline.features.controls import UserControls
 from pipeline.features.segments import segments_of
 from pipeline.features.state import Interaction, UserContext, UserState
 from pipeline.lists.build import Trigger
+from pipeline.lists.experiment_outcomes import arm_from_fields
 from pipeline.model.snapshot import READABLE_FORMATS, SNAPSHOT_FORMAT
 
 FEATURES_SCHEMA_VERSION = "1"
@@ -153,6 +157,7 @@ def state_from_redis(
     events: Sequence[bytes],
     controls: Mapping[bytes, bytes] | None = None,
     meta: Mapping[bytes, bytes] | None = None,
+    experiment: Mapping[bytes, bytes] | None = None,
 ) -> UserState:
     """Rebuild a ``UserState`` from what ``load_user.lua`` returns (flat WITHSCORES lists)."""
     f = text_fields(fields)
@@ -176,6 +181,7 @@ def state_from_redis(
     m = text_fields(meta or {})
     state.version = int(m.get("version", 0))
     state.owed = m.get("owed")
+    state.arm, _ = arm_from_fields(text_fields(experiment or {}))
     return state
 
 

@@ -1,10 +1,13 @@
 """Forgetting users in Redis: every per-user key, every index entry, and a marker.
 
-``forget_users`` deletes every key of the user (README "Redis keys": features, history,
-excluded, events, recs, controls, meta) and removes them from every per-partition index of
-their partition: active and dormant users, every segment set the partition has, the owed-
-refresh index. What is left is the *forget marker*: the forget time under a keyed hash of the
-user id (``RedisKeys.forget_token``) in ``recloop:p:{P}:forgotten``, kept for
+``forget_users`` first takes the user's part out of their experiment arm's sums (exactly:
+their values, squares, products, return flags and lists, read from their ``experiment``
+hash; guarded by the forget's offset like every contribution), then deletes every key of
+the user (README "Redis keys": features, history, excluded, events, recs, controls, meta,
+experiment) and removes them from every per-partition index of their partition: active and
+dormant users, every segment set the partition has, the owed-refresh index, the exposed set
+of their experiment arm. What is left is the *forget marker*: the forget time under a keyed
+hash of the user id (``RedisKeys.forget_token``) in ``recloop:p:{P}:forgotten``, kept for
 ``forget_marker_seconds``. The worker loads it with the user, and drops the user's events
 and controls stamped at or before it: a forget is final for everything sent before it,
 whichever topic lags (README "Privacy").
@@ -16,13 +19,56 @@ same again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from pipeline.lists.experiment_outcomes import arm_from_fields, withdrawal
 from pipeline.stores.client import RedisClient
 from pipeline.stores.commands import Commands, send
+from pipeline.stores.experiments import Contribution, fields_of, queue_outcomes
 from pipeline.stores.keys import Partitioning, RedisKeys
 from pipeline.stores.owed import members_of
 from pipeline.stores.segments import segment_names
+
+Arm = tuple[str, str]
+"""An experiment arm: (experiment, variant)."""
+
+
+async def withdraw_from_arms(
+    client: RedisClient,
+    keys: RedisKeys,
+    partitions: Partitioning,
+    users: Sequence[str],
+    sources: Mapping[str, tuple[str, int]],
+) -> dict[str, set[Arm]]:
+    """Take each user's part out of their experiment arm's sums; the arms they were in.
+
+    The user's values are read from their ``experiment`` hash (before anything is deleted)
+    and subtracted, guarded like any contribution by the source offset of the forget
+    (``sources``: user -> ("<topic>:<partition>", offset) of the forget control), so a
+    forget redelivered after a crash subtracts nothing twice. A user without a source
+    (nothing to guard with) keeps their part, as does one whose keys had expired.
+    """
+    cmds = Commands()
+    for user_id in users:
+        cmds.command("HGETALL", keys.experiment_user(user_id))
+    replies = await send(client, cmds) if users else []
+    arms: dict[str, set[Arm]] = {}
+    parts: list[Contribution] = []
+    for user_id, raw in zip(users, replies, strict=True):
+        arm, lists = arm_from_fields(fields_of(raw))
+        if arm is None:
+            continue
+        arms[user_id] = {(arm.experiment, arm.variant)}
+        source = sources.get(user_id)
+        counts = withdrawal(arm, lists)
+        if source is not None and counts:
+            p = partitions.of(user_id)
+            parts.append(Contribution(p, source[0], source[1], arm.experiment, arm.variant, counts))
+    if parts:
+        subtract = Commands()
+        queue_outcomes(subtract, keys, parts)
+        await send(client, subtract)
+    return arms
 
 
 async def forget_users(
@@ -33,10 +79,20 @@ async def forget_users(
     *,
     marker_ms: int,
     now_ms: int,
+    sources: Mapping[str, tuple[str, int]] | None = None,
+    assigned: Mapping[str, Arm] | None = None,
 ) -> list[bool]:
-    """Forget each ``(user_id, forget time ms)``; whether anything was stored about each."""
+    """Forget each ``(user_id, forget time ms)``; whether anything was stored about each.
+
+    ``sources`` are the forgets' offsets (see ``withdraw_from_arms``); ``assigned`` the arm
+    each user is assigned to now, whose exposed set they leave too (their keys may have
+    expired, taking their stored arm with them).
+    """
     if not users:
         return []
+    arms = await withdraw_from_arms(client, keys, partitions, [u for u, _ in users], sources or {})
+    for user_id, arm in (assigned or {}).items():
+        arms.setdefault(user_id, set()).add(arm)
     by_partition = {partitions.of(u) for u, _ in users}
     segments = {p: await segment_names(client, keys, p) for p in by_partition}
     cmds = Commands()
@@ -49,6 +105,8 @@ async def forget_users(
         for name in segments[p]:
             dim, _, value = name.partition(":")
             cmds.command("SREM", keys.segment(p, dim, value), user_id)
+        for name, variant in sorted(arms.get(user_id, ())):
+            cmds.command("ZREM", keys.experiment_exposed(p, name, variant), user_id)
         owed = await members_of(client, keys, p, user_id)
         if owed:
             cmds.command("ZREM", keys.owed(p), *owed)

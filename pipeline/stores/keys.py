@@ -26,8 +26,10 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-KEY_LAYOUT_VERSION = 2  # bump (and document) when a key's layout changes incompatibly
-"""2: per-partition index keys (``recloop:p:{P}:...``), the per-user ``meta`` hash."""
+KEY_LAYOUT_VERSION = 3  # bump (and document) when a key's layout changes incompatibly
+"""2: per-partition index keys (``recloop:p:{P}:...``), the per-user ``meta`` hash.
+3: user-level experiment sums: the per-user ``experiment`` hash, the exposed-users sorted
+set of each arm (instead of a HyperLogLog), sums of squares and products in the arm hash."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,10 @@ class RedisKeys:
         """Hash of the user's write bookkeeping: ``version``, the owed refresh (``owed``)."""
         return self.user(user_id, "meta")
 
+    def experiment_user(self, user_id: str) -> str:
+        """Hash of the user's experiment arm: latest list shown, first exposure, values."""
+        return self.user(user_id, "experiment")
+
     def user_keys(self, user_id: str) -> list[str]:
         """Every per-user key (what ``forget`` deletes)."""
         return [
@@ -99,6 +105,7 @@ class RedisKeys:
             self.recs(user_id),
             self.controls(user_id),
             self.meta(user_id),
+            self.experiment_user(user_id),
         ]
 
     # ---------------------------------------------------------------- per partition
@@ -131,12 +138,12 @@ class RedisKeys:
         return self.partition(partition, f"segment:{dimension}:{value}")
 
     def experiment(self, partition: int, name: str, variant: str) -> str:
-        """Hash of an experiment arm's outcome counters from one partition's users."""
+        """Hash of an experiment arm's sums over one partition's users (and offset guards)."""
         return self.partition(partition, f"experiment:{name}:{variant}")
 
-    def experiment_users(self, partition: int, name: str, variant: str) -> str:
-        """HyperLogLog of one partition's users exposed in an experiment arm."""
-        return self.partition(partition, f"experiment:{name}:{variant}:users")
+    def experiment_exposed(self, partition: int, name: str, variant: str) -> str:
+        """Sorted set of one partition's users exposed in an arm -> first exposure (ms)."""
+        return self.partition(partition, f"experiment:{name}:{variant}:exposed")
 
     def forget_token(self, user_id: str) -> str:
         """What the forget marker holds instead of the user id: a keyed hash of it.

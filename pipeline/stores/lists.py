@@ -1,18 +1,25 @@
-"""Stored lists: the ``recs`` keys, settling owed refreshes, exposure counters, rescues.
+"""Stored lists: the ``recs`` keys, settling owed refreshes, experiment exposures, rescues.
 
 The Redis side of ``pipeline.publish`` (``ListStore``). One Lua call per list on the user's
-keys (``write_list.lua``) stores it and settles the owed refresh it reflects; the index
-member of that refresh and the exposure counters of the user's experiment arm are updated
-in the same pipelined round trip, on the keys of the user's partition. A list is stored only
-while the user exists (their ``meta`` hash), so a list built before a forget never brings the
-user back; the publisher sends to Kafka only the lists that were stored.
+keys (``write_list.lua``) stores it, settles the owed refresh it reflects and, for a list of
+an experiment arm, records it in the user's ``experiment`` hash (the items shown, the first
+exposure); the index member of that refresh goes in the same pipelined round trip. A list
+is stored only while the user exists (their ``meta`` hash), so a list built before a forget
+never brings the user back; the publisher sends to Kafka only the lists that were stored.
+
+Exposures are then counted for the lists actually stored, in a second round trip on the
+keys of the users' partitions: the user joins the arm's exposed set (``ZADD NX`` with the
+first exposure the user's hash holds, so every list re-asserts it) and the arm's list count
+grows. Rescued lists (``rescue``) are not exposures: they touch neither.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pipeline.lists.build import BuiltList, Trigger
+from pipeline.lists.experiment_outcomes import EXPOSURES, shown_json
 from pipeline.stores.client import RedisClient
 from pipeline.stores.codec import encode_trigger
 from pipeline.stores.commands import Commands, Script, send
@@ -46,21 +53,42 @@ class RedisListStore:
         return await self._write(lists, rescue=True)
 
     async def _write(self, lists: Sequence[BuiltList], *, rescue: bool) -> list[bool]:
+        if not lists:
+            return []
         cmds = Commands()
         replies: list[int] = []
         k = self.keys
         for b in lists:
             p = self.partitions.of(b.user_id)
             trigger = encode_trigger(b.trigger) if b.trigger.event_id is not None else ""
-            args = [b.doc, self.ttl_seconds, trigger, "1" if rescue else "0"]
-            replies.append(cmds.script(WRITE_LIST, [k.recs(b.user_id), k.meta(b.user_id)], args))
+            args: list[Any] = [b.doc, self.ttl_seconds, trigger, "1" if rescue else "0"]
+            if b.exposure is not None and not rescue:
+                items, name, arm = b.exposure
+                args += [name, arm, shown_json(items), b.generated_ms]
+            else:
+                args += ["", "", "", 0]
+            keys = [k.recs(b.user_id), k.meta(b.user_id), k.experiment_user(b.user_id)]
+            replies.append(cmds.script(WRITE_LIST, keys, args))
             if trigger:
                 queue_unindex(cmds, k, p, b.user_id, trigger)
-            if b.exposure is not None and not rescue:
-                _, name, arm = b.exposure
-                cmds.command("HINCRBY", k.experiment(p, name, arm), "exposures", 1)
-                cmds.merge("PFADD", k.experiment_users(p, name, arm), b.user_id)
-        if not lists:
-            return []
         results = await send(self.client, cmds)
-        return [int(results[i]) == 1 for i in replies]
+        stored = [int(results[i][0]) == 1 for i in replies]
+        exposed: dict[str, list[Any]] = {}
+        shown: dict[str, int] = {}
+        for b, i, ok in zip(lists, replies, stored, strict=True):
+            if ok and b.exposure is not None and not rescue:
+                p = self.partitions.of(b.user_id)
+                _, name, arm = b.exposure
+                exposed.setdefault(k.experiment_exposed(p, name, arm), []).extend(
+                    (int(results[i][1]), b.user_id)
+                )
+                counters = k.experiment(p, name, arm)
+                shown[counters] = shown.get(counters, 0) + 1
+        if exposed:  # only for lists stored: a forgotten user never re-enters an arm
+            second = Commands()
+            for key, members in exposed.items():
+                second.command("ZADD", key, "NX", *members)
+            for key, n in shown.items():
+                second.command("HINCRBY", key, EXPOSURES, n)
+            await send(self.client, second)
+        return stored

@@ -2,7 +2,8 @@
 
 A batch touches each user once: one Lua call per user (``apply_user.lua``) writes the changed
 features, appends to the history and the exclusion / de-duplication sets, records the
-refresh the user is owed and renews every TTL, all atomically on the user's hash slot.
+refresh the user is owed, the user's values in their experiment arm, and renews every TTL,
+all atomically on the user's hash slot.
 
 The write is conditional on the user's *version* (``meta`` hash): a state loaded at version
 ``v`` may only be written over version ``v``. A worker that no longer owns the user (its
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipeline.features.state import UserState
+from pipeline.lists.experiment_outcomes import arm_fields
 from pipeline.stores.client import RedisClient
 from pipeline.stores.codec import (
     controls_fields,
@@ -67,7 +69,7 @@ def apply_args(
     else:
         argv.append(-1)
     if not features:
-        return [*argv, 0, "push", 0, 0, 0]
+        return [*argv, 0, "push", 0, 0, 0, 0]
     fields = features_fields(state, updated_ts)
     argv.append(len(fields))
     for k, v in fields.items():
@@ -84,6 +86,14 @@ def apply_args(
     argv.append(len(state.new_events))
     for event_id, ts in state.new_events:
         argv += (ts, event_id)
+    arm = state.arm
+    if arm is None or not arm.changed:
+        argv.append(0)
+        return argv
+    stored = arm_fields(arm)  # experiment, variant, first_ms first (the script expects them)
+    argv.append(len(stored))
+    for k, v in stored.items():
+        argv += (k, v)
     return argv
 
 
@@ -124,7 +134,7 @@ class UserStore:
         out: dict[str, UserState] = {}
         for user_id, r, forgotten in zip(user_ids, replies[:n], replies[n:], strict=True):
             state = state_from_redis(
-                user_id, pairs(r[0]), r[1], r[2], r[3], pairs(r[4]), pairs(r[5])
+                user_id, pairs(r[0]), r[1], r[2], r[3], pairs(r[4]), pairs(r[5]), pairs(r[6])
             )
             state.forgotten_ts = int(float(forgotten)) if forgotten is not None else 0
             out[user_id] = state
@@ -164,4 +174,5 @@ class UserStore:
             k.events(user_id),
             k.controls(user_id),
             k.meta(user_id),
+            k.experiment_user(user_id),
         ]

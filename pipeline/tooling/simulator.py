@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pipeline.tooling.returns import TRIES, Returns
 from schemas.events import SCHEMA_VERSION
 
 CATEGORIES: Final = (
@@ -107,6 +108,8 @@ class _Session:
     category: str | None = None
     pending: SimItem | None = None  # clicked, watch not emitted yet
     pending_context: dict[str, Any] | None = None
+    interest: float = 0.0  # summed over the session's choices (its satisfaction)
+    choices: int = 0
 
 
 class World:
@@ -128,6 +131,12 @@ class World:
         Sessions interleaved at once; bounds the world's memory.
     epoch_ms
         Reference time: items are published in the year before it.
+    away_seconds
+        Users who end a session stay away for a while, shorter the better the session
+        matched their taste (``pipeline.tooling.returns``); 0 (the default): no one is ever
+        away, as before returns were modelled.
+    return_sensitivity
+        How much a session's satisfaction changes the time away.
     """
 
     def __init__(
@@ -140,6 +149,8 @@ class World:
         mean_session_length: float = 6.0,
         max_open_sessions: int = 64,
         epoch_ms: int = DEFAULT_EPOCH_MS,
+        away_seconds: float = 0.0,
+        return_sensitivity: float = 3.0,
     ) -> None:
         if n_users < 0 or n_items < 1 or max_open_sessions < 1 or mean_session_length < 1:
             msg = (
@@ -152,6 +163,7 @@ class World:
             msg = f"new_user_share must be within [0, 1], got {new_user_share}"
             raise ValueError(msg)
         self.seed = seed
+        self._returns = Returns(away_seconds, return_sensitivity) if away_seconds > 0 else None
         self._new_user_share = new_user_share
         self._session_end_p = 1.0 / mean_session_length
         self._max_sessions = max_open_sessions
@@ -219,7 +231,7 @@ class World:
         scan a list top-down but choose what they like), otherwise browses as usual. An
         experiment then has a ground truth: better lists get more completed watches.
         """
-        session = self._pick_session()
+        session = self._pick_session(now_ms)
         if session.pending is not None:
             item, context = session.pending, session.pending_context
             session.pending = session.pending_context = None
@@ -231,6 +243,8 @@ class World:
             else:
                 item, category, surface = self._choose_item(session)
             context = self._context(session.user, surface)
+            session.interest += _interest(session.user, item)
+            session.choices += 1
             if self._rng.random() < _skip_probability(_interest(session.user, item)):
                 event = self._skip(session.user, item, now_ms, context)
                 session.category = None  # a skip ends the run of one category
@@ -240,7 +254,7 @@ class World:
                 session.category = category
             session.remaining -= 1
         if session.remaining <= 0 and session.pending is None:
-            self._close(session)
+            self._close(session, now_ms)
         return event
 
     def session(
@@ -293,17 +307,15 @@ class World:
                 self._user_cache.popitem(last=False)
         return user
 
-    def _pick_session(self) -> _Session:
+    def _pick_session(self, now_ms: int) -> _Session:
         rng = self._rng
         full = len(self._sessions) >= self._max_sessions
         if self._sessions and (full or rng.random() < 0.9):
             return rng.choice(self._sessions)
         if self._known_users == 0 or rng.random() < self._new_user_share:
-            index = self._known_users
-            self._known_users += 1
+            index = self._new_user()
         else:
-            # Activity is skewed: low-index users are the heavy ones.
-            index = int(self._known_users * rng.random() ** 2)
+            index = self._returning_user(now_ms)
         user_id = f"u{index}"
         for session in self._sessions:  # a user has at most one session open
             if session.user.user_id == user_id:
@@ -313,10 +325,30 @@ class World:
         self._sessions.append(session)
         return session
 
-    def _close(self, session: _Session) -> None:
+    def _new_user(self) -> int:
+        self._known_users += 1
+        return self._known_users - 1
+
+    def _returning_user(self, now_ms: int) -> int:
+        """An existing user (activity is skewed: low indices are the heavy users).
+
+        With returns modelled, only a user who is not away may start a session; after a few
+        draws of users who are all away, a new user starts it instead.
+        """
+        for _ in range(TRIES if self._returns is not None else 1):
+            index = int(self._known_users * self._rng.random() ** 2)
+            if self._returns is None or self._returns.available(index, now_ms):
+                return index
+        return self._new_user()
+
+    def _close(self, session: _Session, now_ms: int) -> None:
         i = self._sessions.index(session)
         self._sessions[i] = self._sessions[-1]
         self._sessions.pop()
+        index = _user_index(session.user.user_id)
+        if self._returns is not None and index is not None:
+            satisfaction = session.interest / max(1, session.choices)
+            self._returns.leave(index, satisfaction=satisfaction, now_ms=now_ms, rng=self._rng)
 
     def _choose_item(self, session: _Session) -> tuple[SimItem, str, str]:
         rng = self._rng

@@ -27,6 +27,7 @@ from pipeline.events.ingest import RawMessage, split_sourced
 from pipeline.features.controls import apply_control
 from pipeline.features.state import UserState
 from pipeline.lists.build import Trigger
+from pipeline.lists.experiments import Experiment, assign
 from pipeline.publish.ports import RecordSender
 from pipeline.publish.refresher import Refresher
 from pipeline.stores.batch import BatchStore, Owed, WriteResult
@@ -61,6 +62,7 @@ class ControlHandler:
         hop: Repartitioner,
         dead_letter: DeadLetter,
         writes: asyncio.Lock,
+        experiments: tuple[Experiment, ...] = (),
     ) -> None:
         self.settings = settings
         self.cache = cache
@@ -72,19 +74,19 @@ class ControlHandler:
         self.hop = hop
         self.dead_letter = dead_letter
         self.writes = writes
+        self.experiments = experiments
 
     async def handle(self, messages: Sequence[RawMessage]) -> None:
         """Apply a batch of controls in arrival order."""
         valid, rejected = split_sourced(
             messages, lambda raw: parse_control(raw, max_bytes=self.settings.max_event_bytes)
         )
-        controls = [c for _, c in await self.hop.keep_own(valid, lambda c: c.user_id)]
         pending: list[Control] = []
-        for control in controls:
+        for message, control in await self.hop.keep_own(valid, lambda c: c.user_id):
             if control.type is ControlType.FORGET:
                 await self.apply(pending)
                 pending = []
-                await self.forget([control])
+                await self.forget([control], [message])
             else:
                 pending.append(control)
         await self.apply(pending)
@@ -136,15 +138,30 @@ class ControlHandler:
             on_error=lambda _: self.metrics.redis_errors.inc(),
         )
 
-    async def forget(self, controls: list[Control]) -> None:
-        """Delete everything of the users, leave forget markers, tombstone their lists."""
+    async def forget(self, controls: list[Control], messages: Sequence[RawMessage] = ()) -> None:
+        """Delete everything of the users, leave forget markers, tombstone their lists.
+
+        ``messages`` are the forgets as read (same order): their offsets guard the
+        subtraction of the users' part of their experiment arm's sums.
+        """
         users = [(c.user_id, c.ts) for c in controls]
+        sources = {
+            c.user_id: (f"{m.topic}:{m.partition}", m.offset)
+            for c, m in zip(controls, messages, strict=False)
+        }
+        assigned = {}
+        for c in controls:
+            arm = assign(self.experiments, c.user_id)
+            if arm is not None:
+                assigned[c.user_id] = (arm[0].name, arm[1].name)
         async with self.writes, self.refresher.publisher.lock:
             for user_id, _ in users:
                 self.cache.drop(user_id)
                 self.refresher.forget(user_id)
             await retry_forever(
-                lambda: self.batches.forget(users, self.clock.now_ms()),
+                lambda: self.batches.forget(
+                    users, self.clock.now_ms(), sources=sources, assigned=assigned
+                ),
                 what="redis forget",
                 on_error=lambda _: self.metrics.redis_errors.inc(),
             )

@@ -44,13 +44,13 @@ from pipeline.events.ingest import RawMessage, split_sourced
 from pipeline.features.state import UserState
 from pipeline.features.update import FeatureParams
 from pipeline.lists.build import BuiltList, Trigger
-from pipeline.lists.experiments import Experiment, attribute
+from pipeline.lists.experiment_outcomes import event_outcome
+from pipeline.lists.experiments import Experiment
 from pipeline.lists.recommend import Recommender
 from pipeline.model.catalog import item_info
 from pipeline.model.learn import BatchLearning, apply_learning, learn_batch
 from pipeline.model.models import SharedModels
 from pipeline.publish.ports import RecordSender
-from pipeline.publish.publisher import Exposures
 from pipeline.publish.refresher import Refresher
 from pipeline.stores.batch import BatchEffects, BatchStore, EncodedBatch, WriteResult
 from pipeline.stores.experiments import Contribution
@@ -68,7 +68,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-Outcomes = dict[tuple[str, str], dict[str, int]]
 Sourced = list[tuple[RawMessage, Event]]
 
 
@@ -119,7 +118,6 @@ class BatchProcessor:
         cache: UserCache,
         batches: BatchStore,
         refresher: Refresher,
-        exposures: Exposures,
         experiments: tuple[Experiment, ...],
         sender: RecordSender,
         clock: Clock,
@@ -132,8 +130,9 @@ class BatchProcessor:
         self.cache = cache
         self.batches = batches
         self.refresher = refresher
-        self.exposures = exposures
         self.experiments = experiments
+        self.attribution_ms = {e.name: int(e.attribution_seconds * 1000) for e in experiments}
+        self.return_windows = settings.return_windows
         self.sender = sender
         self.clock = clock
         self.metrics = metrics
@@ -153,6 +152,7 @@ class BatchProcessor:
             hop=self.hop,
             dead_letter=self._dead_letter,
             writes=self.writes,
+            experiments=experiments,
         )
 
     def reset(self) -> None:
@@ -267,7 +267,7 @@ class BatchProcessor:
         for learned in learning.applied:
             event = learned.event
             contributions += self._outcomes(
-                event, source[id(event)], learned.signal.completion, now
+                states[event.user_id], event, source[id(event)], learned.signal.completion
             )
             touched[event.user_id] = Trigger(event.event_id, event.ts, now)
         now_due, owed = self.refresher.on_changes(touched, now, schedule=schedule)
@@ -305,25 +305,25 @@ class BatchProcessor:
         return [(m, e) for m, e in round_.live if e.user_id in result.conflicted]
 
     def _outcomes(
-        self, event: Event, message: RawMessage, completion: float | None, now: int
+        self, state: UserState, event: Event, message: RawMessage, completion: float | None
     ) -> list[Contribution]:
-        counts: Outcomes = {}
-        attribute(
-            self.experiments,
-            self.exposures.get(event.user_id),
+        """What the event adds to its user's experiment arm, in event order (exact sums)."""
+        arm = state.arm
+        if arm is None or arm.experiment not in self.attribution_ms:
+            return []
+        counts = event_outcome(
+            arm,
+            attribution_ms=self.attribution_ms[arm.experiment],
+            windows=self.return_windows,
             event_type=event.type,
             item_id=event.item_id,
+            ts=event.ts,
             completed=event.type == "watch"
             and (completion or 0.0) >= self.settings.completion_threshold,
-            now_ms=now,
-            outcomes=counts,
         )
         partition = self.partitions.of(event.user_id)
         where = f"{message.topic}:{message.partition}"
-        return [
-            Contribution(partition, where, message.offset, name, arm, c)
-            for (name, arm), c in counts.items()
-        ]
+        return [Contribution(partition, where, message.offset, arm.experiment, arm.variant, counts)]
 
     async def _write(self, effects: BatchEffects) -> WriteResult:
         return await self._retry(lambda: self.batches.write(effects))

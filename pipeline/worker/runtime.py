@@ -22,7 +22,7 @@ from pipeline.lists.experiments import load_experiments
 from pipeline.lists.recommend import ListParams, Recommender
 from pipeline.model.models import ModelParams, SharedModels
 from pipeline.publish.ports import RecordSender
-from pipeline.publish.publisher import Exposures, ListPublisher
+from pipeline.publish.publisher import ListPublisher
 from pipeline.publish.refresher import Refresher
 from pipeline.stores.batch import BatchStore
 from pipeline.stores.client import RedisClient
@@ -214,7 +214,6 @@ async def start_worker(
     cache = UserCache(users, size=cache_size, metrics=metrics)
     durable_sender = DurableSender(sender, metrics)
     experiments = load_experiments(settings.experiments_file)
-    exposures = Exposures(max_users=cache_size)
     publisher = ListPublisher(
         recommender,
         experiments,
@@ -226,7 +225,6 @@ async def start_worker(
         topic=settings.topic_recommendations,
         clock=clock,
         sensor=metrics,
-        exposures=exposures,
         version=lambda: sharing.list_version(models),
     )
     refresher = Refresher(
@@ -253,7 +251,6 @@ async def start_worker(
             forget_marker_ms=settings.forget_marker_seconds * 1000,
         ),
         refresher=refresher,
-        exposures=exposures,
         experiments=experiments,
         sender=durable_sender,
         clock=clock,

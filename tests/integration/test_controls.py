@@ -169,7 +169,10 @@ def test_experiment_arm_is_stated_and_outcomes_are_attributed(stack: dict[str, A
     assert arm_counter(stack, "itest", arm[1].name, "completions") >= 1
     assert arm_counter(stack, "itest", arm[1].name, "exposures") >= 1
     p = stack["partition"](user)
-    assert stack["redis"].pfcount(keys.experiment_users(p, "itest", arm[1].name)) >= 1
+    exposed = keys.experiment_exposed(p, "itest", arm[1].name)
+    first = stack["redis"].hget(keys.experiment_user(user), "first_ms")
+    assert first is not None and stack["redis"].zscore(exposed, user) == float(first)
+    assert stack["redis"].hget(keys.experiment_user(user), "hits") == b"1"
     guard = stack["redis"].hget(
         keys.experiment(p, "itest", arm[1].name), f"offset:{settings.topic_events}:{p}"
     )

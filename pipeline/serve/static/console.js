@@ -260,24 +260,47 @@ function ciChart(rows) {
   });
   return svg;
 }
+const METRIC_LABELS = { click_through: "click-through", completion_rate: "completion", skip_rate: "skip rate", events_per_user: "events / user" };
+const metricLabel = (m) => METRIC_LABELS[m] || m.replace(/^return_/, "return ");
+const metricValue = (m, x) => (x === null || x === undefined ? "–" : m === "events_per_user" ? x.toFixed(2) : pct(x));
+const signed = (m, x) => (x === null || x === undefined ? "–" : m === "events_per_user" ? (x >= 0 ? "+" : "") + x.toFixed(2) : (x >= 0 ? "+" : "") + (100 * x).toFixed(1) + " pts");
+function srmNote(exp) {
+  const s = exp.srm;
+  const text = `users per arm ${Object.entries(exp.users).map(([k, v]) => `${k} ${v}`).join(", ")}; sample ratio chi² ${s.chi2.toFixed(2)}, p=${s.p_value.toPrecision(2)}`;
+  if (!s.mismatch) return el("p", { class: "small srm-ok" }, text + ": matches the declared shares");
+  return el("p", { class: "srm-mismatch" }, "Sample ratio mismatch: " + text + ". Assignment or exposure is broken; do not trust this experiment's metrics.");
+}
 async function loadExperiments() {
   try {
     const body = await api("/v1/experiments");
     if (!body.experiments.length) { $("#experiments").replaceChildren(el("p", {}, "No experiments declared (RECLOOP_EXPERIMENTS_FILE).")); return; }
     $("#experiments").replaceChildren(...body.experiments.map((exp) => {
-      const head = el("tr", {}, ...["variant", "share", "users", "lists shown", "actions", "hits", "click-through", "completion", "skip rate", "CTR lift vs control (95% CI)"].map((t) => el("th", {}, t)));
-      const rows = exp.variants.map((v) => {
-        const vs = v.vs_control;
-        const lift = vs && vs.lift !== null ? `${pct(vs.lift)} [${pct(vs.lift_low)}, ${pct(vs.lift_high)}] p=${vs.p_value.toPrecision(2)}` : (v.variant === exp.control ? "control" : "–");
-        return el("tr", {}, el("td", {}, v.variant), el("td", {}, pct(v.share)), el("td", {}, String(v.users)), el("td", {}, String(v.exposures)),
-          el("td", {}, String(v.actions)), el("td", {}, String(v.hits)), el("td", {}, pct(v.click_through)), el("td", {}, pct(v.completion_rate)),
-          el("td", {}, pct(v.skip_rate)), el("td", { class: vs && vs.lift !== null ? (vs.lift > 0 ? "up" : "down") : "" }, lift));
-      });
-      const chartRows = exp.variants.filter((v) => v.variant !== exp.control).flatMap((v) => [
-        ["CTR", v.vs_control], ["completion", v.completion_vs_control], ["skip rate", v.skip_vs_control],
-      ].map(([name, c]) => ({ label: `${v.variant} ${name}`, v: c ? c.lift : null, lo: c ? c.lift_low : null, hi: c ? c.lift_high : null })));
-      return el("div", {}, el("h2", {}, `${exp.experiment} `, el("span", { class: "small" }, `control: ${exp.control}; attribution ${exp.attribution_seconds}s`)),
+      const metrics = exp.variants.length ? Object.keys(exp.variants[0].metrics) : [];
+      const head = el("tr", {}, ...["variant", "share", "users", "lists shown", "actions", ...metrics.map(metricLabel)].map((t) => el("th", {}, t)));
+      const rows = exp.variants.map((v) => el("tr", {}, el("td", {}, v.variant), el("td", {}, pct(v.share)), el("td", {}, String(v.users)),
+        el("td", {}, String(v.exposures)), el("td", {}, String(v.actions)), ...metrics.map((m) => el("td", {}, metricValue(m, v.metrics[m].value)))));
+      const others = exp.variants.filter((v) => v.variant !== exp.control);
+      const cmpHead = el("tr", {}, ...["variant", "metric", "control", "variant value", "difference (95% CI)", "lift (95% CI)", "p", "users (control / variant)"].map((t) => el("th", {}, t)));
+      const control = exp.variants.find((v) => v.variant === exp.control);
+      const cmpRows = others.flatMap((v) => metrics.map((m) => {
+        const c = (v.comparisons || {})[m] || {};
+        const diff = c.diff === null || c.diff === undefined ? "–" : `${signed(m, c.diff)} [${signed(m, c.diff_low)}, ${signed(m, c.diff_high)}]`;
+        const lift = c.lift === null || c.lift === undefined ? "–" : `${pct(c.lift)} [${pct(c.lift_low)}, ${pct(c.lift_high)}]`;
+        const sig = c.diff_low !== null && c.diff_low !== undefined && (c.diff_low > 0 || c.diff_high < 0);
+        return el("tr", {}, el("td", {}, v.variant), el("td", {}, metricLabel(m)), el("td", {}, metricValue(m, c.control)), el("td", {}, metricValue(m, c.treatment)),
+          el("td", { class: sig ? (c.diff > 0 ? "up" : "down") : "" }, diff), el("td", {}, lift),
+          el("td", {}, c.p_value === null || c.p_value === undefined ? "–" : c.p_value.toPrecision(2)),
+          el("td", {}, `${control ? control.metrics[m].users : "–"} / ${v.metrics[m].users}`));
+      }));
+      const chartRows = others.flatMap((v) => metrics.map((m) => {
+        const c = (v.comparisons || {})[m];
+        return { label: `${v.variant} ${metricLabel(m)}`, v: c ? c.lift : null, lo: c ? c.lift_low : null, hi: c ? c.lift_high : null };
+      }));
+      return el("div", { class: "experiment" }, el("h2", {}, `${exp.experiment} `, el("span", { class: "small" }, `control: ${exp.control}; attribution ${exp.attribution_seconds}s; ${exp.method}`)),
+        srmNote(exp),
         el("table", {}, el("thead", {}, head), el("tbody", {}, rows)),
+        el("h3", {}, "against control, per user (95% confidence intervals)"),
+        el("table", { class: "compact comparisons" }, el("thead", {}, cmpHead), el("tbody", {}, cmpRows)),
         el("h3", {}, "lift against control with 95% confidence interval"), ciChart(chartRows));
     }));
     $("#experiments-status").textContent = "updated " + new Date().toLocaleTimeString();

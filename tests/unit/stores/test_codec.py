@@ -86,6 +86,7 @@ class UserKeys:
     events: dict[bytes, float] = field(default_factory=dict)
     controls: dict[bytes, bytes] = field(default_factory=dict)
     meta: dict[bytes, bytes] = field(default_factory=dict)
+    experiment: dict[bytes, bytes] = field(default_factory=dict)
 
     def load(self) -> tuple[Any, ...]:
         """What ``load_user.lua`` returns (HGETALL paired by the store, ZRANGE WITHSCORES)."""
@@ -96,6 +97,7 @@ class UserKeys:
             _zrange(self.events),
             dict(self.controls),
             dict(self.meta),
+            dict(self.experiment),
         )
 
 
@@ -148,6 +150,21 @@ def run_apply_user(db: UserKeys, argv: list[Any]) -> int:
             ranked = sorted(zset.items(), key=lambda kv: (kv[1], kv[0]))
             for member, _ in ranked[: max(0, len(ranked) - cap)]:
                 del zset[member]
+    n = int(a[i])
+    i += 1
+    if n > 0:  # the arm: experiment, variant, first_ms (kept), then values
+        arm = {a[i + 2 * k]: a[i + 2 * k + 1] for k in range(n)}
+        assert list(arm)[:3] == [b"experiment", b"variant", b"first_ms"]
+        stored = db.experiment
+        if (stored.get(b"experiment"), stored.get(b"variant")) != (
+            arm[b"experiment"],
+            arm[b"variant"],
+        ):
+            stored.clear()
+        first = stored.get(b"first_ms", arm[b"first_ms"])
+        stored.update(arm)
+        stored[b"first_ms"] = first
+        i += 2 * n
     assert i == len(a), f"{len(a) - i} arguments left unread"
     db.meta[b"version"] = str(version + 1).encode()
     if a[6] != b"":
@@ -419,6 +436,7 @@ def test_lua_header_documents_the_fixed_arguments() -> None:
         "n_history",
         "n_excluded",
         "n_events",
+        "n_arm (0: leave the experiment arm alone)",
     ]
 
 
@@ -443,7 +461,8 @@ def test_apply_args_follow_the_lua_header() -> None:
     assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "m1", T0 + 3 * HOUR_MS + 5, "m3"]
     i += 5
     assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "e6", T0 + 3 * HOUR_MS + 5, "e7"]
-    assert len(argv) == i + 5
+    assert argv[i + 5] == 0  # n_arm: no experiment arm changed
+    assert len(argv) == i + 6
 
 
 # --------------------------------------------------------------------------- keys
@@ -479,7 +498,7 @@ def test_namespace_prefixes_every_key() -> None:
 def test_user_keys_share_one_hash_tag() -> None:
     keys = RedisKeys()
     user_keys = keys.user_keys("a:b")
-    assert len(user_keys) == len(set(user_keys)) == 7
+    assert len(user_keys) == len(set(user_keys)) == 8
     assert keys.features("a:b") in user_keys and keys.recs("a:b") in user_keys
     for key in user_keys:
         # the cluster slot is computed from the text between the first { and }
@@ -497,7 +516,7 @@ def test_partition_keys_share_the_partition_hash_tag() -> None:
         keys.segments(5),
         keys.segment(5, "locale", "x{y}"),
         keys.experiment(5, "exp", "arm"),
-        keys.experiment_users(5, "exp", "arm"),
+        keys.experiment_exposed(5, "exp", "arm"),
     ):
         assert key[key.index("{") + 1 : key.index("}")] == "5", key
 
@@ -506,3 +525,32 @@ def test_forget_token_names_no_user_and_depends_on_the_namespace() -> None:
     token = RedisKeys().forget_token("alice")
     assert "alice" not in token and len(token) == 32
     assert token == RedisKeys().forget_token("alice") != RedisKeys("other").forget_token("alice")
+
+
+def test_the_experiment_arm_is_written_with_the_user_and_keeps_its_first_exposure() -> None:
+    from pipeline.features.state import ArmState
+
+    db = UserKeys()
+    state = _history_state()
+    state.arm = ArmState("exp", "b", first_ms=T0, values={"hits": 2, "events": 5},
+                         returned={86_400}, changed=True)  # fmt: skip
+    db.experiment = {
+        b"experiment": b"exp",
+        b"variant": b"b",
+        b"first_ms": str(T0 - 5).encode(),
+        b"shown": b'["m1"]',
+        b"shown_ms": str(T0).encode(),
+    }  # as the list wrote it
+    assert save(db, state, T0) == 1 and not state.arm.changed
+    loaded = load(db)
+    assert loaded.arm is not None
+    assert loaded.arm.values == {"hits": 2, "events": 5} and loaded.arm.returned == {86_400}
+    assert loaded.arm.first_ms == T0 - 5 and loaded.arm.shown == frozenset({"m1"})
+    play(state, "e9", "click", "m1", T0 + 9)  # no arm change: the hash is left alone
+    db.experiment[b"hits"] = b"99"
+    save(db, state, T0 + 9)
+    assert db.experiment[b"hits"] == b"99"
+    state.arm = ArmState("exp2", "a", first_ms=T0 + 10, values={"events": 1}, changed=True)
+    play(state, "e10", "click", "m2", T0 + 10)
+    save(db, state, T0 + 10)  # another arm: the old values go
+    assert b"hits" not in db.experiment and db.experiment[b"first_ms"] == str(T0 + 10).encode()
