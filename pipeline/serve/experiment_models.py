@@ -39,8 +39,15 @@ def _example() -> dict[str, Any]:
     return {"experiments": report(declared, arms, windows=(86400,))}
 
 
+_EXAMPLE = _example()
+_REPORT = _EXAMPLE["experiments"][0]
+_TREATMENT = _REPORT["variants"][1]
+
+
 class Comparison(BaseModel):
     """A variant against control on one metric: 95 % intervals and a p-value (user-level)."""
+
+    model_config = example(_TREATMENT["comparisons"]["completion_rate"])
 
     control: float | None
     treatment: float | None
@@ -56,6 +63,8 @@ class Comparison(BaseModel):
 class Metric(BaseModel):
     """A metric in one arm: sum of numerators over sum of denominators of its users."""
 
+    model_config = example(_TREATMENT["metrics"]["completion_rate"])
+
     value: float | None
     se: float | None = Field(description="standard error (delta method over users)")
     users: int = Field(description="users it is computed over (eligible ones for a return)")
@@ -66,6 +75,8 @@ class Metric(BaseModel):
 class SampleRatio(BaseModel):
     """Users per arm against the declared shares (chi-square test)."""
 
+    model_config = example(_REPORT["srm"])
+
     chi2: float
     p_value: float
     mismatch: bool = Field(description="p_value < alpha: assignment or exposure is broken")
@@ -74,6 +85,8 @@ class SampleRatio(BaseModel):
 
 class Variant(BaseModel):
     """One arm: users, counters, metrics and (other than control) comparisons."""
+
+    model_config = example(_TREATMENT)
 
     variant: str
     share: float
@@ -102,6 +115,8 @@ class Variant(BaseModel):
 class ExperimentReport(BaseModel):
     """One experiment's report."""
 
+    model_config = example(_REPORT)
+
     experiment: str
     control: str
     attribution_seconds: float
@@ -115,6 +130,6 @@ class ExperimentReport(BaseModel):
 class Experiments(BaseModel):
     """The experiment report (``recloop experiments report``)."""
 
-    model_config = example(_example())
+    model_config = example(_EXAMPLE)
 
     experiments: list[ExperimentReport]
