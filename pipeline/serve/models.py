@@ -93,6 +93,21 @@ class Accepted(BaseModel):
     ids: list[str] = Field(description="event_id / control_id of each, in request order.")
 
 
+class ForgetRequested(Accepted):
+    """200 once the worker applied the forget; 202 when it was not confirmed in time."""
+
+    model_config = example(
+        {"accepted": 1, "ids": ["0b7e4c1e-5f7a-4d1c-9a59-2f0d3c7f8e21"], "applied": True}
+    )
+
+    applied: bool = Field(
+        description="Whether the owning worker applied the forget before the response: its "
+        "forget marker is stored and no per-user key is left. `false` (with `202`) when "
+        "`wait` was 0 or ran out: the forget still happens, `GET /v1/users/{user_id}` says "
+        "`404` once it has."
+    )
+
+
 class Health(BaseModel):
     """The process is up."""
 

@@ -28,10 +28,14 @@ from pipeline.serve.ingest import (
 )
 from pipeline.serve.services import ApiError, Services, invalid_response
 from pipeline.stores.experiments import read_report
+from pipeline.stores.forget import forget_applied
 from pipeline.stores.reads import recent_users, recommendations
 from pipeline.stores.segments import segment_sizes
 from schemas.limits import MAX_CATEGORY_LENGTH, MAX_CONTEXT_LENGTH, MAX_ID_LENGTH
 from schemas.recommendation import Recommendation
+
+FORGET_WAIT_SECONDS = 10.0
+"""How long ``DELETE /v1/users/{user_id}`` waits for the worker by default."""
 
 JSON = "application/json"
 MAX_N = 200
@@ -386,25 +390,52 @@ async def post_controls(request: Request, svc: Svc) -> Response:
 @write.delete(
     "/users/{user_id}",
     operation_id="forgetUser",
-    status_code=202,
-    response_model=models.Accepted,
-    responses=NOT_FOUND,
+    status_code=200,
+    response_model=models.ForgetRequested,
+    responses={
+        **NOT_FOUND,
+        202: {"model": models.ForgetRequested, "description": "Sent, not confirmed in time."},
+    },
     summary="Forget a user",
     description="Sends a control v1 `forget` on the controls topic, as `recloop forget` "
     "does; the worker owning the user deletes every per-user key and index entry, drops "
     "the user's events sent before the forget that arrive later, and writes a tombstone "
-    "for the user on the recommendations topic. `202` once the broker acknowledged the "
-    "request; applied when `GET /v1/users/{user_id}` answers `404`.",
+    "for the user on the recommendations topic. Like `recloop forget`, waits (up to "
+    "`wait` seconds) until the worker applied it: `200` with `applied: true` when nothing "
+    "of the user is left in Redis, `202` with `applied: false` when the broker acknowledged "
+    "the request but the worker did not confirm it in time (the forget still happens).",
 )
-async def delete_user(svc: Svc, user_id: UserId) -> Response:
+async def delete_user(
+    svc: Svc,
+    user_id: UserId,
+    wait: Annotated[
+        float, Query(ge=0, le=60, description="Seconds to wait for the worker (0: do not wait).")
+    ] = FORGET_WAIT_SECONDS,
+) -> Response:
     """Forget a user."""
+    sent_after = wall_ms() - 1  # the control's ts is at or after this
     batch = validate_batch([{"type": "forget", "user_id": user_id}], "controls",
-                           svc.settings, now_ms=wall_ms())  # fmt: skip
+                           svc.settings, now_ms=sent_after + 1)  # fmt: skip
     if batch.errors:
         e = batch.errors[0]
         return invalid_response("invalid user id", [(None, e.reason, e.detail)])
     await svc.sender.send(svc.settings.topic_controls, batch.records)
-    return json_response({"accepted": 1, "ids": batch.ids}, status=202)
+    applied = await _forget_confirmed(svc, user_id, sent_after, wait)
+    body = {"accepted": 1, "ids": batch.ids, "applied": applied}
+    return json_response(body, status=200 if applied else 202)
+
+
+async def _forget_confirmed(svc: Services, user_id: str, since_ms: int, wait: float) -> bool:
+    """Poll for the worker's forget marker (and no key left) until ``wait`` runs out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while wait > 0:
+        if await forget_applied(svc.redis, svc.keys_layout, svc.partitions, user_id, since_ms):
+            return True
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(min(0.1, max(0.0, deadline - loop.time())))
+    return False
 
 
 @admin_read.get(

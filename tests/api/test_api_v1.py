@@ -229,20 +229,26 @@ def test_controls_mute_a_category_then_unmute(api: Api) -> None:
     assert any(category_of(i) == "Comedy" for i in api.listed(user))
 
 
-def test_forget_through_delete(api: Api) -> None:
+def test_forget_through_delete_returns_once_applied(api: Api) -> None:
     user = api.user_with_taste("Music", n=2)
     resp = api.http.delete(f"/v1/users/{user}")
-    assert resp.status_code == 202 and resp.json()["accepted"] == 1
-
-    def forgotten() -> bool:  # the marker says the worker applied it; then 404
-        marker = api.keys.forgotten(api.partition(user))
-        return api.redis.zscore(marker, api.keys.forget_token(user)) is not None
-
-    assert wait_for(forgotten, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["accepted"] == 1 and resp.json()["applied"] is True
+    # applied when the response came: the marker is there, no key left, 404 at once
+    marker = api.keys.forgotten(api.partition(user))
+    assert api.redis.zscore(marker, api.keys.forget_token(user)) is not None
     assert api.redis.exists(*api.keys.user_keys(user)) == 0
     assert api.http.get(f"/v1/users/{user}").status_code == 404
     resp = api.http.get(f"/v1/users/{user}/recommendations")
     assert resp.headers["x-recloop-source"] == "trending" and resp.json()["personalized"] is False
+
+
+def test_forget_without_waiting_is_202_and_applied_later(api: Api) -> None:
+    user = api.user_with_taste("Comedy", n=1)
+    resp = api.http.delete(f"/v1/users/{user}", params={"wait": 0})
+    assert resp.status_code == 202 and resp.json()["applied"] is False
+    assert wait_for(lambda: api.http.get(f"/v1/users/{user}").status_code == 404, timeout=30)
+    assert api.redis.exists(*api.keys.user_keys(user)) == 0
 
 
 def test_dead_letters_show_recent_refusals_with_reasons(api: Api) -> None:
