@@ -5,7 +5,7 @@
   partitions it owns, so ``sum by (topic)`` over both counts every partition once.
 * ``recloop serve`` samples the workers' consumer group every 2 s. kafka-python's admin
   client logged a 2.9 KB WARNING (``Unable to decode member_metadata``) on every sample of a
-  Faust group; 30 s covers 15 samples, so a periodic warning cannot hide in the window.
+  Faust group; a minute covers 30 samples, so a periodic warning cannot hide in the window.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def test_serve_beside_a_worker_logs_nothing_above_info(
                 return bool(latest and latest["kafka_ok"] and latest["workers_alive"] == 1)
 
             assert wait_for(sampled_the_group, timeout=60), serve.tail()
-            time.sleep(30)  # 15 more samples of the group, lag and end offsets
+            time.sleep(60)  # a minute: 30 more samples of the group, lag and end offsets
             latest = http.get("/v1/overview").json()["latest"]
             assert latest["kafka_ok"] and latest["group_state"] == "stable"
             assert http.get("/v1/dead-letters").status_code == 200
