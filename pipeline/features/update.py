@@ -100,9 +100,7 @@ def apply_event(
     state.excluded.pop(item_id, None)  # re-insert: keeps the dict in recency order
     state.excluded[item_id] = ts
     _cap(state.excluded, params.excluded_size)
-    state.seen_events[event_id] = ts
-    _cap(state.seen_events, params.dedupe_size)
-    state.new_events.append((event_id, ts))
+    remember(state, event_id, params.dedupe_size)
     if context is not None:
         state.context = UserContext(
             locale=context.locale or state.context.locale,
@@ -147,14 +145,31 @@ def is_duplicate(state: UserState, event_id: str) -> bool:
     return event_id in state.seen_events
 
 
-def mark_seen(state: UserState, event_id: str, ts: int, dedupe_size: int) -> None:
+def mark_seen(state: UserState, event_id: str, dedupe_size: int) -> None:
     """Record a new event as applied without learning from it (personalization is off).
 
     The id is still remembered so a redelivery stays a no-op; no behavioural feature moves.
     """
-    state.seen_events[event_id] = ts
+    remember(state, event_id, dedupe_size)
+
+
+def remember(state: UserState, event_id: str, dedupe_size: int) -> None:
+    """Remember an applied event id, scored by arrival: the newest ids are the ones kept.
+
+    The score is one more than the last id's (a per-user arrival sequence; sets stored
+    with event times as scores continue above them). Scoring by event time would make a
+    late event, arriving with an old time at a user whose set is full, the first id
+    trimmed, in Redis at once: its redelivery would then be applied a second time.
+
+    >>> state = UserState("u", seen_events={"e1": 1_700_000_000_000})
+    >>> remember(state, "late", dedupe_size=2); remember(state, "e3", dedupe_size=2)
+    >>> state.seen_events
+    {'late': 1700000000001, 'e3': 1700000000002}
+    """
+    last = next(reversed(state.seen_events.values()), 0)
+    state.seen_events[event_id] = last + 1
     _cap(state.seen_events, dedupe_size)
-    state.new_events.append((event_id, ts))
+    state.new_events.append((event_id, last + 1))
 
 
 def _cap(ordered: dict[str, int], size: int) -> None:

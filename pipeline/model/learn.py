@@ -113,7 +113,7 @@ def learn_event(
     the user moves and the ranker learns nothing.
     """
     if not state.controls.personalization:
-        mark_seen(state, event.event_id, event.ts, params.dedupe_size)
+        mark_seen(state, event.event_id, params.dedupe_size)
         anonymous = UserState(state.user_id)
         return models.record_for(anonymous, event.item_id, event.ts, event.type, signal), None
     record = models.record_for(state, event.item_id, event.ts, event.type, signal)

@@ -8,7 +8,7 @@ value                            format
 ``...:features`` hash            ``features_fields`` (all strings, README "Redis keys")
 ``...:history`` list entry       ``[item_id, ts, type, weight, completion]`` (JSON), newest
                                  (by event time) first
-``...:excluded``/``:events``     sorted sets ``member -> ts``
+``...:excluded``/``:events``     sorted sets ``member -> ts`` / ``member -> arrival``
 ``...:controls`` hash            ``controls_fields``
 ``...:meta`` hash                ``version``, ``owed`` (``"<event_id> <ts>@<received_ms>"``),
                                  ``owed_due``
@@ -94,7 +94,7 @@ def score_pairs(reply: Sequence[Any]) -> list[tuple[bytes, float]]:
 
 
 def scored(flat: Sequence[bytes]) -> dict[str, int]:
-    """``[member, score, member, score, ...]`` (ascending) as an ordered ``member -> ts``."""
+    """``[member, score, member, score, ...]`` (ascending) as an ordered ``member -> score``."""
     return {flat[i].decode(): int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -179,5 +180,27 @@ def test_under_overload_a_users_events_share_one_list(harness: Harness) -> None:
             h.worker.refresher.set_backlog(0.0)  # caught up
             await h.worker.flush_pending()
             assert [d["trigger_event_id"] for d in h.lists("u8")] == ["o0", "o9"]
+
+    run(scenario())
+
+
+def test_a_late_event_at_a_full_dedupe_set_is_still_a_duplicate_after_a_restart(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    # The set is trimmed in Redis by rank of score: scored by event time, a late event
+    # (an old ts) at a full set would be the first trimmed and its redelivery applied again.
+    async def scenario() -> None:
+        async with harness_factory(dedupe_ids_per_user=10) as h:
+            _catalogue(h)
+            now = h.clock.now_ms()
+            await h.events(*(h.event("u9", f"i{k}", event_id=f"e{k}", ts=now) for k in range(10)))
+            late = h.event("u9", "i7", kind="click", event_id="late", ts=now - 86_400_000)
+            await h.events(late)
+            await h.start()  # a restart reloads the user from Redis
+            await h.events(late)  # redelivered
+            feats = await _features(h, "u9")
+            assert (feats["n_click"], feats["n_events"]) == ("1", "11")
+            members = await h.redis.zrange(h.key("events", "u9"), 0, -1)
+            assert [m.decode() for m in members] == [f"e{k}" for k in range(1, 10)] + ["late"]
 
     run(scenario())

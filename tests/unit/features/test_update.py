@@ -279,7 +279,7 @@ def test_change_tracking_and_mark_clean(apply: Apply) -> None:
     apply(state, "e1", "watch", "m1", T0)
     apply(state, "e2", "click", "m2", T0 + 5)
     assert [h.item_id for h in state.new_interactions] == ["m1", "m2"]
-    assert state.new_events == [("e1", T0), ("e2", T0 + 5)]
+    assert state.new_events == [("e1", 1), ("e2", 2)]  # scored by arrival
     state.mark_clean()
     assert state.new_interactions == []
     assert state.new_events == []
@@ -288,7 +288,7 @@ def test_change_tracking_and_mark_clean(apply: Apply) -> None:
     assert state.n_events == 2
     apply(state, "e3", "skip", "m3", T0 + 9, watch_seconds=1.0)
     assert [h.item_id for h in state.new_interactions] == ["m3"]
-    assert state.new_events == [("e3", T0 + 9)]
+    assert state.new_events == [("e3", 3)]  # the third arrival
 
 
 def test_first_and_last_ts(apply: Apply) -> None:
@@ -369,3 +369,19 @@ def test_positives_and_negatives_last_n_oldest_first(apply: Apply) -> None:
     assert [h.item_id for h in state.positives(2)] == ["m3", "m5"]
     assert [h.item_id for h in state.negatives(10)] == ["m2", "m4", "m6"]
     assert [h.item_id for h in state.negatives(1)] == ["m6"]
+
+
+def test_a_late_event_at_a_full_dedupe_set_is_kept_and_the_oldest_arrival_goes(
+    apply: Apply,
+) -> None:
+    # Scored by event time, the late id would be the lowest score: Redis's rank trim would
+    # drop it at once and its redelivery would be applied twice.
+    state = UserState("u")
+    for n in range(3):  # dedupe_size 3: the set is full
+        apply(state, f"e{n}", ts=T0 + n * HOUR_MS)
+    assert apply(state, "late", ts=T0 - 365 * 24 * HOUR_MS)
+    assert list(state.seen_events) == ["e1", "e2", "late"]
+    assert not apply(state, "late", ts=T0 - 365 * 24 * HOUR_MS)  # its redelivery
+    scores = [score for _, score in state.new_events]
+    assert scores == sorted(scores) and len(set(scores)) == 4  # what ZREMRANGEBYRANK trims
+    assert state.new_events[-1][0] == "late"

@@ -460,7 +460,7 @@ def test_apply_args_follow_the_lua_header() -> None:
     i += 4
     assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "m1", T0 + 3 * HOUR_MS + 5, "m3"]
     i += 5
-    assert argv[i : i + 5] == [2, T0 + 3 * HOUR_MS, "e6", T0 + 3 * HOUR_MS + 5, "e7"]
+    assert argv[i : i + 5] == [2, 6, "e6", 7, "e7"]  # ids scored by arrival (e1-e5 before)
     assert argv[i + 5] == 0  # n_arm: no experiment arm changed
     assert len(argv) == i + 6
 
