@@ -12,6 +12,8 @@ What each picture shows (the JSON stays the record; the picture is for reading i
 * **quality**: HR@10, NDCG@10, coverage of the model and the baselines (and the sweep's
   variants) as a table;
 * **declared**: HR@10 by event index of a new user, per declaration group;
+* **scale**: model memory, learn step, list p99 and index refresh against catalogue size,
+  per variant (before/after), at the largest checkpoint (log scale: the gaps are 10-200x);
 * anything else: its headline numbers as a table.
 
 matplotlib is a dev dependency (``pip install -e '.[dev]'``); the Agg backend needs no display.
@@ -137,6 +139,29 @@ def _declared(doc: dict[str, Any]) -> Figure:
     return fig
 
 
+def _scale(doc: dict[str, Any]) -> Figure:
+    panels = [
+        ("model RSS (MiB)", lambda c: c["rss_mib"]),
+        ("learn step p50 (us CPU)", lambda c: c["learn_cpu_us"]["p50"]),
+        ("build_list p99 (ms CPU)", lambda c: c["list_cpu_ms"]["p99"]),
+        ("index refresh p50 (ms CPU)", lambda c: c["refresh_cpu_ms"]["p50"]),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4), constrained_layout=True)
+    variants: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for key, run in doc["runs"].items():
+        last = max(run["checkpoints"], key=lambda c: c["events"])
+        variants.setdefault(key.split("/")[0], []).append((run["items"], last))
+    for ax, (title, value) in zip(axes, panels, strict=True):
+        for name, points in sorted(variants.items()):
+            points.sort(key=lambda p: p[0])
+            ax.plot([p[0] for p in points], [value(c) for _, c in points], marker="o", label=name)
+        ax.set(xscale="log", yscale="log", xlabel="items in the catalogue", title=title)
+    events = max(c["events"] for run in doc["runs"].values() for c in run["checkpoints"])
+    axes[0].legend()
+    fig.suptitle(f"scale: model state and costs after {events:,} learned events")
+    return fig
+
+
 def _table(title: str, header: list[str], rows: list[list[str]]) -> Figure:
     fig, ax = plt.subplots(figsize=(10, 1.0 + 0.28 * (len(rows) + 1)), constrained_layout=True)
     ax.axis("off")
@@ -189,6 +214,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "throughput": _throughput,
     "quality": _quality,
     "declared": _declared,
+    "scale": _scale,
 }
 
 
