@@ -31,6 +31,7 @@ ITEM = {"item_id": "film-1138", "categories": ["Comedy", "Family"], "title": "Th
 POINT = {"ts": 1700000002000, "events_per_s": 118.5, "events_per_s_by_type": {"click": 60.0},
          "dead_letters_per_s": 0.0, "dead_letters_by_reason": {}, "lists_per_s": 52.0,
          "event_to_list_p50_ms": 41.0, "event_to_list_p99_ms": 380.0, "consumer_lag": 12,
+         "event_loop_lag_ms": 8.5,
          "workers_alive": 2, "group_state": "stable", "workers_metrics_answering": 2,
          "active_users_1m": 311, "kafka_ok": True}  # fmt: skip
 

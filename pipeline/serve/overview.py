@@ -49,6 +49,7 @@ class Raw:
     dead_letters: dict[str, float] | None = None
     buckets: dict[float, float] | None = None
     worker_lag: float | None = None
+    loop_lag_max: float | None = None
     workers_answering: int | None = None
     active_users: int | None = None
 
@@ -61,10 +62,18 @@ class Metrics:
     dead_letters: dict[str, float] = field(default_factory=dict)
     buckets: dict[float, float] = field(default_factory=dict)
     lag: float = 0.0
+    loop_lag_max: float | None = None  # the slowest worker's, over its last 10 s
 
 
 def parse_metrics(text: str, into: Metrics) -> None:
-    """Add one worker's ``recloop_*`` series to ``into``."""
+    r"""Add one worker's ``recloop_*`` series to ``into``.
+
+    >>> m = Metrics()
+    >>> parse_metrics("recloop_event_loop_lag_max_seconds 0.25\n", m)
+    >>> parse_metrics("recloop_event_loop_lag_max_seconds 0.05\n", m)
+    >>> m.loop_lag_max
+    0.25
+    """
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             name, labels, value = sample.name, sample.labels, float(sample.value)
@@ -79,6 +88,9 @@ def parse_metrics(text: str, into: Metrics) -> None:
                 into.buckets[le] = into.buckets.get(le, 0.0) + value
             elif name == "recloop_consumer_lag":
                 into.lag += value
+            elif name == "recloop_event_loop_lag_max_seconds":
+                # a worker's busiest moment delays all its lists: the max, not a sum
+                into.loop_lag_max = max(value, into.loop_lag_max or 0.0)
 
 
 def histogram_quantile(q: float, buckets: dict[float, float]) -> float | None:
@@ -215,6 +227,7 @@ class OverviewSampler:
             dead_letters=metrics.dead_letters if metrics else None,
             buckets=metrics.buckets if metrics else None,
             worker_lag=metrics.lag if metrics else None,
+            loop_lag_max=metrics.loop_lag_max if metrics else None,
             workers_answering=answering,
             active_users=active,
         )
@@ -251,6 +264,9 @@ class OverviewSampler:
             "event_to_list_p50_ms": None if p50 is None else round(p50 * 1000, 1),
             "event_to_list_p99_ms": None if p99 is None else round(p99 * 1000, 1),
             "consumer_lag": raw.group.total_lag if raw.group else raw.worker_lag,
+            "event_loop_lag_ms": None
+            if raw.loop_lag_max is None
+            else round(raw.loop_lag_max * 1000, 1),
             "workers_alive": raw.group.members if raw.group else raw.workers_answering,
             "group_state": raw.group.state if raw.group else None,
             "workers_metrics_answering": raw.workers_answering,

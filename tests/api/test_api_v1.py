@@ -138,6 +138,7 @@ def test_overview_reads_kafka_redis_and_worker_metrics(api: Api) -> None:
     assert wait_for(complete, timeout=30, interval=0.5)
     body = api.http.get("/v1/overview").json()
     assert body["history"] and body["latest"]["workers_metrics_answering"] == 1
+    assert 0 <= body["latest"]["event_loop_lag_ms"] < 60_000  # the worker's timer drift
 
 
 # --------------------------------------------------------------------------- writes

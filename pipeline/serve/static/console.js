@@ -92,6 +92,7 @@ function renderOverview(p) {
   $("#ov-p50").textContent = fmt(p.event_to_list_p50_ms, 0);
   $("#ov-p99").textContent = fmt(p.event_to_list_p99_ms, 0);
   $("#ov-lag").textContent = p.consumer_lag ?? "–";
+  $("#ov-loop").textContent = fmt(p.event_loop_lag_ms, 0);
   $("#ov-workers").textContent = p.workers_alive ?? "–";
   $("#ov-group").textContent = `group ${p.group_state ?? "?"}; metrics answering: ${p.workers_metrics_answering ?? "–"}`;
   $("#ov-lists").textContent = fmt(p.lists_per_s);
@@ -102,6 +103,7 @@ function renderOverview(p) {
   spark($("#sp-events"), history.map((h) => h.events_per_s));
   spark($("#sp-p99"), history.map((h) => h.event_to_list_p99_ms));
   spark($("#sp-lag"), history.map((h) => h.consumer_lag));
+  spark($("#sp-loop"), history.map((h) => h.event_loop_lag_ms));
   spark($("#sp-lists"), history.map((h) => h.lists_per_s));
   spark($("#sp-dlq"), history.map((h) => h.dead_letters_per_s));
   $("#overview-status").textContent = `updated ${time(p.ts)}${p.kafka_ok ? "" : " · Kafka not answering"}`;
