@@ -87,9 +87,18 @@ class Recommender:
         """Bring the candidate pools (trending, per category, newest) up to date."""
         self.index.refresh(self.models, now_ts)
 
-    def trending(self, segment: str = GLOBAL_SEGMENT, n: int | None = None) -> list[str]:
-        """Item ids trending in a segment (global when the segment is unknown)."""
-        return self.index.trending(self.models.catalog, segment, n)
+    def trending(
+        self, segment: str = GLOBAL_SEGMENT, n: int | None = None, now_ts: int | None = None
+    ) -> list[str]:
+        """Item ids trending in a segment (global when the segment is unknown).
+
+        With ``now_ts``, items not available then are left out.
+        """
+        ids = self.index.trending(self.models.catalog, segment, None if now_ts else n)
+        if now_ts is None:
+            return ids
+        catalog = self.models.catalog
+        return [i for i in ids if catalog.availability(i).at(now_ts)][: n or len(ids)]
 
     def recommend(
         self,
@@ -141,7 +150,7 @@ class Recommender:
                 c = catalog.find_category(name)
                 if c is not None and c in index.by_category:
                     pools.append(index.by_category[c])
-        cands = allowed(catalog, state, np.unique(np.concatenate(pools)))
+        cands = allowed(catalog, state, np.unique(np.concatenate(pools)), now_ts)
         if cands.shape[0] == 0:
             return []
         knn = lookup(knn_ids, knn_scores, cands) / norm(pos)

@@ -127,7 +127,8 @@ class Worker:
         """Rebuild the candidate indexes and publish trending as ``recloop:trending:*``."""
         self.recommender.refresh_indexes(self.clock.now_ms())
         names = self.models.stats.segment_names()
-        segments = {seg: self.recommender.trending(seg, 100) for seg in names}
+        now = self.clock.now_ms()
+        segments = {seg: self.recommender.trending(seg, 100, now) for seg in names}
         await retry_forever(
             lambda: write_trending(self.redis, self.keys, segments),
             what="redis trending write",
