@@ -202,6 +202,12 @@ class Settings(BaseSettings):
     active_user_seconds: float = Field(
         3_600, gt=0, description="A user is active for background refresh this long."
     )
+    availability_sync_ms: int = Field(
+        100,
+        ge=10,
+        description="How often a worker reads item availability changes other workers "
+        "consumed (and checks availability windows passing).",
+    )
     model_sync_seconds: float = Field(
         1.0, gt=0, description="How often a worker merges other workers' model updates."
     )

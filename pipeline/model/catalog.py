@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 from pipeline.model.arrays import BoolArray, FloatArray, Int32Array, IntArray
 from pipeline.model.availability import ALWAYS, NEVER, Availability
 from pipeline.model.categories import CategoryMembership

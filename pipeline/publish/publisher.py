@@ -8,7 +8,7 @@ sender, a clock and a metrics sensor. *What* a list is comes from ``pipeline.lis
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from pipeline.clock import Clock
 from pipeline.features.state import UserState
@@ -74,6 +74,24 @@ class ListPublisher:
         """
         async with self.lock:
             return await self._deliver(self.build(users), kind)
+
+    async def replace(
+        self, read: Callable[[], Awaitable[Sequence[BuiltList]]], kind: str
+    ) -> list[BuiltList]:
+        """Read lists to publish (``read``) and publish them, under the lock; the ones sent.
+
+        Under one hold of the lock, so no list this worker built earlier is written
+        between the read and the replacement (``pipeline.publish.withdraw``).
+        """
+        async with self.lock:
+            built = await read()
+            if not built:
+                return []
+            stored = await self.store.write(built)
+            kept = [b for b, ok in zip(built, stored, strict=True) if ok]
+            await self.send(kept)
+            self.observe(kept, kind, self.clock.now_ms())
+            return kept
 
     async def deliver(self, built: Sequence[BuiltList], kind: str) -> int:
         """Store, then send lists built earlier; returns the time (ms) they were published."""
