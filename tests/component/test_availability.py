@@ -57,7 +57,7 @@ async def _assert_gone(h: Harness, item_id: str, users: list[str]) -> None:
     for user in users:
         assert item_id not in await _stored(h, user), user
         last = h.lists(user)[-1]
-        assert item_id not in [e["item_id"] for e in last["items"]], user  # type: ignore[index]
+        assert item_id not in [e["item_id"] for e in last["items"]], user
 
 
 def test_a_withdrawn_item_leaves_all_50_lists_in_redis_and_on_the_topic(harness: Harness) -> None:
