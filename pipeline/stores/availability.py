@@ -38,22 +38,27 @@ def queue_holders(
     cmds: Commands,
     keys: RedisKeys,
     partitions: Partitioning,
-    lists: Iterable[tuple[str, Sequence[str]]],
+    lists: Iterable[tuple[str, Sequence[str], Sequence[str], Sequence[str]]],
     *,
     now_ms: int,
     ttl_seconds: int,
 ) -> None:
-    """Index stored lists: each ``(user_id, item ids)`` joins its items' holders sets.
+    """Index stored lists: ``(user_id, items, added, dropped)`` per list written.
 
-    One ``ZADD`` per (partition, item) for a whole batch of lists, then one ``EXPIRE``.
+    The user joins the holders of the items the list added and leaves those of the items
+    it dropped (``write_list.lua`` compares it with the list it replaced), so a list that
+    changes little costs little: one ``ZADD`` / ``ZREM`` per (partition, item) for a whole
+    batch. Every item of the lists has its key's ``EXPIRE`` renewed, so a key lives as long
+    as a list holding the item is written.
     """
     touched: set[str] = set()
-    for user_id, items in lists:
+    for user_id, items, added, dropped in lists:
         p = partitions.of(user_id)
-        for item_id in items:
-            key = keys.holders(p, item_id)
-            cmds.merge("ZADD", key, now_ms, user_id)
-            touched.add(key)
+        for item_id in added:
+            cmds.merge("ZADD", keys.holders(p, item_id), now_ms, user_id)
+        for item_id in dropped:
+            cmds.merge("ZREM", keys.holders(p, item_id), user_id)
+        touched.update(keys.holders(p, item_id) for item_id in items)
     for key in sorted(touched):
         cmds.command("EXPIRE", key, ttl_seconds)
 

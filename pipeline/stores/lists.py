@@ -78,21 +78,20 @@ class RedisListStore:
         results = await send(self.client, cmds)
         stored = [int(results[i][0]) == 1 for i in replies]
         second = Commands()
-        # which lists hold which items, for withdrawals (``pipeline.stores.availability``)
+        # which lists hold which items (``pipeline.stores.availability``): what each list
+        # added to and dropped from the one it replaced
         queue_holders(
             second,
             k,
             self.partitions,
-            ((b.user_id, b.items) for b, ok in zip(lists, stored, strict=True) if ok),
+            [
+                (b.user_id, b.items, orjson.loads(results[i][3]), orjson.loads(results[i][2]))
+                for b, i, ok in zip(lists, replies, stored, strict=True)
+                if ok
+            ],
             now_ms=max((b.generated_ms for b in lists), default=0),
             ttl_seconds=self.ttl_seconds,
         )
-        for b, i, ok in zip(lists, replies, stored, strict=True):
-            if ok:  # the items the replaced list held and this one does not
-                for item_id in orjson.loads(results[i][2]):
-                    second.merge(
-                        "ZREM", k.holders(self.partitions.of(b.user_id), item_id), b.user_id
-                    )
         exposed: dict[str, list[Any]] = {}
         shown: dict[str, int] = {}
         for b, i, ok in zip(lists, replies, stored, strict=True):
