@@ -46,8 +46,10 @@ class HolderIndex(Protocol):
     async def holders(self, item_ids: Iterable[str], partitions: Iterable[int]) -> set[str]:
         """Users of ``partitions`` whose stored lists (may) hold one of ``item_ids``."""
 
-    async def lists(self, user_ids: Sequence[str]) -> dict[str, bytes]:
-        """The users' stored list documents."""
+    async def withdraw(
+        self, user_ids: Sequence[str], item_ids: Sequence[str], now_ms: int
+    ) -> dict[str, bytes]:
+        """Take the items out of the users' stored lists; the new documents that changed."""
 
 
 class UserSource(Protocol):

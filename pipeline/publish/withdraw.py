@@ -6,10 +6,10 @@ When items become unavailable (item v1.1 ``available: false``, a tombstone, a pa
 1. after every batch in flight is written (the caller runs it exclusively of batches), and
    under the publisher's lock, so every list built before the catalogue changed is stored
    and indexed: nothing that holds the item can be written after the sweep read the index;
-2. it reads the users of its partitions whose lists hold the items (the holders index),
-   then their stored lists, and republishes (Redis, then the topic) each one without its
-   unavailable items (``pipeline.lists.withdraw``), a JSON round trip per list instead of
-   a ranking;
+2. it reads the users of its partitions whose lists hold the items (the holders index) and
+   takes the items out of their stored lists in Redis, in place (a JSON round trip in
+   Redis per list, instead of a ranking: ~0.3 ms of CPU a list, too slow for 10,000 lists
+   in 2 s), then sends the new documents to the topic, chunk by chunk;
 3. and queues a background refresh of those users, which ranks their lists again (full
    length) once their coalescing interval has passed.
 """
@@ -17,16 +17,18 @@ When items become unavailable (item v1.1 ``available: false``, a tombstone, a pa
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 
 from pipeline.clock import Clock
 from pipeline.lists.build import BuiltList, Trigger
-from pipeline.lists.withdraw import item_ids, without_items
 from pipeline.publish.ports import HolderIndex
 from pipeline.publish.publisher import ListPublisher
 from pipeline.publish.refresher import Refresher
 
 log = logging.getLogger(__name__)
+
+CHUNK = 2_000
+"""Lists rewritten per round trip; the previous chunk is sent to the topic meanwhile."""
 
 
 class Withdrawals:
@@ -51,38 +53,23 @@ class Withdrawals:
 
     async def sweep(self, withdrawn: Collection[str]) -> int:
         """Take ``withdrawn`` items out of the lists of owned users; how many lists changed."""
-        if not withdrawn:
-            return 0
         now = self.clock.now_ms()
+        gone = sorted(i for i in withdrawn if not self.available(i, now))
+        if not gone:
+            return 0
         partitions = sorted(self.owned())
 
-        def keep(item_id: str) -> bool:
-            return self.available(item_id, now)
+        async def chunks() -> AsyncIterator[Sequence[BuiltList]]:
+            users = sorted(await self.index.holders(gone, partitions))
+            for lo in range(0, len(users), CHUNK):
+                docs = await self.index.withdraw(users[lo : lo + CHUNK], gone, now)
+                yield [BuiltList(u, doc, Trigger(None, None), None, now) for u, doc in docs.items()]
 
-        async def read() -> list[BuiltList]:
-            users = await self.index.holders(withdrawn, partitions)
-            docs = await self.index.lists(sorted(users))
-            out = []
-            for user_id, doc in docs.items():
-                patched = without_items(doc, keep, now_ms=now)
-                if patched is not None:
-                    out.append(
-                        BuiltList(
-                            user_id,
-                            patched,
-                            Trigger(None, None),
-                            None,
-                            now,
-                            tuple(item_ids(patched)),
-                        )
-                    )
-            return out
-
-        replaced = await self.publisher.replace(read, "withdrawn")
+        replaced = await self.publisher.republish(chunks, "withdrawn")
         self.refresher.schedule(b.user_id for b in replaced)
         log.info(
             "withdrawn items left lists items=%d lists=%d partitions=%d",
-            len(withdrawn),
+            len(gone),
             len(replaced),
             len(partitions),
         )

@@ -25,8 +25,10 @@ import orjson
 
 from pipeline.model.availability import Availability
 from pipeline.stores.client import RedisClient
-from pipeline.stores.commands import Commands, send
+from pipeline.stores.commands import Commands, Script, send
 from pipeline.stores.keys import Partitioning, RedisKeys
+
+WITHDRAW_LIST = Script.file("withdraw_list.lua")
 
 LOG_MAX = 100_000
 """Changes kept in the log (approximately): far more than workers read between two polls."""
@@ -158,13 +160,29 @@ class AvailabilityStore:
             users.update(_text(m) for m in members)
         return users
 
-    async def lists(self, user_ids: Sequence[str]) -> dict[str, bytes]:
-        """The users' stored list documents (users without one are left out)."""
+    async def withdraw(
+        self, user_ids: Sequence[str], item_ids: Sequence[str], now_ms: int
+    ) -> dict[str, bytes]:
+        """Take ``item_ids`` out of the users' stored lists; the lists that changed.
+
+        One Lua call per user does it in place (``withdraw_list.lua``: a JSON round trip in
+        Redis, nothing sent but the ids), and the users leave the items' holders.
+        """
         cmds = Commands()
+        gone = orjson.dumps(list(item_ids))
+        k = self.keys
         for user_id in user_ids:
-            cmds.command("GET", self.keys.recs(user_id))
+            cmds.script(WITHDRAW_LIST, [k.recs(user_id), k.meta(user_id)], [now_ms, gone])
         replies = await send(self.client, cmds)
-        return {u: bytes(doc) for u, doc in zip(user_ids, replies, strict=True) if doc}
+        changed = {u: bytes(doc) for u, doc in zip(user_ids, replies, strict=True) if doc}
+        unindex = Commands()
+        for user_id in changed:
+            p = self.partitions.of(user_id)
+            for item_id in item_ids:
+                unindex.merge("ZREM", k.holders(p, item_id), user_id)
+        if len(unindex):
+            await send(self.client, unindex)
+        return changed
 
 
 def _text(value: Any) -> str:

@@ -25,7 +25,7 @@ from pipeline.publish.ports import RecordSender
 from pipeline.publish.publisher import ListPublisher
 from pipeline.publish.refresher import Refresher
 from pipeline.publish.withdraw import Withdrawals
-from pipeline.stores.availability import AvailabilityStore
+from pipeline.stores.availability import WITHDRAW_LIST, AvailabilityStore
 from pipeline.stores.batch import BatchStore
 from pipeline.stores.client import RedisClient
 from pipeline.stores.commands import load_scripts
@@ -50,7 +50,15 @@ log = logging.getLogger(__name__)
 HAND_OVER_SECONDS = 5.0
 RATE_WINDOW_SECONDS = 5.0
 
-SCRIPTS = (APPLY_USER, LOAD_USER, WRITE_LIST, COUNT_OUTCOMES, MARK_DORMANT, REPLACE_ZSET)
+SCRIPTS = (
+    APPLY_USER,
+    LOAD_USER,
+    WRITE_LIST,
+    WITHDRAW_LIST,
+    COUNT_OUTCOMES,
+    MARK_DORMANT,
+    REPLACE_ZSET,
+)
 """Every Lua script a worker sends, loaded on every primary at start (NOSCRIPT reloads)."""
 
 

@@ -237,3 +237,23 @@ def test_a_list_that_drops_an_item_leaves_its_holders(harness: Harness) -> None:
             assert await h.redis.zscore(keys.holders(h.partition_of(user), HELD), user) is None
 
     run(scenario())
+
+
+def test_a_list_of_only_withdrawn_items_becomes_an_empty_list(harness: Harness) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            await _lists_for_everyone(h)
+            user = USERS[0]
+            held = await _stored(h, user)
+            await h.worker.processor.handle_items(
+                [_item(h, {"item_id": i, "available": False}) for i in held]
+            )
+            raw: Any = await h.redis.get(h.key("recs", user))
+            doc = orjson.loads(raw)
+            assert doc["items"] == [] and doc["user_id"] == user
+            assert doc["generated_ts"] == h.clock.now_ms()
+            assert await h.redis.ttl(h.key("recs", user)) > 0  # the key kept its TTL
+            assert h.lists(user)[-1] == doc  # the topic got the same document
+
+    run(scenario())

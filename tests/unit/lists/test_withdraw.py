@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from pipeline.features.state import UserState
-from pipeline.lists.withdraw import item_ids, without_items
+from pipeline.lists.withdraw import item_ids
 from pipeline.model.availability import WITHDRAWN, Availability
 from pipeline.model.catalog import ItemInfo
 from tests.factories import feed, make_recommender
@@ -53,13 +53,7 @@ def test_a_window_that_ended_excludes_the_item_even_before_the_pools_refresh() -
     assert "i3" not in [r.item_id for r in engine.recommend(cold, T0 + 5)]  # no refresh
 
 
-def test_without_items_patches_only_what_changed() -> None:
-    doc = orjson.dumps(
-        {"user_id": "u", "items": [{"item_id": "a"}, {"item_id": "b"}], "generated_ts": 9}
-    )
-    patched = without_items(doc, lambda i: i != "b", now_ms=5)
-    assert patched is not None
-    assert orjson.loads(patched)["generated_ts"] == 9  # never moves backwards
-    assert item_ids(patched) == ["a"]
-    assert without_items(b"not json", lambda i: False, now_ms=5) is None
-    assert without_items(b'{"items": 3}', lambda i: False, now_ms=5) is None
+def test_item_ids_of_stored_documents() -> None:
+    doc = orjson.dumps({"user_id": "u", "items": [{"item_id": "a"}, {"item_id": "b"}]})
+    assert item_ids(doc) == ["a", "b"]
+    assert item_ids(b"not json") == [] and item_ids(b'{"items": 3}') == []
