@@ -11,7 +11,7 @@ Three structures (README "Redis keys"):
   handled by the worker owning the item's partition reaches the owners of every user.
 * ``recloop:p:{P}:holders:<item_id>`` (sorted set ``user_id -> ms``) indexes which users of
   partition ``P`` were given a list holding the item, written with every stored list and
-  expiring with the lists (``RECLOOP_USER_TTL_SECONDS``). An entry may outlive its list
+  expiring twice ``RECLOOP_USER_TTL_SECONDS`` after the last member joined. An entry may outlive its list
   (the next list dropped the item): the sweep then finds nothing to remove. At most one
   entry per user of the partition, so a key is bounded by the partition's users.
 """
@@ -50,19 +50,21 @@ def queue_holders(
     The user joins the holders of the items the list added and leaves those of the items
     it dropped (``write_list.lua`` compares it with the list it replaced), so a list that
     changes little costs little: one ``ZADD`` / ``ZREM`` per (partition, item) for a whole
-    batch. Every item of the lists has its key's ``EXPIRE`` renewed, so a key lives as long
-    as a list holding the item is written.
+    batch, and an ``EXPIRE`` of twice the lists' TTL for each key that gained a member
+    (renewing every key a list holds would cost one command per key and batch, 3-5x the
+    list writes themselves).
     """
     touched: set[str] = set()
-    for user_id, items, added, dropped in lists:
+    for user_id, _, added, dropped in lists:
         p = partitions.of(user_id)
         for item_id in added:
-            cmds.merge("ZADD", keys.holders(p, item_id), now_ms, user_id)
+            key = keys.holders(p, item_id)
+            cmds.merge("ZADD", key, now_ms, user_id)
+            touched.add(key)
         for item_id in dropped:
             cmds.merge("ZREM", keys.holders(p, item_id), user_id)
-        touched.update(keys.holders(p, item_id) for item_id in items)
     for key in sorted(touched):
-        cmds.command("EXPIRE", key, ttl_seconds)
+        cmds.command("EXPIRE", key, 2 * ttl_seconds)
 
 
 async def unavailable(
