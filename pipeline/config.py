@@ -187,6 +187,16 @@ class Settings(BaseSettings):
     exploration_share: float = Field(
         0.0, ge=0, le=0.5, description="Share of a list given to items outside the profile."
     )
+    new_item_share: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Share of a list given to items published or gone live within "
+        "RECLOOP_NEW_ITEM_WINDOW_SECONDS (the new-item slot).",
+    )
+    new_item_window_seconds: float = Field(
+        86_400.0, gt=0, description="How long an item counts as new for the new-item slot."
+    )
     refresh_interval_ms: int = Field(
         500, ge=0, description="At most one list refresh per user per interval (coalescing)."
     )

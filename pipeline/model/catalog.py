@@ -42,6 +42,7 @@ from schemas.events import Item
 
 EVICT_SHARE = 0.01  # of max_items evicted at once when a new item finds the catalogue full
 SWEEP_SLICE = 65_536  # indices checked per ``evict_stale`` call
+RECENT_LIVE = 1_024  # items that went live lately, kept for the new-item slot
 
 
 @dataclass(slots=True)
@@ -97,6 +98,8 @@ class Catalog:
         self.live = np.zeros(cap, dtype=bool)
         self.avail_from = np.zeros(cap, dtype=np.int64)
         self.avail_until = np.full(cap, NEVER, dtype=np.int64)
+        self.live_since = np.zeros(cap, dtype=np.int64)  # when it last became available (ms)
+        self.recent_live: OrderedDict[int, int] = OrderedDict()  # index -> ms, newest last
         self.restricted: OrderedDict[str, Availability] = OrderedDict()
         self.clock = 0  # latest timestamp seen (ms)
         self.touches = 0
@@ -180,11 +183,16 @@ class Catalog:
             self.changes.append(idx)  # what the candidate indexes rank by changed
         return idx
 
-    def set_availability(self, item_id: str, window: Availability) -> int:
+    def set_availability(
+        self, item_id: str, window: Availability, *, now_ms: int | None = None
+    ) -> int:
         """Set an item's availability window (registering the item); returns its index.
 
         A change is logged in ``changes``, so the candidate pools drop or take the item.
+        With ``now_ms``, an item that was unavailable and is available now counts as gone
+        live then (``live_since``, ``recent_live``: the new-item slot's live channels).
         """
+        before = self.availability(item_id)
         if window.restricted:
             self.restricted[item_id] = window
             self.restricted.move_to_end(item_id)
@@ -194,11 +202,21 @@ class Catalog:
             self.restricted.pop(item_id, None)
         idx = self._index.get(item_id)
         if idx is None:
-            return self._add(ItemInfo(item_id))
-        if (self.avail_from[idx], self.avail_until[idx]) != (window.from_ms, window.until_ms):
+            idx = self._add(ItemInfo(item_id))
+        elif (self.avail_from[idx], self.avail_until[idx]) != (window.from_ms, window.until_ms):
             self.avail_from[idx], self.avail_until[idx] = window.from_ms, window.until_ms
             self.changes.append(idx)
+        if now_ms is not None and not before.at(now_ms) and window.at(now_ms):
+            self.went_live(idx, now_ms)
         return idx
+
+    def went_live(self, idx: int, now_ms: int) -> None:
+        """The item became available at ``now_ms`` (at most ``RECENT_LIVE`` remembered)."""
+        self.live_since[idx] = now_ms
+        self.recent_live[idx] = now_ms
+        self.recent_live.move_to_end(idx)
+        while len(self.recent_live) > RECENT_LIVE:
+            self.recent_live.popitem(last=False)
 
     def availability(self, item_id: str) -> Availability:
         """The item's window (always available when unrestricted or unknown)."""
@@ -293,6 +311,9 @@ class Catalog:
         self.live[items] = False
         self.avail_from[items] = 0
         self.avail_until[items] = NEVER
+        self.live_since[items] = 0
+        for idx in items.tolist():
+            self.recent_live.pop(idx, None)
         self.changes.append_many(items)
         self.evictions.append_many(items)
         self.evicted += items.shape[0]
@@ -307,6 +328,7 @@ class Catalog:
             self.live,
             self.avail_from,
             self.avail_until,
+            self.live_since,
         )
         return self.categories.nbytes() + sum(int(a.nbytes) for a in arrays)
 
@@ -369,6 +391,7 @@ class Catalog:
         self.live = grown(self.live, False)
         self.avail_from = grown(self.avail_from, 0)
         self.avail_until = grown(self.avail_until, NEVER)
+        self.live_since = grown(self.live_since, 0)
         if self.on_grow is not None:
             self.on_grow(capacity)
 

@@ -11,9 +11,9 @@ Three structures (README "Redis keys"):
   handled by the worker owning the item's partition reaches the owners of every user.
 * ``recloop:p:{P}:holders:<item_id>`` (sorted set ``user_id -> ms``) indexes which users of
   partition ``P`` were given a list holding the item, written with every stored list and
-  expiring twice ``RECLOOP_USER_TTL_SECONDS`` after the last member joined. An entry may outlive its list
-  (the next list dropped the item): the sweep then finds nothing to remove. At most one
-  entry per user of the partition, so a key is bounded by the partition's users.
+  expiring twice ``RECLOOP_USER_TTL_SECONDS`` after the last member joined. An entry may
+  outlive its list (never rewritten, expired): the sweep then finds nothing to remove. At
+  most one entry per user of the partition, so a key is bounded by the partition's users.
 """
 
 from __future__ import annotations

@@ -72,7 +72,7 @@ class ItemAvailability:
         catalog = self.models.catalog
         out = []
         for item_id, window in changes:
-            catalog.set_availability(item_id, window)
+            catalog.set_availability(item_id, window, now_ms=now_ms)
             self.schedule.add(item_id, window, now_ms)
             if not window.at(now_ms):
                 out.append(item_id)
@@ -88,6 +88,8 @@ class ItemAvailability:
             idx = catalog.get(item_id)
             if idx is not None:  # the pools take the item, or drop it
                 catalog.changes.append(idx)
+                if window.at(now_ms):  # a scheduled start: gone live
+                    catalog.went_live(idx, now_ms)
             self.schedule.add(item_id, window, now_ms)
             if not window.at(now_ms):
                 out.append(item_id)
