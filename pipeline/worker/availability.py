@@ -98,10 +98,15 @@ class ItemAvailability:
     async def handle(self, changes: Sequence[Change]) -> None:
         """Changes this worker consumed: apply, store and log them, then sweep lists."""
         now = self.clock.now_ms()
+        # what the others must hear of: a restriction, or the end of one (a catalogue load
+        # of always-available items costs no log entry and no Redis write per item)
+        restricted = self.models.catalog.restricted
+        news = [(i, w) for i, w in changes if w.restricted or i in restricted]
         gone = self.apply(changes, now)
         self.recommender.refresh_indexes(now)
-        await self._retry(lambda: self.store.publish(changes))
-        self.metrics.availability_changes.labels("own").inc(len(changes))
+        if news:
+            await self._retry(lambda: self.store.publish(news))
+        self.metrics.availability_changes.labels("own").inc(len(news))
         await self.sweep(gone)
 
     async def sync(self) -> list[str]:

@@ -257,3 +257,19 @@ def test_a_list_of_only_withdrawn_items_becomes_an_empty_list(harness: Harness) 
             assert h.lists(user)[-1] == doc  # the topic got the same document
 
     run(scenario())
+
+
+def test_plain_catalogue_updates_cost_no_availability_write(harness: Harness) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            keys = RedisKeys(h.settings.redis_namespace)
+            await h.worker.processor.handle_items(
+                [_item(h, {"item_id": f"p{k}"}) for k in range(5)]
+            )
+            assert await h.redis.exists(keys.availability_log) == 0
+            await h.worker.processor.handle_items([_item(h, {"item_id": "p1", "available": False})])
+            await h.worker.processor.handle_items([_item(h, {"item_id": "p1"})])  # restored
+            assert await h.redis.xlen(keys.availability_log) == 2
+            assert await h.redis.hget(keys.item_availability, "p1") is None
+
+    run(scenario())
