@@ -12,6 +12,8 @@ What each picture shows (the JSON stays the record; the picture is for reading i
 * **quality**: HR@10, NDCG@10, coverage of the model and the baselines (and the sweep's
   variants) as a table;
 * **declared**: HR@10 by event index of a new user, per declaration group;
+* **withdraw**: per run, p50 / p95 / p99 seconds until a withdrawn item left every list,
+  against the 2 s goal;
 * anything else: its headline numbers as a table.
 
 matplotlib is a dev dependency (``pip install -e '.[dev]'``); the Agg backend needs no display.
@@ -137,6 +139,22 @@ def _declared(doc: dict[str, Any]) -> Figure:
     return fig
 
 
+def _withdraw(doc: dict[str, Any]) -> Figure:
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
+    runs = doc["runs"]
+    xs = range(1, len(runs) + 1)
+    for k, q in enumerate(("p50", "p95", "p99")):
+        ax.bar([x + (k - 1) * 0.25 for x in xs], [r["seconds"][q] for r in runs], 0.25, label=q)
+    ax.axhline(doc["goal_p99_seconds"], color="red", linestyle=":", label="goal (p99)")
+    ax.set(xlabel="run", ylabel="seconds until gone from the list", xticks=list(xs))
+    ax.set_title(
+        f"withdrawn item leaves {doc['users']:,} lists ({doc['workers']} worker(s)): "
+        f"median p99 {doc['median_p99_seconds']:.2f} s"
+    )
+    ax.legend()
+    return fig
+
+
 def _table(title: str, header: list[str], rows: list[list[str]]) -> Figure:
     fig, ax = plt.subplots(figsize=(10, 1.0 + 0.28 * (len(rows) + 1)), constrained_layout=True)
     ax.axis("off")
@@ -189,6 +207,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "throughput": _throughput,
     "quality": _quality,
     "declared": _declared,
+    "withdraw": _withdraw,
 }
 
 
