@@ -175,6 +175,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         app.timer(interval=seconds, name=f"recloop.{name}")(tick)
 
     every(0.05, Worker.flush_pending, "deferred_refresh")
+    every(settings.availability_sync_ms / 1000, Worker.sync_availability, "availability")
     every(settings.model_sync_seconds, Worker.sync_model, "model_sync")
     every(settings.trending_sync_seconds, Worker.refresh_trending, "trending")
     every(settings.model_snapshot_seconds, Worker.snapshot_model, "snapshot")
@@ -197,7 +198,9 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(sender: Any, assigned: Any, **_: Any) -> None:
         if ready.is_set():
-            holder["w"].on_partitions_changed()
+            events = settings.topic_events
+            owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == events}
+            holder["w"].on_partitions_changed(owned)
 
     @app.page("/metrics")
     class MetricsView(View):
@@ -238,6 +241,12 @@ def _acker(events: Sequence[Any]) -> Callable[[], None]:
 def _raw(event: Any) -> RawMessage:
     message = event.message
     value = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+    key = message.key if isinstance(message.key, bytes) else None
     return RawMessage(
-        value=value, topic=message.topic, partition=message.partition, offset=message.offset
+        value=value,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=key,
+        tombstone=message.value is None,
     )

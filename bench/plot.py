@@ -18,6 +18,8 @@ What each picture shows (the JSON stays the record; the picture is for reading i
   zero, user-level and action-level, against the 95 % they should reach;
 * **scale**: model memory, learn step, list p99 and index refresh against catalogue size,
   per variant (before/after), at the largest checkpoint (log scale: the gaps are 10-200x);
+* **withdraw**: per run, p50 / p95 / p99 seconds until a withdrawn item left every list,
+  against the 2 s goal;
 * anything else: its headline numbers as a table.
 
 matplotlib is a dev dependency (``pip install -e '.[dev]'``); the Agg backend needs no display.
@@ -39,6 +41,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import orjson  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `harness` beside this file
+from harness import figures  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 GOAL_P99_MS = 1000.0
@@ -143,72 +148,6 @@ def _declared(doc: dict[str, Any]) -> Figure:
     return fig
 
 
-def _scale(doc: dict[str, Any]) -> Figure:
-    panels = [
-        ("model RSS (MiB)", lambda c: c["rss_mib"]),
-        ("learn step p50 (us CPU)", lambda c: c["learn_cpu_us"]["p50"]),
-        ("build_list p99 (ms CPU)", lambda c: c["list_cpu_ms"]["p99"]),
-        ("index refresh p50 (ms CPU)", lambda c: c["refresh_cpu_ms"]["p50"]),
-    ]
-    fig, axes = plt.subplots(1, 4, figsize=(14, 4), constrained_layout=True)
-    variants: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-    for key, run in doc["runs"].items():
-        last = max(run["checkpoints"], key=lambda c: c["events"])
-        variants.setdefault(key.split("/")[0], []).append((run["items"], last))
-    for ax, (title, value) in zip(axes, panels, strict=True):
-        for name, points in sorted(variants.items()):
-            points.sort(key=lambda p: p[0])
-            ax.plot([p[0] for p in points], [value(c) for _, c in points], marker="o", label=name)
-        ax.set(xscale="log", yscale="log", xlabel="items in the catalogue", title=title)
-    events = max(c["events"] for run in doc["runs"].values() for c in run["checkpoints"])
-    axes[0].legend()
-    fig.suptitle(f"scale: model state and costs after {events:,} learned events")
-    return fig
-
-
-def _experiment(doc: dict[str, Any]) -> Figure:
-    exp = doc["report"][0]
-    comparisons = exp["variants"][1]["comparisons"]
-    naive = doc.get("action_level", {})
-    names = [m for m, c in comparisons.items() if c["lift_low"] is not None]
-    fig, ax = plt.subplots(figsize=(9, 0.6 + 0.55 * len(names)), constrained_layout=True)
-    for y, name in enumerate(names):
-        c = comparisons[name]
-        lo, hi = 100 * c["lift_low"], 100 * c["lift_high"]
-        ax.plot([lo, hi], [y, y], color="C0", linewidth=6, solid_capstyle="butt")
-        ax.plot([100 * c["lift"]], [y], "k|", markersize=14)
-        if name in naive and naive[name].get("lift_low") is not None:
-            a = naive[name]
-            ax.plot([100 * a["lift_low"], 100 * a["lift_high"]], [y - 0.25, y - 0.25],
-                    color="C1", linewidth=3)  # fmt: skip
-    ax.axvline(0, color="gray", linewidth=0.8)
-    ax.set_yticks(range(len(names)), names)
-    ax.invert_yaxis()
-    ax.set_xlabel("lift of the treatment against control, % (95 % interval)")
-    users = ", ".join(f"{k} {v}" for k, v in exp["users"].items())
-    ax.set_title(f"{exp['experiment']} ({users} users)\nuser-level intervals (blue); what the "
-                 "action-level formula would give (orange)")  # fmt: skip
-    return fig
-
-
-def _experiment_aa(doc: dict[str, Any]) -> Figure:
-    user, naive = doc["coverage"]["user_level"], doc["coverage"]["action_level"]
-    names = list(user)
-    fig, ax = plt.subplots(figsize=(10, 4.5), constrained_layout=True)
-    xs = range(len(names))
-    ax.bar([x - 0.2 for x in xs], [100 * user[n]["coverage"] for n in names], 0.4,
-           label="user-level (delta method)")  # fmt: skip
-    ax.bar([x + 0.2 for x in xs], [100 * naive[n]["coverage"] if n in naive else 0 for n in names],
-           0.4, label="action-level")  # fmt: skip
-    ax.axhline(95, color="gray", linestyle=":", label="95 % (what a 95 % interval should do)")
-    ax.set_xticks(list(xs), names, rotation=20)
-    ax.set(ylabel="replicates whose interval covers 0 (%)", ylim=(50, 100))
-    n = user[names[-1]]["n"]
-    ax.set_title(f"A/A: {len(doc['replicates'])} replicates ({n} intervals in all metrics)")
-    ax.legend(loc="lower right")
-    return fig
-
-
 def _table(title: str, header: list[str], rows: list[list[str]]) -> Figure:
     fig, ax = plt.subplots(figsize=(10, 1.0 + 0.28 * (len(rows) + 1)), constrained_layout=True)
     ax.axis("off")
@@ -261,9 +200,10 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "throughput": _throughput,
     "quality": _quality,
     "declared": _declared,
-    "scale": _scale,
-    "experiment": _experiment,
-    "experiment_aa": _experiment_aa,
+    "scale": figures.scale,
+    "experiment": figures.experiment,
+    "experiment_aa": figures.experiment_aa,
+    "withdraw": figures.withdraw,
 }
 
 

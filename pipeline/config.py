@@ -187,6 +187,16 @@ class Settings(BaseSettings):
     exploration_share: float = Field(
         0.0, ge=0, le=0.5, description="Share of a list given to items outside the profile."
     )
+    new_item_share: float = Field(
+        0.0,
+        ge=0,
+        le=0.5,
+        description="Share of a list given to items published or gone live within "
+        "RECLOOP_NEW_ITEM_WINDOW_SECONDS (the new-item slot).",
+    )
+    new_item_window_seconds: float = Field(
+        86_400.0, gt=0, description="How long an item counts as new for the new-item slot."
+    )
     refresh_interval_ms: int = Field(
         500, ge=0, description="At most one list refresh per user per interval (coalescing)."
     )
@@ -201,6 +211,12 @@ class Settings(BaseSettings):
     )
     active_user_seconds: float = Field(
         3_600, gt=0, description="A user is active for background refresh this long."
+    )
+    availability_sync_ms: int = Field(
+        100,
+        ge=10,
+        description="How often a worker reads item availability changes other workers "
+        "consumed (and checks availability windows passing).",
     )
     model_sync_seconds: float = Field(
         1.0, gt=0, description="How often a worker merges other workers' model updates."

@@ -27,6 +27,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
@@ -59,6 +60,9 @@ UNSUPPORTED_VERSION_ERROR = "unsupported_version"
 
 WATCH_SECONDS_REQUIRED_ERROR = "watch_seconds_required"
 """Pydantic error type raised for a ``watch`` event without ``watch_seconds``."""
+
+EMPTY_WINDOW_ERROR = "empty_availability_window"
+"""Pydantic error type raised for an item whose ``available_until_ts`` precedes its start."""
 
 
 def check_version_1(value: int) -> int:
@@ -183,6 +187,15 @@ class Item(BaseModel):
 
     The latest message for an ``item_id`` replaces earlier ones. Categories drive the
     per-user affinities; an item with none can still be recommended as trending.
+
+    **Availability (item v1.1, optional fields).** ``available: false`` withdraws an item
+    (rights expired, taken down, a live channel off air); ``available_from_ts`` /
+    ``available_until_ts`` schedule it (it is a candidate while ``from <= now < until``).
+    A tombstone (null value under the item's key) withdraws it too. Readers of v1.0 ignore
+    the fields, and a v1.0 message means "available", so the change breaks no one.
+
+    >>> Item.model_validate({"item_id": "c1", "categories": [], "available": False}).available
+    False
     """
 
     model_config = ConfigDict(
@@ -212,3 +225,21 @@ class Item(BaseModel):
     published_ts: EpochMillis | None = Field(None, description="Publication time, epoch ms.")
     creator_id: Identifier | None = Field(None, description="Id of the creator.")
     title: Title | None = Field(None, description="Display title.")
+    available: StrictBool = Field(
+        True,
+        description="False withdraws the item from every list (added in v1.1).",
+    )
+    available_from_ts: EpochMillis | None = Field(
+        None, description="Not a candidate before this time, epoch ms (added in v1.1)."
+    )
+    available_until_ts: EpochMillis | None = Field(
+        None, description="Withdrawn from this time on, epoch ms (added in v1.1)."
+    )
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> Item:
+        start, end = self.available_from_ts, self.available_until_ts
+        if start is not None and end is not None and end < start:
+            msg = "available_until_ts must not be before available_from_ts"
+            raise PydanticCustomError(EMPTY_WINDOW_ERROR, msg)
+        return self

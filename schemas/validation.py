@@ -23,7 +23,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -283,8 +283,19 @@ def event_to_bytes(event: Event) -> bytes:
 
 
 def item_to_bytes(item: Item) -> bytes:
-    """Encode an item compactly: optional fields only when set, ``schema_version`` always."""
-    return orjson.dumps(item.model_dump(mode="json", exclude_none=True))
+    """Encode an item compactly: optional fields only when set, ``schema_version`` always.
+
+    ``available`` is written only when false, so an available item encodes as in v1.0.
+    """
+    return orjson.dumps(item_document(item))
+
+
+def item_document(item: Item) -> dict[str, Any]:
+    """The item as a compact JSON-ready dict (see :func:`item_to_bytes`)."""
+    doc = item.model_dump(mode="json", exclude_none=True)
+    if doc.get("available") is True:
+        del doc["available"]
+    return doc
 
 
 def recommendation_to_bytes(rec: Recommendation) -> bytes:

@@ -23,6 +23,8 @@ class RawMessage:
     topic: str
     partition: int
     offset: int
+    key: bytes | None = None
+    tombstone: bool = False  # a null value (on the items topic: the item is withdrawn)
 
 
 class Publisher(Protocol):

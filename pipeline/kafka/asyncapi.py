@@ -64,7 +64,9 @@ TOPICS = (
           "receive", "What users do. Invalid events are dead-lettered with a reason; "
           "duplicates (same event_id) are ignored, so producers may retry freely."),
     Topic("items", "item", "item v1", "topic_items", Item, "validation", "item_id",
-          "receive", "The catalogue; the latest message of an item_id replaces earlier ones."),
+          "receive", "The catalogue; the latest message of an item_id replaces earlier ones. "
+          "available: false, an available_until_ts that passed, or a tombstone (null value "
+          "under the item's key) withdraws the item from every list (item v1.1)."),
     Topic("controls", "control", "control v1", "topic_controls", Control, "validation",
           "user_id", "receive", "What users tell recloop (mute, not_interested, "
           "declare_interests, personalization_off/on, forget). Co-partitioned with events."),

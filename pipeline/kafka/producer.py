@@ -192,8 +192,14 @@ class EventProducer:
         published_ts: int | None = None,
         creator_id: str | None = None,
         title: str | None = None,
+        available: bool | None = None,
+        available_from_ts: int | None = None,
+        available_until_ts: int | None = None,
     ) -> str:
-        """Send (or replace) a catalogue item; return its ``item_id``."""
+        """Send (or replace) a catalogue item; return its ``item_id``.
+
+        ``available`` and the window are item v1.1 (``available=False`` withdraws it).
+        """
         doc: dict[str, object] = {"item_id": item_id, "categories": list(categories)}
         _set_optional(
             doc,
@@ -201,8 +207,15 @@ class EventProducer:
             published_ts=published_ts,
             creator_id=creator_id,
             title=title,
+            available=available,
+            available_from_ts=available_from_ts,
+            available_until_ts=available_until_ts,
         )
         return self.send_item(doc)
+
+    def remove_item(self, item_id: str) -> None:
+        """Send a tombstone for the item (a null value under its key): it is withdrawn."""
+        self._send(self.settings.topic_items, item_id.encode(), None)
 
     # --- generic sends --------------------------------------------------------------------
 
@@ -298,7 +311,7 @@ class EventProducer:
 
     # --- internals ------------------------------------------------------------------------
 
-    def _send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def _send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         if self._client is None:
             self._client = self._factory(self.settings)
         client = self._client

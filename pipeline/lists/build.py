@@ -41,6 +41,7 @@ class BuiltList:
     # (items shown, experiment, variant): what outcomes are attributed against
     exposure: tuple[frozenset[str], str, str] | None
     generated_ms: int = 0  # when the list was built (its ``generated_ts``)
+    items: tuple[str, ...] = ()  # the item ids of the list (what the holders index records)
 
 
 def build_list(
@@ -79,4 +80,6 @@ def build_list(
     exposure = None
     if arm is not None:
         exposure = (frozenset(r.item_id for r in ranked), arm[0].name, arm[1].name)
-    return BuiltList(state.user_id, doc, trigger, exposure, now_ms)
+    return BuiltList(
+        state.user_id, doc, trigger, exposure, now_ms, tuple(r.item_id for r in ranked)
+    )

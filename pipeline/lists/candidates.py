@@ -86,10 +86,10 @@ class CandidateIndex:
         self._models = models
         self.rebuilds += 1
         live = np.flatnonzero(catalog.live[: catalog.slots])
-        self._rebuild_global(models, live)
+        self._rebuild_global(models, live, now_ts)
         self._categories = [TopK(_SLACK * self.sizes[1]) for _ in catalog.category_names]
         for c in range(len(self._categories)):
-            self._rebuild_category(models, c)
+            self._rebuild_category(models, c, now_ts)
         published = catalog.published_ts[live]
         due = (published > 0) & (published <= now_ts)
         self._fresh.rebuild(live[due], published[due])
@@ -98,12 +98,13 @@ class CandidateIndex:
         heapq.heapify(self._future)
         self._versions = {}
 
-    def _rebuild_global(self, models: SharedModels, live: IntArray) -> None:
-        trend, ok = _trend_score(models)(live)
+    def _rebuild_global(self, models: SharedModels, live: IntArray, now_ts: int) -> None:
+        trend, ok = _trend_score(models, now_ts)(live)
         self._global.rebuild(live[ok], trend[ok])
 
-    def _rebuild_category(self, models: SharedModels, c: int) -> None:
+    def _rebuild_category(self, models: SharedModels, c: int, now_ts: int) -> None:
         members = models.catalog.members(c)
+        members = members[models.catalog.available_at(members, now_ts)]
         self._categories[c].rebuild(members, models.stats.trend_of(GLOBAL_SEGMENT, members))
 
     def _update(
@@ -123,9 +124,9 @@ class CandidateIndex:
         catalog = models.catalog
         changed = np.union1d(counted, updated)
         self._global.remove(evicted)
-        self._global.merge(changed, _trend_score(models))
+        self._global.merge(changed, _trend_score(models, now_ts))
         if not self._global.complete and self._global.items.shape[0] < self.sizes[0]:
-            self._rebuild_global(models, np.flatnonzero(catalog.live[: catalog.slots]))
+            self._rebuild_global(models, np.flatnonzero(catalog.live[: catalog.slots]), now_ts)
         while len(self._categories) < len(catalog.category_names):  # new: all members changed
             self._categories.append(TopK(_SLACK * self.sizes[1]))
         cats = catalog.cats[changed]
@@ -134,9 +135,9 @@ class CandidateIndex:
             touched.update(c for c, top in enumerate(self._categories) if top.remove(updated))
         for c in sorted(touched):
             top = self._categories[c]
-            top.merge(changed[(cats == c).any(axis=1)], _member_score(models, c))
+            top.merge(changed[(cats == c).any(axis=1)], _member_score(models, c, now_ts))
             if not top.complete and top.items.shape[0] < self.sizes[1]:
-                self._rebuild_category(models, c)
+                self._rebuild_category(models, c, now_ts)
         self._fresh.remove(updated)
         published = catalog.published_ts[updated]
         for ts, idx in zip(published.tolist(), updated.tolist(), strict=True):
@@ -171,24 +172,31 @@ class CandidateIndex:
         self.by_category = {c: top.items[:per_category] for c, top in enumerate(self._categories)}
         self.fresh = self._fresh.items[:fresh]
         # last resort for an empty or brand-new catalogue: never an empty list
-        self.fallback = catalog.live_indices(trending)
+        fallback = catalog.live_indices(2 * trending)
+        self.fallback = fallback[catalog.available_at(fallback, self._now)][:trending]
 
 
-def _trend_score(models: SharedModels) -> Score:
-    """Overall trend; eligible: live items that have one."""
+def _eligible(models: SharedModels, items: IntArray, now_ts: int) -> BoolArray:
+    """Live (not evicted) and available at ``now_ts`` (item v1.1 availability)."""
+    catalog = models.catalog
+    return catalog.live[items] & catalog.available_at(items, now_ts)
+
+
+def _trend_score(models: SharedModels, now_ts: int) -> Score:
+    """Overall trend; eligible: available items that have one."""
 
     def score(items: IntArray) -> tuple[FloatArray, BoolArray]:
         trend = models.stats.trend_of(GLOBAL_SEGMENT, items)
-        return trend, (trend > 0) & models.catalog.live[items]
+        return trend, (trend > 0) & _eligible(models, items, now_ts)
 
     return score
 
 
-def _member_score(models: SharedModels, c: int) -> Score:
-    """Overall trend; eligible: the live members of category ``c`` (with a trend or not)."""
+def _member_score(models: SharedModels, c: int, now_ts: int) -> Score:
+    """Overall trend; eligible: the available members of category ``c`` (trend or not)."""
 
     def score(items: IntArray) -> tuple[FloatArray, BoolArray]:
-        member = (models.catalog.cats[items] == c).any(axis=1) & models.catalog.live[items]
+        member = (models.catalog.cats[items] == c).any(axis=1) & _eligible(models, items, now_ts)
         return models.stats.trend_of(GLOBAL_SEGMENT, items), member
 
     return score
@@ -199,14 +207,19 @@ def _fresh_score(models: SharedModels, now_ts: int) -> Score:
 
     def score(items: IntArray) -> tuple[FloatArray, BoolArray]:
         published = models.catalog.published_ts[items]
-        return published, (published > 0) & (published <= now_ts) & models.catalog.live[items]
+        ok = (published > 0) & (published <= now_ts) & _eligible(models, items, now_ts)
+        return published, ok
 
     return score
 
 
-def allowed(catalog: Catalog, state: UserState, cands: IntArray) -> IntArray:
+def allowed(
+    catalog: Catalog, state: UserState, cands: IntArray, now_ts: int | None = None
+) -> IntArray:
     """Drop items the user interacted with and everything their controls forbid."""
     ids = catalog.ids
+    if now_ts is not None and cands.shape[0]:  # withdrawn or out of their window
+        cands = cands[catalog.available_at(cands, now_ts)]
     excluded = state.excluded
     if excluded:
         if len(excluded) <= cands.shape[0]:  # look up the fewer ids of the two

@@ -13,7 +13,7 @@ Experiments are declared in a JSON file (``RECLOOP_EXPERIMENTS_FILE``)::
 
 The first variant is the control arm. ``changes`` may set ``personalized`` and any ranking
 knob of ``ListParams`` (``ranker_power``, ``category_weight``, ``popularity_weight``,
-``trend_weight``, ``category_cap``, ``exploration_share``, ``context_size``,
+``trend_weight``, ``category_cap``, ``exploration_share``, ``new_item_share``, ``context_size``,
 ``recency_decay``, ``declared_weight``, ``declared_halfway``).
 
 Assignment is a pure function of the experiment name and user id (SHA-256), so every
@@ -48,6 +48,7 @@ ALLOWED_CHANGES = frozenset(
         "trend_weight",
         "category_cap",
         "exploration_share",
+        "new_item_share",
         "context_size",
         "recency_decay",
         "declared_weight",

@@ -16,6 +16,7 @@ from pipeline.features.state import UserState
 from pipeline.lists import reasons
 from pipeline.lists.candidates import CandidateIndex, allowed
 from pipeline.lists.diversity import Scored, diversify
+from pipeline.lists.new_items import new_item_slot
 from pipeline.lists.scoring import lookup, sigmoid, top_order
 from pipeline.model.arrays import FloatArray, IntArray
 from pipeline.model.item_features import (
@@ -47,6 +48,8 @@ class ListParams:
     declared_weight: float = 2.0
     declared_halfway: float = 5.0
     exploration_share: float = 0.0
+    new_item_share: float = 0.0
+    new_item_window_ms: int = 86_400_000
     category_weight: float = 0.02
     popularity_weight: float = 0.001
     trend_weight: float = 0.001
@@ -58,6 +61,8 @@ class ListParams:
             list_size=settings.list_size,
             category_cap=settings.category_cap,
             exploration_share=settings.exploration_share,
+            new_item_share=settings.new_item_share,
+            new_item_window_ms=int(settings.new_item_window_seconds * 1000),
         )
 
     def blend(self) -> FloatArray:
@@ -87,9 +92,18 @@ class Recommender:
         """Bring the candidate pools (trending, per category, newest) up to date."""
         self.index.refresh(self.models, now_ts)
 
-    def trending(self, segment: str = GLOBAL_SEGMENT, n: int | None = None) -> list[str]:
-        """Item ids trending in a segment (global when the segment is unknown)."""
-        return self.index.trending(self.models.catalog, segment, n)
+    def trending(
+        self, segment: str = GLOBAL_SEGMENT, n: int | None = None, now_ts: int | None = None
+    ) -> list[str]:
+        """Item ids trending in a segment (global when the segment is unknown).
+
+        With ``now_ts``, items not available then are left out.
+        """
+        ids = self.index.trending(self.models.catalog, segment, None if now_ts else n)
+        if now_ts is None:
+            return ids
+        catalog = self.models.catalog
+        return [i for i in ids if catalog.availability(i).at(now_ts)][: n or len(ids)]
 
     def recommend(
         self,
@@ -134,6 +148,8 @@ class Recommender:
             # still sorted by id
             knn_ids, knn_scores, anchors = knn_ids[keep], knn_scores[keep], anchors[keep]
         pools = [knn_ids, index.trending_for(segment), index.fresh, index.fallback]
+        if p.new_item_share > 0 and catalog.recent_live:  # channels that went live lately
+            pools.append(np.fromiter(catalog.recent_live, dtype=np.int64))
         if personalized:
             names = [name for name, _ in state.top_categories(3)]
             names += list(controls.declared) if prior > 0 else []
@@ -141,7 +157,7 @@ class Recommender:
                 c = catalog.find_category(name)
                 if c is not None and c in index.by_category:
                     pools.append(index.by_category[c])
-        cands = allowed(catalog, state, np.unique(np.concatenate(pools)))
+        cands = allowed(catalog, state, np.unique(np.concatenate(pools)), now_ts)
         if cands.shape[0] == 0:
             return []
         knn = lookup(knn_ids, knn_scores, cands) / norm(pos)
@@ -167,6 +183,19 @@ class Recommender:
             scores = scores + said
         ids = catalog.ids
         explore = int(round(size * p.exploration_share)) if personalized else 0
+        newcomers: list[Scored] = []
+        if personalized and p.new_item_share > 0:  # the new-item slot (pipeline.lists.new_items)
+            newcomers = new_item_slot(
+                catalog,
+                state,
+                cands,
+                matrix[:, FEATURES.index("trend")],
+                taken=set(),
+                count=int(round(size * p.new_item_share)),
+                now_ms=now_ts,
+                window_ms=p.new_item_window_ms,
+            )
+
         # Only the head of the ranking can reach the list: sort that, and the rest only if
         # the category cap leaves the list short.
         head = min(scores.shape[0], (size - explore) * (p.category_cap + 4))
@@ -201,6 +230,10 @@ class Recommender:
                 chosen, items, anchor_of, best, declared_wins, strict=True
             )
         ]
+        if newcomers:  # the ranked part never repeats them
+            shown = {s.item_id for s in newcomers}
+            ranked = [s for s in out if s.item_id not in shown]
+            out = ranked[: size - explore - len(newcomers)] + newcomers
         if explore:
             out += self._explore(state, cands, {s.item_id for s in out}, explore)
         return out

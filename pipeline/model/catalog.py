@@ -17,24 +17,32 @@ evicted item that comes back is a new item (its metadata returns with its next i
 **Sparse categories** (``pipeline.model.categories``): per item the indices of its
 categories and the share ``1 / len(categories)`` of each, never an item x category matrix.
 
-Memory: ~``max_items`` x (48 bytes of arrays + 4 bytes per category column + the id, title
+**Availability** (item v1.1, ``pipeline.model.availability``): per index the window
+``[avail_from, avail_until)`` in which the item may be recommended. The windows of
+restricted items are also kept by id (``restricted``, at most ``max_items``), so an item
+that is evicted and comes back (named by an event) is still withdrawn.
+
+Memory: ~``max_items`` x (64 bytes of arrays + 4 bytes per category column + the id, title
 and creator strings and one dict entry, ~150-250 bytes in CPython).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.model.arrays import FloatArray, Int32Array, IntArray
+from pipeline.model.arrays import BoolArray, FloatArray, Int32Array, IntArray
+from pipeline.model.availability import ALWAYS, NEVER, Availability
 from pipeline.model.categories import CategoryMembership
 from pipeline.model.changes import ChangeLog
 from schemas.events import Item
 
 EVICT_SHARE = 0.01  # of max_items evicted at once when a new item finds the catalogue full
 SWEEP_SLICE = 65_536  # indices checked per ``evict_stale`` call
+RECENT_LIVE = 1_024  # items that went live lately, kept for the new-item slot
 
 
 @dataclass(slots=True)
@@ -88,6 +96,11 @@ class Catalog:
         self.last_seen = np.zeros(cap, dtype=np.int64)  # ms, for time-based eviction
         self.touched = np.zeros(cap, dtype=np.int64)  # touch counter, for LRU eviction
         self.live = np.zeros(cap, dtype=bool)
+        self.avail_from = np.zeros(cap, dtype=np.int64)
+        self.avail_until = np.full(cap, NEVER, dtype=np.int64)
+        self.live_since = np.zeros(cap, dtype=np.int64)  # when it last became available (ms)
+        self.recent_live: OrderedDict[int, int] = OrderedDict()  # index -> ms, newest last
+        self.restricted: OrderedDict[str, Availability] = OrderedDict()
         self.clock = 0  # latest timestamp seen (ms)
         self.touches = 0
         self._sweep = 0
@@ -169,6 +182,49 @@ class Catalog:
         if published != self.published_ts[idx] or not np.array_equal(cats, self.cats[idx]):
             self.changes.append(idx)  # what the candidate indexes rank by changed
         return idx
+
+    def set_availability(
+        self, item_id: str, window: Availability, *, now_ms: int | None = None
+    ) -> int:
+        """Set an item's availability window (registering the item); returns its index.
+
+        A change is logged in ``changes``, so the candidate pools drop or take the item.
+        With ``now_ms``, an item that was unavailable and is available now counts as gone
+        live then (``live_since``, ``recent_live``: the new-item slot's live channels).
+        """
+        before = self.availability(item_id)
+        if window.restricted:
+            self.restricted[item_id] = window
+            self.restricted.move_to_end(item_id)
+            while len(self.restricted) > self.max_items:
+                self.restricted.popitem(last=False)
+        else:
+            self.restricted.pop(item_id, None)
+        idx = self._index.get(item_id)
+        if idx is None:
+            idx = self._add(ItemInfo(item_id))
+        elif (self.avail_from[idx], self.avail_until[idx]) != (window.from_ms, window.until_ms):
+            self.avail_from[idx], self.avail_until[idx] = window.from_ms, window.until_ms
+            self.changes.append(idx)
+        if now_ms is not None and not before.at(now_ms) and window.at(now_ms):
+            self.went_live(idx, now_ms)
+        return idx
+
+    def went_live(self, idx: int, now_ms: int) -> None:
+        """The item became available at ``now_ms`` (at most ``RECENT_LIVE`` remembered)."""
+        self.live_since[idx] = now_ms
+        self.recent_live[idx] = now_ms
+        self.recent_live.move_to_end(idx)
+        while len(self.recent_live) > RECENT_LIVE:
+            self.recent_live.popitem(last=False)
+
+    def availability(self, item_id: str) -> Availability:
+        """The item's window (always available when unrestricted or unknown)."""
+        return self.restricted.get(item_id, ALWAYS)
+
+    def available_at(self, items: IntArray, now_ms: int) -> BoolArray:
+        """Per item index, whether it may be recommended at ``now_ms``."""
+        return (self.avail_from[items] <= now_ms) & (now_ms < self.avail_until[items])
 
     def category_index(self, name: str) -> int:
         """Index of a category, registering it when new (``-1`` past ``MAX_CATEGORIES``)."""
@@ -253,13 +309,27 @@ class Catalog:
         self.published_ts[items] = 0.0
         self.duration[items] = np.nan
         self.live[items] = False
+        self.avail_from[items] = 0
+        self.avail_until[items] = NEVER
+        self.live_since[items] = 0
+        for idx in items.tolist():
+            self.recent_live.pop(idx, None)
         self.changes.append_many(items)
         self.evictions.append_many(items)
         self.evicted += items.shape[0]
 
     def nbytes(self) -> int:
         """Bytes of the arrays (the strings and dicts come on top, see the module doc)."""
-        arrays = (self.published_ts, self.duration, self.last_seen, self.touched, self.live)
+        arrays = (
+            self.published_ts,
+            self.duration,
+            self.last_seen,
+            self.touched,
+            self.live,
+            self.avail_from,
+            self.avail_until,
+            self.live_since,
+        )
         return self.categories.nbytes() + sum(int(a.nbytes) for a in arrays)
 
     # ------------------------------------------------------------------ internals
@@ -284,6 +354,8 @@ class Catalog:
                 self._grow(min(self.max_items, 2 * idx))
         self._index[info.item_id] = idx
         self.live[idx] = True
+        window = self.restricted.get(info.item_id, ALWAYS)
+        self.avail_from[idx], self.avail_until[idx] = window.from_ms, window.until_ms
         self._set(idx, info)
         self._touch(idx)
         self.changes.append(idx)
@@ -317,6 +389,9 @@ class Catalog:
         self.last_seen = grown(self.last_seen, 0)
         self.touched = grown(self.touched, 0)
         self.live = grown(self.live, False)
+        self.avail_from = grown(self.avail_from, 0)
+        self.avail_until = grown(self.avail_until, NEVER)
+        self.live_since = grown(self.live_since, 0)
         if self.on_grow is not None:
             self.on_grow(capacity)
 

@@ -7,7 +7,7 @@ the publishing logic never decides an I/O policy.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from pipeline.features.state import UserState
@@ -38,6 +38,18 @@ class ListStore(Protocol):
 
     async def rescue(self, lists: Sequence[BuiltList]) -> list[bool]:
         """Store each list only if its refresh is still owed; which ones were stored."""
+
+
+class HolderIndex(Protocol):
+    """Which stored lists hold an item, and those lists (``pipeline.stores.availability``)."""
+
+    async def holders(self, item_ids: Iterable[str], partitions: Iterable[int]) -> set[str]:
+        """Users of ``partitions`` whose stored lists (may) hold one of ``item_ids``."""
+
+    async def withdraw(
+        self, user_ids: Sequence[str], item_ids: Sequence[str], now_ms: int
+    ) -> dict[str, bytes]:
+        """Take the items out of the users' stored lists; the new documents that changed."""
 
 
 class UserSource(Protocol):

@@ -8,7 +8,7 @@ sender, a clock and a metrics sensor. *What* a list is comes from ``pipeline.lis
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from pipeline.clock import Clock
 from pipeline.features.state import UserState
@@ -74,6 +74,28 @@ class ListPublisher:
         """
         async with self.lock:
             return await self._deliver(self.build(users), kind)
+
+    async def republish(
+        self, chunks: Callable[[], AsyncIterator[Sequence[BuiltList]]], kind: str
+    ) -> list[BuiltList]:
+        """Send lists already rewritten in Redis (``chunks``), under the lock; all sent.
+
+        Under one hold of the lock, so no list this worker built earlier is written
+        meanwhile (``pipeline.publish.withdraw``). Each chunk is sent while the next one
+        is rewritten.
+        """
+        sent: list[BuiltList] = []
+        async with self.lock:
+            sending: asyncio.Task[None] | None = None
+            async for chunk in chunks():
+                if sending is not None:
+                    await sending
+                sending = asyncio.create_task(self.send(chunk))
+                sent += chunk
+            if sending is not None:
+                await sending
+            self.observe(sent, kind, self.clock.now_ms())
+        return sent
 
     async def deliver(self, built: Sequence[BuiltList], kind: str) -> int:
         """Store, then send lists built earlier; returns the time (ms) they were published."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from pipeline.clock import Clock
 from pipeline.features.state import UserState
@@ -150,6 +150,16 @@ class Refresher:
             self.publisher.observe(rescued, "rescued", self.clock.now_ms())
             log.warning("rescued owed list refreshes count=%d", len(rescued))
         return len(rescued)
+
+    def schedule(self, user_ids: Iterable[str]) -> None:
+        """Queue a background refresh of users (unless one is pending already).
+
+        It runs with the deferred refreshes (``flush_due``), once the user's coalescing
+        interval has passed.
+        """
+        pending = self.scheduler.pending
+        for user_id in user_ids:
+            pending.setdefault(user_id, Trigger(None, None))
 
     def forget(self, user_id: str) -> None:
         """Stop tracking a user (forgotten)."""

@@ -6,9 +6,9 @@ request); the schemathesis test checks that what they send matches these models.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from schemas.dead_letter import DEAD_LETTER_EXAMPLE, DeadLetter
 from schemas.recommendation import RECOMMENDATION_EXAMPLE, Recommendation
@@ -27,7 +27,8 @@ STATS = {"interactions": 212.0, "skips": 31.0, "watches": 150.0, "skip_rate": 0.
          "mean_completion": 0.71, "popularity": 96.4}  # fmt: skip
 ITEM = {"item_id": "film-1138", "categories": ["Comedy", "Family"], "title": "The Long Weekend",
         "creator_id": "studio-7", "duration_seconds": 5400.0, "published_ts": 1700000000000,
-        "stats": STATS, "trending_rank": 3}  # fmt: skip
+        "stats": STATS, "trending_rank": 3, "available": True, "available_from_ts": None,
+        "available_until_ts": 1700086400000}  # fmt: skip
 POINT = {"ts": 1700000002000, "events_per_s": 118.5, "events_per_s_by_type": {"click": 60.0},
          "dead_letters_per_s": 0.0, "dead_letters_by_reason": {}, "lists_per_s": 52.0,
          "event_to_list_p50_ms": 41.0, "event_to_list_p99_ms": 380.0, "consumer_lag": 12,
@@ -322,6 +323,32 @@ class ItemDocument(BaseModel):
     published_ts: int | None
     stats: ItemStats | dict[str, float] = Field(description="Empty until a snapshot has it.")
     trending_rank: int | None = Field(description="1-based rank in global trending, if in it.")
+    available: bool = Field(True, description="Whether the item may be recommended now.")
+    available_from_ts: int | None = Field(
+        None, description="Not recommended before this time (epoch ms), if scheduled."
+    )
+    available_until_ts: int | None = Field(
+        None, description="Withdrawn from this time on (epoch ms), if scheduled."
+    )
+
+
+class AvailabilityInput(BaseModel):
+    """An item's availability (item v1.1): withdraw it, restore it, or schedule it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"available": False}, {"available_until_ts": 1700086400000}]
+        },
+    )
+
+    available: StrictBool = Field(True, description="False withdraws the item from every list.")
+    available_from_ts: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = Field(
+        None, description="Not a candidate before this time, epoch ms."
+    )
+    available_until_ts: Annotated[StrictInt, Field(ge=0, le=2**63 - 1)] | None = Field(
+        None, description="Withdrawn from this time on, epoch ms."
+    )
 
 
 class Items(BaseModel):

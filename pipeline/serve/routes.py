@@ -15,7 +15,9 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from pipeline.clock import wall_ms
 from pipeline.errors import InvalidEventError
+from pipeline.events.build import build_item
 from pipeline.lists.experiments import load_experiments
+from pipeline.model.availability import ALWAYS, NEVER, Availability
 from pipeline.serve import models
 from pipeline.serve.auth import require_admin, require_read
 from pipeline.serve.experiment_models import Experiments
@@ -259,9 +261,13 @@ async def get_items(
     """Catalogue items (of a category), most popular first."""
     await svc.catalogue.refresh()
     cat = svc.catalogue
+    entries = cat.list(category, limit)
+    windows = await _availability(svc, [e.item_id for e in entries])
     return json_response(
         {
-            "items": [{**e.document(), "trending_rank": None} for e in cat.list(category, limit)],
+            "items": [
+                {**e.document(), "trending_rank": None, **windows[e.item_id]} for e in entries
+            ],
             "categories": cat.categories(),
             "snapshot_version": cat.snapshot_version,
             "stats_ts": cat.stats_ts,
@@ -283,7 +289,26 @@ async def get_item(svc: Svc, item_id: ItemId) -> Response:
     if entry is None:
         raise ApiError(404, "not_found", "no worker has seen this item")
     rank: Any = await svc.redis.zrevrank(svc.keys_layout.trending("global"), item_id)
-    return json_response({**entry.document(), "trending_rank": None if rank is None else rank + 1})
+    window = (await _availability(svc, [item_id]))[item_id]
+    rank = None if rank is None else rank + 1
+    return json_response({**entry.document(), "trending_rank": rank, **window})
+
+
+async def _availability(svc: Services, item_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per item: ``available`` now and its window (``recloop:items:availability``)."""
+    raw: Any = (
+        await svc.redis.hmget(svc.keys_layout.item_availability, item_ids) if item_ids else []
+    )
+    now = wall_ms()
+    out = {}
+    for item_id, value in zip(item_ids, raw, strict=True):
+        window = ALWAYS if value is None else Availability.decode(value.decode())
+        out[item_id] = {
+            "available": window.at(now),
+            "available_from_ts": window.from_ms if 0 < window.from_ms < NEVER else None,
+            "available_until_ts": window.until_ms if window.until_ms < NEVER else None,
+        }
+    return out
 
 
 @read.get(
@@ -385,6 +410,37 @@ async def post_events(request: Request, svc: Svc) -> Response:
 async def post_controls(request: Request, svc: Svc) -> Response:
     """Send controls."""
     return await _produce(request, svc, "controls")
+
+
+@write.put(
+    "/items/{item_id}/availability",
+    operation_id="setItemAvailability",
+    status_code=202,
+    response_model=models.Accepted,
+    responses=NOT_FOUND,
+    summary="Withdraw, restore or schedule an item (item v1.1 availability)",
+    description="Sends the item's catalogue record again (as the workers know it) with the "
+    "given availability on the items topic: `available: false` withdraws it from every list "
+    "within seconds, `true` makes it a candidate again, `available_from_ts` / "
+    "`available_until_ts` schedule it. `202` once the broker acknowledged the record; `404` "
+    "when no worker has seen the item. `ids` holds the item id.",
+)
+async def put_item_availability(
+    svc: Svc, item_id: ItemId, body: models.AvailabilityInput
+) -> Response:
+    """Withdraw, restore or schedule an item."""
+    await svc.catalogue.refresh()
+    entry = svc.catalogue.get(item_id)
+    if entry is None:
+        raise ApiError(404, "not_found", "no worker has seen this item")
+    doc = {k: v for k, v in entry.document().items() if k != "stats" and v is not None}
+    doc.update(body.model_dump(exclude_none=True))
+    try:
+        _, raw = build_item(doc, svc.settings)
+    except InvalidEventError as exc:
+        return invalid_response("invalid availability", [(None, exc.reason.value, exc.detail)])
+    await svc.sender.send(svc.settings.topic_items, [(item_id.encode(), raw)])
+    return json_response({"accepted": 1, "ids": [item_id]}, status=202)
 
 
 @write.delete(

@@ -58,21 +58,32 @@ class Script:
 class Commands:
     """Commands to send in one non-transactional pipeline; replies come back in order."""
 
-    queued: list[tuple[Script | None, tuple[Any, ...]]] = field(default_factory=list)
+    _queued: list[tuple[Script | None, tuple[Any, ...]]] = field(default_factory=list)
     _merged: dict[tuple[str, str], int] = field(default_factory=dict)
+    _extra: dict[int, list[Any]] = field(default_factory=dict)
+
+    @property
+    def queued(self) -> list[tuple[Script | None, tuple[Any, ...]]]:
+        """Every command as sent: ``(script or None, arguments)``, merged ones joined."""
+        for at, extra in self._extra.items():
+            if extra:
+                script, args = self._queued[at]
+                self._queued[at] = (script, (*args, *extra))
+                extra.clear()
+        return self._queued
 
     def __len__(self) -> int:
-        return len(self.queued)
+        return len(self._queued)
 
     def script(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> int:
         """Queue ``EVALSHA`` of ``script`` (all ``keys`` in one slot); the reply's index."""
-        self.queued.append((script, (len(keys), *keys, *args)))
-        return len(self.queued) - 1
+        self._queued.append((script, (len(keys), *keys, *args)))
+        return len(self._queued) - 1
 
     def command(self, *args: Any) -> int:
         """Queue one plain command (``"ZADD", key, score, member``); the reply's index."""
-        self.queued.append((None, args))
-        return len(self.queued) - 1
+        self._queued.append((None, args))
+        return len(self._queued) - 1
 
     def merge(self, op: str, key: str, *args: Any) -> None:
         """Queue a variadic ``SADD``/``SREM``/``ZADD``/``ZREM``, merged with earlier ones.
@@ -92,9 +103,9 @@ class Commands:
         at = self._merged.get((op, key))
         if at is None:
             self._merged[(op, key)] = self.command(op, key, *args)
-        else:
-            script, queued = self.queued[at]
-            self.queued[at] = (script, (*queued, *args))
+            self._extra[self._merged[(op, key)]] = []
+        else:  # gathered apart and joined once when read: linear in the members, not square
+            self._extra[at].extend(args)
 
     def scripts(self) -> set[Script]:
         """The scripts the batch uses."""
@@ -113,14 +124,15 @@ async def send(client: RedisClient, commands: Commands) -> list[Any]:
     Raises the first error a command answered (other than ``NOSCRIPT``, which is handled);
     the caller retries the whole batch, which every recloop batch allows.
     """
-    replies: list[Any] = [None] * len(commands)
-    todo = list(range(len(commands)))
+    queued = commands.queued
+    replies: list[Any] = [None] * len(queued)
+    todo = list(range(len(queued)))
     for _ in range(_NOSCRIPT_ROUNDS):
         if not todo:
             break
         async with client.pipeline(transaction=False) as pipe:
             for i in todo:
-                script, args = commands.queued[i]
+                script, args = queued[i]
                 if script is None:
                     pipe.execute_command(*args)
                 else:
@@ -135,7 +147,7 @@ async def send(client: RedisClient, commands: Commands) -> list[Any]:
             else:
                 replies[i] = result
         if missing:
-            scripts = {s for i in missing if (s := commands.queued[i][0])}
+            scripts = {s for i in missing if (s := queued[i][0])}
             log.warning(
                 "redis answered NOSCRIPT (a restarted or new primary): loading scripts again"
                 " commands=%d scripts=%s",

@@ -20,8 +20,10 @@ same again.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pipeline.lists.experiment_outcomes import arm_from_fields, withdrawal
+from pipeline.lists.withdraw import item_ids
 from pipeline.stores.client import RedisClient
 from pipeline.stores.commands import Commands, send
 from pipeline.stores.experiments import Contribution, fields_of, queue_outcomes
@@ -107,6 +109,8 @@ async def forget_users(
             cmds.command("SREM", keys.segment(p, dim, value), user_id)
         for name, variant in sorted(arms.get(user_id, ())):
             cmds.command("ZREM", keys.experiment_exposed(p, name, variant), user_id)
+        for item_id in await held_items(client, keys, user_id):
+            cmds.command("ZREM", keys.holders(p, item_id), user_id)
         owed = await members_of(client, keys, p, user_id)
         if owed:
             cmds.command("ZREM", keys.owed(p), *owed)
@@ -133,3 +137,13 @@ async def forget_applied(
     cmds.command("EXISTS", *keys.user_keys(user_id))
     marker, existing = await send(client, cmds)
     return marker is not None and float(marker) >= since_ms and int(existing) == 0
+
+
+async def held_items(client: RedisClient, keys: RedisKeys, user_id: str) -> list[str]:
+    """The items of the user's stored list: the holders entries their forget removes.
+
+    Every list write takes the user out of the holders of the items its list dropped
+    (``write_list.lua``), so the current list names every entry the user has.
+    """
+    doc: Any = await client.get(keys.recs(user_id))
+    return item_ids(bytes(doc)) if doc else []

@@ -26,10 +26,12 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-KEY_LAYOUT_VERSION = 3  # bump (and document) when a key's layout changes incompatibly
+KEY_LAYOUT_VERSION = 4  # bump (and document) when a key's layout changes incompatibly
 """2: per-partition index keys (``recloop:p:{P}:...``), the per-user ``meta`` hash.
 3: user-level experiment sums: the per-user ``experiment`` hash, the exposed-users sorted
-set of each arm (instead of a HyperLogLog), sums of squares and products in the arm hash."""
+set of each arm (instead of a HyperLogLog), sums of squares and products in the arm hash.
+4: item availability (``recloop:items:availability``, its change log, the per-partition
+``holders`` index of which lists hold an item); additions only, nothing earlier changed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,14 @@ class RedisKeys:
         """Sorted set of one partition's users exposed in an arm -> first exposure (ms)."""
         return self.partition(partition, f"experiment:{name}:{variant}:exposed")
 
+    def holders(self, partition: int, item_id: str) -> str:
+        """Sorted set of the partition's users whose stored list holds the item -> when (ms).
+
+        >>> RedisKeys().holders(3, "film-1")
+        'recloop:p:{3}:holders:film-1'
+        """
+        return self.partition(partition, f"holders:{item_id}")
+
     def forget_token(self, user_id: str) -> str:
         """What the forget marker holds instead of the user id: a keyed hash of it.
 
@@ -180,6 +190,16 @@ class RedisKeys:
     def model_snapshot(self, version: int) -> str:
         """A versioned model snapshot (zlib-compressed JSON)."""
         return f"{self.namespace}:model:snapshot:{version}"
+
+    @property
+    def item_availability(self) -> str:
+        """Hash item_id -> availability window of restricted items (item v1.1)."""
+        return f"{self.namespace}:items:availability"
+
+    @property
+    def availability_log(self) -> str:
+        """Stream of availability changes, read by every worker (fan-out within 100 ms)."""
+        return f"{self.namespace}:items:availability:log"
 
     def trending(self, segment: str) -> str:
         """Sorted set of trending items in a segment (``global``, ``locale:en-GB``, ...)."""

@@ -18,8 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from pipeline.lists.build import BuiltList, Trigger
 from pipeline.lists.experiment_outcomes import EXPOSURES, shown_json
+from pipeline.stores.availability import queue_holders
 from pipeline.stores.client import RedisClient
 from pipeline.stores.codec import encode_trigger
 from pipeline.stores.commands import Commands, Script, send
@@ -67,12 +70,28 @@ class RedisListStore:
                 args += [name, arm, shown_json(items), b.generated_ms]
             else:
                 args += ["", "", "", 0]
+            args.append(orjson.dumps(list(b.items)))
             keys = [k.recs(b.user_id), k.meta(b.user_id), k.experiment_user(b.user_id)]
             replies.append(cmds.script(WRITE_LIST, keys, args))
             if trigger:
                 queue_unindex(cmds, k, p, b.user_id, trigger)
         results = await send(self.client, cmds)
         stored = [int(results[i][0]) == 1 for i in replies]
+        second = Commands()
+        # which lists hold which items (``pipeline.stores.availability``): what each list
+        # added to and dropped from the one it replaced
+        queue_holders(
+            second,
+            k,
+            self.partitions,
+            [
+                (b.user_id, b.items, orjson.loads(results[i][3]), orjson.loads(results[i][2]))
+                for b, i, ok in zip(lists, replies, stored, strict=True)
+                if ok
+            ],
+            now_ms=max((b.generated_ms for b in lists), default=0),
+            ttl_seconds=self.ttl_seconds,
+        )
         exposed: dict[str, list[Any]] = {}
         shown: dict[str, int] = {}
         for b, i, ok in zip(lists, replies, stored, strict=True):
@@ -84,11 +103,11 @@ class RedisListStore:
                 )
                 counters = k.experiment(p, name, arm)
                 shown[counters] = shown.get(counters, 0) + 1
-        if exposed:  # only for lists stored: a forgotten user never re-enters an arm
-            second = Commands()
-            for key, members in exposed.items():
-                second.command("ZADD", key, "NX", *members)
-            for key, n in shown.items():
-                second.command("HINCRBY", key, EXPOSURES, n)
+        # only for lists stored: a forgotten user never re-enters an arm
+        for key, members in exposed.items():
+            second.command("ZADD", key, "NX", *members)
+        for key, n in shown.items():
+            second.command("HINCRBY", key, EXPOSURES, n)
+        if len(second):
             await send(self.client, second)
         return stored

@@ -34,6 +34,7 @@ from pipeline.stores.codec import decode_snapshot, encode_snapshot
 from pipeline.stores.commands import Commands
 from pipeline.stores.keys import RedisKeys
 from schemas.events import Item
+from schemas.validation import item_document
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ModelLog:
         if not records and not items:
             return
         payload = orjson.dumps([r.to_json() for r in records])
-        item_docs = orjson.dumps([i.model_dump(exclude_none=True) for i in items])
+        item_docs = orjson.dumps([item_document(i) for i in items])
         min_id = max(0, now_ms - self.retention_ms)
         cmds.command(
             "XADD", self.keys.model_log, "MINID", "~", str(min_id), "*",

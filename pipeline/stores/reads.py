@@ -1,7 +1,8 @@
 """Read models: what the CLI and the HTTP API read about users, lists and trending.
 
 Nothing here ranks or learns: a user's list is the recommendation v1 document the worker
-stored in ``recloop:user:{USER_ID}:recs``, byte for byte (cut to ``n`` items when asked); a
+stored in ``recloop:user:{USER_ID}:recs``, byte for byte (cut to ``n`` items when asked,
+without any item withdrawn since it was written: ``recloop:items:availability``); a
 user without a list gets the trending list the workers published for their context, as a
 recommendation v1 document marked ``"personalized": false``. Everything is async (one
 client per process, ``redis.asyncio``), so the API never needs a second, blocking client.
@@ -19,7 +20,9 @@ from pipeline.features.state import Interaction
 from pipeline.lists.experiments import assign, load_experiments, variant_params
 from pipeline.lists.reasons import trending_segments
 from pipeline.lists.recommend import ListParams
+from pipeline.lists.withdraw import item_ids
 from pipeline.model.item_features import recency_weights
+from pipeline.stores.availability import unavailable
 from pipeline.stores.client import RedisClient
 from pipeline.stores.codec import (
     controls_from_fields,
@@ -50,13 +53,16 @@ async def recommendations(
     """The user's list as JSON bytes and where it came from (``pipeline`` or ``trending``)."""
     raw: Any = await client.get(keys.recs(user_id))
     if raw is not None:
-        if n is None:
+        gone = await unavailable(client, keys, item_ids(bytes(raw)), now_ms)
+        if n is None and not gone:
             return bytes(raw), "pipeline"
         doc = orjson.loads(raw)
-        if len(doc.get("items", ())) > n:
+        if gone:  # withdrawn since the list was written: never served (README "Availability")
+            doc["items"] = [e for e in doc["items"] if e.get("item_id") not in gone]
+        if n is not None and len(doc.get("items", ())) > n:
             doc["items"] = doc["items"][:n]
             return orjson.dumps(doc), "pipeline"
-        return bytes(raw), "pipeline"
+        return (orjson.dumps(doc) if gone else bytes(raw)), "pipeline"
     size = n or list_size
     candidates = trending_segments(locale, device)
     async with client.pipeline(transaction=False) as pipe:
@@ -69,6 +75,8 @@ async def recommendations(
             top = float(reply[0][1]) or 1.0
             items = [(member.decode(), float(score) / top, reason) for member, score in reply]
             break
+    gone = await unavailable(client, keys, [i for i, _, _ in items], now_ms)
+    items = [entry for entry in items if entry[0] not in gone]
     doc_bytes = encode_recommendation(
         user_id,
         items,

@@ -103,7 +103,7 @@ class WorkerMetrics:
         )
         self.lists = Counter(
             "recloop_lists_published_total",
-            "Recommendation lists published, by trigger (event, deferred, background).",
+            "Recommendation lists published, by trigger (event, deferred, withdrawn, ...).",
             ["trigger"],
             registry=r,
         )
@@ -111,6 +111,19 @@ class WorkerMetrics:
             "recloop_model_records_total",
             "Learn records applied to the shared models, by source (own, peer).",
             ["source"],
+            registry=r,
+        )
+        self.availability_changes = Counter(
+            "recloop_availability_changes_total",
+            "Item availability changes applied, by source (own: consumed here; peer: from "
+            "the availability log).",
+            ["source"],
+            registry=r,
+        )
+        self.withdraw_seconds = Histogram(
+            "recloop_withdraw_sweep_seconds",
+            "Time to republish the lists holding newly unavailable items (one sweep).",
+            buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.model_version = Gauge(

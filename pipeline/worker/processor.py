@@ -47,6 +47,7 @@ from pipeline.lists.build import BuiltList, Trigger
 from pipeline.lists.experiment_outcomes import event_outcome
 from pipeline.lists.experiments import Experiment
 from pipeline.lists.recommend import Recommender
+from pipeline.model.availability import WITHDRAWN, Availability
 from pipeline.model.catalog import item_info
 from pipeline.model.learn import BatchLearning, apply_learning, learn_batch
 from pipeline.model.models import SharedModels
@@ -55,6 +56,7 @@ from pipeline.publish.refresher import Refresher
 from pipeline.stores.batch import BatchEffects, BatchStore, EncodedBatch, WriteResult
 from pipeline.stores.experiments import Contribution
 from pipeline.stores.keys import Partitioning
+from pipeline.worker.availability import ItemAvailability
 from pipeline.worker.cache import UserCache
 from pipeline.worker.controls import MAX_WRITE_ROUNDS, ControlHandler
 from pipeline.worker.metrics import WorkerMetrics
@@ -138,6 +140,7 @@ class BatchProcessor:
         self.metrics = metrics
         self.partitions = partitions
         self.feature_params = feature_params(settings)
+        self.availability: ItemAvailability | None = None  # set by the composition root
         self.hop = Repartitioner(partitions.of, sender, metrics)
         # load -> learn -> write of a batch, a control batch and a forget never interleave
         self.writes = asyncio.Lock()
@@ -358,17 +361,38 @@ class BatchProcessor:
 
     # ------------------------------------------------------------------ items
     async def handle_items(self, messages: Sequence[RawMessage]) -> None:
-        """Catalogue updates: applied here and shared with the other workers via the log."""
+        """Catalogue updates: applied here and shared with the other workers via the log.
+
+        Availability (item v1.1, tombstones) goes to ``pipeline.worker.availability``, which
+        stores it, tells the other workers and sweeps the lists holding withdrawn items.
+        """
+        tombstones = [m for m in messages if m.tombstone]
         valid, rejected = split_sourced(
-            messages, lambda raw: parse_item(raw, max_bytes=self.settings.max_event_bytes)
+            [m for m in messages if not m.tombstone],
+            lambda raw: parse_item(raw, max_bytes=self.settings.max_event_bytes),
         )
         items = [item for _, item in await self.hop.keep_own(valid, lambda i: i.item_id)]
+        changes = []
         if items:
             now = self.clock.now_ms()
             for item in items:
                 self.models.upsert_item(item_info(item))
+                window = Availability.of(
+                    item.available, item.available_from_ts, item.available_until_ts
+                )
+                changes.append((item.item_id, window))
             self.recommender.refresh_indexes(now)
             await self._write(BatchEffects(now, uuid.uuid4().hex, items=items))
+        for m in tombstones:  # a null value under the item's key: the item is withdrawn
+            if m.key:
+                changes.append((m.key.decode("utf-8", "replace"), WITHDRAWN))
+            else:
+                why = Rejected(
+                    RejectReason.MISSING_FIELD, "an item tombstone needs the item_id as its key"
+                )
+                rejected.append((m, why))
+        if changes and self.availability is not None:
+            await self.availability.handle(changes)
         if rejected:
             await self._dead_letter(rejected)
 

@@ -24,6 +24,8 @@ from pipeline.model.models import ModelParams, SharedModels
 from pipeline.publish.ports import RecordSender
 from pipeline.publish.publisher import ListPublisher
 from pipeline.publish.refresher import Refresher
+from pipeline.publish.withdraw import Withdrawals
+from pipeline.stores.availability import WITHDRAW_LIST, AvailabilityStore
 from pipeline.stores.batch import BatchStore
 from pipeline.stores.client import RedisClient
 from pipeline.stores.commands import load_scripts
@@ -35,6 +37,7 @@ from pipeline.stores.segments import MARK_DORMANT, sweep_dormant
 from pipeline.stores.trending import REPLACE_ZSET, write_trending
 from pipeline.stores.users import APPLY_USER, LOAD_USER, UserStore
 from pipeline.worker.adapters import CachedUsers, DurableListStore, DurableSender
+from pipeline.worker.availability import ItemAvailability
 from pipeline.worker.cache import UserCache
 from pipeline.worker.metrics import WorkerMetrics
 from pipeline.worker.pipeline import BatchPipeline
@@ -47,7 +50,15 @@ log = logging.getLogger(__name__)
 HAND_OVER_SECONDS = 5.0
 RATE_WINDOW_SECONDS = 5.0
 
-SCRIPTS = (APPLY_USER, LOAD_USER, WRITE_LIST, COUNT_OUTCOMES, MARK_DORMANT, REPLACE_ZSET)
+SCRIPTS = (
+    APPLY_USER,
+    LOAD_USER,
+    WRITE_LIST,
+    WITHDRAW_LIST,
+    COUNT_OUTCOMES,
+    MARK_DORMANT,
+    REPLACE_ZSET,
+)
 """Every Lua script a worker sends, loaded on every primary at start (NOSCRIPT reloads)."""
 
 
@@ -70,6 +81,7 @@ class Worker:
         sharing: ModelSharing,
         processor: BatchProcessor,
         refresher: Refresher,
+        availability: ItemAvailability,
         clock: Clock,
         metrics: WorkerMetrics,
     ) -> None:
@@ -84,6 +96,7 @@ class Worker:
         self.refresher = refresher
         self.clock = clock
         self.metrics = metrics
+        self.availability = availability
         self._done: deque[tuple[float, int]] = deque()
         self.events: BatchPipeline[Sequence[RawMessage], PreparedBatch] = BatchPipeline(
             processor.prepare,
@@ -93,9 +106,21 @@ class Worker:
             depth=settings.batches_in_flight,
         )
 
-    def on_partitions_changed(self) -> None:
-        """Partitions moved: cached user states may now be written by another worker."""
+    def on_partitions_changed(self, owned: set[int] | None = None) -> None:
+        """Partitions moved: cached user states may now be written by another worker.
+
+        ``owned``: the partitions of the events topic this worker now owns (whose lists it
+        sweeps when an item is withdrawn).
+        """
         self.processor.reset()
+        if owned is not None:
+            self.availability.owned = owned
+
+    async def sync_availability(self) -> None:
+        """Apply availability changes of other workers and passed windows; sweep lists."""
+        gone = await self.availability.sync()
+        if gone:
+            await self.events.exclusive(lambda: self.availability.sweep(gone))
 
     def note_backlog(self, events_behind: int, events_done: int) -> None:
         """The consumer is ``events_behind`` behind after handling ``events_done`` more.
@@ -127,7 +152,8 @@ class Worker:
         """Rebuild the candidate indexes and publish trending as ``recloop:trending:*``."""
         self.recommender.refresh_indexes(self.clock.now_ms())
         names = self.models.stats.segment_names()
-        segments = {seg: self.recommender.trending(seg, 100) for seg in names}
+        now = self.clock.now_ms()
+        segments = {seg: self.recommender.trending(seg, 100, now) for seg in names}
         await retry_forever(
             lambda: write_trending(self.redis, self.keys, segments),
             what="redis trending write",
@@ -257,6 +283,24 @@ async def start_worker(
         metrics=metrics,
         partitions=partitions,
     )
+    availability = ItemAvailability(
+        models,
+        recommender,
+        AvailabilityStore(redis, keys, partitions, worker_id=worker_id),
+        clock=clock,
+        metrics=metrics,
+        partitions=partitions.count,
+    )
+    availability.withdrawals = Withdrawals(
+        publisher,
+        refresher,
+        availability.store,
+        available=availability.available,
+        owned=lambda: availability.owned,
+        clock=clock,
+    )
+    await availability.load()
+    processor.availability = availability
     worker = Worker(
         settings,
         redis=redis,
@@ -266,6 +310,7 @@ async def start_worker(
         sharing=sharing,
         processor=processor,
         refresher=refresher,
+        availability=availability,
         clock=clock,
         metrics=metrics,
     )

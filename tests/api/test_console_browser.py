@@ -133,3 +133,24 @@ def test_experiments_and_catalogue_views(page: Any, api: Api) -> None:
     page.wait_for_selector("#item-detail dl", timeout=10_000)
     assert "trending rank" in page.text_content("#item-detail")
     page.screenshot(path=str(ARTIFACTS / "console-catalogue.png"), full_page=True)
+
+
+def test_an_operator_withdraws_and_restores_an_item_from_the_catalogue(page: Any, api: Api) -> None:
+    api.user_with_taste("Kids", n=2)
+    page.goto(api.serve.url("/#catalogue"))
+    page.wait_for_selector("#items tbody tr", timeout=15_000)
+    page.click("#items tbody tr")
+    page.wait_for_selector("#availability-toggle", timeout=10_000)
+    assert "available" in page.text_content("#item-detail")
+    page.click("#availability-toggle")
+    page.wait_for_function(
+        "document.querySelector('#availability-toggle')?.textContent === 'restore'",
+        timeout=15_000,
+    )
+    assert "withdrawn" in page.text_content("#item-detail")
+    page.screenshot(path=str(ARTIFACTS / "console-item-withdrawn.png"), full_page=True)
+    page.click("#availability-toggle")
+    page.wait_for_function(
+        "document.querySelector('#availability-toggle')?.textContent === 'withdraw'",
+        timeout=15_000,
+    )

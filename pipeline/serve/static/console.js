@@ -314,12 +314,32 @@ async function showItem(itemId) {
   try {
     const it = await api("/v1/items/" + encodeURIComponent(itemId));
     const s = it.stats || {};
+    const window = [it.available_from_ts && "from " + new Date(it.available_from_ts).toLocaleString(),
+      it.available_until_ts && "until " + new Date(it.available_until_ts).toLocaleString()].filter(Boolean).join(" ");
+    const toggle = el("button", { id: "availability-toggle", onclick: () => setAvailability(it.item_id, !it.available) },
+      it.available ? "withdraw" : "restore");
     $("#item-detail").replaceChildren(el("dl", {}, ...[
       ["item", it.item_id], ["title", it.title || "–"], ["categories", it.categories.join(", ")], ["creator", it.creator_id || "–"],
+      ["availability", (it.available ? "available" : "withdrawn") + (window ? " (" + window + ")" : "")],
       ["global trending rank", it.trending_rank ?? "–"], ["interactions", fmt(s.interactions, 0)], ["watches", fmt(s.watches, 0)],
       ["skips", fmt(s.skips, 0)], ["skip rate", pct(s.skip_rate)], ["mean completion", pct(s.mean_completion)], ["popularity", fmt(s.popularity, 2)],
-    ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])));
+    ].flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, String(v))])), toggle, el("span", { id: "availability-status", class: "small" }, ""));
   } catch (err) { $("#item-detail").textContent = err.message; }
+}
+// Withdraw or restore through the API (write key): the workers take the item out of every
+// list within seconds; the API stops serving it at once.
+async function setAvailability(itemId, available) {
+  try {
+    await api("/v1/items/" + encodeURIComponent(itemId) + "/availability", {
+      method: "PUT", body: JSON.stringify({ available }), headers: { "Content-Type": "application/json" } });
+    for (let i = 0; i < 20; i++) {
+      await sleep(250);
+      const it = await api("/v1/items/" + encodeURIComponent(itemId));
+      if (it.available === available) break;
+    }
+    await showItem(itemId);
+    $("#availability-status").textContent = available ? " restored" : " withdrawn";
+  } catch (err) { $("#availability-status").textContent = " " + err.message; }
 }
 async function loadCatalogue() {
   try {
@@ -334,7 +354,7 @@ async function loadCatalogue() {
     $("#category").replaceChildren(el("option", { value: "" }, "all"), ...Object.entries(items.categories).map(([c, n]) =>
       el("option", c === cat ? { value: c, selected: "" } : { value: c }, `${c} (${n})`)));
     $("#items tbody").replaceChildren(...items.items.map((it) => el("tr", { onclick: () => showItem(it.item_id) },
-      el("td", {}, it.title || it.item_id), el("td", {}, catChips(it.categories)),
+      el("td", {}, (it.title || it.item_id) + (it.available === false ? " (withdrawn)" : "")), el("td", {}, catChips(it.categories)),
       el("td", {}, it.stats && it.stats.interactions !== undefined ? `${fmt(it.stats.interactions, 0)} interactions` : "stats after next snapshot"))));
   } catch (err) { $("#item-detail").textContent = err.message; }
 }
