@@ -1,8 +1,13 @@
-"""Per-item statistics: decayed popularity, trending (overall, per segment), skips, completion.
+"""Per-item statistics: popularity, trending (overall, per segment), skips, completion.
 
-Popularity uses forward decay (see ``pipeline.features.decay``): an interaction at time ``t`` adds
-``2 ** ((t - landmark) / half_life)``, so increments commute and updates merged from other
-workers give the same totals in any order. Ratios between items are the decayed ratios.
+**Popularity** counts users, not events: one count the first time a user interacts with the
+item (the record says whether it is the first), so a rating converted to a click plus a
+watch counts once. By default it does not decay (``half_life_seconds`` 0): "how many people
+chose this" needs no clock, and a wall-clock half-life tuned on one data set does not
+transfer to another's time scale. **Trend** is the product's "trending now", decayed with
+forward decay (see ``pipeline.features.decay``): an interaction at time ``t`` adds
+``2 ** ((t - landmark) / half_life)``, rebased before it overflows, so increments commute
+and updates merged from other workers give the same totals in any order.
 
 Dense per-item vectors (sized to the catalogue's indices) hold popularity, overall trend and
 the counts behind skip rate and completion. Trending per segment is not catalogue-sized: each
@@ -64,18 +69,23 @@ class ItemStats:
         kind: str,
         completion: float | None,
         segments: tuple[str, ...] = (),
+        first: bool = True,
     ) -> None:
-        """Count one interaction of type ``kind`` with the item at index ``item``."""
+        """Count one interaction of type ``kind`` with the item at index ``item``.
+
+        ``first``: the user's first interaction with the item (popularity counts users).
+        """
         if item >= self.popularity.shape[0]:
             self._fit(item + 1)
         if self.landmark_ts is None:
             self.landmark_ts = ts
         self._maybe_rescale(ts)
         self.interactions[item] += 1.0
-        pop = self.popularity[item] + 2.0 ** growth_exponent(ts, self.landmark_ts, self.half_life)
-        self.popularity[item] = pop
-        self.popularity_max = max(self.popularity_max, pop)
-        trend_mass = 2.0 ** growth_exponent(ts, self.landmark_ts, self.trend_half_life)
+        if first:
+            pop = self.popularity[item] + self._mass(ts, self.half_life)
+            self.popularity[item] = pop
+            self.popularity_max = max(self.popularity_max, pop)
+        trend_mass = self._mass(ts, self.trend_half_life)
         trend = self.trend[item] + trend_mass
         self.trend[item] = trend
         self.trend_max = max(self.trend_max, trend)
@@ -167,15 +177,27 @@ class ItemStats:
             out[: arr.shape[0]] = arr
             setattr(self, name, out)
 
+    def _mass(self, ts: int, half_life: float) -> float:
+        """Forward-decay mass of an observation at ``ts`` (1 without a half-life)."""
+        if half_life <= 0:
+            return 1.0
+        assert self.landmark_ts is not None
+        return float(2.0 ** growth_exponent(ts, self.landmark_ts, half_life))
+
     def _maybe_rescale(self, ts: int) -> None:
         assert self.landmark_ts is not None
-        shortest = min(self.half_life, self.trend_half_life)
-        if not rescale_needed(growth_exponent(ts, self.landmark_ts, shortest)):
+        decaying = [h for h in (self.half_life, self.trend_half_life) if h > 0]
+        if not decaying or not rescale_needed(growth_exponent(ts, self.landmark_ts, min(decaying))):
             return
-        factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.half_life)
-        self.popularity *= factor
-        self.popularity_max *= factor
-        trend_factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.trend_half_life)
+        if self.half_life > 0:
+            factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.half_life)
+            self.popularity *= factor
+            self.popularity_max *= factor
+        trend_factor = (
+            2.0 ** -growth_exponent(ts, self.landmark_ts, self.trend_half_life)
+            if self.trend_half_life > 0
+            else 1.0
+        )
         self.trend *= trend_factor
         self.trend_max *= trend_factor
         for hitters in self.segments.values():

@@ -59,8 +59,8 @@ class ModelParams:
     max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5
     cooc_beta: float = 0.5
-    cooc_half_life_seconds: float = 180 * 86_400.0
-    popularity_half_life_seconds: float = 30 * 86_400.0
+    cooc_half_life_seconds: float = 0.0  # 0: no wall-clock decay (positions only)
+    popularity_half_life_seconds: float = 0.0  # 0: users so far, no decay
     trend_half_life_seconds: float = 6 * 3_600.0
 
     @classmethod
@@ -145,6 +145,7 @@ class SharedModels:
             completion=signal.completion,
             segments=trend_segments(state),
             context=context,
+            first=item_id not in state.excluded,
         )
 
     def apply(self, record: LearnRecord) -> None:
@@ -158,6 +159,7 @@ class SharedModels:
             kind=record.kind,
             completion=record.completion,
             segments=record.segments,
+            first=record.first,
         )
         if record.weight > 0:
             pairs = [(i, w) for i, (_, w) in zip(indices[1:], context, strict=True)]
