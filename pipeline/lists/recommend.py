@@ -38,6 +38,8 @@ class ListParams:
     category_cap: int = 6
     context_size: int = 20
     recency_decay: float = 0.9
+    weak_weight: float = 0.3
+    skip_weight: float = 0.0
     dislike_size: int = 10
     knn_candidates: int = 300
     trending_candidates: int = 100
@@ -119,6 +121,8 @@ class Recommender:
                 context_size=p.context_size,
                 dislike_size=p.dislike_size,
                 decay=p.recency_decay,
+                weak=p.weak_weight,
+                skip=p.skip_weight,
             )
             if personalized
             else ([], [])

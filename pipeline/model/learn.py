@@ -51,6 +51,8 @@ def ranker_example(
         context_size=p.context_size,
         dislike_size=p.dislike_size,
         decay=p.recency_decay,
+        weak=p.weak_weight,
+        skip=p.skip_weight,
     )
     like, dislike = models.cooc.similarity_to(item, pos, neg)
     row = feature_row(

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from pipeline.config import Settings
 from pipeline.events.signals import Signal
+from pipeline.features.sequence import affinity_of, given_weight, recent_items
 from pipeline.features.state import UserState
 from pipeline.model.arrays import IntArray
 from pipeline.model.catalog import Catalog, ItemInfo
@@ -50,6 +51,9 @@ class ModelParams:
 
     context_size: int = 20
     recency_decay: float = 0.9
+    weak_weight: float = 0.3  # a click or partial watch in the sequence (features.sequence)
+    skip_weight: float = 0.0  # a skip as co-exposure in the sequence; 0: ignored
+    window_positions: float = 40.0  # co-occurrence window in sequence positions; 0: flat
     dislike_size: int = 10
     neighbors: int = 200
     neighbors_keep: int | None = None  # a full row is pruned to this many (3/4 by default)
@@ -111,6 +115,7 @@ class SharedModels:
             alpha=p.cooc_alpha,
             beta=p.cooc_beta,
             half_life_seconds=p.cooc_half_life_seconds,
+            window=p.window_positions,
             neighbors=p.neighbors,
             keep=p.neighbors_keep,
         )
@@ -131,17 +136,27 @@ class SharedModels:
     def record_for(
         self, state: UserState, item_id: str, ts: int, kind: str, signal: Signal
     ) -> LearnRecord:
-        """The shared-model update for an event, from the user's state before it."""
+        """The shared-model update for an event, from the user's state before it.
+
+        The record's weight is what the event adds to the user's affinity for the item
+        beyond what their kept history already gave it (``features.sequence``): a rating
+        converted to a click plus a watch teaches the co-occurrence once, at its strongest.
+        Its context is the user's recent distinct items, oldest first.
+        """
+        p = self.params
+        weight = affinity_of(signal.weight, weak=p.weak_weight, skip=p.skip_weight)
+        weight -= given_weight(state.history, item_id, weak=p.weak_weight, skip=p.skip_weight)
         context: tuple[tuple[str, float], ...] = ()
-        if signal.weight > 0:
-            context = tuple(
-                (h.item_id, h.weight) for h in state.positives(self.params.context_size)
+        if weight > 0:
+            recent = recent_items(
+                state.history, p.context_size, weak=p.weak_weight, skip=p.skip_weight
             )
+            context = tuple((i, w) for i, w in recent if i != item_id)
         return LearnRecord(
             item_id=item_id,
             ts=ts,
             kind=kind,
-            weight=signal.weight,
+            weight=max(weight, 0.0),
             completion=signal.completion,
             segments=trend_segments(state),
             context=context,

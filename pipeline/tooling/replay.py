@@ -90,6 +90,10 @@ class ReplayConfig:
     history_size: int = 50
     excluded_size: int = 5_000
     first_half_only: bool = False  # stop at the median positive's time (tuning runs)
+    # The replay registers the catalogue once and never re-sends item records, so evicting
+    # items "not seen for a year" would drop items a live catalogue still holds (and make
+    # quality depend on the data's time scale); eviction by capacity stays.
+    evict_stale: bool = False
     model: ModelParams = field(default_factory=ModelParams)
     lists: ListParams = field(default_factory=ListParams)
 
@@ -197,7 +201,10 @@ def replay(
     if median_ts is None:
         events = list(events)
         median_ts = median_positive_ts(events, items, config.completion_threshold)
-    models = SharedModels(config.model)
+    model_params = config.model
+    if not config.evict_stale:
+        model_params = dataclasses.replace(model_params, catalog_evict_after_seconds=0.0)
+    models = SharedModels(model_params)
     recommender = Recommender(models, config.lists)
     for item in items:
         models.upsert_item(item_info(item))
