@@ -39,7 +39,7 @@ class ListParams:
     context_size: int = 20
     recency_decay: float = 0.9
     weak_weight: float = 0.3
-    skip_weight: float = 0.0
+    skip_weight: float = 0.3
     dislike_size: int = 10
     knn_candidates: int = 300
     trending_candidates: int = 100
@@ -51,7 +51,13 @@ class ListParams:
     exploration_share: float = 0.0
     category_weight: float = 0.02
     popularity_weight: float = 0.001
-    trend_weight: float = 0.001
+    trend_weight: float = 0.0  # trending is a wall-clock signal: quality must not hang on it
+    # stage popularity (what users chose at the same point of their sequence), weighted
+    # by stage_weight x halfway / (halfway + events): it speaks for cold users
+    stage_weight: float = 0.0
+    stage_halfway: float = 3.0
+    stage_candidates: int = 100
+    knn_max_norm: bool = False  # kNN scaled to its best candidate (else: history mean)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListParams:
@@ -138,6 +144,9 @@ class Recommender:
             # still sorted by id
             knn_ids, knn_scores, anchors = knn_ids[keep], knn_scores[keep], anchors[keep]
         pools = [knn_ids, index.trending_for(segment), index.fresh, index.fallback]
+        stage = models.stats.stage_hitters(state.n_events if personalized else 0)
+        if p.stage_weight > 0:
+            pools.append(stage.top(p.stage_candidates))
         if personalized:
             names = [name for name, _ in state.top_categories(3)]
             names += list(controls.declared) if prior > 0 else []
@@ -148,7 +157,8 @@ class Recommender:
         cands = allowed(catalog, state, np.unique(np.concatenate(pools)))
         if cands.shape[0] == 0:
             return []
-        knn = lookup(knn_ids, knn_scores, cands) / norm(pos)
+        knn = lookup(knn_ids, knn_scores, cands)
+        knn /= (float(knn.max(initial=0.0)) or 1.0) if p.knn_max_norm else norm(pos)
         # Columns the blend does not weigh only matter to the ranker: skip them without it.
         full = p.ranker_power > 0
         dislike = np.zeros(cands.shape[0])
@@ -163,6 +173,10 @@ class Recommender:
         # alone for cold users), times P(liked | chosen) from the ranker when enabled
         blend = p.blend()
         scores = matrix @ blend
+        if p.stage_weight > 0 and stage.max() > 0:
+            events = state.n_events if personalized else 0
+            cold = p.stage_weight * p.stage_halfway / (p.stage_halfway + events)
+            scores = scores + cold * stage.values(cands) / stage.max()
         if p.ranker_power > 0:
             scores = scores * sigmoid(models.ranker.score(matrix)) ** p.ranker_power
         said = np.zeros(cands.shape[0])

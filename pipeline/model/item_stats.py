@@ -17,7 +17,13 @@ of at most ``max_segments`` segments keeps the heavy hitters of its items
 never scans the catalogue. Every change is appended to ``changes`` for the incremental
 candidate indexes.
 
-Memory: 48 bytes per catalogue index + ``max_segments`` x ``segment_items`` x ~120 bytes.
+**Stage popularity**: per stage ``h`` (how many events a user had before, capped at
+``stage_cap``), the heavy hitters of the items users chose as a positive at that stage: a
+user at their ``h``-th event is offered what others chose at theirs (what people pick first
+is not what they pick later). Positions in the user's own sequence, no clock.
+
+Memory: 48 bytes per catalogue index + (``max_segments`` x ``segment_items`` + (``stage_cap``
++ 1) x ``stage_items``) x ~120 bytes.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class ItemStats:
         *,
         segment_items: int = 500,
         max_segments: int = MAX_SEGMENTS,
+        stage_cap: int = 60,
+        stage_items: int = 200,
     ) -> None:
         self.half_life = half_life_seconds
         self.trend_half_life = trend_half_life_seconds
@@ -57,6 +65,8 @@ class ItemStats:
         self.watches = np.zeros(0, dtype=np.float64)
         self.completion_sum = np.zeros(0, dtype=np.float64)
         self.segments: dict[str, HeavyHitters] = {}  # besides the global segment
+        self.stage_cap = stage_cap
+        self.stages = [HeavyHitters(stage_items) for _ in range(stage_cap + 1)]
         self.popularity_max = 0.0
         self.trend_max = 0.0
         self.changes = ChangeLog()
@@ -70,10 +80,12 @@ class ItemStats:
         completion: float | None,
         segments: tuple[str, ...] = (),
         first: bool = True,
+        stage: int | None = None,
     ) -> None:
         """Count one interaction of type ``kind`` with the item at index ``item``.
 
-        ``first``: the user's first interaction with the item (popularity counts users).
+        ``first``: the user's first interaction with the item (popularity counts users);
+        ``stage``: a positive by a user who had ``stage`` events before (``None``: not one).
         """
         if item >= self.popularity.shape[0]:
             self._fit(item + 1)
@@ -96,6 +108,8 @@ class ItemStats:
                     continue
                 hitters = self.segments[segment] = HeavyHitters(self.segment_items)
             hitters.add(item, trend_mass)
+        if stage is not None:
+            self.stages[min(stage, self.stage_cap)].add(item, 1.0)
         if kind == "skip":
             self.skips[item] += 1.0
         elif kind == "watch":
@@ -135,6 +149,10 @@ class ItemStats:
         hitters = self.segments.get(segment)
         return self.trend_max if hitters is None else hitters.max()
 
+    def stage_hitters(self, stage: int) -> HeavyHitters:
+        """The positives chosen by users at their ``stage``-th event (capped)."""
+        return self.stages[min(max(stage, 0), self.stage_cap)]
+
     def skip_rate(self, items: IntArray) -> FloatArray:
         """Smoothed share of interactions that were skips (prior: 1 skip in 10)."""
         inter = _take(self.interactions, items)
@@ -153,7 +171,7 @@ class ItemStats:
         )
         for name in _VECTORS:
             getattr(self, name)[inside] = 0.0
-        for hitters in self.segments.values():
+        for hitters in (*self.segments.values(), *self.stages):
             hitters.remove(items)
         if stale_max:  # rare: the running maxima were evicted, find the new ones
             self.popularity_max = float(self.popularity.max(initial=0.0))
@@ -162,7 +180,7 @@ class ItemStats:
     def nbytes(self) -> int:
         """Bytes of the arrays (heavy hitters' dicts come on top)."""
         dense = sum(int(getattr(self, name).nbytes) for name in _VECTORS)
-        return dense + sum(h.nbytes() for h in self.segments.values())
+        return dense + sum(h.nbytes() for h in (*self.segments.values(), *self.stages))
 
     def reserve(self, size: int) -> None:
         """Make room for item indices below ``size`` (the catalogue's capacity)."""

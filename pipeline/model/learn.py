@@ -13,6 +13,7 @@ a duplicate and changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -117,7 +118,8 @@ def learn_event(
     if not state.controls.personalization:
         mark_seen(state, event.event_id, event.ts, params.dedupe_size)
         anonymous = UserState(state.user_id)
-        return models.record_for(anonymous, event.item_id, event.ts, event.type, signal), None
+        record = models.record_for(anonymous, event.item_id, event.ts, event.type, signal)
+        return dataclasses.replace(record, stage=None), None  # no user sequence to count
     record = models.record_for(state, event.item_id, event.ts, event.type, signal)
     example = ranker_example(models, state, event.item_id, signal, event.ts)
     ctx = event.context

@@ -17,7 +17,7 @@ is shared through snapshots. Ranking lives in ``pipeline.lists``; it only reads 
 ``RECLOOP_TRENDING_MAX_SEGMENTS`` = S, ``RECLOOP_TRENDING_ITEMS_PER_SEGMENT`` = M), in bytes::
 
     catalogue       N x (~70 arrays and dict entry + id, title and creator strings)
-    statistics      N x 48 + S x M x ~120
+    statistics      N x 48 + S x M x ~120 + 61 stages x 200 x ~120
     co-occurrence   N x 29 + entries x 16,  entries <= N x K (every row full)
     change logs     3 x 512 KiB
 
@@ -52,7 +52,7 @@ class ModelParams:
     context_size: int = 20
     recency_decay: float = 0.9
     weak_weight: float = 0.3  # a click or partial watch in the sequence (features.sequence)
-    skip_weight: float = 0.0  # a skip as co-exposure in the sequence; 0: ignored
+    skip_weight: float = 0.3  # a skip as co-exposure in the sequence; 0: ignored
     window_positions: float = 40.0  # co-occurrence window in sequence positions; 0: flat
     dislike_size: int = 10
     neighbors: int = 200
@@ -60,6 +60,8 @@ class ModelParams:
     catalog_max_items: int = 2_000_000
     catalog_evict_after_seconds: float = 365 * 86_400.0
     segment_items: int = 500
+    stage_cap: int = 60  # stage popularity: stages 0..cap (the last one: cap and later)
+    stage_items: int = 200  # heaviest items kept per stage
     max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5
     cooc_beta: float = 0.5
@@ -124,6 +126,8 @@ class SharedModels:
             p.trend_half_life_seconds,
             segment_items=p.segment_items,
             max_segments=p.max_segments,
+            stage_cap=p.stage_cap,
+            stage_items=p.stage_items,
         )
         self.ranker = Ranker()
         self.records_applied = 0
@@ -161,6 +165,8 @@ class SharedModels:
             segments=trend_segments(state),
             context=context,
             first=item_id not in state.excluded,
+            positive=signal.positive,
+            stage=state.n_events,
         )
 
     def apply(self, record: LearnRecord) -> None:
@@ -175,6 +181,7 @@ class SharedModels:
             completion=record.completion,
             segments=record.segments,
             first=record.first,
+            stage=record.stage if record.positive else None,
         )
         if record.weight > 0:
             pairs = [(i, w) for i, (_, w) in zip(indices[1:], context, strict=True)]

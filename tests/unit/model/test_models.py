@@ -218,6 +218,18 @@ def test_learn_record_says_whether_the_interaction_is_the_users_first() -> None:
     assert not m.record_for(state, "x", T0 + 1, "watch", signal).first
 
 
+def test_stage_popularity_counts_positives_per_stage_in_bounded_space() -> None:
+    s = ItemStats(0.0, 600.0, stage_cap=2, stage_items=2)
+    for item, stage in [(0, 0), (0, 0), (1, 0), (2, 0), (2, 0), (2, 0), (3, 1), (4, 7)]:
+        s.observe(item, T0, kind="watch", completion=1.0, stage=stage)
+    s.observe(5, T0, kind="watch", completion=0.2)  # not a positive: no stage
+    assert s.stage_hitters(0).top(5).tolist() == [2, 0]  # two slots: the heaviest kept
+    assert s.stage_hitters(1).top(5).tolist() == [3]
+    assert s.stage_hitters(2).top(5).tolist() == [4] == s.stage_hitters(99).top(5).tolist()
+    s.evict(np.array([2]))
+    assert 2 not in s.stage_hitters(0).top(5).tolist()
+
+
 def test_item_stats_order_of_observations_does_not_matter() -> None:
     events = [(k % 3, T0 + 7_919 * k) for k in range(30)]
     a, b = ItemStats(3_600.0, 600.0), ItemStats(3_600.0, 600.0)

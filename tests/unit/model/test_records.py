@@ -48,6 +48,7 @@ def test_learn_record_json_round_trip() -> None:
         LearnRecord("m2", T0 + 1, "click", 0.3, None, (), ()),
         LearnRecord("m3", T0 + 2, "skip", -1.0, 0.01, ("locale:fr", "device:tv"), ()),
         LearnRecord("m3", T0 + 3, "watch", 0.5, 0.7, (), (), first=False),
+        LearnRecord("m4", T0 + 4, "watch", 1.0, 1.0, (), (), positive=True, stage=12),
     ]
     for record in records:
         wire = orjson.loads(orjson.dumps(record.to_json()))
@@ -59,6 +60,7 @@ def test_learn_record_from_before_first_reads_as_a_first_interaction() -> None:
     old = ["m1", T0, "watch", 1.0, 1.0, [], [["m0", 1.0]]]
     record = LearnRecord.from_json(old)
     assert record.first and record.context == (("m0", 1.0),)
+    assert not record.positive and record.stage is None
 
 
 def _simulated_records(engine: Recommender, seed: int = 7) -> list[LearnRecord]:
