@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.config import Settings
+from pipeline.features.sequence import recent_items
 from pipeline.features.state import UserState
 from pipeline.lists import reasons
 from pipeline.lists.candidates import CandidateIndex, allowed
@@ -28,6 +29,9 @@ from pipeline.model.item_features import (
 from pipeline.model.item_stats import GLOBAL_SEGMENT
 from pipeline.model.models import SharedModels
 from pipeline.model.ranker import FEATURES
+
+_EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
+_EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +58,12 @@ class ListParams:
     trend_weight: float = 0.0  # trending is a wall-clock signal: quality must not hang on it
     # stage popularity (what users chose at the same point of their sequence), weighted
     # by stage_weight x halfway / (halfway + events): it speaks for cold users
-    stage_weight: float = 0.0
+    stage_weight: float = 0.1
     stage_halfway: float = 3.0
     stage_candidates: int = 100
     knn_max_norm: bool = False  # kNN scaled to its best candidate (else: history mean)
+    # user-kNN (pipeline.model.user_knn), scaled to the best kNN candidate; 0: not read
+    uknn_weight: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListParams:
@@ -147,6 +153,17 @@ class Recommender:
         stage = models.stats.stage_hitters(state.n_events if personalized else 0)
         if p.stage_weight > 0:
             pools.append(stage.top(p.stage_candidates))
+        uknn_ids, uknn_scores = _EMPTY_IDS, _EMPTY_W
+        if p.uknn_weight > 0 and pos:
+            recent = recent_items(
+                state.history, p.context_size, weak=p.weak_weight, skip=p.skip_weight
+            )
+            window = [(i, w) for i, w in ((catalog.get(i), w) for i, w in recent) if i is not None]
+            uknn_ids, uknn_scores = models.user_knn.score(state.user_id, window)
+            if uknn_ids.shape[0] > p.knn_candidates:
+                keep = np.sort(np.argpartition(-uknn_scores, p.knn_candidates)[: p.knn_candidates])
+                uknn_ids, uknn_scores = uknn_ids[keep], uknn_scores[keep]
+            pools.append(uknn_ids)
         if personalized:
             names = [name for name, _ in state.top_categories(3)]
             names += list(controls.declared) if prior > 0 else []
@@ -173,6 +190,10 @@ class Recommender:
         # alone for cold users), times P(liked | chosen) from the ranker when enabled
         blend = p.blend()
         scores = matrix @ blend
+        if uknn_ids.shape[0]:
+            uknn = lookup(uknn_ids, uknn_scores, cands)
+            scale = (float(knn.max(initial=0.0)) or 1.0) / (float(uknn.max(initial=0.0)) or 1.0)
+            scores = scores + p.uknn_weight * scale * uknn
         if p.stage_weight > 0 and stage.max() > 0:
             events = state.n_events if personalized else 0
             cold = p.stage_weight * p.stage_halfway / (p.stage_halfway + events)

@@ -167,4 +167,7 @@ def learn_batch(
 def apply_learning(models: SharedModels, learning: BatchLearning) -> None:
     """Teach the shared models a batch's records and ranker examples: once, when durable."""
     models.apply_all(learning.records)
+    for a in learning.applied:
+        if a.record.stage is not None:  # personalised (an anonymous record has no stage)
+            models.observe_user(a.event.user_id, a.event.item_id, a.signal)
     models.learn_ranker(learning.examples)

@@ -41,6 +41,7 @@ from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import MAX_SEGMENTS, ItemStats
 from pipeline.model.ranker import FEATURES, Ranker
 from pipeline.model.record import LearnRecord, trend_segments
+from pipeline.model.user_knn import UserKnn
 
 _SWEEP_EVERY = 1_024  # records between two slices of the catalogue's time-based eviction
 
@@ -62,6 +63,12 @@ class ModelParams:
     segment_items: int = 500
     stage_cap: int = 60  # stage popularity: stages 0..cap (the last one: cap and later)
     stage_items: int = 200  # heaviest items kept per stage
+    # user-kNN over recent windows (pipeline.model.user_knn), per worker; 0 users: off
+    uknn_max_users: int = 200_000
+    uknn_window: int = 50
+    uknn_neighbours: int = 30
+    uknn_positions: float = 5.0
+    uknn_max_likers: int = 500
     max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5
     cooc_beta: float = 0.5
@@ -129,6 +136,13 @@ class SharedModels:
             stage_cap=p.stage_cap,
             stage_items=p.stage_items,
         )
+        self.user_knn = UserKnn(
+            neighbours=p.uknn_neighbours,
+            positions=p.uknn_positions,
+            window=p.uknn_window,
+            max_likers=p.uknn_max_likers,
+            max_users=p.uknn_max_users,
+        )
         self.ranker = Ranker()
         self.records_applied = 0
         self._reserve(self.catalog.share.shape[0])
@@ -190,6 +204,16 @@ class SharedModels:
         if self.records_applied % _SWEEP_EVERY == 0:
             self.catalog.evict_stale(self.catalog.clock)
 
+    def observe_user(self, user_id: str, item_id: str, signal: Signal) -> None:
+        """A user of this worker chose an item (user-kNN; never from other workers' records)."""
+        p = self.params
+        if p.uknn_max_users <= 0:
+            return
+        if affinity_of(signal.weight, weak=p.weak_weight, skip=p.skip_weight) > 0:
+            item = self.catalog.get(item_id)
+            if item is not None:
+                self.user_knn.add(user_id, item)
+
     def apply_all(self, records: Iterable[LearnRecord]) -> int:
         """``apply`` each record; returns how many."""
         n = 0
@@ -211,6 +235,7 @@ class SharedModels:
         """The catalogue evicts ``items``: the models drop their state first."""
         self.cooc.evict(items)
         self.stats.evict(items)
+        self.user_knn.evict(items)
 
     def learn_ranker(self, examples: Iterable[RankerExample]) -> None:
         """One online ranker step per example (see ``pipeline.model.learn.ranker_example``)."""
