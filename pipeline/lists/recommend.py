@@ -63,7 +63,7 @@ class ListParams:
     stage_candidates: int = 100
     knn_max_norm: bool = False  # kNN scaled to its best candidate (else: history mean)
     # user-kNN (pipeline.model.user_knn), scaled to the best kNN candidate; 0: not read
-    uknn_weight: float = 0.0
+    uknn_weight: float = 0.3
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListParams:
