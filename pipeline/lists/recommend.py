@@ -53,6 +53,7 @@ class ListParams:
     declared_weight: float = 2.0
     declared_halfway: float = 5.0
     exploration_share: float = 0.0
+    knn_weight: float = 1.0
     category_weight: float = 0.02
     popularity_weight: float = 0.001
     trend_weight: float = 0.0  # trending is a wall-clock signal: quality must not hang on it
@@ -77,7 +78,7 @@ class ListParams:
     def blend(self) -> FloatArray:
         """Score weights in ``FEATURES`` order."""
         weights = np.zeros(len(FEATURES))
-        weights[FEATURES.index("knn")] = 1.0
+        weights[FEATURES.index("knn")] = self.knn_weight
         weights[FEATURES.index("category")] = self.category_weight
         weights[FEATURES.index("popularity")] = self.popularity_weight
         weights[FEATURES.index("trend")] = self.trend_weight

@@ -86,6 +86,8 @@ class ModelParams:
             catalog_evict_after_seconds=settings.catalog_evict_after_seconds,
             segment_items=settings.trending_items_per_segment,
             max_segments=settings.trending_max_segments,
+            uknn_max_users=settings.user_knn_max_users,
+            uknn_max_likers=settings.user_knn_max_likers,
         )
 
 
