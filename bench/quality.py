@@ -99,6 +99,25 @@ def scale_time(source: Path, target: Path, factor: float) -> None:
             fh.write(orjson.dumps(d) + b"\n")
 
 
+def default_data() -> Path:
+    """ML-100K in the shared data folder beside the checkout (or beside its worktree)."""
+    for base in (ROOT.parent, ROOT.parent.parent):
+        path = base / "shared" / "data" / "ml-100k"
+        if path.exists():
+            return path
+    return ROOT.parent / "shared" / "data" / "ml-100k"
+
+
+def converted(data: Path) -> tuple[Path, Path]:
+    """Events and items files of a MovieLens folder, converted once into .recloop/data/."""
+    out = ROOT / ".recloop" / "data" / data.name
+    events, items = out / "events.jsonl", out / "items.jsonl"
+    if not events.exists() or not items.exists():  # parallel tuning runs share a conversion
+        stats = convert_movielens(data, out)
+        print(f"converted {data} -> {out}: {stats.events} events, {stats.items} items")
+    return events, items
+
+
 def markdown_table(result: dict[str, Any], cost: dict[str, Any] | None) -> str:
     """README's quality table: baselines, the blend, each signal, time scales, costs."""
     k = result["k"]
@@ -153,7 +172,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "ml-100k")
+    parser.add_argument("--data", type=Path, default=default_data())
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--sweep", action="store_true", help="also run the model variants")
     parser.add_argument("--out", type=Path, default=None, help="default bench/results/")
@@ -162,11 +181,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], help="a knob, name=value")
     args = parser.parse_args()
 
-    converted = ROOT / ".recloop" / "data" / args.data.name
-    events, items = converted / "events.jsonl", converted / "items.jsonl"
-    if not events.exists() or not items.exists():  # parallel tuning runs share a conversion
-        stats = convert_movielens(args.data, converted)
-        print(f"converted {args.data} -> {converted}: {stats.events} events, {stats.items} items")
+    events, items = converted(args.data)
     overrides = parse_overrides(args.set)
     if args.out is None:
         tuning = args.first_half or overrides or args.time_scale != 1.0

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from harness.results import write_json  # noqa: E402  (bench/ is on sys.path)
-from quality import parse_overrides  # noqa: E402
+from quality import converted, default_data, parse_overrides  # noqa: E402
 
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
@@ -132,7 +132,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=ROOT / ".recloop" / "data" / "ml-100k")
+    parser.add_argument("--data", type=Path, default=default_data(), help="MovieLens folder")
     parser.add_argument("--sim-items", type=int, default=10_000)
     parser.add_argument("--sim-events", type=int, default=200_000)
     parser.add_argument("--sim-users", type=int, default=20_000)
@@ -142,8 +142,8 @@ def main() -> int:
     args = parser.parse_args()
     overrides = parse_overrides(args.set)
     results = []
-    ml_events = load_events(args.data / "events.jsonl")
-    ml_items = load_items(args.data / "items.jsonl")
+    events_path, items_path = converted(args.data)
+    ml_events, ml_items = load_events(events_path), load_items(items_path)
     results.append(measure("ml-100k", ml_events, ml_items, overrides, args.samples))
     print(results[-1], flush=True)
     sim_events, sim_items = simulated(args.sim_items, args.sim_events, args.sim_users)
