@@ -102,7 +102,9 @@ def simulated(n_items: int, n_events: int, n_users: int) -> tuple[list[Event], l
     start = 1_700_000_000_000
     events = []
     for doc in world.events(n_events, start_ms=start, rate=50.0):
-        parsed = parse_event(orjson.dumps(doc), now_ms=start * 2, max_bytes=1 << 20)
+        parsed = parse_event(
+            orjson.dumps(doc), now_ms=start * 2, max_bytes=1 << 20, max_future_ms=0
+        )
         assert not isinstance(parsed, Rejected)
         events.append(parsed)
     return events, items

@@ -69,6 +69,8 @@ class ModelParams:
     uknn_neighbours: int = 30
     uknn_positions: float = 5.0
     uknn_max_likers: int = 500
+    uknn_scan_items: int = 10  # a list reads the likers of the user's latest 10 items,
+    uknn_scan_likers: int = 200  # the 200 most recent of each (cost per list)
     max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5
     cooc_beta: float = 0.5
@@ -144,6 +146,8 @@ class SharedModels:
             window=p.uknn_window,
             max_likers=p.uknn_max_likers,
             max_users=p.uknn_max_users,
+            scan_items=p.uknn_scan_items,
+            scan_likers=p.uknn_scan_likers,
         )
         self.ranker = Ranker()
         self.records_applied = 0

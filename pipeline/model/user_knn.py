@@ -4,7 +4,9 @@ Each user's *window* is the last ``window`` distinct items they chose (affinity 
 see ``pipeline.features.sequence``); per item, ``likers`` holds the users whose window has
 it (the ``max_likers`` most recent). To score a user, every other user sharing an item of
 the user's recent sequence gets that item's weight times ``exp(-(d - 1) / positions)`` (``d``
-= how many items back, 1 for the latest); the total over ``sqrt`` of their window size
+= how many items back, 1 for the latest; only the latest ``scan_items`` items and each one's
+``scan_likers`` most recent likers are read, so a score costs at most their product in
+dictionary updates); the total over ``sqrt`` of their window size
 (cosine) ranks them, and the ``neighbours`` best vote for the items of their windows with
 their similarity. Positions, never seconds.
 
@@ -28,8 +30,10 @@ restart it fills again from the next events, and meanwhile lists rank without it
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Sequence
+from itertools import islice
 
 import numpy as np
 
@@ -50,12 +54,16 @@ class UserKnn:
         window: int = 50,
         max_likers: int = 500,
         max_users: int = 200_000,
+        scan_items: int = 10,
+        scan_likers: int = 200,
     ) -> None:
         self.neighbours = neighbours
         self.positions = positions
         self.window = window
         self.max_likers = max_likers
         self.max_users = max_users
+        self.scan_items = scan_items  # the user's latest items that look for neighbours
+        self.scan_likers = scan_likers  # the most recent likers read per item
         self.windows: dict[str, dict[int, None]] = {}  # by last activity, oldest first
         self.likers: dict[int, dict[str, None]] = {}
 
@@ -104,20 +112,22 @@ class UserKnn:
         """
         last = len(recent) - 1
         sims: dict[str, float] = {}
-        for k, (item, weight) in enumerate(recent):
+        get = sims.get
+        for k in range(last, max(last - self.scan_items, -1), -1):  # latest first
+            item, weight = recent[k]
             users = self.likers.get(item)
             if not users:
                 continue
             r = weight * math.exp((k - last) / self.positions)
-            for other in users:
-                if other != user:
-                    sims[other] = sims.get(other, 0.0) + r
+            for other in islice(reversed(users), self.scan_likers):  # most recent first
+                sims[other] = get(other, 0.0) + r
+        sims.pop(user, None)
         if not sims:
             return _EMPTY_IDS, _EMPTY_W
         windows = self.windows
-        ranked = sorted(
-            ((s / math.sqrt(len(windows[o]) or 1), o) for o, s in sims.items()), reverse=True
-        )[: self.neighbours]
+        ranked = heapq.nlargest(
+            self.neighbours, ((s / math.sqrt(len(windows[o]) or 1), o) for o, s in sims.items())
+        )
         votes: dict[int, float] = {}
         for sim, other in ranked:
             for item in windows[other]:
