@@ -152,7 +152,7 @@ def _quality(doc: dict[str, Any]) -> Figure:
     k = doc["k"]
     base = doc["most_popular"]["hit_rate"] or 1.0
     entries = [(name, doc[name]) for name in ("model", "most_popular", "recent_popular")]
-    entries += [(row["variant"], row) for row in doc.get("sweep", [])[1:]]
+    entries += [(row["variant"], row.get("model", row)) for row in doc.get("sweep", [])[1:]]
     rows = [
         [name, f"{m['hit_rate']:.4f}", f"{m['ndcg']:.4f}", f"{m['coverage']:.3f}",
          f"{m['hit_rate'] / base:.2f}"]
