@@ -37,7 +37,11 @@ PARAMS = FeatureParams(
 
 # --------------------------------------------------------------------------- snapshots
 def _trained_engine() -> tuple[Recommender, ModelParams, dict[str, UserState]]:
-    model_params, list_params = split_params(ranker_power=1.0, list_size=10, category_cap=3)
+    # the user-kNN is per worker and not in snapshots (it fills again from new events):
+    # off here, so the shared models alone decide the lists being compared
+    model_params, list_params = split_params(
+        ranker_power=1.0, list_size=10, category_cap=3, uknn_weight=0.0
+    )
     engine = Recommender(SharedModels(model_params), list_params)
     models = engine.models
     categories = ("Drama", "Comedy", "Horror", "Documentary")
