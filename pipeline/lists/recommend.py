@@ -12,12 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.config import Settings
-from pipeline.features.sequence import recent_items
 from pipeline.features.state import UserState
 from pipeline.lists import reasons
 from pipeline.lists.candidates import CandidateIndex, allowed
 from pipeline.lists.diversity import Scored, diversify
 from pipeline.lists.scoring import lookup, sigmoid, top_order
+from pipeline.lists.sequence_scores import SequenceKnobs, sequence_scores
 from pipeline.model.arrays import FloatArray, IntArray
 from pipeline.model.item_features import (
     category_vector,
@@ -29,9 +29,6 @@ from pipeline.model.item_features import (
 from pipeline.model.item_stats import GLOBAL_SEGMENT
 from pipeline.model.models import SharedModels
 from pipeline.model.ranker import FEATURES
-
-_EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
-_EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +70,19 @@ class ListParams:
             list_size=settings.list_size,
             category_cap=settings.category_cap,
             exploration_share=settings.exploration_share,
+        )
+
+    def sequence_knobs(self) -> SequenceKnobs:
+        """The knobs of user-kNN and stage popularity (``pipeline.lists.sequence_scores``)."""
+        return SequenceKnobs(
+            uknn_weight=self.uknn_weight,
+            stage_weight=self.stage_weight,
+            stage_halfway=self.stage_halfway,
+            stage_candidates=self.stage_candidates,
+            candidates=self.knn_candidates,
+            context_size=self.context_size,
+            weak=self.weak_weight,
+            skip=self.skip_weight,
         )
 
     def blend(self) -> FloatArray:
@@ -151,20 +161,10 @@ class Recommender:
             # still sorted by id
             knn_ids, knn_scores, anchors = knn_ids[keep], knn_scores[keep], anchors[keep]
         pools = [knn_ids, index.trending_for(segment), index.fresh, index.fallback]
-        stage = models.stats.stage_hitters(state.n_events if personalized else 0)
-        if p.stage_weight > 0:
-            pools.append(stage.top(p.stage_candidates))
-        uknn_ids, uknn_scores = _EMPTY_IDS, _EMPTY_W
-        if p.uknn_weight > 0 and pos:
-            recent = recent_items(
-                state.history, p.context_size, weak=p.weak_weight, skip=p.skip_weight
-            )
-            window = [(i, w) for i, w in ((catalog.get(i), w) for i, w in recent) if i is not None]
-            uknn_ids, uknn_scores = models.user_knn.score(state.user_id, window)
-            if uknn_ids.shape[0] > p.knn_candidates:
-                keep = np.sort(np.argpartition(-uknn_scores, p.knn_candidates)[: p.knn_candidates])
-                uknn_ids, uknn_scores = uknn_ids[keep], uknn_scores[keep]
-            pools.append(uknn_ids)
+        extra = sequence_scores(
+            models, state, p.sequence_knobs(), personalized=personalized, has_history=bool(pos)
+        )
+        pools += extra.pools(p.stage_candidates)
         if personalized:
             names = [name for name, _ in state.top_categories(3)]
             names += list(controls.declared) if prior > 0 else []
@@ -191,14 +191,7 @@ class Recommender:
         # alone for cold users), times P(liked | chosen) from the ranker when enabled
         blend = p.blend()
         scores = matrix @ blend
-        if uknn_ids.shape[0]:
-            uknn = lookup(uknn_ids, uknn_scores, cands)
-            scale = (float(knn.max(initial=0.0)) or 1.0) / (float(uknn.max(initial=0.0)) or 1.0)
-            scores = scores + p.uknn_weight * scale * uknn
-        if p.stage_weight > 0 and stage.max() > 0:
-            events = state.n_events if personalized else 0
-            cold = p.stage_weight * p.stage_halfway / (p.stage_halfway + events)
-            scores = scores + cold * stage.values(cands) / stage.max()
+        scores = extra.add(scores, cands, knn)
         if p.ranker_power > 0:
             scores = scores * sigmoid(models.ranker.score(matrix)) ** p.ranker_power
         said = np.zeros(cands.shape[0])
