@@ -180,6 +180,16 @@ def headline(doc: dict[str, Any], prefix: str = "", depth: int = 2) -> list[list
     return rows
 
 
+def _rank_cost(doc: dict[str, Any]) -> Figure:
+    header = ["catalogue", "items", "list us median", "list us p99", "learn us median", "p99"]
+    rows = [
+        [r["catalogue"], f"{r['items']:,}", f"{r['list_us_median']:,.0f}",
+         f"{r['list_us_p99']:,.0f}", f"{r['learn_us_median']:,.0f}", f"{r['learn_us_p99']:,.0f}"]
+        for r in doc["results"]
+    ]  # fmt: skip
+    return _table("ranking cost (bench/rank_cost.py)", header, rows)
+
+
 def _generic(doc: dict[str, Any]) -> Figure:
     return _table(doc.get("benchmark", "result"), ["value", ""], headline(doc)[:40])
 
@@ -189,6 +199,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "throughput": _throughput,
     "quality": _quality,
     "declared": _declared,
+    "rank_cost": _rank_cost,
 }
 
 
