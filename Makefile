@@ -73,8 +73,13 @@ stack-down: $(STAMP)
 demo: setup
 	$(VENV)/bin/recloop demo
 
-$(addprefix bench-,$(filter-out freshness throughput,$(BENCHES))): bench-%: setup
+$(addprefix bench-,$(filter-out freshness throughput quality,$(BENCHES))): bench-%: setup
 	$(VENV)/bin/python bench/$(subst -,_,$*).py $(BENCH_ARGS)
+
+# the ranking cost, then the replay with every variant and both time scales: README's table
+bench-quality: setup
+	$(VENV)/bin/python bench/rank_cost.py
+	$(VENV)/bin/python bench/quality.py --sweep $(BENCH_ARGS)
 
 # three runs (medians with min-max), the ceiling measured in every run; then the plot
 bench-throughput: setup

@@ -163,7 +163,7 @@ def _quality(doc: dict[str, Any]) -> Figure:
     k = doc["k"]
     base = doc["most_popular"]["hit_rate"] or 1.0
     entries = [(name, doc[name]) for name in ("model", "most_popular", "recent_popular")]
-    entries += [(row["variant"], row) for row in doc.get("sweep", [])[1:]]
+    entries += [(row["variant"], row.get("model", row)) for row in doc.get("sweep", [])[1:]]
     rows = [
         [name, f"{m['hit_rate']:.4f}", f"{m['ndcg']:.4f}", f"{m['coverage']:.3f}",
          f"{m['hit_rate'] / base:.2f}"]
@@ -191,6 +191,16 @@ def headline(doc: dict[str, Any], prefix: str = "", depth: int = 2) -> list[list
     return rows
 
 
+def _rank_cost(doc: dict[str, Any]) -> Figure:
+    header = ["catalogue", "items", "list us median", "list us p99", "learn us median", "p99"]
+    rows = [
+        [r["catalogue"], f"{r['items']:,}", f"{r['list_us_median']:,.0f}",
+         f"{r['list_us_p99']:,.0f}", f"{r['learn_us_median']:,.0f}", f"{r['learn_us_p99']:,.0f}"]
+        for r in doc["results"]
+    ]  # fmt: skip
+    return _table("ranking cost (bench/rank_cost.py)", header, rows)
+
+
 def _generic(doc: dict[str, Any]) -> Figure:
     return _table(doc.get("benchmark", "result"), ["value", ""], headline(doc)[:40])
 
@@ -204,6 +214,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "experiment": figures.experiment,
     "experiment_aa": figures.experiment_aa,
     "withdraw": figures.withdraw,
+    "rank_cost": _rank_cost,
 }
 
 

@@ -180,6 +180,15 @@ class Settings(BaseSettings):
     trending_max_segments: int = Field(
         256, ge=1, description="Trending segments kept at most (the global one included)."
     )
+    user_knn_max_users: int = Field(
+        200_000,
+        ge=0,
+        description="Users whose recent window a worker keeps for user-kNN (the least recently "
+        "active goes first); 0: user-kNN off.",
+    )
+    user_knn_max_likers: int = Field(
+        500, ge=1, description="Recent users kept per item for user-kNN."
+    )
 
     # --- recommendations ----------------------------------------------------------------
     list_size: int = Field(20, ge=1, le=200, description="Items per recommendation list.")

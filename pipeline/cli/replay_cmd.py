@@ -13,6 +13,7 @@ from pipeline.tooling.replay import (
     format_report,
     load_events,
     load_items,
+    median_positive_ts,
     replay,
     report_json,
 )
@@ -42,13 +43,14 @@ def replay_cmd(
     log = load_events(events)
     catalogue = load_items(items) if items else []
     config = ReplayConfig(k=k)
+    median_ts = median_positive_ts(log, catalogue, config.completion_threshold)
     if show_progress(quiet):
         with click.progressbar(
             log, label="replaying", file=sys.stderr, show_pos=True, show_eta=True
         ) as bar:
-            report = replay(bar, catalogue, config)
+            report = replay(bar, catalogue, config, median_ts=median_ts)
     else:
-        report = replay(log, catalogue, config)
+        report = replay(log, catalogue, config, median_ts=median_ts)
     click.echo(format_report(report))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from pipeline.lists.candidates import CandidateIndex, allowed
 from pipeline.lists.diversity import Scored, diversify
 from pipeline.lists.new_items import new_item_slot
 from pipeline.lists.scoring import lookup, sigmoid, top_order
+from pipeline.lists.sequence_scores import SequenceKnobs, sequence_scores
 from pipeline.model.arrays import FloatArray, IntArray
 from pipeline.model.item_features import (
     category_vector,
@@ -39,6 +40,8 @@ class ListParams:
     category_cap: int = 6
     context_size: int = 20
     recency_decay: float = 0.9
+    weak_weight: float = 0.3
+    skip_weight: float = 0.3
     dislike_size: int = 10
     knn_candidates: int = 300
     trending_candidates: int = 100
@@ -50,9 +53,18 @@ class ListParams:
     exploration_share: float = 0.0
     new_item_share: float = 0.0
     new_item_window_ms: int = 86_400_000
+    knn_weight: float = 1.0
     category_weight: float = 0.02
     popularity_weight: float = 0.001
-    trend_weight: float = 0.001
+    trend_weight: float = 0.0  # trending is a wall-clock signal: quality must not hang on it
+    # stage popularity (what users chose at the same point of their sequence), weighted
+    # by stage_weight x halfway / (halfway + events): it speaks for cold users
+    stage_weight: float = 0.1
+    stage_halfway: float = 3.0
+    stage_candidates: int = 100
+    knn_max_norm: bool = False  # kNN scaled to its best candidate (else: history mean)
+    # user-kNN (pipeline.model.user_knn), scaled to the best kNN candidate; 0: not read
+    uknn_weight: float = 0.3
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListParams:
@@ -65,10 +77,23 @@ class ListParams:
             new_item_window_ms=int(settings.new_item_window_seconds * 1000),
         )
 
+    def sequence_knobs(self) -> SequenceKnobs:
+        """The knobs of user-kNN and stage popularity (``pipeline.lists.sequence_scores``)."""
+        return SequenceKnobs(
+            uknn_weight=self.uknn_weight,
+            stage_weight=self.stage_weight,
+            stage_halfway=self.stage_halfway,
+            stage_candidates=self.stage_candidates,
+            candidates=self.knn_candidates,
+            context_size=self.context_size,
+            weak=self.weak_weight,
+            skip=self.skip_weight,
+        )
+
     def blend(self) -> FloatArray:
         """Score weights in ``FEATURES`` order."""
         weights = np.zeros(len(FEATURES))
-        weights[FEATURES.index("knn")] = 1.0
+        weights[FEATURES.index("knn")] = self.knn_weight
         weights[FEATURES.index("category")] = self.category_weight
         weights[FEATURES.index("popularity")] = self.popularity_weight
         weights[FEATURES.index("trend")] = self.trend_weight
@@ -133,6 +158,8 @@ class Recommender:
                 context_size=p.context_size,
                 dislike_size=p.dislike_size,
                 decay=p.recency_decay,
+                weak=p.weak_weight,
+                skip=p.skip_weight,
             )
             if personalized
             else ([], [])
@@ -150,6 +177,10 @@ class Recommender:
         pools = [knn_ids, index.trending_for(segment), index.fresh, index.fallback]
         if p.new_item_share > 0 and catalog.recent_live:  # channels that went live lately
             pools.append(np.fromiter(catalog.recent_live, dtype=np.int64))
+        extra = sequence_scores(
+            models, state, p.sequence_knobs(), personalized=personalized, has_history=bool(pos)
+        )
+        pools += extra.pools(p.stage_candidates)
         if personalized:
             names = [name for name, _ in state.top_categories(3)]
             names += list(controls.declared) if prior > 0 else []
@@ -160,7 +191,8 @@ class Recommender:
         cands = allowed(catalog, state, np.unique(np.concatenate(pools)), now_ts)
         if cands.shape[0] == 0:
             return []
-        knn = lookup(knn_ids, knn_scores, cands) / norm(pos)
+        knn = lookup(knn_ids, knn_scores, cands)
+        knn /= (float(knn.max(initial=0.0)) or 1.0) if p.knn_max_norm else norm(pos)
         # Columns the blend does not weigh only matter to the ranker: skip them without it.
         full = p.ranker_power > 0
         dislike = np.zeros(cands.shape[0])
@@ -175,6 +207,7 @@ class Recommender:
         # alone for cold users), times P(liked | chosen) from the ranker when enabled
         blend = p.blend()
         scores = matrix @ blend
+        scores = extra.add(scores, cands, knn)
         if p.ranker_power > 0:
             scores = scores * sigmoid(models.ranker.score(matrix)) ** p.ranker_power
         said = np.zeros(cands.shape[0])

@@ -1,8 +1,15 @@
 """Item-item co-occurrence: the collaborative signal ("people who liked X went on to like Y").
 
 Every positive interaction with item ``j`` by a user whose recent positives are
-``i_1..i_L`` adds ``w_j * w_i`` (times forward-decay mass, so old co-occurrences fade with
-``half_life``) to ``C[i, j]`` and ``C[j, i]``. Similarity is popularity-damped,
+``i_1..i_L`` (oldest first, ``d`` = how many items back ``i`` is) adds
+``w_j * w_i * exp(-(d - 1) / window)`` to ``C[i, j]`` and ``C[j, i]``: items chosen close
+together in a user's sequence become closer neighbours (windowed co-occurrence; the weights
+and the sequence are the user's, see ``pipeline.features.sequence``). Nothing fades with time by
+default (``half_life_seconds`` 0): the context weights count positions in the user's own
+sequence, so the model means the same on a stream that spans a week or decades (a wall-clock
+half-life tuned on one data set does not transfer, see README "Quality"). A positive
+``half_life_seconds`` brings back forward decay (the mass is then ``2 ** ((t - landmark) /
+half_life)``, rebased before it overflows). Similarity is popularity-damped,
 ``C[i, j] / (n_i ** alpha * n_j ** beta)``, so a blockbuster does not become everybody's
 neighbour. A user is scored by summing the similarity rows of their recent positives,
 weighted by recency: what the user did last counts most (the strongest cheap signal on the
@@ -22,6 +29,7 @@ generation).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,13 +59,15 @@ class CoocModel:
         *,
         alpha: float = 0.5,
         beta: float = 0.5,
-        half_life_seconds: float = 180 * 86_400.0,
+        half_life_seconds: float = 0.0,
+        window: float = 0.0,
         neighbors: int = 200,
         keep: int | None = None,
     ) -> None:
         self.alpha = alpha
         self.beta = beta
         self.half_life = half_life_seconds
+        self.window = window
         self.table = NeighborTable(neighbors, keep=keep)
         self.landmark_ts: int | None = None
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
@@ -74,18 +84,25 @@ class CoocModel:
     ) -> None:
         """Learn a positive interaction with ``item`` that followed the ``context`` items.
 
-        ``context`` holds the user's recent positives as ``(item, weight)``; negative
-        interactions are not co-occurrences and are never passed here.
+        ``context`` holds the user's recent items as ``(item, weight)``, oldest first, the
+        latest last; with a ``window``, the ``d``-th latest counts ``exp(-(d - 1) / window)``.
         """
         if weight <= 0:
             return
-        if self.landmark_ts is None:
-            self.landmark_ts = ts
-        exponent = growth_exponent(ts, self.landmark_ts, self.half_life)
-        if rescale_needed(exponent):
-            self._rescale(ts)
-            exponent = 0.0
-        mass = weight * 2.0**exponent
+        mass = weight
+        if self.half_life > 0:
+            if self.landmark_ts is None:
+                self.landmark_ts = ts
+            exponent = growth_exponent(ts, self.landmark_ts, self.half_life)
+            if rescale_needed(exponent):
+                self._rescale(ts)
+                exponent = 0.0
+            mass *= 2.0**exponent
+        if self.window > 0 and context:
+            last = len(context) - 1
+            context = [
+                (o, w * math.exp((k - last) / self.window)) for k, (o, w) in enumerate(context)
+            ]
         others_list = [o for o, w in context if o != item and w > 0]
         if len(set(others_list)) == len(others_list) == len(context):  # the usual case
             weights = [w for _, w in context]

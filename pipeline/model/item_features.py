@@ -10,11 +10,12 @@ vector operations of a one-row matrix (numpy's vector math may differ in the las
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from pipeline.features.state import Interaction, UserState
+from pipeline.features.sequence import recent_items
+from pipeline.features.state import UserState
 from pipeline.model.arrays import FloatArray, IntArray
 from pipeline.model.catalog import Catalog
 from pipeline.model.item_stats import GLOBAL_SEGMENT, ItemStats
@@ -34,24 +35,40 @@ def recency_weights(count: int, decay: float) -> list[float]:
     return [decay ** (count - 1 - k) for k in range(count)]
 
 
-def weighted_history(catalog: Catalog, history: list[Interaction], decay: float) -> WeightedHistory:
-    """``(item index, |signal| x recency)`` of known items, oldest first."""
-    weights = recency_weights(len(history), decay)
+def weighted_history(
+    catalog: Catalog, items: Sequence[tuple[str, float]], decay: float
+) -> WeightedHistory:
+    """``(item index, |weight| x recency)`` of known items, oldest first."""
+    weights = recency_weights(len(items), decay)
     out = []
-    for h, r in zip(history, weights, strict=True):
-        idx = catalog.get(h.item_id)
+    for (item_id, w), r in zip(items, weights, strict=True):
+        idx = catalog.get(item_id)
         if idx is not None:
-            out.append((idx, abs(h.weight) * r))
+            out.append((idx, abs(w) * r))
     return out
 
 
 def histories(
-    catalog: Catalog, state: UserState, *, context_size: int, dislike_size: int, decay: float
+    catalog: Catalog,
+    state: UserState,
+    *,
+    context_size: int,
+    dislike_size: int,
+    decay: float,
+    weak: float,
+    skip: float,
 ) -> tuple[WeightedHistory, WeightedHistory]:
-    """The user's weighted recent positives and negatives."""
+    """The user's recent items and negatives, weighted by affinity and recency.
+
+    The items are the sequence view the learn records use (``pipeline.features.sequence``:
+    distinct items, weak positives at ``weak``, skips as co-exposure at ``skip``), so a
+    list is scored from the same history the co-occurrence learned from.
+    """
+    items = recent_items(state.history, context_size, weak=weak, skip=skip)
+    negatives = [(h.item_id, h.weight) for h in state.negatives(dislike_size)]
     return (
-        weighted_history(catalog, state.positives(context_size), decay),
-        weighted_history(catalog, state.negatives(dislike_size), decay),
+        weighted_history(catalog, items, decay),
+        weighted_history(catalog, negatives, decay),
     )
 
 

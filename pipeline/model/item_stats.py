@@ -1,8 +1,13 @@
-"""Per-item statistics: decayed popularity, trending (overall, per segment), skips, completion.
+"""Per-item statistics: popularity, trending (overall, per segment), skips, completion.
 
-Popularity uses forward decay (see ``pipeline.features.decay``): an interaction at time ``t`` adds
-``2 ** ((t - landmark) / half_life)``, so increments commute and updates merged from other
-workers give the same totals in any order. Ratios between items are the decayed ratios.
+**Popularity** counts users, not events: one count the first time a user interacts with the
+item (the record says whether it is the first), so a rating converted to a click plus a
+watch counts once. By default it does not decay (``half_life_seconds`` 0): "how many people
+chose this" needs no clock, and a wall-clock half-life tuned on one data set does not
+transfer to another's time scale. **Trend** is the product's "trending now", decayed with
+forward decay (see ``pipeline.features.decay``): an interaction at time ``t`` adds
+``2 ** ((t - landmark) / half_life)``, rebased before it overflows, so increments commute
+and updates merged from other workers give the same totals in any order.
 
 Dense per-item vectors (sized to the catalogue's indices) hold popularity, overall trend and
 the counts behind skip rate and completion. Trending per segment is not catalogue-sized: each
@@ -12,7 +17,13 @@ of at most ``max_segments`` segments keeps the heavy hitters of its items
 never scans the catalogue. Every change is appended to ``changes`` for the incremental
 candidate indexes.
 
-Memory: 48 bytes per catalogue index + ``max_segments`` x ``segment_items`` x ~120 bytes.
+**Stage popularity**: per stage ``h`` (how many events a user had before, capped at
+``stage_cap``), the heavy hitters of the items users chose as a positive at that stage: a
+user at their ``h``-th event is offered what others chose at theirs (what people pick first
+is not what they pick later). Positions in the user's own sequence, no clock.
+
+Memory: 48 bytes per catalogue index + (``max_segments`` x ``segment_items`` + (``stage_cap``
++ 1) x ``stage_items``) x ~120 bytes.
 """
 
 from __future__ import annotations
@@ -39,6 +50,8 @@ class ItemStats:
         *,
         segment_items: int = 500,
         max_segments: int = MAX_SEGMENTS,
+        stage_cap: int = 60,
+        stage_items: int = 200,
     ) -> None:
         self.half_life = half_life_seconds
         self.trend_half_life = trend_half_life_seconds
@@ -52,6 +65,8 @@ class ItemStats:
         self.watches = np.zeros(0, dtype=np.float64)
         self.completion_sum = np.zeros(0, dtype=np.float64)
         self.segments: dict[str, HeavyHitters] = {}  # besides the global segment
+        self.stage_cap = stage_cap
+        self.stages = [HeavyHitters(stage_items) for _ in range(stage_cap + 1)]
         self.popularity_max = 0.0
         self.trend_max = 0.0
         self.changes = ChangeLog()
@@ -64,18 +79,25 @@ class ItemStats:
         kind: str,
         completion: float | None,
         segments: tuple[str, ...] = (),
+        first: bool = True,
+        stage: int | None = None,
     ) -> None:
-        """Count one interaction of type ``kind`` with the item at index ``item``."""
+        """Count one interaction of type ``kind`` with the item at index ``item``.
+
+        ``first``: the user's first interaction with the item (popularity counts users);
+        ``stage``: a positive by a user who had ``stage`` events before (``None``: not one).
+        """
         if item >= self.popularity.shape[0]:
             self._fit(item + 1)
         if self.landmark_ts is None:
             self.landmark_ts = ts
         self._maybe_rescale(ts)
         self.interactions[item] += 1.0
-        pop = self.popularity[item] + 2.0 ** growth_exponent(ts, self.landmark_ts, self.half_life)
-        self.popularity[item] = pop
-        self.popularity_max = max(self.popularity_max, pop)
-        trend_mass = 2.0 ** growth_exponent(ts, self.landmark_ts, self.trend_half_life)
+        if first:
+            pop = self.popularity[item] + self._mass(ts, self.half_life)
+            self.popularity[item] = pop
+            self.popularity_max = max(self.popularity_max, pop)
+        trend_mass = self._mass(ts, self.trend_half_life)
         trend = self.trend[item] + trend_mass
         self.trend[item] = trend
         self.trend_max = max(self.trend_max, trend)
@@ -86,6 +108,8 @@ class ItemStats:
                     continue
                 hitters = self.segments[segment] = HeavyHitters(self.segment_items)
             hitters.add(item, trend_mass)
+        if stage is not None:
+            self.stages[min(stage, self.stage_cap)].add(item, 1.0)
         if kind == "skip":
             self.skips[item] += 1.0
         elif kind == "watch":
@@ -125,6 +149,10 @@ class ItemStats:
         hitters = self.segments.get(segment)
         return self.trend_max if hitters is None else hitters.max()
 
+    def stage_hitters(self, stage: int) -> HeavyHitters:
+        """The positives chosen by users at their ``stage``-th event (capped)."""
+        return self.stages[min(max(stage, 0), self.stage_cap)]
+
     def skip_rate(self, items: IntArray) -> FloatArray:
         """Smoothed share of interactions that were skips (prior: 1 skip in 10)."""
         inter = _take(self.interactions, items)
@@ -143,7 +171,7 @@ class ItemStats:
         )
         for name in _VECTORS:
             getattr(self, name)[inside] = 0.0
-        for hitters in self.segments.values():
+        for hitters in (*self.segments.values(), *self.stages):
             hitters.remove(items)
         if stale_max:  # rare: the running maxima were evicted, find the new ones
             self.popularity_max = float(self.popularity.max(initial=0.0))
@@ -152,7 +180,7 @@ class ItemStats:
     def nbytes(self) -> int:
         """Bytes of the arrays (heavy hitters' dicts come on top)."""
         dense = sum(int(getattr(self, name).nbytes) for name in _VECTORS)
-        return dense + sum(h.nbytes() for h in self.segments.values())
+        return dense + sum(h.nbytes() for h in (*self.segments.values(), *self.stages))
 
     def reserve(self, size: int) -> None:
         """Make room for item indices below ``size`` (the catalogue's capacity)."""
@@ -167,15 +195,27 @@ class ItemStats:
             out[: arr.shape[0]] = arr
             setattr(self, name, out)
 
+    def _mass(self, ts: int, half_life: float) -> float:
+        """Forward-decay mass of an observation at ``ts`` (1 without a half-life)."""
+        if half_life <= 0:
+            return 1.0
+        assert self.landmark_ts is not None
+        return float(2.0 ** growth_exponent(ts, self.landmark_ts, half_life))
+
     def _maybe_rescale(self, ts: int) -> None:
         assert self.landmark_ts is not None
-        shortest = min(self.half_life, self.trend_half_life)
-        if not rescale_needed(growth_exponent(ts, self.landmark_ts, shortest)):
+        decaying = [h for h in (self.half_life, self.trend_half_life) if h > 0]
+        if not decaying or not rescale_needed(growth_exponent(ts, self.landmark_ts, min(decaying))):
             return
-        factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.half_life)
-        self.popularity *= factor
-        self.popularity_max *= factor
-        trend_factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.trend_half_life)
+        if self.half_life > 0:
+            factor = 2.0 ** -growth_exponent(ts, self.landmark_ts, self.half_life)
+            self.popularity *= factor
+            self.popularity_max *= factor
+        trend_factor = (
+            2.0 ** -growth_exponent(ts, self.landmark_ts, self.trend_half_life)
+            if self.trend_half_life > 0
+            else 1.0
+        )
         self.trend *= trend_factor
         self.trend_max *= trend_factor
         for hitters in self.segments.values():

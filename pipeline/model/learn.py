@@ -13,6 +13,7 @@ a duplicate and changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -51,6 +52,8 @@ def ranker_example(
         context_size=p.context_size,
         dislike_size=p.dislike_size,
         decay=p.recency_decay,
+        weak=p.weak_weight,
+        skip=p.skip_weight,
     )
     like, dislike = models.cooc.similarity_to(item, pos, neg)
     row = feature_row(
@@ -115,7 +118,8 @@ def learn_event(
     if not state.controls.personalization:
         mark_seen(state, event.event_id, params.dedupe_size)
         anonymous = UserState(state.user_id)
-        return models.record_for(anonymous, event.item_id, event.ts, event.type, signal), None
+        record = models.record_for(anonymous, event.item_id, event.ts, event.type, signal)
+        return dataclasses.replace(record, stage=None), None  # no user sequence to count
     record = models.record_for(state, event.item_id, event.ts, event.type, signal)
     example = ranker_example(models, state, event.item_id, signal, event.ts)
     ctx = event.context
@@ -163,4 +167,7 @@ def learn_batch(
 def apply_learning(models: SharedModels, learning: BatchLearning) -> None:
     """Teach the shared models a batch's records and ranker examples: once, when durable."""
     models.apply_all(learning.records)
+    for a in learning.applied:
+        if a.record.stage is not None:  # personalised (an anonymous record has no stage)
+            models.observe_user(a.event.user_id, a.event.item_id, a.signal)
     models.learn_ranker(learning.examples)

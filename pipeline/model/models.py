@@ -17,7 +17,7 @@ is shared through snapshots. Ranking lives in ``pipeline.lists``; it only reads 
 ``RECLOOP_TRENDING_MAX_SEGMENTS`` = S, ``RECLOOP_TRENDING_ITEMS_PER_SEGMENT`` = M), in bytes::
 
     catalogue       N x (~70 arrays and dict entry + id, title and creator strings)
-    statistics      N x 48 + S x M x ~120
+    statistics      N x 48 + S x M x ~120 + 61 stages x 200 x ~120
     co-occurrence   N x 29 + entries x 16,  entries <= N x K (every row full)
     change logs     3 x 512 KiB
 
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from pipeline.config import Settings
 from pipeline.events.signals import Signal
+from pipeline.features.sequence import affinity_of, given_weight, recent_items
 from pipeline.features.state import UserState
 from pipeline.model.arrays import IntArray
 from pipeline.model.catalog import Catalog, ItemInfo
@@ -40,6 +41,7 @@ from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import MAX_SEGMENTS, ItemStats
 from pipeline.model.ranker import FEATURES, Ranker
 from pipeline.model.record import LearnRecord, trend_segments
+from pipeline.model.user_knn import UserKnn
 
 _SWEEP_EVERY = 1_024  # records between two slices of the catalogue's time-based eviction
 
@@ -50,17 +52,30 @@ class ModelParams:
 
     context_size: int = 20
     recency_decay: float = 0.9
+    weak_weight: float = 0.3  # a click or partial watch in the sequence (features.sequence)
+    skip_weight: float = 0.3  # a skip as co-exposure in the sequence; 0: ignored
+    window_positions: float = 40.0  # co-occurrence window in sequence positions; 0: flat
     dislike_size: int = 10
     neighbors: int = 200
     neighbors_keep: int | None = None  # a full row is pruned to this many (3/4 by default)
     catalog_max_items: int = 2_000_000
     catalog_evict_after_seconds: float = 365 * 86_400.0
     segment_items: int = 500
+    stage_cap: int = 60  # stage popularity: stages 0..cap (the last one: cap and later)
+    stage_items: int = 200  # heaviest items kept per stage
+    # user-kNN over recent windows (pipeline.model.user_knn), per worker; 0 users: off
+    uknn_max_users: int = 200_000
+    uknn_window: int = 50
+    uknn_neighbours: int = 30
+    uknn_positions: float = 5.0
+    uknn_max_likers: int = 500
+    uknn_scan_items: int = 10  # a list reads the likers of the user's latest 10 items,
+    uknn_scan_likers: int = 200  # the 200 most recent of each (cost per list)
     max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5
     cooc_beta: float = 0.5
-    cooc_half_life_seconds: float = 180 * 86_400.0
-    popularity_half_life_seconds: float = 30 * 86_400.0
+    cooc_half_life_seconds: float = 0.0  # 0: no wall-clock decay (positions only)
+    popularity_half_life_seconds: float = 0.0  # 0: users so far, no decay
     trend_half_life_seconds: float = 6 * 3_600.0
 
     @classmethod
@@ -73,6 +88,8 @@ class ModelParams:
             catalog_evict_after_seconds=settings.catalog_evict_after_seconds,
             segment_items=settings.trending_items_per_segment,
             max_segments=settings.trending_max_segments,
+            uknn_max_users=settings.user_knn_max_users,
+            uknn_max_likers=settings.user_knn_max_likers,
         )
 
 
@@ -111,6 +128,7 @@ class SharedModels:
             alpha=p.cooc_alpha,
             beta=p.cooc_beta,
             half_life_seconds=p.cooc_half_life_seconds,
+            window=p.window_positions,
             neighbors=p.neighbors,
             keep=p.neighbors_keep,
         )
@@ -119,6 +137,17 @@ class SharedModels:
             p.trend_half_life_seconds,
             segment_items=p.segment_items,
             max_segments=p.max_segments,
+            stage_cap=p.stage_cap,
+            stage_items=p.stage_items,
+        )
+        self.user_knn = UserKnn(
+            neighbours=p.uknn_neighbours,
+            positions=p.uknn_positions,
+            window=p.uknn_window,
+            max_likers=p.uknn_max_likers,
+            max_users=p.uknn_max_users,
+            scan_items=p.uknn_scan_items,
+            scan_likers=p.uknn_scan_likers,
         )
         self.ranker = Ranker()
         self.records_applied = 0
@@ -131,20 +160,33 @@ class SharedModels:
     def record_for(
         self, state: UserState, item_id: str, ts: int, kind: str, signal: Signal
     ) -> LearnRecord:
-        """The shared-model update for an event, from the user's state before it."""
+        """The shared-model update for an event, from the user's state before it.
+
+        The record's weight is what the event adds to the user's affinity for the item
+        beyond what their kept history already gave it (``features.sequence``): a rating
+        converted to a click plus a watch teaches the co-occurrence once, at its strongest.
+        Its context is the user's recent distinct items, oldest first.
+        """
+        p = self.params
+        weight = affinity_of(signal.weight, weak=p.weak_weight, skip=p.skip_weight)
+        weight -= given_weight(state.history, item_id, weak=p.weak_weight, skip=p.skip_weight)
         context: tuple[tuple[str, float], ...] = ()
-        if signal.weight > 0:
-            context = tuple(
-                (h.item_id, h.weight) for h in state.positives(self.params.context_size)
+        if weight > 0:
+            recent = recent_items(
+                state.history, p.context_size, weak=p.weak_weight, skip=p.skip_weight
             )
+            context = tuple((i, w) for i, w in recent if i != item_id)
         return LearnRecord(
             item_id=item_id,
             ts=ts,
             kind=kind,
-            weight=signal.weight,
+            weight=max(weight, 0.0),
             completion=signal.completion,
             segments=trend_segments(state),
             context=context,
+            first=item_id not in state.excluded,
+            positive=signal.positive,
+            stage=state.n_events,
         )
 
     def apply(self, record: LearnRecord) -> None:
@@ -158,6 +200,8 @@ class SharedModels:
             kind=record.kind,
             completion=record.completion,
             segments=record.segments,
+            first=record.first,
+            stage=record.stage if record.positive else None,
         )
         if record.weight > 0:
             pairs = [(i, w) for i, (_, w) in zip(indices[1:], context, strict=True)]
@@ -165,6 +209,16 @@ class SharedModels:
         self.records_applied += 1
         if self.records_applied % _SWEEP_EVERY == 0:
             self.catalog.evict_stale(self.catalog.clock)
+
+    def observe_user(self, user_id: str, item_id: str, signal: Signal) -> None:
+        """A user of this worker chose an item (user-kNN; never from other workers' records)."""
+        p = self.params
+        if p.uknn_max_users <= 0:
+            return
+        if affinity_of(signal.weight, weak=p.weak_weight, skip=p.skip_weight) > 0:
+            item = self.catalog.get(item_id)
+            if item is not None:
+                self.user_knn.add(user_id, item)
 
     def apply_all(self, records: Iterable[LearnRecord]) -> int:
         """``apply`` each record; returns how many."""
@@ -187,6 +241,7 @@ class SharedModels:
         """The catalogue evicts ``items``: the models drop their state first."""
         self.cooc.evict(items)
         self.stats.evict(items)
+        self.user_knn.evict(items)
 
     def learn_ranker(self, examples: Iterable[RankerExample]) -> None:
         """One online ranker step per example (see ``pipeline.model.learn.ranker_example``)."""

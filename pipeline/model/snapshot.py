@@ -8,10 +8,14 @@ Format 2 (bounded state): ``catalog``, when each item was last seen (eviction or
 the overall trend as a dense vector and each segment's trending as heavy hitters
 ``[[item_id, count, error], ...]``. Format 1 (one dense trend vector per segment) is still
 read: each segment keeps its heaviest items, as if they had been counted by heavy hitters.
+Format 3 adds ``stats.stages``, the stage popularity (heavy hitters per stage, in the same
+``[item_id, count, error]`` form); formats 1 and 2 read with empty stages, which fill again
+from the next positives.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,8 +26,8 @@ from pipeline.model.item_stats import GLOBAL_SEGMENT
 from pipeline.model.models import ModelParams, SharedModels
 from pipeline.model.trending import HeavyHitters
 
-SNAPSHOT_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+SNAPSHOT_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 _DENSE = ("popularity", "interactions", "skips", "watches", "completion_sum")
 
 
@@ -54,15 +58,8 @@ def models_to_dict(models: SharedModels) -> dict[str, Any]:
             "landmark_ts": stats.landmark_ts,
             **{name: _dense(getattr(stats, name), order) for name in _DENSE},
             "trend": _dense(stats.trend, order),
-            "segments": {
-                name: [
-                    [ids[int(i)], float(c), float(e)]
-                    for i, c, e in zip(
-                        h.items[: h.size], h.counts[: h.size], h.errors[: h.size], strict=True
-                    )
-                ]
-                for name, h in stats.segments.items()
-            },
+            "segments": {name: _hitters(h, ids) for name, h in stats.segments.items()},
+            "stages": [_hitters(h, ids) for h in stats.stages],
         },
         "ranker": models.ranker.snapshot(),
         "records_applied": models.records_applied,
@@ -111,12 +108,29 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     stats.trend_max = float(stats.trend.max(initial=0.0))
     for name, entries in list(segments.items())[: stats.max_segments - 1]:
         hitters = stats.segments.setdefault(name, HeavyHitters(stats.segment_items))
-        for item_id, count, error in entries[: stats.segment_items]:
-            hitters.add(catalog.index_of(item_id), float(count))
-            hitters.errors[hitters.size - 1] = float(error)
+        _restore(hitters, entries, catalog.index_of)
+    for hitters, entries in zip(stats.stages, st.get("stages", []), strict=False):
+        _restore(hitters, entries, catalog.index_of)
     models.ranker.restore(doc["ranker"])
     models.records_applied = int(doc.get("records_applied", 0))
     return models
+
+
+def _hitters(h: HeavyHitters, ids: list[str]) -> list[list[Any]]:
+    """Heavy hitters as ``[[item_id, count, error], ...]``."""
+    return [
+        [ids[int(i)], float(c), float(e)]
+        for i, c, e in zip(h.items[: h.size], h.counts[: h.size], h.errors[: h.size], strict=True)
+    ]
+
+
+def _restore(
+    hitters: HeavyHitters, entries: list[list[Any]], index_of: Callable[[str], int]
+) -> None:
+    """Refill heavy hitters from ``_hitters`` entries (at most their capacity)."""
+    for item_id, count, error in entries[: hitters.capacity]:
+        hitters.add(index_of(item_id), float(count))
+        hitters.errors[hitters.size - 1] = float(error)
 
 
 def _info_row(info: ItemInfo) -> list[Any]:

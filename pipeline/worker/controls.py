@@ -63,8 +63,10 @@ class ControlHandler:
         dead_letter: DeadLetter,
         writes: asyncio.Lock,
         experiments: tuple[Experiment, ...] = (),
+        on_forget: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
+        self.on_forget = on_forget  # in-process state keyed by user (the user-kNN windows)
         self.cache = cache
         self.batches = batches
         self.refresher = refresher
@@ -158,6 +160,8 @@ class ControlHandler:
             for user_id, _ in users:
                 self.cache.drop(user_id)
                 self.refresher.forget(user_id)
+                if self.on_forget is not None:
+                    self.on_forget(user_id)
             await retry_forever(
                 lambda: self.batches.forget(
                     users, self.clock.now_ms(), sources=sources, assigned=assigned

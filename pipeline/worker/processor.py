@@ -156,6 +156,7 @@ class BatchProcessor:
             dead_letter=self._dead_letter,
             writes=self.writes,
             experiments=experiments,
+            on_forget=models.user_knn.forget_user,
         )
 
     def reset(self) -> None:

@@ -59,8 +59,15 @@ def _examples(seed: int = 9, n: int = 300) -> list[RankerExample]:
     ]
 
 
+def _scale(landmark: int | None, half_life_s: float) -> float:
+    """Forward-decay factor to rebase a landmark to ``T0`` (1 without a half-life)."""
+    if half_life_s <= 0:
+        return 1.0
+    return float(2.0 ** (((landmark or T0) - T0) / (half_life_s * 1_000)))
+
+
 def _rebased(arr: np.ndarray, landmark: int | None, half_life_s: float, n: int) -> list[float]:
-    scale = 2.0 ** (((landmark or T0) - T0) / (half_life_s * 1_000))
+    scale = _scale(landmark, half_life_s)
     out = np.zeros(n)
     out[: min(n, arr.shape[0])] = arr[:n]
     return (out * scale).tolist()
@@ -72,11 +79,11 @@ def shared_state(m: SharedModels) -> dict[str, Any]:
     order = sorted(range(len(ids)), key=ids.__getitem__)
     n = len(ids)
     cooc, stats = m.cooc, m.stats
-    scale = 2.0 ** (((cooc.landmark_ts or T0) - T0) / (cooc.half_life * 1_000))
+    scale = _scale(cooc.landmark_ts, cooc.half_life)
     rows = {(ids[i], ids[j]): w * scale for i, j, w in cooc.pairs()}
     pop = _rebased(stats.popularity, stats.landmark_ts, stats.half_life, n)
     trend = _rebased(stats.trend, stats.landmark_ts, stats.trend_half_life, n)
-    trend_scale = 2.0 ** (((stats.landmark_ts or T0) - T0) / (stats.trend_half_life * 1_000))
+    trend_scale = _scale(stats.landmark_ts, stats.trend_half_life)
     return {
         "items": sorted(ids),
         "rows": rows,

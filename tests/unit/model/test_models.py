@@ -7,9 +7,12 @@ import math
 import numpy as np
 import pytest
 
+from pipeline.events.signals import signal_for
+from pipeline.features.state import UserState
 from pipeline.model.catalog import Catalog, ItemInfo, item_info
 from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import GLOBAL_SEGMENT, MAX_SEGMENTS, ItemStats
+from pipeline.model.models import SharedModels
 from schemas.events import Item
 
 T0 = 1_700_000_000_000
@@ -193,6 +196,38 @@ def test_item_stats_forward_decayed_popularity_and_trend() -> None:
     # running maxima: what features are scaled by, without a scan
     assert s.popularity_max == s.popularity.max()
     assert s.trend_max == s.trend.max()
+
+
+def test_item_stats_popularity_counts_users_and_needs_no_clock() -> None:
+    """The default popularity: one count per user's first interaction, whatever the time."""
+    s = ItemStats(half_life_seconds=0.0, trend_half_life_seconds=1_800.0)
+    s.observe(0, T0, kind="click", completion=None, first=True)
+    s.observe(0, T0 + 1, kind="watch", completion=0.5, first=False)  # same user, same item
+    s.observe(1, T0 + 20 * 365 * 86_400_000, kind="watch", completion=1.0, first=True)
+    assert s.popularity[:2].tolist() == [1.0, 1.0]  # twenty years later: still one user each
+    assert s.interactions[:2].tolist() == [2.0, 1.0]
+    assert np.isfinite(s.trend_max)
+
+
+def test_learn_record_says_whether_the_interaction_is_the_users_first() -> None:
+    m = SharedModels()
+    state = UserState("u")
+    signal = signal_for("click", None, None, threshold=0.6)
+    assert m.record_for(state, "x", T0, "click", signal).first
+    state.excluded["x"] = T0
+    assert not m.record_for(state, "x", T0 + 1, "watch", signal).first
+
+
+def test_stage_popularity_counts_positives_per_stage_in_bounded_space() -> None:
+    s = ItemStats(0.0, 600.0, stage_cap=2, stage_items=2)
+    for item, stage in [(0, 0), (0, 0), (1, 0), (2, 0), (2, 0), (2, 0), (3, 1), (4, 7)]:
+        s.observe(item, T0, kind="watch", completion=1.0, stage=stage)
+    s.observe(5, T0, kind="watch", completion=0.2)  # not a positive: no stage
+    assert s.stage_hitters(0).top(5).tolist() == [2, 0]  # two slots: the heaviest kept
+    assert s.stage_hitters(1).top(5).tolist() == [3]
+    assert s.stage_hitters(2).top(5).tolist() == [4] == s.stage_hitters(99).top(5).tolist()
+    s.evict(np.array([2]))
+    assert 2 not in s.stage_hitters(0).top(5).tolist()
 
 
 def test_item_stats_order_of_observations_does_not_matter() -> None:

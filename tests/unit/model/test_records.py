@@ -47,10 +47,20 @@ def test_learn_record_json_round_trip() -> None:
         LearnRecord("m1", T0, "watch", 0.87, 0.9, ("locale:en-GB",), (("m0", 1.0), ("m7", 0.3))),
         LearnRecord("m2", T0 + 1, "click", 0.3, None, (), ()),
         LearnRecord("m3", T0 + 2, "skip", -1.0, 0.01, ("locale:fr", "device:tv"), ()),
+        LearnRecord("m3", T0 + 3, "watch", 0.5, 0.7, (), (), first=False),
+        LearnRecord("m4", T0 + 4, "watch", 1.0, 1.0, (), (), positive=True, stage=12),
     ]
     for record in records:
         wire = orjson.loads(orjson.dumps(record.to_json()))
         assert LearnRecord.from_json(wire) == record
+
+
+def test_learn_record_from_before_first_reads_as_a_first_interaction() -> None:
+    """Seven-field records (written before ``first``) still load from the model log."""
+    old = ["m1", T0, "watch", 1.0, 1.0, [], [["m0", 1.0]]]
+    record = LearnRecord.from_json(old)
+    assert record.first and record.context == (("m0", 1.0),)
+    assert not record.positive and record.stage is None
 
 
 def _simulated_records(engine: Recommender, seed: int = 7) -> list[LearnRecord]:
@@ -81,23 +91,26 @@ def _simulated_records(engine: Recommender, seed: int = 7) -> list[LearnRecord]:
 def _normalized_rows(engine: Recommender) -> dict[tuple[str, str], float]:
     """Co-occurrence values rebased to ``T0`` (forward decay depends on the landmark)."""
     cooc = engine.models.cooc
-    assert cooc.landmark_ts is not None
-    scale = 2.0 ** ((cooc.landmark_ts - T0) / (cooc.half_life * 1_000))
+    scale = 1.0  # the default: no wall-clock decay
+    if cooc.half_life > 0:
+        assert cooc.landmark_ts is not None
+        scale = 2.0 ** ((cooc.landmark_ts - T0) / (cooc.half_life * 1_000))
     ids = engine.models.catalog.ids
     return {(ids[i], ids[j]): w * scale for i, j, w in cooc.pairs()}
 
 
+@pytest.mark.parametrize("half_life", [0.0, 180 * 86_400.0], ids=["no-decay", "forward-decay"])
 def test_records_applied_in_any_order_give_the_same_model(
-    engine_factory: EngineFactory,
+    engine_factory: EngineFactory, half_life: float
 ) -> None:
-    source = engine_factory()
+    source = engine_factory(cooc_half_life_seconds=half_life)
     records = _simulated_records(source)
     assert any(r.context for r in records)
     shuffled = records[:]
     random.Random(3).shuffle(shuffled)
     engines = []
     for order in (records, records[::-1], shuffled):
-        engine = engine_factory()
+        engine = engine_factory(cooc_half_life_seconds=half_life)
         for record in order:
             engine.models.apply(record)
         engines.append(engine)

@@ -14,6 +14,7 @@ from pipeline.lists.recommend import Recommender
 from pipeline.model.catalog import ItemInfo
 from pipeline.model.learn import apply_learning, learn_batch
 from pipeline.model.models import ModelParams, SharedModels
+from pipeline.model.record import LearnRecord
 from pipeline.model.snapshot import SNAPSHOT_FORMAT, models_from_dict, models_to_dict
 from pipeline.stores.codec import (
     SnapshotFormatError,
@@ -36,7 +37,11 @@ PARAMS = FeatureParams(
 
 # --------------------------------------------------------------------------- snapshots
 def _trained_engine() -> tuple[Recommender, ModelParams, dict[str, UserState]]:
-    model_params, list_params = split_params(ranker_power=1.0, list_size=10, category_cap=3)
+    # the user-kNN is per worker and not in snapshots (it fills again from new events):
+    # off here, so the shared models alone decide the lists being compared
+    model_params, list_params = split_params(
+        ranker_power=1.0, list_size=10, category_cap=3, uknn_weight=0.0
+    )
     engine = Recommender(SharedModels(model_params), list_params)
     models = engine.models
     categories = ("Drama", "Comedy", "Horror", "Documentary")
@@ -152,5 +157,20 @@ def test_a_format_1_snapshot_is_read_into_the_bounded_structures() -> None:
     assert models.stats.segment_names() == ["global", "locale:fr"]
     assert models.stats.trend_of("locale:fr", np.array([a, b])).tolist() == [0.0, 4.0]
     again = models_to_dict(models)  # and is written back as the current format
-    assert again["format"] == SNAPSHOT_FORMAT == 2
+    assert again["format"] == SNAPSHOT_FORMAT == 3
     assert again["stats"]["segments"] == {"locale:fr": [["b", 4.0, 0.0]]}
+    assert len(again["stats"]["stages"]) == models.stats.stage_cap + 1  # empty until learned
+    assert not any(again["stats"]["stages"])
+
+
+def test_stage_popularity_survives_a_snapshot() -> None:
+    models = SharedModels()
+    for stage, item in [(0, "a"), (0, "a"), (0, "b"), (3, "c"), (500, "d")]:
+        models.apply(LearnRecord(item, T0, "watch", 1.0, 1.0, (), (), positive=True, stage=stage))
+    restored = models_from_dict(decode_snapshot(encode_snapshot(models_to_dict(models))))
+    ids = restored.catalog.ids
+    for stage in (0, 3, 500):
+        before = [models.catalog.ids[i] for i in models.stats.stage_hitters(stage).top(5)]
+        assert [ids[i] for i in restored.stats.stage_hitters(stage).top(5)] == before
+    assert [ids[i] for i in restored.stats.stage_hitters(0).top(5)] == ["a", "b"]
+    assert [ids[i] for i in restored.stats.stage_hitters(10_000).top(5)] == ["d"]  # capped
