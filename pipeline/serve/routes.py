@@ -29,6 +29,7 @@ from pipeline.serve.ingest import (
     validate_batch,
 )
 from pipeline.serve.services import ApiError, Services, invalid_response
+from pipeline.stores.availability import unavailable
 from pipeline.stores.experiments import read_report
 from pipeline.stores.forget import forget_applied
 from pipeline.stores.reads import recent_users, recommendations
@@ -195,13 +196,17 @@ async def get_trending(
     names: list[str] = []
     async for key in svc.redis.scan_iter(match=keys.trending("*"), count=500):
         names.append(key.decode()[len(prefix) :])
-    items = []
-    for rank, (member, score) in enumerate(found, 1):
+    # filtered at read time like every list served: the worker rewrites trending on a timer
+    gone = await unavailable(svc.redis, keys, [m.decode() for m, _ in found], wall_ms())
+    items: list[dict[str, Any]] = []
+    for member, score in found:
         item_id = member.decode()
+        if item_id in gone:
+            continue
         entry = svc.catalogue.get(item_id)
         items.append(
             {
-                "rank": rank,
+                "rank": len(items) + 1,
                 "item_id": item_id,
                 "score": float(score),
                 "categories": entry.categories if entry else [],
