@@ -76,7 +76,11 @@ class WorkerProcess:
             return False
 
     def wait_ready(self, timeout: float = 60.0) -> WorkerProcess:
-        """Block until ready; raises with the log tail when the worker died or timed out."""
+        """Block until ready; raises with the log tail when the worker died or timed out.
+
+        A worker that is not ready in time is stopped before raising: a caller that fails
+        here (``WorkerProcess(...).wait_ready()``) holds no handle to stop it with.
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -86,6 +90,7 @@ class WorkerProcess:
                 return self
             time.sleep(0.2)
         msg = f"worker not ready within {timeout} s:\n{self.tail()}"
+        self.stop()
         raise RuntimeError(msg)
 
     def metrics(self) -> str:

@@ -106,7 +106,10 @@ def env(tmp_path: Path, kafka_jar_cache: Path) -> Iterator[Env]:
         worker.wait_ready(90)
         client = redis.Redis.from_url(stack.redis_url, socket_timeout=5)
         users = [f"u{n:03d}-{uuid.uuid4().hex[:4]}" for n in range(USERS)]
-        yield Env(stack, settings, worker, client, RedisKeys(settings.redis_namespace), users)
+        env = Env(stack, settings, worker, client, RedisKeys(settings.redis_namespace), users)
+        yield env
+        if env.worker not in workers:  # a test replaced the worker: stop its replacement too
+            workers.append(env.worker)
     finally:
         stop_all(workers)
         if client is not None:
@@ -323,7 +326,8 @@ def test_worker_killed_with_two_batches_in_flight_loses_and_double_counts_nothin
         finally:
             os.kill(pid, signal.SIGCONT)
         replacement = WorkerProcess(env.settings, log_path=env.worker.log_path.with_name("w2.log"))
-        env.worker = replacement.wait_ready(90)
+        env.worker = replacement  # the fixture stops it, ready or not
+        replacement.wait_ready(90)
 
     traffic = Traffic(env.settings, env.users, ITEMS, rate=RATE, seed=17)
     result = run_fault(env, crash_with_batches_in_flight, name="kill-in-flight", traffic=traffic)
