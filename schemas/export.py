@@ -96,6 +96,24 @@ def write_all(directory: Path = SCHEMA_DIR) -> list[str]:
     return changed
 
 
+def write_or_check(out: Path, text: str, *, check: bool, command: str) -> int:
+    """Rewrite one generated document, or (``check``) say whether it is current: exit status.
+
+    The shared step of every exporter of a checked-in contract file (the OpenAPI and
+    AsyncAPI documents): ``command`` is what regenerates it, named when it is stale.
+    """
+    current = out.read_text(encoding="utf-8") if out.exists() else None
+    if check:
+        if current != text:
+            sys.stderr.write(f"{out} is out of date; run `{command}` and commit it\n")
+            return 1
+        sys.stdout.write(f"{out} is up to date\n")
+        return 0
+    out.write_text(text, encoding="utf-8", newline="\n")
+    sys.stdout.write(f"wrote {out} ({'changed' if current != text else 'unchanged'})\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m schemas.export``; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m schemas.export", description=__doc__)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from pipeline.config import Settings
 from schemas.control import Control
 from schemas.dead_letter import DeadLetter
 from schemas.events import Event, Item
+from schemas.export import write_or_check
 from schemas.recommendation import Recommendation
 
 ASYNCAPI_FILE = Path(__file__).resolve().parents[2] / "schemas" / "asyncapi.v1.json"
@@ -186,17 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     parser.add_argument("--out", type=Path, default=ASYNCAPI_FILE, help="output file")
     args = parser.parse_args(argv)
-    text = render()
-    current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
-    if args.check:
-        if current != text:
-            sys.stderr.write(f"{args.out} is out of date; run `{prog}` and commit it\n")
-            return 1
-        sys.stdout.write(f"{args.out} is up to date\n")
-        return 0
-    args.out.write_text(text, encoding="utf-8", newline="\n")
-    sys.stdout.write(f"wrote {args.out} ({'changed' if current != text else 'unchanged'})\n")
-    return 0
+    return write_or_check(args.out, render(), check=args.check, command=prog)
 
 
 if __name__ == "__main__":

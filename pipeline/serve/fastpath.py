@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pipeline.clock import wall_ms
 from pipeline.serve.auth import AuthError
@@ -25,11 +26,6 @@ from schemas.limits import MAX_CONTEXT_LENGTH, MAX_ID_LENGTH
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _PATH = re.compile(r"/v1/users/([^/]+)/recommendations")
 _MAX_N = 200

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from fastapi import FastAPI
 
 from pipeline.config import Settings
 from pipeline.serve.app import create_api
+from schemas.export import write_or_check
 
 OPENAPI_FILE = Path(__file__).resolve().parents[2] / "schemas" / "openapi.v1.json"
 
@@ -39,17 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is stale")
     parser.add_argument("--out", type=Path, default=OPENAPI_FILE, help="output file")
     args = parser.parse_args(argv)
-    text = render(_default_app())
-    current = args.out.read_text(encoding="utf-8") if args.out.exists() else None
-    if args.check:
-        if current != text:
-            sys.stderr.write(f"{args.out} is out of date; run `{prog}` and commit it\n")
-            return 1
-        sys.stdout.write(f"{args.out} is up to date\n")
-        return 0
-    args.out.write_text(text, encoding="utf-8", newline="\n")
-    sys.stdout.write(f"wrote {args.out} ({'changed' if current != text else 'unchanged'})\n")
-    return 0
+    return write_or_check(args.out, render(_default_app()), check=args.check, command=prog)
 
 
 if __name__ == "__main__":
