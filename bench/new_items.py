@@ -1,6 +1,7 @@
 """Closed-loop A/B of the new-item slot on the live stack: does a fair first chance pay?
 
     .venv/bin/python bench/new_items.py [--seeds 3] [--duration 240] [--share 0.15]
+    .venv/bin/python bench/new_items.py --summarize bench/results/new_items.json
 
 Starts Kafka + Redis and, per seed, one worker with an experiment declared: control
 ``new_item_share`` 0, treatment ``--share``. ``recloop simulate --closed-loop`` runs a world
@@ -14,7 +15,8 @@ Two sources, both user-level (``pipeline.lists.experiment_stats``): the simulato
 truth per arm (``pipeline.tooling.new_item_tally``: share of list impressions and of events
 on new items, the new items' completion and skip rates, overall completion and skip rate,
 events per user) and the worker's own experiment report (click-through, completion, skip
-rate, events per user, returns, SRM). Prints a table per seed and writes
+rate, events per user, returns, SRM). Prints a table per seed and the seeds pooled by
+inverse variance, and writes
 ``bench/results/new_items.json`` (``bench/plot.py`` draws it).
 """
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import platform
 import sys
@@ -37,7 +40,12 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Services, add_common_args, log, services  # noqa: E402
 from bench.experiment import drop_topics, live_run  # noqa: E402
 from pipeline.lists.experiment_report import format_report, report  # noqa: E402
-from pipeline.lists.experiment_stats import Sums, compare, sample_ratio_mismatch  # noqa: E402
+from pipeline.lists.experiment_stats import (  # noqa: E402
+    Z95,
+    Sums,
+    compare,
+    sample_ratio_mismatch,
+)
 from pipeline.lists.experiments import load_experiments  # noqa: E402
 from pipeline.tooling.new_item_tally import METRICS  # noqa: E402
 
@@ -94,6 +102,74 @@ def format_tally(seed: int, cmp: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+WORKER_METRICS = ("click_through", "completion_rate", "skip_rate", "events_per_user",
+                  "return_30s", "return_90s")  # fmt: skip
+
+
+def pooled(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Per metric, the seeds' differences pooled by inverse variance (independent runs).
+
+    Each seed's 95 % interval gives its standard error; the pooled difference is reported
+    with its interval, p-value and as a lift against the seeds' mean control value.
+    """
+    per_metric: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        for metric, c in run["ground_truth"]["metrics"].items():
+            per_metric.setdefault(metric, []).append(c)
+        for metric in WORKER_METRICS:
+            c = run["worker_report"][0]["variants"][1]["comparisons"].get(metric)
+            if c is not None:
+                per_metric.setdefault(f"worker:{metric}", []).append(c)
+    out: dict[str, dict[str, float | None]] = {}
+    for metric, cs in per_metric.items():
+        usable = [c for c in cs if c["diff"] is not None and c["diff_high"] > c["diff_low"]]
+        if not usable:
+            continue
+        weights = [(2 * Z95 / (c["diff_high"] - c["diff_low"])) ** 2 for c in usable]
+        diff = sum(w * c["diff"] for w, c in zip(weights, usable, strict=True)) / sum(weights)
+        se = math.sqrt(1 / sum(weights))
+        control = sum(c["control"] for c in usable) / len(usable)
+        low, high = diff - Z95 * se, diff + Z95 * se
+        out[metric] = {
+            "seeds": len(usable), "control": control, "treatment": control + diff,
+            "diff": diff, "diff_low": low, "diff_high": high,
+            "lift": diff / control if control else None,
+            "lift_low": low / control if control else None,
+            "lift_high": high / control if control else None,
+            "p_value": math.erfc(abs(diff) / se / math.sqrt(2)) if se > 0 else None,
+        }  # fmt: skip
+    return out
+
+
+def format_pooled(pool: dict[str, dict[str, float | None]]) -> str:
+    """The pooled table: control, treatment, lift with its 95 % interval, p."""
+    lines = [f"pooled over seeds (inverse variance):\n  {'metric':<28}{'control':>10}{'slot':>10}"
+             "   lift [95 % CI]                p"]  # fmt: skip
+    for metric, c in pool.items():
+        name = metric.removeprefix("worker:")
+        lift = "-"
+        if c["lift"] is not None and c["lift_low"] is not None and c["lift_high"] is not None:
+            lift = (f"{100 * c['lift']:+.1f} % [{100 * c['lift_low']:+.1f}, "
+                    f"{100 * c['lift_high']:+.1f}]")  # fmt: skip
+        p = f"{c['p_value']:.2g}" if c["p_value"] is not None else "-"
+        label = f"{name} (worker)" if metric.startswith("worker:") else name
+        lines.append(f"  {label:<28}{_pct(c['control'], name):>10}"
+                     f"{_pct(c['treatment'], name):>10}   {lift:<30}{p}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def summarize(path: Path) -> int:
+    """Print a result's tables again (each seed, pooled) and store the pooled figures."""
+    doc = orjson.loads(path.read_bytes())
+    for run in doc["runs"]:
+        print(format_tally(run["seed"], run["ground_truth"]))
+        print(format_report(run["worker_report"]))
+    doc["pooled"] = pooled(doc["runs"])
+    print(format_pooled(doc["pooled"]))
+    path.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str))
+    return 0
+
+
 def one_seed(svc: Services, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     tally_path = svc.workdir / f"tally-{seed}.json"
     sim_args = (
@@ -124,6 +200,9 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument("--seeds", type=int, default=3, help="runs, one seed each")
+    parser.add_argument(
+        "--summarize", type=Path, default=None, help="print (and pool) an existing result"
+    )
     parser.add_argument("--seed", type=int, default=11, help="first seed")
     parser.add_argument("--share", type=float, default=0.15, help="treatment new_item_share")
     parser.add_argument("--window", type=float, default=120.0, help="seconds an item is new")
@@ -141,6 +220,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "new_items.json")
     add_common_args(parser)
     args = parser.parse_args()
+    if args.summarize is not None:
+        return summarize(args.summarize)
     runs = []
     with services("new_items", keep=args.keep_logs, wait_quiet=args.wait_quiet) as svc:
         for seed in range(args.seed, args.seed + args.seeds):
@@ -152,7 +233,9 @@ def main() -> int:
         "timestamp": int(time.time()),
         "config": vars(args) | {"out": str(args.out)},
         "runs": runs,
+        "pooled": pooled(runs),
     }
+    print(format_pooled(doc["pooled"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str))
     print(f"wrote {args.out}")
