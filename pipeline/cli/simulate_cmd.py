@@ -292,7 +292,10 @@ def simulate(
 
     on_read: ListRead | None = None
     if counts is not None:
-        on_read = lambda user, arm, items: counts.shown(user, arm, items, time.time_ns() // 10**6)  # noqa: E731
+
+        def on_read(user: str, arm: Arm | None, items: Sequence[str]) -> None:
+            counts.shown(user, arm, items, time.time_ns() // 1_000_000)
+
     recommended = _redis_lists(settings, on_read) if closed_loop else None
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
