@@ -68,9 +68,18 @@ def declaration(aa: bool, experiments: int) -> dict[str, Any]:
 
 
 def live_run(
-    svc: Services, args: argparse.Namespace, doc: dict[str, Any], seed: int
+    svc: Services,
+    args: argparse.Namespace,
+    doc: dict[str, Any],
+    seed: int,
+    *,
+    sim_args: tuple[str, ...] = (),
+    **overrides: Any,
 ) -> tuple[Settings, dict[tuple[str, str], ArmTotals], float]:
-    """One closed-loop run on its own topics and namespace; the arms' sums at its end."""
+    """One closed-loop run on its own topics and namespace; the arms' sums at its end.
+
+    ``sim_args`` go to ``recloop simulate`` as they are, ``overrides`` to the settings.
+    """
     path = svc.workdir / f"experiments-{seed}.json"
     path.write_bytes(orjson.dumps(doc))
     uid = svc.workdir.name[-6:]
@@ -81,6 +90,7 @@ def live_run(
         topic_controls=f"bench-exp-{uid}-{seed}.controls",
         topic_partitions=args.partitions,
         experiment_return_seconds=args.return_seconds,
+        **overrides,
     )
     ensure_topics(settings)
     worker = WorkerProcess(settings, log_path=svc.workdir / f"worker-{seed}.log").wait_ready(180)
@@ -91,7 +101,7 @@ def live_run(
                 [sys.executable, "-m", "agents", "simulate", "--closed-loop",
                  "--users", str(args.users), "--items", str(args.items), "--rate", str(args.rate),
                  "--duration", str(args.duration), "--seed", str(seed),
-                 "--away-seconds", str(args.away_seconds)],
+                 "--away-seconds", str(args.away_seconds), *sim_args],
                 env={**os.environ, **settings.to_env()},
                 stdout=sim_log, stderr=subprocess.STDOUT, timeout=args.duration + 180, check=True,
             )  # fmt: skip

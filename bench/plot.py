@@ -20,6 +20,8 @@ What each picture shows (the JSON stays the record; the picture is for reading i
   per variant (before/after), at the largest checkpoint (log scale: the gaps are 10-200x);
 * **withdraw**: per run, p50 / p95 / p99 seconds until a withdrawn item left every list,
   against the 2 s goal;
+* **new_items**: per ground-truth metric, each seed's lift of the new-item slot with its
+  user-level 95 % interval (symlog axis: exposure lifts are several hundred per cent);
 * anything else: its headline numbers as a table.
 
 matplotlib is a dev dependency (``pip install -e '.[dev]'``); the Agg backend needs no display.
@@ -214,6 +216,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "experiment": figures.experiment,
     "experiment_aa": figures.experiment_aa,
     "withdraw": figures.withdraw,
+    "new_items": figures.new_items,
     "rank_cost": _rank_cost,
 }
 

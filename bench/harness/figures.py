@@ -1,4 +1,4 @@
-"""Figures of the newer benchmarks (scale, experiment, A/A, withdraw), drawn by ``bench/plot.py``.
+"""Figures of the newer benchmarks (scale, experiment, A/A, withdraw, new items) for plot.py.
 
 Each takes a result document and returns a matplotlib figure; ``plot.py`` picks one by the
 result's ``benchmark`` and writes the PNG. Kept apart so each file stays short.
@@ -94,4 +94,30 @@ def withdraw(doc: dict[str, Any]) -> Figure:
         f"median p99 {doc['median_p99_seconds']:.2f} s"
     )
     ax.legend()
+    return fig
+
+
+def new_items(doc: dict[str, Any]) -> Figure:
+    """Per ground-truth metric, each seed's lift of the slot with its 95 % interval."""
+    runs = doc["runs"]
+    names = list(runs[0]["ground_truth"]["metrics"])
+    fig, ax = plt.subplots(figsize=(10, 0.8 + 0.7 * len(names)), constrained_layout=True)
+    for k, run in enumerate(runs):
+        offset = (k - (len(runs) - 1) / 2) * 0.2
+        for y, name in enumerate(names):
+            c = run["ground_truth"]["metrics"][name]
+            if c["lift"] is None:
+                continue
+            lo, hi = 100 * c["lift_low"], 100 * c["lift_high"]
+            ax.plot([lo, hi], [y + offset] * 2, color=f"C{k}", linewidth=4,
+                    label=f"seed {run['seed']}" if y == 0 else None)  # fmt: skip
+            ax.plot([100 * c["lift"]], [y + offset], "k|", markersize=10)
+    ax.axvline(0, color="gray", linewidth=0.8)
+    ax.set_xscale("symlog", linthresh=20)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel("lift of the new-item slot against control, % (user-level 95 % interval)")
+    share = doc["config"]["share"]
+    ax.set_title(f"new-item slot (share {share}) vs none, closed loop, {len(runs)} seeds")
+    ax.legend(loc="lower right")
     return fig

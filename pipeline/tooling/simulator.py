@@ -36,59 +36,23 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from pipeline.tooling.churn import ON_AIR, RELEASE, CatalogChange, Churn, ChurnSchedule
 from pipeline.tooling.returns import TRIES, Returns
+from pipeline.tooling.sim_catalog import (
+    CATEGORIES,
+    DEFAULT_EPOCH_MS,
+    Pools,
+    SimItem,
+    build_catalog,
+)
 from schemas.events import SCHEMA_VERSION
 
-CATEGORIES: Final = (
-    "Comedy", "Drama", "Action", "Documentary", "Music", "Gaming",
-    "Sports", "News", "Kids", "SciFi", "Horror", "Cooking",
-)  # fmt: skip
-# Typical length of a piece of content in each category, in seconds (a log-normal spread
-# around it gives each item its own duration).
-_TYPICAL_SECONDS: Final = {
-    "Comedy": 600, "Drama": 2700, "Action": 1800, "Documentary": 2400, "Music": 240,
-    "Gaming": 1200, "Sports": 900, "News": 300, "Kids": 660, "SciFi": 2400, "Horror": 1800,
-    "Cooking": 720,
-}  # fmt: skip
+__all__ = ["CATEGORIES", "DEFAULT_EPOCH_MS", "Churn", "SimItem", "SimUser", "World", "events_due"]
+
 _LOCALES: Final = ("en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "pt-BR", "ja-JP", "hi-IN")
 _LOCALE_WEIGHTS: Final = (30, 10, 10, 10, 10, 12, 8, 10)
 _DEVICES: Final = ("mobile", "tv", "web", "tablet")
 _DEVICE_WEIGHTS: Final = (55, 20, 20, 5)
-_ADJECTIVES: Final = (
-    "Silent", "Golden", "Last", "Hidden", "Electric", "Broken", "Midnight", "Wild",
-    "Lost", "Crimson", "Endless", "Little", "Secret", "Northern", "Burning", "Quiet",
-)  # fmt: skip
-_NOUNS: Final = (
-    "Harbor", "Kitchen", "Signal", "Empire", "River", "Garden", "Machine", "Summer",
-    "Frontier", "Echo", "Planet", "Season", "Circuit", "Valley", "Story", "Night",
-)  # fmt: skip
-DEFAULT_EPOCH_MS: Final = 1_735_689_600_000  # 2025-01-01T00:00:00Z, a fixed reference
-_YEAR_MS: Final = 365 * 86_400_000
-
-
-@dataclass(frozen=True, slots=True)
-class SimItem:
-    """One catalogue entry; ``popularity`` is its Zipf weight (ground truth, not sent)."""
-
-    item_id: str
-    categories: tuple[str, ...]
-    duration_seconds: float
-    creator_id: str
-    title: str
-    published_ts: int
-    popularity: float
-
-    def to_v1(self) -> dict[str, Any]:
-        """The item as an item v1 dict."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "item_id": self.item_id,
-            "categories": list(self.categories),
-            "duration_seconds": self.duration_seconds,
-            "published_ts": self.published_ts,
-            "creator_id": self.creator_id,
-            "title": self.title,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +101,11 @@ class World:
         away, as before returns were modelled.
     return_sensitivity
         How much a session's satisfaction changes the time away.
+    churn
+        Items that come and go during the run (``pipeline.tooling.churn``); the caller
+        publishes ``catalog_changes``. Users judge a new item by their taste exactly as an
+        old one (no novelty bonus): whatever the new-item slot gains, it gains by showing
+        new items that match.
     """
 
     def __init__(
@@ -151,6 +120,7 @@ class World:
         epoch_ms: int = DEFAULT_EPOCH_MS,
         away_seconds: float = 0.0,
         return_sensitivity: float = 3.0,
+        churn: Churn | None = None,
     ) -> None:
         if n_users < 0 or n_items < 1 or max_open_sessions < 1 or mean_session_length < 1:
             msg = (
@@ -171,19 +141,14 @@ class World:
         self._known_users = n_users
         self._user_cache: OrderedDict[int, SimUser] = OrderedDict()
         self._sessions: list[_Session] = []
-        self._items = _build_catalog(
-            random.Random(f"recloop-sim:catalog:{seed}"), n_items, epoch_ms
-        )
+        self._items = build_catalog(random.Random(f"recloop-sim:catalog:{seed}"), n_items, epoch_ms)
         self._by_id = {item.item_id: item for item in self._items}
-        self._all_cum = _cumulative([item.popularity for item in self._items])
-        self._by_category: dict[str, tuple[list[SimItem], list[float]]] = {}
-        for category in CATEGORIES:
-            members = [item for item in self._items if category in item.categories]
-            if members:
-                self._by_category[category] = (
-                    members,
-                    _cumulative([item.popularity for item in members]),
-                )
+        self._pools = Pools(self._items)
+        self._schedule: ChurnSchedule | None = None
+        self._since: dict[str, int] = {}  # item id -> when it was released or went on air
+        if churn is not None and churn.active:
+            self._schedule = ChurnSchedule(churn, seed, self._items, epoch_ms)
+            self._by_id.update((item.item_id, item) for item in self._schedule.channels)
 
     # --- ground truth -----------------------------------------------------------------
     @property
@@ -192,8 +157,34 @@ class World:
         return self._known_users
 
     def items(self) -> list[dict[str, Any]]:
-        """The catalogue as item v1 dicts, in item id order."""
-        return [item.to_v1() for item in self._items]
+        """The initial catalogue as item v1 dicts, in item id order (live channels last)."""
+        channels = self._schedule.channels if self._schedule is not None else []
+        return [item.to_v1() for item in self._items + channels]
+
+    def catalog_changes(self, now_ms: int) -> list[CatalogChange]:
+        """What changed in the catalogue by ``now_ms`` (none without churn), now applied.
+
+        Users find and choose only items available now; a producer sends each change whose
+        ``sends`` is true (``message()``, None being a tombstone).
+        """
+        if self._schedule is None:
+            return []
+        changes = self._schedule.due(now_ms)
+        for change in changes:
+            if change.item is not None and change.kind in (RELEASE, ON_AIR):
+                self._by_id[change.item_id] = change.item
+                self._pools.add(change.item)
+                self._since[change.item_id] = change.ts
+            else:
+                self._pools.remove(change.item_id)
+                if change.item is None:  # retired or expired: gone for good
+                    self._by_id.pop(change.item_id, None)
+                    self._since.pop(change.item_id, None)
+        return changes
+
+    def available_since(self, item_id: str) -> int | None:
+        """When the item was released or last went on air during the run (None: before)."""
+        return self._since.get(item_id)
 
     def item(self, item_id: str) -> SimItem:
         """The catalogue entry ``item_id`` (``KeyError`` if unknown)."""
@@ -359,16 +350,17 @@ class World:
             category = rng.choices(list(taste), weights=list(taste.values()))[0]
             surface = "home"
         else:
-            item = rng.choices(self._items, cum_weights=self._all_cum)[0]
+            item = self._pools.any(rng)
             return item, item.categories[0], "trending"
-        if category not in self._by_category:  # tiny catalogues miss some categories
-            item = rng.choices(self._items, cum_weights=self._all_cum)[0]
+        found = self._pools.in_category(rng, category)
+        if found is None:  # tiny catalogues miss some categories
+            item = self._pools.any(rng)
             return item, item.categories[0], surface
-        members, cum = self._by_category[category]
-        return rng.choices(members, cum_weights=cum)[0], category, surface
+        return found, category, surface
 
     def _choose_listed(self, session: _Session, listed: Sequence[str]) -> tuple[SimItem, str, str]:
-        known = [self._by_id[i] for i in listed[:20] if i in self._by_id]
+        # an item gone from the catalogue (a list not rebuilt yet) cannot be watched
+        known = [self._by_id[i] for i in listed[:20] if self._pools.available(i)]
         if not known:
             return self._choose_item(session)
         weights = [
@@ -440,47 +432,10 @@ def events_due(elapsed_seconds: float, rate: float, sent: int, max_burst: int | 
     return max(0, min(due, cap))
 
 
-def _cumulative(weights: list[float]) -> list[float]:
-    total, out = 0.0, []
-    for weight in weights:
-        total += weight
-        out.append(total)
-    return out
-
-
 def _user_index(user_id: str) -> int | None:
     if len(user_id) > 1 and user_id[0] == "u" and user_id[1:].isdigit():
         return int(user_id[1:])
     return None
-
-
-def _build_catalog(rng: random.Random, n_items: int, epoch_ms: int) -> list[SimItem]:
-    n_creators = max(1, n_items // 8)
-    ranks = list(range(1, n_items + 1))
-    rng.shuffle(ranks)  # popularity is independent of the item id
-    items = []
-    for i in range(n_items):
-        creator = rng.randrange(n_creators)
-        # Creators specialise: most of a creator's items share their home category.
-        home = CATEGORIES[creator % len(CATEGORIES)]
-        primary = home if rng.random() < 0.8 else rng.choice(CATEGORIES)
-        categories: tuple[str, ...] = (primary,)
-        if rng.random() < 0.35:
-            categories += (rng.choice([c for c in CATEGORIES if c != primary]),)
-        duration = max(30.0, round(_TYPICAL_SECONDS[primary] * rng.lognormvariate(0.0, 0.35)))
-        title = f"{rng.choice(_ADJECTIVES)} {rng.choice(_NOUNS)}"
-        items.append(
-            SimItem(
-                item_id=f"i{i}",
-                categories=categories,
-                duration_seconds=float(duration),
-                creator_id=f"c{creator}",
-                title=title,
-                published_ts=epoch_ms - rng.randrange(_YEAR_MS),
-                popularity=1.0 / ranks[i],
-            )
-        )
-    return items
 
 
 def _make_user(rng: random.Random, index: int) -> SimUser:

@@ -143,6 +143,11 @@ async function act(kind, entry) {
 }
 
 function catChips(cats) { return (cats || []).map((c) => el("span", { class: "cat" }, c)); }
+// The new-item slot's reasons (pipeline/lists/new_items.py) get a label of their own.
+const SLOT_REASON = /^(live now|new from a creator you watch|new in .+|new this week)$/;
+function reasonCell(reason) {
+  return SLOT_REASON.test(reason || "") ? el("span", { class: "slot", title: "new-item slot" }, reason) : reason;
+}
 
 function renderUser(doc) {
   if (doc.unknown) {
@@ -169,7 +174,7 @@ function renderUser(doc) {
       el("td", {}, el("div", {}, info.title || entry.item_id), el("div", { class: "small" }, entry.item_id)),
       el("td", {}, catChips(info.categories)),
       el("td", {}, fmt(entry.score, 3)),
-      el("td", { class: "small" }, entry.reason),
+      el("td", { class: "small" }, reasonCell(entry.reason)),
       el("td", { class: "acts" }, buttons));
   });
   $("#user-list tbody").replaceChildren(...rows);
