@@ -150,7 +150,7 @@ def test_tail_follows_a_topic_filters_by_user_and_stops_on_ctrl_c(
         assert follow.stdout is not None
         line = follow.stdout.readline()  # blocks until the worker's list arrives
         follow.send_signal(signal.SIGINT)
-        out, err = follow.communicate(timeout=20)
+        out, err = follow.communicate(timeout=60)  # closing the consumer is slow under load
     finally:
         if follow.poll() is None:
             follow.kill()
