@@ -58,7 +58,12 @@ def learn(
         state = users.setdefault(event.user_id, UserState(event.user_id))
         started = time.perf_counter()
         learning = learn_batch(
-            models, {event.user_id: state}, [event], params=PARAMS, threshold=0.6
+            models,
+            {event.user_id: state},
+            [event],
+            params=PARAMS,
+            threshold=0.6,
+            rerank=recommender.rerank_pairs,
         )
         apply_learning(models, learning)
         times.append((time.perf_counter() - started) * 1e6)

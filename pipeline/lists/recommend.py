@@ -7,6 +7,7 @@ worker and the replay benchmark, so the benchmark measures the production code p
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,8 +18,9 @@ from pipeline.lists import reasons
 from pipeline.lists.candidates import CandidateIndex, allowed
 from pipeline.lists.diversity import Scored, diversify
 from pipeline.lists.new_items import new_item_slot
+from pipeline.lists.rerank import Head, fuse, head_features, pairs
 from pipeline.lists.scoring import lookup, sigmoid, top_order
-from pipeline.lists.sequence_scores import SequenceKnobs, sequence_scores
+from pipeline.lists.sequence_scores import SequenceKnobs, SequenceScores, sequence_scores
 from pipeline.model.arrays import FloatArray, IntArray
 from pipeline.model.item_features import (
     category_vector,
@@ -65,6 +67,13 @@ class ListParams:
     knn_max_norm: bool = False  # kNN scaled to its best candidate (else: history mean)
     # user-kNN (pipeline.model.user_knn), scaled to the best kNN candidate; 0: not read
     uknn_weight: float = 0.3
+    # learning-to-rank layer (pipeline.lists.rerank): re-orders the blend's best
+    # rerank_depth candidates (0: off), fused with the blend's order by rerank_mix; trained
+    # with rerank_negatives items of the head per positive; heads of rerank_memo users kept
+    rerank_depth: int = 0
+    rerank_mix: float = 0.5
+    rerank_negatives: int = 10
+    rerank_memo: int = 4_096
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListParams:
@@ -75,6 +84,7 @@ class ListParams:
             exploration_share=settings.exploration_share,
             new_item_share=settings.new_item_share,
             new_item_window_ms=int(settings.new_item_window_seconds * 1000),
+            rerank_memo=settings.rerank_memo_users,
         )
 
     def sequence_knobs(self) -> SequenceKnobs:
@@ -112,6 +122,9 @@ class Recommender:
             per_category=p.category_candidates,
             fresh=p.fresh_candidates,
         )
+        # the head each user's latest list was ranked from, to learn from their next choice
+        self._heads: OrderedDict[str, tuple[int, Head]] = OrderedDict()
+        self._rng = np.random.default_rng(0)
 
     def refresh_indexes(self, now_ts: int) -> None:
         """Bring the candidate pools (trending, per category, newest) up to date."""
@@ -214,6 +227,8 @@ class Recommender:
         if prior > 0:
             said = self._declared_boost(cands, controls.declared, prior, scores, cold=not pos)
             scores = scores + said
+        if personalized and p.rerank_depth > 0:
+            scores = self._rerank(state, cands, scores, knn, extra, matrix, p)
         ids = catalog.ids
         explore = int(round(size * p.exploration_share)) if personalized else 0
         newcomers: list[Scored] = []
@@ -270,6 +285,62 @@ class Recommender:
         if explore:
             out += self._explore(state, cands, {s.item_id for s in out}, explore)
         return out
+
+    def _rerank(
+        self,
+        state: UserState,
+        cands: IntArray,
+        scores: FloatArray,
+        knn: FloatArray,
+        extra: SequenceScores,
+        matrix: FloatArray,
+        p: ListParams,
+    ) -> FloatArray:
+        """``scores`` with the head re-ordered by the learning-to-rank layer, kept on top.
+
+        The head's rows are remembered for the user (``rerank_pairs`` trains on them when
+        the user next chooses something).
+        """
+        rows = top_order(scores, min(p.rerank_depth, scores.shape[0]))
+        items = cands[rows]
+        stats = self.models.stats
+        uknn, stage = extra.parts(items, knn[rows])
+        stat_rows = matrix[rows]
+        stat_rows[:, FEATURES.index("skip_rate")] = stats.skip_rate(items)
+        stat_rows[:, FEATURES.index("completion")] = stats.mean_completion(items)
+        features = head_features(scores[rows], knn[rows], uknn, stage, stat_rows, state.n_events)
+        self._remember(state, Head(items, features))
+        fused = fuse(self.models.reranker.score(features), p.rerank_mix)
+        out = scores.copy()
+        out[rows] = float(scores[rows[0]]) + 1.0 + fused  # the head stays above the rest
+        return out
+
+    def _remember(self, state: UserState, head: Head) -> None:
+        """Keep ``head`` as the user's latest, for at most ``rerank_memo`` users."""
+        heads = self._heads
+        heads[state.user_id] = (state.n_events, head)
+        heads.move_to_end(state.user_id)
+        while len(heads) > self.params.rerank_memo:
+            heads.popitem(last=False)
+
+    def rerank_pairs(self, state: UserState, item_id: str, now_ts: int) -> FloatArray | None:
+        """Training rows for the learning-to-rank layer: the user chose ``item_id`` now.
+
+        Called with the state *before* the event (``pipeline.model.learn``): the chosen item
+        against items of the head the user's current list was ranked from, the one kept
+        from the last list built on this very state, else the head ranked now.
+        """
+        p = self.params
+        item = self.models.catalog.get(item_id)
+        if p.rerank_depth <= 0 or item is None or not state.controls.personalization:
+            return None
+        kept = self._heads.get(state.user_id)
+        if kept is None or kept[0] != state.n_events:
+            self.recommend(state, now_ts)
+            kept = self._heads.get(state.user_id)
+            if kept is None or kept[0] != state.n_events:
+                return None
+        return pairs(kept[1], item, p.rerank_negatives, self._rng)
 
     def _explore(
         self, state: UserState, cands: IntArray, taken: set[str], count: int
