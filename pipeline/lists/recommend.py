@@ -23,6 +23,7 @@ from pipeline.lists.scoring import lookup, sigmoid, top_order
 from pipeline.lists.sequence_scores import SequenceKnobs, SequenceScores, sequence_scores
 from pipeline.model.arrays import FloatArray, IntArray
 from pipeline.model.item_features import (
+    WeightedHistory,
     category_vector,
     feature_matrix,
     histories,
@@ -228,7 +229,7 @@ class Recommender:
             said = self._declared_boost(cands, controls.declared, prior, scores, cold=not pos)
             scores = scores + said
         if personalized and p.rerank_depth > 0:
-            scores = self._rerank(state, cands, scores, knn, extra, matrix, p)
+            scores = self._rerank(state, cands, scores, knn, pos[-1:], extra, matrix, p)
         ids = catalog.ids
         explore = int(round(size * p.exploration_share)) if personalized else 0
         newcomers: list[Scored] = []
@@ -292,6 +293,7 @@ class Recommender:
         cands: IntArray,
         scores: FloatArray,
         knn: FloatArray,
+        last: WeightedHistory,
         extra: SequenceScores,
         matrix: FloatArray,
         p: ListParams,
@@ -308,7 +310,16 @@ class Recommender:
         stat_rows = matrix[rows]
         stat_rows[:, FEATURES.index("skip_rate")] = stats.skip_rate(items)
         stat_rows[:, FEATURES.index("completion")] = stats.mean_completion(items)
-        features = head_features(scores[rows], knn[rows], uknn, stage, stat_rows, state.n_events)
+        last_ids, last_scores = self.models.cooc.score(last)
+        features = head_features(
+            scores[rows],
+            knn[rows],
+            lookup(last_ids, last_scores, items),
+            uknn,
+            stage,
+            stat_rows,
+            state.n_events,
+        )
         self._remember(state, Head(items, features))
         fused = fuse(self.models.reranker.score(features), p.rerank_mix)
         out = scores.copy()

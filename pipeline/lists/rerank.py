@@ -53,6 +53,7 @@ def rank_gain(n: int) -> FloatArray:
 def head_features(
     blend: FloatArray,
     knn: FloatArray,
+    knn_last: FloatArray,
     uknn: FloatArray | None,
     stage: FloatArray | None,
     rows: FloatArray,
@@ -60,13 +61,14 @@ def head_features(
 ) -> FloatArray:
     """Feature rows of a head given in blend order.
 
-    ``blend``, ``knn``, ``uknn``, ``stage`` are the head's scores of each source (``None``:
-    the source is off), ``rows`` its ``pipeline.model.ranker.FEATURES`` rows (the item
-    statistics), ``n_events`` the user's history length.
+    ``blend``, ``knn``, ``knn_last`` (the latest item's neighbours), ``uknn``, ``stage``
+    are the head's scores of each source (``None``: the source is off), ``rows`` its
+    ``pipeline.model.ranker.FEATURES`` rows (the item statistics), ``n_events`` the user's
+    history length.
 
-    >>> f = head_features(np.array([2.0, 1.0]), np.array([1.0, 0.0]), None, None,
-    ...                   np.zeros((2, 8)), 0)
-    >>> f[:, 0].tolist(), f[0, 9]
+    >>> f = head_features(np.array([2.0, 1.0]), np.array([1.0, 0.0]), np.zeros(2), None,
+    ...                   None, np.zeros((2, 8)), 0)
+    >>> f[:, 0].tolist(), float(f[0, 10])
     ([1.0, 0.5], 1.0)
     """
     n = blend.shape[0]
@@ -75,6 +77,7 @@ def head_features(
     out[:, _COLS["blend"]] = _share(blend)
     out[:, _COLS["rank"]] = rank_gain(n)
     out[:, _COLS["knn"]] = _share(knn)
+    out[:, _COLS["knn_last"]] = _share(knn_last)
     if uknn is not None:
         out[:, _COLS["uknn"]] = _share(uknn)
     if stage is not None:
@@ -115,7 +118,7 @@ def pairs(head: Head, item: int, negatives: int, rng: np.random.Generator) -> Fl
 
     >>> head = Head(np.array([5, 7, 9]), np.eye(3, len(RERANK_FEATURES)))
     >>> pairs(head, 7, 5, np.random.default_rng(0)).shape
-    (2, 13)
+    (2, 14)
     >>> pairs(head, 4, 5, np.random.default_rng(0)) is None
     True
     """

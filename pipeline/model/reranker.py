@@ -30,6 +30,7 @@ RERANK_FEATURES: tuple[str, ...] = (
     "blend",  # the blend's score, scaled to the head's best
     "rank",  # 1 / log2(rank in the blend + 2)
     "knn",  # item-kNN score, scaled to the head's best
+    "knn_last",  # similarity to the user's latest item alone, scaled to the head's best
     "uknn",  # user-kNN part, scaled to the head's best
     "stage",  # stage popularity at the user's stage, scaled to the head's best (not faded)
     "popularity",  # users per item, log share of the most popular

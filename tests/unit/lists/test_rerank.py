@@ -22,6 +22,7 @@ def test_features_are_shares_of_the_head_and_crosses_with_coldness() -> None:
     f = head_features(
         np.array([4.0, 2.0, 1.0]),
         np.array([2.0, 1.0, 0.0]),
+        np.array([0.0, 0.0, 1.0]),
         np.array([0.0, 3.0, 1.5]),
         np.array([1.0, 0.0, 2.0]),
         rows,
