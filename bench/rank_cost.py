@@ -8,7 +8,10 @@ timed for sampled users in the state they ended in. 10k items: the simulator
 (``pipeline.tooling.simulator``) generates the traffic of a 10,000-item catalogue, learned
 the same way. Times are single-threaded wall-clock microseconds of ``Recommender.recommend``
 (the list a refresh builds: candidates, scoring, category cap, reasons) and, per event, of
-the learning step (``learn_batch`` + ``apply_learning``, river ranker included).
+the learning step (``learn_batch`` + ``apply_learning``, river ranker included; with the
+learning-to-rank layer on, a positive whose list head is not kept ranks it again, as here
+where no list was built before the event: the worst case), and of the layer's river step
+alone (``rerank_learn_us``: one ``learn_one`` per training pair of a positive).
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from quality import converted, default_data, parse_overrides  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
 from pipeline.lists.recommend import Recommender  # noqa: E402
+from pipeline.model.arrays import FloatArray  # noqa: E402
 from pipeline.model.catalog import item_info  # noqa: E402
 from pipeline.model.learn import apply_learning, learn_batch  # noqa: E402
 from pipeline.model.models import SharedModels  # noqa: E402
+from pipeline.model.reranker import Reranker  # noqa: E402
 from pipeline.tooling.replay import load_events, load_items, split_params  # noqa: E402
 from pipeline.tooling.simulator import World  # noqa: E402
 from schemas.events import Event, Item  # noqa: E402
@@ -47,11 +52,13 @@ PARAMS = FeatureParams(
 
 def learn(
     recommender: Recommender, events: list[Event]
-) -> tuple[dict[str, UserState], list[float]]:
-    """Learn every event; returns the users and the per-event learning times (us)."""
+) -> tuple[dict[str, UserState], list[float], list[FloatArray]]:
+    """Learn every event; returns the users, the per-event learning times (us) and the
+    learning-to-rank layer's training rows of the first positives."""
     models = recommender.models
     users: dict[str, UserState] = {}
     times: list[float] = []
+    pairs: list[FloatArray] = []
     for n, event in enumerate(events):
         if n % 200 == 0:
             recommender.refresh_indexes(event.ts)
@@ -68,8 +75,20 @@ def learn(
         apply_learning(models, learning)
         times.append((time.perf_counter() - started) * 1e6)
         state.mark_clean()
+        pairs += [a.pairs for a in learning.applied if a.pairs is not None][: 2_000 - len(pairs)]
     recommender.refresh_indexes(events[-1].ts)
-    return users, times
+    return users, times, pairs
+
+
+def time_rerank_learning(pairs: list[FloatArray]) -> list[float]:
+    """The layer's river step alone (``learn_one`` per pair) per positive, on a fresh model."""
+    ranker = Reranker()
+    out = []
+    for rows in pairs:
+        started = time.perf_counter()
+        ranker.learn(rows)
+        out.append((time.perf_counter() - started) * 1e6)
+    return out or [0.0]
 
 
 def time_lists(
@@ -123,8 +142,9 @@ def measure(
     recommender = Recommender(SharedModels(model_params), list_params)
     for item in items:
         recommender.models.upsert_item(item_info(item))
-    users, learn_us = learn(recommender, events)
+    users, learn_us, pairs = learn(recommender, events)
     lists_us = time_lists(recommender, users, events[-1].ts, samples)
+    rerank_us = time_rerank_learning(pairs)
     return {
         "catalogue": name,
         "items": len(recommender.models.catalog),
@@ -132,6 +152,7 @@ def measure(
         "users": len(users),
         **stats("list_us", lists_us),
         **stats("learn_us", learn_us),
+        **stats("rerank_learn_us", rerank_us),
     }
 
 

@@ -71,7 +71,7 @@ class ListParams:
     # learning-to-rank layer (pipeline.lists.rerank): re-orders the blend's best
     # rerank_depth candidates (0: off), fused with the blend's order by rerank_mix; trained
     # with rerank_negatives items of the head per positive; heads of rerank_memo users kept
-    rerank_depth: int = 0
+    rerank_depth: int = 50
     rerank_mix: float = 0.5
     rerank_negatives: int = 10
     rerank_memo: int = 4_096
