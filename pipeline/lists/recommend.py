@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pipeline.config import Settings
+from pipeline.events.signals import Signal
 from pipeline.features.state import UserState
 from pipeline.lists import reasons
 from pipeline.lists.candidates import CandidateIndex, allowed
@@ -111,6 +113,14 @@ class ListParams:
         return weights
 
 
+def _bounded_put(memo: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+    """Put ``value`` as the newest entry, dropping the oldest past ``limit`` entries."""
+    memo[key] = value
+    memo.move_to_end(key)
+    while len(memo) > limit:
+        memo.popitem(last=False)
+
+
 class Recommender:
     """Ranks lists from the shared models and the candidate pools built over them."""
 
@@ -125,6 +135,8 @@ class Recommender:
         )
         # the head each user's latest list was ranked from, to learn from their next choice
         self._heads: OrderedDict[str, tuple[int, Head]] = OrderedDict()
+        # per user, an item they chose (clicked) and its training rows, until a positive
+        self._pending: OrderedDict[str, tuple[str, FloatArray]] = OrderedDict()
         self._rng = np.random.default_rng(0)
 
     def refresh_indexes(self, now_ts: int) -> None:
@@ -328,30 +340,47 @@ class Recommender:
 
     def _remember(self, state: UserState, head: Head) -> None:
         """Keep ``head`` as the user's latest, for at most ``rerank_memo`` users."""
-        heads = self._heads
-        heads[state.user_id] = (state.n_events, head)
-        heads.move_to_end(state.user_id)
-        while len(heads) > self.params.rerank_memo:
-            heads.popitem(last=False)
+        _bounded_put(self._heads, state.user_id, (state.n_events, head), self.params.rerank_memo)
 
-    def rerank_pairs(self, state: UserState, item_id: str, now_ts: int) -> FloatArray | None:
-        """Training rows for the learning-to-rank layer: the user chose ``item_id`` now.
+    def rerank_pairs(
+        self, state: UserState, item_id: str, now_ts: int, signal: Signal
+    ) -> FloatArray | None:
+        """Training rows for the learning-to-rank layer when an event confirms a choice.
 
-        Called with the state *before* the event (``pipeline.model.learn``): the chosen item
-        against items of the head the user's current list was ranked from, the one kept
-        from the last list built on this very state, else the head ranked now.
+        Called for each event with the state *before* it (``pipeline.model.learn``). A
+        choice is the user's first interaction with an item: the item against items of the
+        head their list was ranked from (the head kept from the last list built on this very
+        state, else ranked now). A positive first interaction teaches at once. A click
+        (the usual first step before a watch) keeps its rows for the user until a positive
+        on the same item teaches them; a skip, or another choice, drops them. An item the
+        blend did not bring into the head teaches nothing.
         """
         p = self.params
-        item = self.models.catalog.get(item_id)
-        if p.rerank_depth <= 0 or item is None or not state.controls.personalization:
+        if p.rerank_depth <= 0 or not state.controls.personalization:
             return None
-        kept = self._heads.get(state.user_id)
+        user = state.user_id
+        if item_id in state.excluded:  # not a new choice: maybe the positive of a click
+            pending = self._pending.get(user)
+            if pending is None or pending[0] != item_id:
+                return None
+            if signal.positive or signal.weight < 0:  # liked, or skipped: settled
+                del self._pending[user]
+            return pending[1] if signal.positive else None
+        self._pending.pop(user, None)
+        item = self.models.catalog.get(item_id)
+        if item is None or (not signal.positive and signal.completion is not None):
+            return None  # a skip or a short watch: chosen and not liked
+        kept = self._heads.get(user)
         if kept is None or kept[0] != state.n_events:
             self.recommend(state, now_ts)
-            kept = self._heads.get(state.user_id)
+            kept = self._heads.get(user)
             if kept is None or kept[0] != state.n_events:
                 return None
-        return pairs(kept[1], item, p.rerank_negatives, self._rng)
+        rows = pairs(kept[1], item, p.rerank_negatives, self._rng)
+        if rows is None or signal.positive:
+            return rows
+        _bounded_put(self._pending, user, (item_id, rows), p.rerank_memo)
+        return None
 
     def _explore(
         self, state: UserState, cands: IntArray, taken: set[str], count: int

@@ -26,10 +26,10 @@ from pipeline.model.models import RankerExample, SharedModels
 from pipeline.model.record import LearnRecord
 from schemas.events import Event
 
-RerankPairs = Callable[[UserState, str, int], FloatArray | None]
-"""Training rows of the learning-to-rank layer for a chosen item, from the state *before*
-the event (``pipeline.lists.recommend.Recommender.rerank_pairs``: ranking is not this
-package's, so the caller passes it in)."""
+RerankPairs = Callable[[UserState, str, int, Signal], FloatArray | None]
+"""Training rows of the learning-to-rank layer when an event makes a choice a positive,
+from the state *before* the event (``pipeline.lists.recommend.Recommender.rerank_pairs``:
+ranking is not this package's, so the caller passes it in)."""
 
 
 def event_signal(models: SharedModels, event: Event, *, threshold: float) -> Signal:
@@ -131,7 +131,7 @@ def learn_event(
         return dataclasses.replace(record, stage=None), None, None  # no user sequence
     record = models.record_for(state, event.item_id, event.ts, event.type, signal)
     example = ranker_example(models, state, event.item_id, signal, event.ts)
-    pairs = rerank(state, event.item_id, event.ts) if rerank and signal.positive else None
+    pairs = rerank(state, event.item_id, event.ts, signal) if rerank else None
     ctx = event.context
     apply_event(
         state,

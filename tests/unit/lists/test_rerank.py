@@ -57,8 +57,18 @@ def _engine(**params: object) -> Recommender:
     return make_recommender(items, **{"rerank_depth": 20, **params})
 
 
-def _learn(engine: Recommender, state: UserState, item: str, ts: int) -> None:
-    event = event_of(state, f"e{state.n_events}-{item}", item, ts)
+def _learn(
+    engine: Recommender,
+    state: UserState,
+    item: str,
+    ts: int,
+    *,
+    kind: str = "watch",
+    watch_seconds: float | None = 600.0,
+) -> None:
+    event = event_of(
+        state, f"e{state.n_events}-{item}", item, ts, kind=kind, watch_seconds=watch_seconds
+    )
     learning = learn_batch(
         engine.models,
         {state.user_id: state},
@@ -118,3 +128,34 @@ def test_heads_are_kept_for_at_most_rerank_memo_users() -> None:
     before = engine.models.reranker.updates
     _learn(engine, state, "i1", T0 + 2)
     assert engine.models.reranker.updates > before
+
+
+def test_a_click_teaches_once_its_watch_is_a_positive() -> None:
+    engine = _engine()
+    _train(engine)
+    engine.refresh_indexes(T0)
+    state = UserState("clicker")
+    _learn(engine, state, "i0", T0 + 10**6)
+    ts = T0 + 10**6 + 10
+    ranked = [r.item_id for r in engine.recommend(state, ts)]
+    chosen = ranked[0]
+    before = engine.models.reranker.updates
+    _learn(engine, state, chosen, ts + 1, kind="click", watch_seconds=None)
+    assert engine.models.reranker.updates == before  # a click alone: not yet liked
+    _learn(engine, state, chosen, ts + 2)  # the watch of the clicked item
+    assert engine.models.reranker.updates > before
+
+
+def test_a_clicked_then_skipped_item_teaches_nothing() -> None:
+    engine = _engine()
+    _train(engine)
+    engine.refresh_indexes(T0)
+    state = UserState("skipper")
+    _learn(engine, state, "i0", T0 + 10**6)
+    ts = T0 + 10**6 + 10
+    chosen = engine.recommend(state, ts)[0].item_id
+    before = engine.models.reranker.updates
+    _learn(engine, state, chosen, ts + 1, kind="click", watch_seconds=None)
+    _learn(engine, state, chosen, ts + 2, kind="skip", watch_seconds=5.0)
+    _learn(engine, state, chosen, ts + 3)  # a later watch is no longer this choice's
+    assert engine.models.reranker.updates == before
