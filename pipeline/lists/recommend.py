@@ -322,11 +322,16 @@ class Recommender:
         stat_rows = matrix[rows]
         stat_rows[:, FEATURES.index("skip_rate")] = stats.skip_rate(items)
         stat_rows[:, FEATURES.index("completion")] = stats.mean_completion(items)
-        last_ids, last_scores = self.models.cooc.score(last)
+        knn_last = np.zeros(items.shape[0])
+        cooc = self.models.cooc
+        for item, weight in last:  # the latest item: its row against the head, no sort
+            if item < cooc.mass.shape[0]:
+                ids, sims = cooc.similarities(item)
+                knn_last = (items[:, None] == ids[None, :]).astype(np.float64) @ (sims * weight)
         features = head_features(
             scores[rows],
             knn[rows],
-            lookup(last_ids, last_scores, items),
+            knn_last,
             uknn,
             stage,
             stat_rows,
