@@ -347,15 +347,14 @@ class Recommender:
         """Keep ``head`` as the user's latest, for at most ``rerank_memo`` users."""
         _bounded_put(self._heads, state.user_id, (state.n_events, head), self.params.rerank_memo)
 
-    def rerank_pairs(
-        self, state: UserState, item_id: str, now_ts: int, signal: Signal
-    ) -> FloatArray | None:
+    def rerank_pairs(self, state: UserState, item_id: str, signal: Signal) -> FloatArray | None:
         """Training rows for the learning-to-rank layer when an event confirms a choice.
 
         Called for each event with the state *before* it (``pipeline.model.learn``). A
         choice is the user's first interaction with an item: the item against items of the
-        head their list was ranked from (the head kept from the last list built on this very
-        state, else ranked now). A positive first interaction teaches at once. A click
+        head their list was ranked from, kept from the last list built on this very state
+        (none kept, nothing learned: learning never ranks, so it costs a few microseconds).
+        A positive first interaction teaches at once. A click
         (the usual first step before a watch) keeps its rows for the user until a positive
         on the same item teaches them; a skip, or another choice, drops them. An item the
         blend did not bring into the head teaches nothing.
@@ -377,10 +376,7 @@ class Recommender:
             return None  # a skip or a short watch: chosen and not liked
         kept = self._heads.get(user)
         if kept is None or kept[0] != state.n_events:
-            self.recommend(state, now_ts)
-            kept = self._heads.get(user)
-            if kept is None or kept[0] != state.n_events:
-                return None
+            return None
         rows = pairs(kept[1], item, p.rerank_negatives, self._rng)
         if rows is None or signal.positive:
             return rows

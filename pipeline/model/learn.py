@@ -26,7 +26,7 @@ from pipeline.model.models import RankerExample, SharedModels
 from pipeline.model.record import LearnRecord
 from schemas.events import Event
 
-RerankPairs = Callable[[UserState, str, int, Signal], FloatArray | None]
+RerankPairs = Callable[[UserState, str, Signal], FloatArray | None]
 """Training rows of the learning-to-rank layer when an event makes a choice a positive,
 from the state *before* the event (``pipeline.lists.recommend.Recommender.rerank_pairs``:
 ranking is not this package's, so the caller passes it in)."""
@@ -131,7 +131,7 @@ def learn_event(
         return dataclasses.replace(record, stage=None), None, None  # no user sequence
     record = models.record_for(state, event.item_id, event.ts, event.type, signal)
     example = ranker_example(models, state, event.item_id, signal, event.ts)
-    pairs = rerank(state, event.item_id, event.ts, signal) if rerank else None
+    pairs = rerank(state, event.item_id, signal) if rerank else None
     ctx = event.context
     apply_event(
         state,

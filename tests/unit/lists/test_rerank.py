@@ -82,11 +82,13 @@ def _learn(
 
 
 def _train(engine: Recommender) -> None:
-    """Users who each watch i0..i5 in order: i(k+1) follows i(k)."""
+    """Users who each see their list, then watch i0..i5 in order: i(k+1) follows i(k)."""
     for u in range(30):
         state = UserState(f"u{u}")
         for k in range(6):
-            _learn(engine, state, f"i{(k + u) % 6}", T0 + 1_000 * (u * 10 + k))
+            ts = T0 + 1_000 * (u * 10 + k)
+            engine.recommend(state, ts)
+            _learn(engine, state, f"i{(k + u) % 6}", ts)
 
 
 def test_positives_train_the_layer_before_the_event_is_learned() -> None:
@@ -124,10 +126,17 @@ def test_heads_are_kept_for_at_most_rerank_memo_users() -> None:
     for u in range(5):
         engine.recommend(UserState(f"u{u}"), T0)
     assert len(engine._heads) == 3
-    state = UserState("u0")  # its head was dropped: ranked again to learn
     before = engine.models.reranker.updates
-    _learn(engine, state, "i1", T0 + 2)
+    _learn(engine, UserState("u0"), "i1", T0 + 2)  # its head was dropped: nothing to learn
+    assert engine.models.reranker.updates == before
+    _learn(engine, UserState("u4"), "i1", T0 + 2)  # kept: learned
     assert engine.models.reranker.updates > before
+
+
+def test_learning_without_a_kept_head_learns_nothing() -> None:
+    engine = _engine()
+    _learn(engine, UserState("unseen"), "i1", T0)
+    assert engine.models.reranker.updates == 0
 
 
 def test_a_click_teaches_once_its_watch_is_a_positive() -> None:
