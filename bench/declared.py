@@ -81,7 +81,7 @@ def main() -> int:
         event = Event.model_validate(doc)
         state = users.setdefault(event.user_id, UserState(event.user_id))
         signal = event_signal(models, event, threshold=0.6)
-        record, example = learn_event(models, state, event, signal, PARAMS)
+        record, example, _ = learn_event(models, state, event, signal, PARAMS)
         models.apply(record)
         models.learn_ranker([example] if example else [])
         state.mark_clean()
@@ -138,7 +138,7 @@ def main() -> int:
                 })  # fmt: skip
             signal = event_signal(models, event, threshold=0.6)
             for group, state in copies.items():
-                record, example = learn_event(models, state, event, signal, PARAMS)
+                record, example, _ = learn_event(models, state, event, signal, PARAMS)
                 models.learn_ranker([example] if example else [])  # on each copy
                 state.mark_clean()
                 if group == "none":  # co-occurrence and item statistics learn it once

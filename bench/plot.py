@@ -194,10 +194,19 @@ def headline(doc: dict[str, Any], prefix: str = "", depth: int = 2) -> list[list
 
 
 def _rank_cost(doc: dict[str, Any]) -> Figure:
-    header = ["catalogue", "items", "list us median", "list us p99", "learn us median", "p99"]
+    header = [
+        "catalogue",
+        "items",
+        "list us median",
+        "list us p99",
+        "learn us median",
+        "p99",
+        "LTR step us median",
+    ]
     rows = [
         [r["catalogue"], f"{r['items']:,}", f"{r['list_us_median']:,.0f}",
-         f"{r['list_us_p99']:,.0f}", f"{r['learn_us_median']:,.0f}", f"{r['learn_us_p99']:,.0f}"]
+         f"{r['list_us_p99']:,.0f}", f"{r['learn_us_median']:,.0f}", f"{r['learn_us_p99']:,.0f}",
+         f"{r.get('rerank_learn_us_median', 0):,.0f}"]
         for r in doc["results"]
     ]  # fmt: skip
     return _table("ranking cost (bench/rank_cost.py)", header, rows)

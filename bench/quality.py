@@ -35,14 +35,21 @@ from pipeline.tooling.replay import (  # noqa: E402
 )
 
 # name -> (knobs, time scale); the first is the shipped default
-ALONE = {"uknn_weight": 0.0, "stage_weight": 0.0, "category_weight": 0.0, "popularity_weight": 0.0}
+NO_LAYER = {"rerank_depth": 0}  # the learning-to-rank layer off: the blend's own order
+ALONE = {
+    "uknn_weight": 0.0,
+    "stage_weight": 0.0,
+    "category_weight": 0.0,
+    "popularity_weight": 0.0,
+    **NO_LAYER,
+}
 VARIANTS: dict[str, tuple[dict[str, Any], float]] = {
-    "**shipped blend** (windowed item-kNN + user-kNN 0.3 + stage popularity 0.1 + taste prior)": (
-        {},
-        1.0,
-    ),
+    "**shipped**: blend (windowed item-kNN + user-kNN 0.3 + stage popularity 0.1 + taste "
+    "prior) + learning-to-rank layer (river, top 50, mix 0.5)": ({}, 1.0),
     "the same, event time x30": ({}, 30.0),
     "the same, event time /30": ({}, 1 / 30),
+    "blend without the learning-to-rank layer": (NO_LAYER, 1.0),
+    "learning-to-rank layer's order alone (mix 0)": ({"rerank_mix": 0.0}, 1.0),
     "+ river ranker, P(like)^1": ({"ranker_power": 1.0}, 1.0),
     "windowed item-kNN alone": (ALONE, 1.0),
     "user-kNN alone": ({**ALONE, "knn_weight": 0.0, "uknn_weight": 1.0}, 1.0),
@@ -151,7 +158,13 @@ def markdown_table(result: dict[str, Any], cost: dict[str, Any] | None) -> str:
         lines.append(
             f"Ranking cost, {c['catalogue']} ({c['items']:,} items): a list "
             f"{c['list_us_median']:,.0f} us median, {c['list_us_p99']:,.0f} us p99; learning "
-            f"one event {c['learn_us_median']:,.0f} us median, {c['learn_us_p99']:,.0f} us p99."
+            f"one event {c['learn_us_median']:,.0f} us median, {c['learn_us_p99']:,.0f} us p99"
+            + (
+                f"; the learning-to-rank layer's river step {c['rerank_learn_us_median']:,.0f} us "
+                f"median per positive, {c['rerank_learn_us_p99']:,.0f} us p99."
+                if "rerank_learn_us_median" in c
+                else "."
+            )
         )
     return "\n".join(lines)
 

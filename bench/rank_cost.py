@@ -8,7 +8,9 @@ timed for sampled users in the state they ended in. 10k items: the simulator
 (``pipeline.tooling.simulator``) generates the traffic of a 10,000-item catalogue, learned
 the same way. Times are single-threaded wall-clock microseconds of ``Recommender.recommend``
 (the list a refresh builds: candidates, scoring, category cap, reasons) and, per event, of
-the learning step (``learn_batch`` + ``apply_learning``, river ranker included).
+the learning step (``learn_batch`` + ``apply_learning``, river ranker included), and of
+the learning-to-rank layer's river step alone (``rerank_learn_us``: one ``learn_one`` per
+training pair of a positive), which learning adds where a list head is kept.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from quality import converted, default_data, parse_overrides  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
 from pipeline.lists.recommend import Recommender  # noqa: E402
+from pipeline.model.arrays import FloatArray  # noqa: E402
 from pipeline.model.catalog import item_info  # noqa: E402
 from pipeline.model.learn import apply_learning, learn_batch  # noqa: E402
 from pipeline.model.models import SharedModels  # noqa: E402
+from pipeline.model.reranker import RERANK_FEATURES, Reranker  # noqa: E402
 from pipeline.tooling.replay import load_events, load_items, split_params  # noqa: E402
 from pipeline.tooling.simulator import World  # noqa: E402
 from schemas.events import Event, Item  # noqa: E402
@@ -47,24 +51,49 @@ PARAMS = FeatureParams(
 
 def learn(
     recommender: Recommender, events: list[Event]
-) -> tuple[dict[str, UserState], list[float]]:
-    """Learn every event; returns the users and the per-event learning times (us)."""
+) -> tuple[dict[str, UserState], list[float], list[FloatArray]]:
+    """Learn every event; returns the users, the per-event learning times (us) and the
+    learning-to-rank layer's training rows of the first positives."""
     models = recommender.models
     users: dict[str, UserState] = {}
     times: list[float] = []
+    pairs: list[FloatArray] = []
     for n, event in enumerate(events):
         if n % 200 == 0:
             recommender.refresh_indexes(event.ts)
         state = users.setdefault(event.user_id, UserState(event.user_id))
         started = time.perf_counter()
         learning = learn_batch(
-            models, {event.user_id: state}, [event], params=PARAMS, threshold=0.6
+            models,
+            {event.user_id: state},
+            [event],
+            params=PARAMS,
+            threshold=0.6,
+            rerank=recommender.rerank_pairs,
         )
         apply_learning(models, learning)
         times.append((time.perf_counter() - started) * 1e6)
         state.mark_clean()
+        pairs += [a.pairs for a in learning.applied if a.pairs is not None][: 2_000 - len(pairs)]
     recommender.refresh_indexes(events[-1].ts)
-    return users, times
+    return users, times, pairs
+
+
+def time_rerank_learning(pairs: list[FloatArray], negatives: int) -> list[float]:
+    """The layer's river step alone (``learn_one`` per pair) per positive, on a fresh model.
+
+    No list is built while learning here, so no head is kept and the layer learns nothing:
+    its step is timed on random rows of the same shape (its cost does not depend on values).
+    """
+    rng = np.random.default_rng(0)
+    pairs = pairs or [rng.random((negatives, len(RERANK_FEATURES))) for _ in range(2_000)]
+    ranker = Reranker()
+    out = []
+    for rows in pairs:
+        started = time.perf_counter()
+        ranker.learn(rows)
+        out.append((time.perf_counter() - started) * 1e6)
+    return out
 
 
 def time_lists(
@@ -118,8 +147,9 @@ def measure(
     recommender = Recommender(SharedModels(model_params), list_params)
     for item in items:
         recommender.models.upsert_item(item_info(item))
-    users, learn_us = learn(recommender, events)
+    users, learn_us, pairs = learn(recommender, events)
     lists_us = time_lists(recommender, users, events[-1].ts, samples)
+    rerank_us = time_rerank_learning(pairs, list_params.rerank_negatives)
     return {
         "catalogue": name,
         "items": len(recommender.models.catalog),
@@ -127,6 +157,7 @@ def measure(
         "users": len(users),
         **stats("list_us", lists_us),
         **stats("learn_us", learn_us),
+        **stats("rerank_learn_us", rerank_us),
     }
 
 

@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     user_knn_max_likers: int = Field(
         500, ge=1, description="Recent users kept per item for user-kNN."
     )
+    rerank_memo_users: int = Field(
+        4_096,
+        ge=1,
+        description="Users whose latest list head a worker keeps to train the learning-to-rank "
+        "layer on their next choice (else it ranks the head again).",
+    )
 
     # --- recommendations ----------------------------------------------------------------
     list_size: int = Field(20, ge=1, le=200, description="Items per recommendation list.")

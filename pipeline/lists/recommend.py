@@ -7,20 +7,25 @@ worker and the replay benchmark, so the benchmark measures the production code p
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from pipeline.config import Settings
+from pipeline.events.signals import Signal
 from pipeline.features.state import UserState
 from pipeline.lists import reasons
 from pipeline.lists.candidates import CandidateIndex, allowed
 from pipeline.lists.diversity import Scored, diversify
 from pipeline.lists.new_items import new_item_slot
+from pipeline.lists.rerank import Head, fuse, head_features, pairs
 from pipeline.lists.scoring import lookup, sigmoid, top_order
-from pipeline.lists.sequence_scores import SequenceKnobs, sequence_scores
+from pipeline.lists.sequence_scores import SequenceKnobs, SequenceScores, sequence_scores
 from pipeline.model.arrays import FloatArray, IntArray
 from pipeline.model.item_features import (
+    WeightedHistory,
     category_vector,
     feature_matrix,
     histories,
@@ -65,6 +70,13 @@ class ListParams:
     knn_max_norm: bool = False  # kNN scaled to its best candidate (else: history mean)
     # user-kNN (pipeline.model.user_knn), scaled to the best kNN candidate; 0: not read
     uknn_weight: float = 0.3
+    # learning-to-rank layer (pipeline.lists.rerank): re-orders the blend's best
+    # rerank_depth candidates (0: off), fused with the blend's order by rerank_mix; trained
+    # with rerank_negatives items of the head per positive; heads of rerank_memo users kept
+    rerank_depth: int = 50
+    rerank_mix: float = 0.5
+    rerank_negatives: int = 10
+    rerank_memo: int = 4_096
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ListParams:
@@ -75,6 +87,7 @@ class ListParams:
             exploration_share=settings.exploration_share,
             new_item_share=settings.new_item_share,
             new_item_window_ms=int(settings.new_item_window_seconds * 1000),
+            rerank_memo=settings.rerank_memo_users,
         )
 
     def sequence_knobs(self) -> SequenceKnobs:
@@ -100,6 +113,14 @@ class ListParams:
         return weights
 
 
+def _bounded_put(memo: OrderedDict[str, Any], key: str, value: Any, limit: int) -> None:
+    """Put ``value`` as the newest entry, dropping the oldest past ``limit`` entries."""
+    memo[key] = value
+    memo.move_to_end(key)
+    while len(memo) > limit:
+        memo.popitem(last=False)
+
+
 class Recommender:
     """Ranks lists from the shared models and the candidate pools built over them."""
 
@@ -112,6 +133,11 @@ class Recommender:
             per_category=p.category_candidates,
             fresh=p.fresh_candidates,
         )
+        # the head each user's latest list was ranked from, to learn from their next choice
+        self._heads: OrderedDict[str, tuple[int, Head]] = OrderedDict()
+        # per user, an item they chose (clicked) and its training rows, until a positive
+        self._pending: OrderedDict[str, tuple[str, FloatArray]] = OrderedDict()
+        self._rng = np.random.default_rng(0)
 
     def refresh_indexes(self, now_ts: int) -> None:
         """Bring the candidate pools (trending, per category, newest) up to date."""
@@ -214,6 +240,8 @@ class Recommender:
         if prior > 0:
             said = self._declared_boost(cands, controls.declared, prior, scores, cold=not pos)
             scores = scores + said
+        if personalized and p.rerank_depth > 0:
+            scores = self._rerank(state, cands, scores, knn, pos[-1:], extra, matrix, p)
         ids = catalog.ids
         explore = int(round(size * p.exploration_share)) if personalized else 0
         newcomers: list[Scored] = []
@@ -270,6 +298,90 @@ class Recommender:
         if explore:
             out += self._explore(state, cands, {s.item_id for s in out}, explore)
         return out
+
+    def _rerank(
+        self,
+        state: UserState,
+        cands: IntArray,
+        scores: FloatArray,
+        knn: FloatArray,
+        last: WeightedHistory,
+        extra: SequenceScores,
+        matrix: FloatArray,
+        p: ListParams,
+    ) -> FloatArray:
+        """``scores`` with the head re-ordered by the learning-to-rank layer, kept on top.
+
+        The head's rows are remembered for the user (``rerank_pairs`` trains on them when
+        the user next chooses something).
+        """
+        rows = top_order(scores, min(p.rerank_depth, scores.shape[0]))
+        items = cands[rows]
+        stats = self.models.stats
+        uknn, stage = extra.parts(items, knn[rows])
+        stat_rows = matrix[rows]
+        stat_rows[:, FEATURES.index("skip_rate")] = stats.skip_rate(items)
+        stat_rows[:, FEATURES.index("completion")] = stats.mean_completion(items)
+        knn_last = np.zeros(items.shape[0])
+        cooc = self.models.cooc
+        for item, weight in last:  # the latest item: its row against the head, no sort
+            if item < cooc.mass.shape[0]:
+                ids, sims = cooc.similarities(item)
+                knn_last = (items[:, None] == ids[None, :]).astype(np.float64) @ (sims * weight)
+        features = head_features(
+            scores[rows],
+            knn[rows],
+            knn_last,
+            uknn,
+            stage,
+            stat_rows,
+            state.n_events,
+        )
+        self._remember(state, Head(items, features))
+        fused = fuse(self.models.reranker.score(features), p.rerank_mix)
+        out = scores.copy()
+        out[rows] = float(scores[rows[0]]) + 1.0 + fused  # the head stays above the rest
+        return out
+
+    def _remember(self, state: UserState, head: Head) -> None:
+        """Keep ``head`` as the user's latest, for at most ``rerank_memo`` users."""
+        _bounded_put(self._heads, state.user_id, (state.n_events, head), self.params.rerank_memo)
+
+    def rerank_pairs(self, state: UserState, item_id: str, signal: Signal) -> FloatArray | None:
+        """Training rows for the learning-to-rank layer when an event confirms a choice.
+
+        Called for each event with the state *before* it (``pipeline.model.learn``). A
+        choice is the user's first interaction with an item: the item against items of the
+        head their list was ranked from, kept from the last list built on this very state
+        (none kept, nothing learned: learning never ranks, so it costs a few microseconds).
+        A positive first interaction teaches at once. A click
+        (the usual first step before a watch) keeps its rows for the user until a positive
+        on the same item teaches them; a skip, or another choice, drops them. An item the
+        blend did not bring into the head teaches nothing.
+        """
+        p = self.params
+        if p.rerank_depth <= 0 or not state.controls.personalization:
+            return None
+        user = state.user_id
+        if item_id in state.excluded:  # not a new choice: maybe the positive of a click
+            pending = self._pending.get(user)
+            if pending is None or pending[0] != item_id:
+                return None
+            if signal.positive or signal.weight < 0:  # liked, or skipped: settled
+                del self._pending[user]
+            return pending[1] if signal.positive else None
+        self._pending.pop(user, None)
+        item = self.models.catalog.get(item_id)
+        if item is None or (not signal.positive and signal.completion is not None):
+            return None  # a skip or a short watch: chosen and not liked
+        kept = self._heads.get(user)
+        if kept is None or kept[0] != state.n_events:
+            return None
+        rows = pairs(kept[1], item, p.rerank_negatives, self._rng)
+        if rows is None or signal.positive:
+            return rows
+        _bounded_put(self._pending, user, (item_id, rows), p.rerank_memo)
+        return None
 
     def _explore(
         self, state: UserState, cands: IntArray, taken: set[str], count: int

@@ -70,6 +70,24 @@ class SequenceScores:
             scores = scores + self.stage_weight * self.stage.values(cands) / top
         return scores
 
+    def parts(
+        self, cands: IntArray, knn: FloatArray
+    ) -> tuple[FloatArray | None, FloatArray | None]:
+        """User-kNN scaled to the best kNN candidate, stage popularity scaled to its best.
+
+        Unweighted (``None`` where the signal is off): the blend weighs them, the
+        learning-to-rank layer (``pipeline.lists.rerank``) reads them as features.
+        """
+        uknn = stage = None
+        if self.uknn_ids.shape[0]:
+            uknn = lookup(self.uknn_ids, self.uknn_scores, cands)
+            scale = (float(knn.max(initial=0.0)) or 1.0) / (float(uknn.max(initial=0.0)) or 1.0)
+            uknn *= scale
+        top = self.stage.max()
+        if self.stage_weight > 0 and top > 0:
+            stage = self.stage.values(cands) / top
+        return uknn, stage
+
 
 def sequence_scores(
     models: SharedModels,

@@ -14,16 +14,22 @@ a duplicate and changes nothing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pipeline.events.signals import Signal, signal_for
 from pipeline.features.state import UserContext, UserState
 from pipeline.features.update import FeatureParams, apply_event, is_duplicate, mark_seen
+from pipeline.model.arrays import FloatArray
 from pipeline.model.item_features import feature_row, histories, norm, segment_of
 from pipeline.model.models import RankerExample, SharedModels
 from pipeline.model.record import LearnRecord
 from schemas.events import Event
+
+RerankPairs = Callable[[UserState, str, Signal], FloatArray | None]
+"""Training rows of the learning-to-rank layer when an event makes a choice a positive,
+from the state *before* the event (``pipeline.lists.recommend.Recommender.rerank_pairs``:
+ranking is not this package's, so the caller passes it in)."""
 
 
 def event_signal(models: SharedModels, event: Event, *, threshold: float) -> Signal:
@@ -77,6 +83,7 @@ class Learned:
     signal: Signal
     record: LearnRecord
     example: RankerExample | None = None
+    pairs: FloatArray | None = None  # learning-to-rank rows (a positive of a known user)
 
 
 @dataclass(slots=True)
@@ -108,20 +115,23 @@ def learn_event(
     event: Event,
     signal: Signal,
     params: FeatureParams,
-) -> tuple[LearnRecord, RankerExample | None]:
+    rerank: RerankPairs | None = None,
+) -> tuple[LearnRecord, RankerExample | None, FloatArray | None]:
     """Fold a new (not duplicate) event into the user's state; the model inputs it yields.
 
     With personalization off the event only counts towards anonymous item statistics (no
     context, no segments) and is remembered for de-duplication; no behavioural feature of
-    the user moves and the ranker learns nothing.
+    the user moves and the rankers learn nothing. ``rerank`` gives the learning-to-rank
+    rows of a positive, computed before the event changes the user's state.
     """
     if not state.controls.personalization:
         mark_seen(state, event.event_id, params.dedupe_size)
         anonymous = UserState(state.user_id)
         record = models.record_for(anonymous, event.item_id, event.ts, event.type, signal)
-        return dataclasses.replace(record, stage=None), None  # no user sequence to count
+        return dataclasses.replace(record, stage=None), None, None  # no user sequence
     record = models.record_for(state, event.item_id, event.ts, event.type, signal)
     example = ranker_example(models, state, event.item_id, signal, event.ts)
+    pairs = rerank(state, event.item_id, signal) if rerank else None
     ctx = event.context
     apply_event(
         state,
@@ -134,7 +144,7 @@ def learn_event(
         params=params,
         context=UserContext(ctx.locale, ctx.device, ctx.surface) if ctx else None,
     )
-    return record, example
+    return record, example, pairs
 
 
 def learn_batch(
@@ -144,11 +154,12 @@ def learn_batch(
     *,
     params: FeatureParams,
     threshold: float,
+    rerank: RerankPairs | None = None,
 ) -> BatchLearning:
     """Fold ``events`` (in order) into ``states``; return the model inputs (models unchanged).
 
     ``states`` must hold every event's user; they are working copies the caller persists
-    (and drops if the write fails).
+    (and drops if the write fails). ``rerank``: see ``learn_event``.
     """
     out = BatchLearning()
     for event in events:
@@ -157,8 +168,8 @@ def learn_batch(
             out.duplicates.append(event)
             continue
         signal = event_signal(models, event, threshold=threshold)
-        record, example = learn_event(models, state, event, signal, params)
-        out.applied.append(Learned(event, signal, record, example))
+        record, example, pairs = learn_event(models, state, event, signal, params, rerank)
+        out.applied.append(Learned(event, signal, record, example, pairs))
         if example is not None:
             out.examples.append(example)
     return out
@@ -171,3 +182,6 @@ def apply_learning(models: SharedModels, learning: BatchLearning) -> None:
         if a.record.stage is not None:  # personalised (an anonymous record has no stage)
             models.observe_user(a.event.user_id, a.event.item_id, a.signal)
     models.learn_ranker(learning.examples)
+    for a in learning.applied:
+        if a.pairs is not None:
+            models.reranker.learn(a.pairs)

@@ -41,6 +41,7 @@ from pipeline.model.cooc import CoocModel
 from pipeline.model.item_stats import MAX_SEGMENTS, ItemStats
 from pipeline.model.ranker import FEATURES, Ranker
 from pipeline.model.record import LearnRecord, trend_segments
+from pipeline.model.reranker import Reranker
 from pipeline.model.user_knn import UserKnn
 
 _SWEEP_EVERY = 1_024  # records between two slices of the catalogue's time-based eviction
@@ -77,6 +78,7 @@ class ModelParams:
     cooc_half_life_seconds: float = 0.0  # 0: no wall-clock decay (positions only)
     popularity_half_life_seconds: float = 0.0  # 0: users so far, no decay
     trend_half_life_seconds: float = 6 * 3_600.0
+    rerank_learning_rate: float = 0.05  # SGD step of the learning-to-rank layer
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelParams:
@@ -150,6 +152,7 @@ class SharedModels:
             scan_likers=p.uknn_scan_likers,
         )
         self.ranker = Ranker()
+        self.reranker = Reranker(p.rerank_learning_rate)
         self.records_applied = 0
         self._reserve(self.catalog.share.shape[0])
 

@@ -10,7 +10,8 @@ the overall trend as a dense vector and each segment's trending as heavy hitters
 read: each segment keeps its heaviest items, as if they had been counted by heavy hitters.
 Format 3 adds ``stats.stages``, the stage popularity (heavy hitters per stage, in the same
 ``[item_id, count, error]`` form); formats 1 and 2 read with empty stages, which fill again
-from the next positives.
+from the next positives. Format 4 adds ``reranker``, the learning-to-rank layer's weights
+(``pipeline.model.reranker``); formats 1-3 read with its starting weights (the blend's order).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from pipeline.model.item_stats import GLOBAL_SEGMENT
 from pipeline.model.models import ModelParams, SharedModels
 from pipeline.model.trending import HeavyHitters
 
-SNAPSHOT_FORMAT = 3
-READABLE_FORMATS = (1, 2, 3)
+SNAPSHOT_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 _DENSE = ("popularity", "interactions", "skips", "watches", "completion_sum")
 
 
@@ -62,6 +63,7 @@ def models_to_dict(models: SharedModels) -> dict[str, Any]:
             "stages": [_hitters(h, ids) for h in stats.stages],
         },
         "ranker": models.ranker.snapshot(),
+        "reranker": models.reranker.snapshot(),
         "records_applied": models.records_applied,
     }
 
@@ -112,6 +114,8 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     for hitters, entries in zip(stats.stages, st.get("stages", []), strict=False):
         _restore(hitters, entries, catalog.index_of)
     models.ranker.restore(doc["ranker"])
+    if "reranker" in doc:  # format 4
+        models.reranker.restore(doc["reranker"])
     models.records_applied = int(doc.get("records_applied", 0))
     return models
 

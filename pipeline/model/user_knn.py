@@ -30,7 +30,6 @@ restart it fills again from the next events, and meanwhile lists rank without it
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Sequence
 from itertools import islice
@@ -125,9 +124,7 @@ class UserKnn:
         if not sims:
             return _EMPTY_IDS, _EMPTY_W
         windows = self.windows
-        ranked = heapq.nlargest(
-            self.neighbours, ((s / math.sqrt(len(windows[o]) or 1), o) for o, s in sims.items())
-        )
+        ranked = self._nearest(sims)
         votes: dict[int, float] = {}
         for sim, other in ranked:
             for item in windows[other]:
@@ -136,6 +133,25 @@ class UserKnn:
         values = np.fromiter(votes.values(), dtype=np.float64, count=len(votes))
         order = np.argsort(ids)
         return ids[order], values[order]
+
+    def _nearest(self, sims: dict[str, float]) -> list[tuple[float, str]]:
+        """The ``neighbours`` best ``(cosine, user)``, best first (ties: greater user first).
+
+        The same as ``heapq.nlargest`` over every candidate, in numpy: the cosines of the
+        few hundred candidates in one vector operation, a Python sort only for those that
+        can make the top (at or above the ``neighbours``-th best), identical floats.
+        """
+        n, k = len(sims), self.neighbours
+        sizes = np.fromiter(map(len, map(self.windows.__getitem__, sims)), np.float64, n)
+        cosines = np.fromiter(sims.values(), np.float64, n) / np.sqrt(np.maximum(sizes, 1.0))
+        if n > k:
+            bound = np.partition(cosines, n - k)[n - k]
+            keep = np.flatnonzero(cosines >= bound).tolist()
+        else:
+            keep = list(range(n))
+        users = list(sims)
+        values = cosines.tolist()
+        return sorted(((values[i], users[i]) for i in keep), reverse=True)[:k]
 
     def entries(self) -> int:
         """Stored user-item pairs (what the memory scales with)."""

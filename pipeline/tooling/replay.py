@@ -249,6 +249,7 @@ def replay(
             [event],
             params=params,
             threshold=config.completion_threshold,
+            rerank=recommender.rerank_pairs,
         )
         apply_learning(models, learning)
         state.mark_clean()
@@ -277,6 +278,9 @@ def replay(
         "model": model.summary(positives, size, split),
         "most_popular": popular.summary(positives, size, split),
         "recent_popular": recent.summary(positives, size, split),
+        "reranker_weights": {
+            name: round(w, 4) for name, w in models.reranker.snapshot()["weights"].items()
+        },
     }
 
 

@@ -265,6 +265,7 @@ class BatchProcessor:
             [e for _, e in live],
             params=self.feature_params,
             threshold=self.settings.completion_threshold,
+            rerank=self.recommender.rerank_pairs,
         )
         contributions: list[Contribution] = []
         touched: dict[str, Trigger] = {}

@@ -208,3 +208,23 @@ def test_a_late_event_at_a_full_dedupe_set_is_still_a_duplicate_after_a_restart(
             assert [m.decode() for m in members] == [f"e{k}" for k in range(1, 10)] + ["late"]
 
     run(scenario())
+
+
+def test_the_worker_trains_the_learning_to_rank_layer_on_the_list_it_published(
+    harness: Harness,
+) -> None:
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            for k, item in enumerate(("i1", "i2", "i3")):  # other users: co-occurrence
+                await h.events(h.event(f"o{k}", item, event_id=f"o{k}-1"))
+                await h.events(h.event(f"o{k}", "i9", event_id=f"o{k}-2"))
+            await h.events(h.event("u9", "i1", event_id="u9-1"))
+            (doc,) = h.lists("u9")  # the list the user is shown; its head is kept
+            chosen = doc["items"][0]["item_id"]
+            before = h.worker.models.reranker.updates
+            h.clock.advance(1_000)
+            await h.events(h.event("u9", chosen, event_id="u9-2"))
+            assert h.worker.models.reranker.updates > before  # chosen against the head
+
+    run(scenario())

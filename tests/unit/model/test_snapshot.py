@@ -157,7 +157,8 @@ def test_a_format_1_snapshot_is_read_into_the_bounded_structures() -> None:
     assert models.stats.segment_names() == ["global", "locale:fr"]
     assert models.stats.trend_of("locale:fr", np.array([a, b])).tolist() == [0.0, 4.0]
     again = models_to_dict(models)  # and is written back as the current format
-    assert again["format"] == SNAPSHOT_FORMAT == 3
+    assert again["format"] == SNAPSHOT_FORMAT == 4
+    assert again["reranker"] == SharedModels().reranker.snapshot()  # format 1: the prior
     assert again["stats"]["segments"] == {"locale:fr": [["b", 4.0, 0.0]]}
     assert len(again["stats"]["stages"]) == models.stats.stage_cap + 1  # empty until learned
     assert not any(again["stats"]["stages"])
