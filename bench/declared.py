@@ -41,7 +41,8 @@ from harness.results import write_json  # noqa: E402  (bench/ is on sys.path)
 from pipeline.features.controls import apply_control  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
-from pipeline.lists.recommend import ListParams, Recommender  # noqa: E402
+from pipeline.lists.params import ListParams  # noqa: E402
+from pipeline.lists.recommend import Recommender  # noqa: E402
 from pipeline.model.catalog import item_info  # noqa: E402
 from pipeline.model.learn import event_signal, learn_event  # noqa: E402
 from pipeline.model.models import SharedModels  # noqa: E402

@@ -37,7 +37,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.lists.recommend import ListParams
+from pipeline.lists.params import ListParams
 
 ALLOWED_CHANGES = frozenset(
     {

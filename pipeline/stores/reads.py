@@ -18,8 +18,8 @@ import orjson
 from pipeline.config import Settings
 from pipeline.features.state import Interaction
 from pipeline.lists.experiments import assign, load_experiments, variant_params
+from pipeline.lists.params import ListParams
 from pipeline.lists.reasons import trending_segments
-from pipeline.lists.recommend import ListParams
 from pipeline.lists.withdraw import item_ids
 from pipeline.model.item_features import recency_weights
 from pipeline.stores.availability import unavailable

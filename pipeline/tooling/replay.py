@@ -31,7 +31,8 @@ from pipeline.events.signals import signal_for
 from pipeline.features.decay import growth_exponent, rescale_needed
 from pipeline.features.state import UserState
 from pipeline.features.update import FeatureParams
-from pipeline.lists.recommend import ListParams, Recommender
+from pipeline.lists.params import ListParams
+from pipeline.lists.recommend import Recommender
 from pipeline.model.arrays import FloatArray, fit
 from pipeline.model.catalog import item_info
 from pipeline.model.learn import apply_learning, event_signal, learn_batch

@@ -19,7 +19,8 @@ from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
 from pipeline.kafka.partitioning import key_partitioner
 from pipeline.lists.experiments import load_experiments
-from pipeline.lists.recommend import ListParams, Recommender
+from pipeline.lists.params import ListParams
+from pipeline.lists.recommend import Recommender
 from pipeline.model.models import ModelParams, SharedModels
 from pipeline.publish.ports import RecordSender
 from pipeline.publish.publisher import ListPublisher

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from pipeline.lists.experiments import assign, parse_experiments, variant_params
-from pipeline.lists.recommend import ListParams
+from pipeline.lists.params import ListParams
 from schemas.control import Control
 
 

@@ -125,7 +125,7 @@ def test_heads_are_kept_for_at_most_rerank_memo_users() -> None:
     engine.refresh_indexes(T0)
     for u in range(5):
         engine.recommend(UserState(f"u{u}"), T0)
-    assert len(engine._heads) == 3
+    assert len(engine.layer.heads) == 3
     before = engine.models.reranker.updates
     _learn(engine, UserState("u0"), "i1", T0 + 2)  # its head was dropped: nothing to learn
     assert engine.models.reranker.updates == before
