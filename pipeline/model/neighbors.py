@@ -29,7 +29,7 @@ forward-decayed weights are rebased before their growth factor reaches ``2 ** 64
 
 **Memory** = arena slots x 8 bytes + 14 bytes per row. Each row's block holds at most
 ``capacity`` entries, so the arena is bounded by ``rows x capacity x 8`` bytes plus free
-blocks of the smaller classes (in practice ~30 % of the entries) and the arena's growth
+blocks of the smaller classes (~40 % of the entries at 1M items) and the arena's growth
 slack (it grows by half when full: at most a third of it unused); ``nbytes`` says what it
 is now.
 
