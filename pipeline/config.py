@@ -165,8 +165,10 @@ class Settings(BaseSettings):
     catalog_max_items: int = Field(
         2_000_000,
         ge=64,
+        le=16_777_216,
         description="Items a worker's catalogue holds at most; the least recently seen 1 % "
-        "are evicted when a new item finds it full.",
+        "are evicted when a new item finds it full (at most 2**24: neighbour rows name items "
+        "by 24-bit index).",
     )
     catalog_evict_after_seconds: float = Field(
         365 * 86_400,

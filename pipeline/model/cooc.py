@@ -19,11 +19,21 @@ Rows live in a ``NeighborTable`` of at most ``neighbors`` entries each
 (``RECLOOP_MODEL_NEIGHBORS``; a full row is pruned to its heaviest entries, see
 ``pipeline.model.neighbors`` for the error that introduces), so reading a row costs
 ``O(neighbors)`` whatever its history and similarities are computed when a list is built,
-never cached. Entries name their neighbour by a *reference*, the catalogue index plus the
-index's generation (``generation << 32 | index``): when the catalogue evicts an item and
+never cached. Entries name their neighbour by a 32-bit *reference*, the catalogue index
+(24 bits: at most 16,777,216 items) plus the index's generation modulo 128
+(``generation << 24 | index``, never negative): when the catalogue evicts an item and
 reuses its index, references to the old item no longer match and are dropped when read.
+A stale reference could only pass the check if its index were reused a multiple of 128
+times while the row holding it was never read (every read purges it); an eviction needs the
+item unseen for ``RECLOOP_CATALOG_EVICT_AFTER_SECONDS`` or the catalogue full, so that is
+far outside what a worker lives through.
 
-Memory: the table (entries x 16 bytes + 14 bytes per row) + 16 bytes per item (mass,
+Weights are float32 (``pipeline.model.neighbors``): with forward decay (a positive
+``half_life_seconds``) they are rebased when the growth factor reaches ``2 ** 64``, so a
+weight stays below ``2 ** 64`` times the events summed into it, far below float32's
+``2 ** 128``; the per-item mass stays float64.
+
+Memory: the table (arena slots x 8 bytes + 14 bytes per row) + 12 bytes per item (mass,
 generation).
 """
 
@@ -39,7 +49,11 @@ from pipeline.model.arrays import FloatArray, IntArray, fit
 from pipeline.model.neighbors import NeighborTable
 
 _MIN_MASS = 1e-9
-_INDEX = (1 << 32) - 1
+_INDEX_BITS = 24
+_INDEX = (1 << _INDEX_BITS) - 1
+MAX_ITEMS = 1 << _INDEX_BITS  # catalogue indices a reference can name
+_GENERATIONS = 128  # generation kept modulo this: a reference stays a non-negative int32
+_RESCALE_EXPONENT = 64.0  # float32 weights: rebase while 2 ** exponent is far from 2 ** 128
 _EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
 
@@ -71,7 +85,7 @@ class CoocModel:
         self.table = NeighborTable(neighbors, keep=keep)
         self.landmark_ts: int | None = None
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
-        self.generation = np.zeros(0, dtype=np.int64)  # of each catalogue index
+        self.generation = np.zeros(0, dtype=np.int32)  # of each index, modulo 128
         self.updates = 0
 
     @property
@@ -94,7 +108,7 @@ class CoocModel:
             if self.landmark_ts is None:
                 self.landmark_ts = ts
             exponent = growth_exponent(ts, self.landmark_ts, self.half_life)
-            if rescale_needed(exponent):
+            if rescale_needed(exponent, _RESCALE_EXPONENT):
                 self._rescale(ts)
                 exponent = 0.0
             mass *= 2.0**exponent
@@ -118,7 +132,7 @@ class CoocModel:
             others = np.array(others_list, dtype=np.int64)
             values = mass * np.array(weights)
             table, ref = self.table, self._ref(item)
-            new = table.add_many(item, (self.generation[others] << 32) | others, values)
+            new = table.add_many(item, (self.generation[others] << _INDEX_BITS) | others, values)
             if table.was_pruned(item) or not new.any():
                 table.add_to_rows(others, ref, values)
             else:  # a pair new to a row never pruned is new to its mirror row too
@@ -131,13 +145,13 @@ class CoocModel:
         refs, weights = self.table.row(item)
         if refs.shape[0] == 0:
             return _EMPTY_IDS, _EMPTY_W
-        ids = refs & _INDEX
-        stale = (refs >> 32) != self.generation[ids]
+        ids = (refs & _INDEX).astype(np.int64)
+        stale = (refs >> _INDEX_BITS) != self.generation[ids]
         if stale.any():  # the catalogue evicted these neighbours (and may reuse the index)
             self.table.remove_where(item, stale)
             refs, weights = self.table.row(item)
-            ids = refs & _INDEX
-        return ids, weights
+            ids = (refs & _INDEX).astype(np.int64)
+        return ids, weights.astype(np.float64)
 
     def similarities(self, item: int) -> tuple[IntArray, FloatArray]:
         """Neighbours of ``item`` and their damped similarities, in row order."""
@@ -228,7 +242,7 @@ class CoocModel:
             self.table.remove_row(item)
         inside = items[items < self.mass.shape[0]]
         self.mass[inside] = 0.0
-        self.generation[inside] += 1
+        self.generation[inside] = (self.generation[inside] + 1) % _GENERATIONS
 
     def pairs(self) -> list[tuple[int, int, float]]:
         """Every stored ``(item, neighbour, weight)`` (tests and snapshots)."""
@@ -244,7 +258,7 @@ class CoocModel:
 
     def _ref(self, item: int) -> int:
         """How rows name ``item``: its catalogue index and the index's generation."""
-        return (int(self.generation[item]) << 32) | item
+        return (int(self.generation[item]) << _INDEX_BITS) | item
 
     def reserve(self, size: int) -> None:
         """Make room for item indices below ``size`` (the catalogue's capacity)."""
@@ -252,8 +266,11 @@ class CoocModel:
 
     def _fit(self, size: int) -> None:
         if size > self.mass.shape[0]:
+            if size > MAX_ITEMS:
+                msg = f"at most {MAX_ITEMS} catalogue indices fit a reference, got {size}"
+                raise ValueError(msg)
             self.mass = fit(self.mass, size)
-            generation = np.zeros(self.mass.shape[0], dtype=np.int64)
+            generation = np.zeros(self.mass.shape[0], dtype=np.int32)
             generation[: self.generation.shape[0]] = self.generation
             self.generation = generation
             self.table.reserve(self.mass.shape[0])

@@ -3,7 +3,8 @@
 Item-item co-occurrence (and any other kind of row, e.g. directed transitions) needs, per
 row, a small set of neighbours with a weight, updated millions of times and read per list.
 A dict per row costs ~150 bytes a pair and grows for ever; here every row lives in a block
-of one flat arena (``ids`` int64, ``weights`` float64), blocks come in capacity classes
+of one flat arena (``ids`` int32, ``weights`` float32: 8 bytes an entry, the bulk of a
+worker's memory at a million items), blocks come in capacity classes
 (4, 8, 16, ... up to ``capacity``) and a row moves to the next class when it fills its
 block. There is no Python object per row: a row is three numbers (block start, length,
 class). Freed blocks are reused by rows of their class.
@@ -20,10 +21,17 @@ only what came after its last prune, so it underestimates by at most the weight 
 pruned, which was below the row's ``keep``-th heaviest weight at that time. A pair absent
 from a row was either never seen or pruned under that same bound.
 
-**Memory** = arena entries x 16 bytes + 14 bytes per row. Each row's block holds at most
-``capacity`` entries, so the arena is bounded by ``rows x capacity x 16`` bytes plus free
-blocks of the smaller classes (at most ``rows x (capacity - 1) x 16``, in practice a few
-per cent); ``nbytes`` says what it is now.
+**Precision.** Weights are float32 (7 significant digits): a sum of increments of similar
+size is exact to ~1e-7 relative, and an increment below ~1e-7 of an entry's weight is lost,
+which cannot change a ranking. Callers keep weights far below float32's range (~3.4e38):
+forward-decayed weights are rebased before their growth factor reaches ``2 ** 64``
+(``pipeline.model.cooc``). Ids must fit an int32.
+
+**Memory** = arena slots x 8 bytes + 14 bytes per row. Each row's block holds at most
+``capacity`` entries, so the arena is bounded by ``rows x capacity x 8`` bytes plus free
+blocks of the smaller classes (~40 % of the entries at 1M items) and the arena's growth
+slack (it grows by half when full: at most a third of it unused); ``nbytes`` says what it
+is now.
 
 >>> t = NeighborTable(capacity=8, keep=4)
 >>> t.add_many(0, np.array([10, 11, 12]), np.array([1.0, 2.0, 3.0])).tolist()  # new ones
@@ -40,10 +48,18 @@ from bisect import bisect_left
 
 import numpy as np
 
-from pipeline.model.arrays import BoolArray, FloatArray, Int8Array, Int32Array, IntArray
+from pipeline.model.arrays import (
+    BoolArray,
+    Float32Array,
+    FloatArray,
+    Int8Array,
+    Int32Array,
+    IntArray,
+)
 
-_EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
-_EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
+_EMPTY_IDS: Int32Array = np.zeros(0, dtype=np.int32)
+_EMPTY_W: Float32Array = np.zeros(0, dtype=np.float32)
+_GROWTH = 1.5  # the arena grows by half: less slack than doubling, copies stay amortised
 
 
 class NeighborTable:
@@ -63,8 +79,8 @@ class NeighborTable:
         classes.append(capacity)
         self.classes: IntArray = np.array(classes, dtype=np.int64)
         self._sizes = classes
-        self.ids: IntArray = np.full(max(4_096, 2 * capacity), -1, dtype=np.int64)
-        self.weights: FloatArray = np.zeros(self.ids.shape[0], dtype=np.float64)
+        self.ids: Int32Array = np.full(max(4_096, 2 * capacity), -1, dtype=np.int32)
+        self.weights: Float32Array = np.zeros(self.ids.shape[0], dtype=np.float32)
         self.used = 0  # arena high-water mark
         self._free: list[list[int]] = [[] for _ in classes]
         self.start: IntArray = np.zeros(0, dtype=np.int64)
@@ -75,7 +91,7 @@ class NeighborTable:
         self._cols: IntArray = np.arange(capacity, dtype=np.int64)
 
     # ------------------------------------------------------------------ reading
-    def row(self, row: int) -> tuple[IntArray, FloatArray]:
+    def row(self, row: int) -> tuple[Int32Array, Float32Array]:
         """Ids and weights of a row, as views into the arena (no copy), in insertion order."""
         if row >= self.block.shape[0] or self.block[row] < 0:
             return _EMPTY_IDS, _EMPTY_W
@@ -181,7 +197,7 @@ class NeighborTable:
         self.weights[: self.used] *= factor
 
     # ------------------------------------------------------------------ transport
-    def to_arrays(self) -> tuple[IntArray, IntArray, IntArray, FloatArray]:
+    def to_arrays(self) -> tuple[IntArray, IntArray, Int32Array, Float32Array]:
         """``(rows, offsets, ids, weights)``: ``rows[k]`` holds ``ids[offsets[k]:offsets[k+1]]``."""
         rows = self.rows()
         lens = self.length[rows].astype(np.int64)
@@ -191,12 +207,18 @@ class NeighborTable:
         return rows, offsets, self.ids[take].copy(), self.weights[take].copy()
 
     def load_arrays(
-        self, rows: IntArray, offsets: IntArray, ids: IntArray, weights: FloatArray
+        self,
+        rows: IntArray,
+        offsets: IntArray,
+        ids: IntArray | Int32Array,
+        weights: FloatArray | Float32Array,
     ) -> None:
         """Add rows written by ``to_arrays`` (rows beyond ``capacity`` keep their heaviest)."""
+        all_ids = np.asarray(ids, dtype=np.int64)
+        all_w = np.asarray(weights, dtype=np.float64)
         for k, row in enumerate(rows.tolist()):
             a, b = int(offsets[k]), int(offsets[k + 1])
-            row_ids, row_w = ids[a:b], weights[a:b]
+            row_ids, row_w = all_ids[a:b], all_w[a:b]
             if b - a > self.capacity:
                 best = np.sort(np.argpartition(-row_w, self.capacity - 1)[: self.capacity])
                 row_ids, row_w = row_ids[best], row_w[best]
@@ -327,10 +349,10 @@ class NeighborTable:
             self.used += self._sizes[cls]
             # one largest block of slack past the end: lookups read whole widths unclipped
             if self.used + self.capacity > self.ids.shape[0]:
-                size = max(2 * self.ids.shape[0], self.used + self.capacity)
-                ids = np.full(size, -1, dtype=np.int64)
+                size = max(int(_GROWTH * self.ids.shape[0]), self.used + self.capacity)
+                ids = np.full(size, -1, dtype=np.int32)
                 ids[: self.ids.shape[0]] = self.ids
-                weights = np.zeros(size, dtype=np.float64)
+                weights = np.zeros(size, dtype=np.float32)
                 weights[: self.weights.shape[0]] = self.weights
                 self.ids, self.weights = ids, weights
         return start

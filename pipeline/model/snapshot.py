@@ -87,7 +87,7 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     cooc = doc["cooc"]
     models.cooc.landmark_ts = cooc["landmark_ts"]
     models.cooc.mass = _scatter(cooc["mass"], index, catalog.slots)
-    models.cooc.generation = np.zeros(models.cooc.mass.shape[0], dtype=np.int64)
+    models.cooc.generation = np.zeros(models.cooc.mass.shape[0], dtype=np.int32)
     for item_id, row in cooc["rows"].items():
         nbrs = np.array([catalog.index_of(j) for j in row], dtype=np.int64)
         models.cooc.table.add_many(catalog.index_of(item_id), nbrs, np.array(list(row.values())))

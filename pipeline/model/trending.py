@@ -6,7 +6,15 @@ hundred items long), so instead of a catalogue-sized array each segment keeps a
 increment; a new item takes the slot of the lightest one and inherits its count. Every item
 whose decayed mass exceeds ``total / capacity`` is guaranteed to be present; a count
 overestimates the true mass by at most the inherited count (``errors``), which is at most
-the smallest count in the summary. Memory: ``capacity`` x (16 bytes + a dict entry).
+the smallest count in the summary. Memory: ``capacity`` x (16 bytes + a dict entry + a
+heap entry).
+
+Finding the lightest slot is the per-event cost at a large catalogue (most events name an
+item outside a segment's top): a lazy min-heap of ``(count, slot)`` finds it in
+``O(log capacity)`` instead of a scan of ``capacity`` counts. Counts only grow between
+rebuilds, so a slot's heap entry is at most its count; a popped entry that is behind is
+pushed again with the current count, and the first one that is current is the lightest
+(ties go to the lowest slot, as a scan's ``argmin`` would choose).
 
 >>> t = HeavyHitters(capacity=2)
 >>> for item, inc in [(1, 5.0), (2, 1.0), (3, 2.0)]:
@@ -16,6 +24,8 @@ the smallest count in the summary. Memory: ``capacity`` x (16 bytes + a dict ent
 """
 
 from __future__ import annotations
+
+import heapq
 
 import numpy as np
 
@@ -34,6 +44,7 @@ class HeavyHitters:
         self.version = 0  # bumped on every change: readers re-rank only after one
         self._slot: dict[int, int] = {}
         self._sorted: tuple[int, IntArray, IntArray] | None = None
+        self._heap: list[tuple[float, int]] | None = []  # one entry a slot; None: rebuild
 
     def __len__(self) -> int:
         return self.size
@@ -44,19 +55,44 @@ class HeavyHitters:
     def add(self, item: int, inc: float) -> None:
         """Count ``inc`` more mass for ``item``."""
         slot = self._slot.get(item)
-        if slot is None:
+        if slot is not None:
+            self.counts[slot] += inc
+            if inc < 0:  # counts no longer only grow: the heap is rebuilt when next needed
+                self._heap = None
+        else:
             if self.size < self.capacity:
                 slot = self.size
                 self.size += 1
-                self.counts[slot] = self.errors[slot] = 0.0
+                count = inc
+                self.errors[slot] = 0.0
             else:  # replace the lightest; the newcomer inherits its count as error
-                slot = int(np.argmin(self.counts))
+                slot = self._lightest()
                 del self._slot[int(self.items[slot])]
-                self.errors[slot] = self.counts[slot]
+                error = float(self.counts[slot])
+                self.errors[slot] = error
+                count = error + inc
+            self.counts[slot] = count
             self.items[slot] = item
             self._slot[item] = slot
-        self.counts[slot] += inc
+            if self._heap is not None:
+                heapq.heappush(self._heap, (count, slot))
         self.version += 1
+
+    def _lightest(self) -> int:
+        """Pop the slot with the smallest count (lowest slot on a tie) off the heap."""
+        heap = self._heap
+        if heap is None or len(heap) != self.size:
+            heap = [(c, s) for s, c in enumerate(self.counts[: self.size].tolist())]
+            heapq.heapify(heap)
+            self._heap = heap
+        counts = self.counts
+        while True:
+            count, slot = heap[0]
+            current = float(counts[slot])
+            if current == count:
+                heapq.heappop(heap)
+                return slot
+            heapq.heapreplace(heap, (current, slot))  # behind: back in at its count
 
     def remove(self, items: IntArray) -> None:
         """Forget items (evicted from the catalogue)."""
@@ -73,11 +109,13 @@ class HeavyHitters:
             self.items[last], self.counts[last], self.errors[last] = -1, 0.0, 0.0
             self.size = last
             self.version += 1
+            self._heap = None
 
     def scale(self, factor: float) -> None:
         """Multiply every count by ``factor`` (forward-decay rebase)."""
         self.counts *= factor
         self.errors *= factor
+        self._heap = None
 
     def max(self) -> float:
         """The largest count (0 when empty)."""

@@ -201,3 +201,30 @@ def test_items_registered_before_any_event_are_not_stale_at_the_first_sweep() ->
     for k in range(1_024):  # a sweep two days later
         m.apply(_record("watched", T0 + 2 * DAY_MS + k))
     assert "listed" not in m.catalog
+
+
+def test_heavy_hitters_heap_picks_what_a_scan_for_the_lightest_picks() -> None:
+    """The lazy heap replaces exactly the slot ``argmin`` over the counts would (ties too)."""
+    rng = np.random.default_rng(3)
+    fast = HeavyHitters(capacity=20)
+    items = np.full(20, -1, dtype=np.int64)  # reference: the plain scan
+    counts = np.zeros(20)
+    size = 0
+    for step in range(5_000):
+        item = int(rng.integers(0, 200))
+        inc = float(rng.choice([1.0, 0.5, 2.0]))  # repeated values: ties happen
+        fast.add(item, inc)
+        where = np.flatnonzero(items[:size] == item)
+        if where.shape[0]:
+            counts[where[0]] += inc
+        elif size < 20:
+            items[size], counts[size] = item, inc
+            size += 1
+        else:
+            slot = int(np.argmin(counts))
+            items[slot], counts[slot] = item, counts[slot] + inc
+        if step % 1_000 == 999:  # a rebase rebuilds the heap
+            fast.scale(0.5)
+            counts *= 0.5
+        assert fast.items[: fast.size].tolist() == items[:size].tolist()
+        assert fast.counts[: fast.size].tolist() == counts[:size].tolist()

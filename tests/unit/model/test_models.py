@@ -155,14 +155,14 @@ def test_cooc_recent_co_occurrence_counts_more() -> None:
 
 
 def test_cooc_forward_decay_rescale_keeps_ratios_and_refreshes_neighbours() -> None:
-    m = CoocModel(half_life_seconds=1.0)  # 401 half-lives in 401 s: forces a rebase
+    m = CoocModel(half_life_seconds=1.0)  # 70 half-lives in 70 s: past 64, forces a rebase
     m.learn(0, 1.0, 0, [])
     m.learn(1, 1.0, 0, [(0, 1.0)])
     assert m.neighbors(0)[0].tolist() == [1]
-    m.learn(2, 1.0, 401_000, [(0, 1.0)])
-    assert _w(m, 0, 2) / _w(m, 0, 1) == pytest.approx(2.0**401)
-    assert _w(m, 2, 0) / _w(m, 1, 0) == pytest.approx(2.0**401)
-    assert m.mass[2] / m.mass[1] == pytest.approx(2.0**401)
+    m.learn(2, 1.0, 70_000, [(0, 1.0)])
+    assert _w(m, 0, 2) / _w(m, 0, 1) == pytest.approx(2.0**70)
+    assert _w(m, 2, 0) / _w(m, 1, 0) == pytest.approx(2.0**70)
+    assert m.mass[2] / m.mass[1] == pytest.approx(2.0**70)
     # rebased: the newest observation is back to its plain weight, nothing overflows
     assert _w(m, 0, 2) == pytest.approx(1.0)
     assert np.all(np.isfinite(m.mass))
@@ -170,6 +170,29 @@ def test_cooc_forward_decay_rescale_keeps_ratios_and_refreshes_neighbours() -> N
     ids, sims = m.neighbors(0)
     assert ids.tolist() == [2, 1]
     assert np.all(np.isfinite(sims))
+
+
+def test_cooc_float32_weights_are_rebased_long_before_their_range_ends() -> None:
+    m = CoocModel(half_life_seconds=1.0)
+    for k in range(1, 200):  # 199 half-lives, 2 ** 199 would overflow float32 without rebases
+        m.learn(k, 1.0, k * 1_000, [(0, 1.0)])
+    _, weights = m.table.row(0)
+    assert weights.dtype == np.float32
+    assert np.all(np.isfinite(weights)) and float(weights.max()) <= 2.0**64
+    assert _w(m, 0, 199) / _w(m, 0, 198) == pytest.approx(2.0, rel=1e-6)
+
+
+def test_cooc_references_are_32_bit_and_stale_after_eviction() -> None:
+    m = CoocModel()
+    m.learn(1, 1.0, 0, [(0, 1.0)])
+    m.learn(2, 1.0, 0, [(0, 1.0)])
+    assert m.table.ids.dtype == np.int32
+    m.evict(np.array([1]))  # index 1 is reused by a new item: old references must not match
+    m.learn(1, 1.0, 0, [(3, 1.0)])
+    assert m.row(0)[0].tolist() == [2]
+    assert m.row(3)[0].tolist() == [1]
+    with pytest.raises(ValueError, match="reference"):
+        m.reserve((1 << 24) + 1)
 
 
 # =========================================================================== ItemStats

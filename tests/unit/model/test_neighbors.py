@@ -64,7 +64,7 @@ def test_full_row_keeps_its_heaviest_and_always_takes_the_new_neighbour() -> Non
         t.add(0, n, float(n + 1))  # weights 1..8: full
     t.add(0, 100, 0.1)  # lighter than everything, still gets in
     row = _as_dict(t, 0)
-    assert row == {3: 4.0, 4: 5.0, 5: 6.0, 6: 7.0, 7: 8.0, 100: 0.1}
+    assert row == pytest.approx({3: 4.0, 4: 5.0, 5: 6.0, 6: 7.0, 7: 8.0, 100: 0.1})  # float32
     assert t.pruned == 1
     assert t.row(0)[0].tolist() == [3, 4, 5, 6, 7, 100]  # order of the survivors kept
 
@@ -136,6 +136,7 @@ def test_memory_is_bounded_by_rows_times_capacity() -> None:
     assert t.entries() <= 50 * 32
     assert t.used <= 50 * (32 + 16 + 8 + 4)
     assert t.nbytes() < 200_000
+    assert t.ids.itemsize + t.weights.itemsize == 8  # int32 id + float32 weight an entry
 
 
 def test_capacity_must_hold_two() -> None:
