@@ -119,3 +119,23 @@ def test_controls_wait_for_the_batches_in_flight(harness: Harness) -> None:
             assert await h.redis.exists(h.key("features", "p3")) == 0
 
     run(scenario())
+
+
+def test_batches_in_flight_are_counted_in_the_batch_metrics(harness: Harness) -> None:
+    """recloop_batch_seconds and recloop_batch_size count pipelined batches (once each)."""
+
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            m = h.worker.metrics
+            before = m.batch_seconds.collect()[0].samples
+            count0 = next(s.value for s in before if s.name.endswith("_count"))
+            for n in range(3):
+                batch = [h.raw(h.event(f"m{n}", "i1", event_id=f"m{n}"))]
+                await h.worker.events.submit(batch, lambda: None)
+            await h.worker.events.drain()
+            after = m.batch_seconds.collect()[0].samples
+            assert next(s.value for s in after if s.name.endswith("_count")) == count0 + 3
+            assert next(s.value for s in after if s.name.endswith("_sum")) > 0
+
+    run(scenario())
