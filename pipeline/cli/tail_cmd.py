@@ -34,17 +34,23 @@ def tail(
     settings = Settings()
     name = resolve_topic(topic, settings)
 
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+    # Ctrl-C and SIGTERM only set a flag, read between polls: an exception raised
+    # asynchronously could land inside the Kafka client's own callbacks (its logger runs
+    # during consume and close), where it can be swallowed and the loop never ends.
+    stopping: list[int] = []
 
-    signal.signal(signal.SIGTERM, interrupt)
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     reader = TopicReader(
         settings, name, start="beginning" if from_beginning else "end", client_id="tail"
     )
     shown = 0
     out = sys.stdout.buffer
     try:
-        while max_records is None or shown < max_records:
+        while not stopping and (max_records is None or shown < max_records):
             for record in reader.poll(0.5):
                 if user_id is not None and not about_user(
                     record.key, decode_value(record.value), user_id
@@ -55,7 +61,7 @@ def tail(
                 if shown == max_records:
                     break
             out.flush()
-    except (KeyboardInterrupt, BrokenPipeError):
+    except BrokenPipeError:
         pass
     finally:
         reader.close()
