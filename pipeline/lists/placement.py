@@ -56,8 +56,11 @@ def because_recent(catalog: Catalog, state: UserState, anchor: int, memo: dict[i
     if anchor in memo:
         return memo[anchor]
     item_id = catalog.ids[anchor]
-    # the anchor is a recent positive: its latest interaction is near the end
-    kind = next((h.kind for h in reversed(state.history) if h.item_id == item_id), "")
+    # the anchor is a recent positive: name the interaction that made it one (a click the user
+    # then skipped was clicked, not watched)
+    kind = next(
+        (h.kind for h in reversed(state.history) if h.item_id == item_id and h.weight > 0), ""
+    )
     verb = "clicked" if kind == "click" else "watched"
     memo[anchor] = reasons.because(verb, catalog.titles[anchor] or item_id)
     return memo[anchor]

@@ -154,6 +154,28 @@ def test_clicked_anchor_is_named_as_clicked(engine_factory: EngineFactory) -> No
     assert ranked[0].reason == "because you clicked Documentary 1"
 
 
+def test_a_clicked_then_skipped_anchor_is_still_named_by_its_click(
+    engine_factory: EngineFactory,
+) -> None:
+    """The reason names the interaction that made the item a positive, not a later skip.
+
+    Seen in the demo: a user clicked an item, skipped it at 0 %, and the list said "because you
+    watched" it; the verb came from the item's latest interaction of any kind.
+    """
+    engine = engine_factory()
+    for k in range(3):
+        other = UserState(f"o{k}")
+        feed(engine.models, other, f"o{k}-1", "doc-1", T0 + k)
+        feed(engine.models, other, f"o{k}-2", "hor-4", T0 + k + 1)
+    user = UserState("u")
+    feed(engine.models, user, "u-1", "doc-1", T0 + 100, kind="click", watch_seconds=None)
+    feed(engine.models, user, "u-2", "doc-1", T0 + 101, kind="skip", watch_seconds=0.0)
+    engine.refresh_indexes(T0 + 101)
+    ranked = engine.recommend(user, T0 + 101)
+    reasons = {r.reason for r in ranked if "Documentary 1" in r.reason}
+    assert reasons and "because you watched Documentary 1" not in reasons
+
+
 def test_category_affinity_ranks_first_among_cold_candidates(
     engine_factory: EngineFactory,
 ) -> None:
