@@ -19,6 +19,7 @@ State is bounded: at most ``max_users`` users are tracked (least recently active
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from pipeline.lists.build import Trigger
 
@@ -43,6 +44,8 @@ class RefreshScheduler:
         self.last_refresh: OrderedDict[str, int] = OrderedDict()
         self.last_active: OrderedDict[str, int] = OrderedDict()
         self.pending: dict[str, Trigger] = {}
+        # users with a batch write in flight -> how many such batches (see ``hold``)
+        self.writing: dict[str, int] = {}
 
     def on_event(self, user_id: str, trigger: Trigger, now_ms: int) -> bool:
         """Record activity; ``True`` when the list should be refreshed now."""
@@ -74,13 +77,44 @@ class RefreshScheduler:
         """
         self.interval_ms = overload_interval_ms(self.base_interval_ms, seconds, max_interval_ms)
 
+    def hold(self, user_ids: Iterable[str]) -> None:
+        """Keep the users' deferred refreshes back until their batch's write is durable.
+
+        A batch schedules its users' refreshes when it is learned, before its write (which
+        records the refresh as owed) reaches Redis. A deferred refresh run in between would
+        publish a list the owed record does not name yet, so the list could not settle it:
+        the record stayed owed and was rescued, and published again, 15 s later.
+
+        >>> s = RefreshScheduler(interval_ms=0)
+        >>> s.pending["u"] = Trigger("e1", 0)
+        >>> s.hold(["u"]); s.due(now_ms=1)
+        []
+        >>> s.release(["u"]); s.due(now_ms=1)
+        [('u', Trigger(event_id='e1', ts=0, received_ms=None))]
+        """
+        for user_id in user_ids:
+            self.writing[user_id] = self.writing.get(user_id, 0) + 1
+
+    def release(self, user_ids: Iterable[str]) -> None:
+        """The users' write (one ``hold``) is durable: their refreshes may run again."""
+        for user_id in user_ids:
+            left = self.writing.get(user_id, 0) - 1
+            if left > 0:
+                self.writing[user_id] = left
+            else:
+                self.writing.pop(user_id, None)
+
     def due(self, now_ms: int, limit: int | None = None) -> list[tuple[str, Trigger]]:
         """Deferred refreshes whose interval has passed, longest waiting first (removed).
 
-        ``limit`` bounds one call's work; the rest stay pending for the next call.
+        ``limit`` bounds one call's work; the rest stay pending for the next call, like the
+        refreshes of users whose write is still in flight (``hold``).
         """
         ready = []
+        writing = self.writing
         for user_id, trig in self.pending.items():
+            if user_id in writing:
+                continue
             if now_ms - self.last_refresh.get(user_id, 0) >= self.interval_ms:
                 ready.append((user_id, trig))
                 if limit is not None and len(ready) >= limit:
@@ -126,6 +160,7 @@ class RefreshScheduler:
         self.last_refresh.clear()
         self.last_active.clear()
         self.pending.clear()
+        self.writing.clear()
 
     def _bound(self) -> None:
         while len(self.last_active) > self.max_users:

@@ -97,6 +97,18 @@ class Refresher:
         for state, _ in chosen:
             self.scheduler.mark_refreshed(state.user_id, published)
 
+    def hold(self, user_ids: Iterable[str]) -> None:
+        """A batch learned these users' events; its write is not durable yet (see ``release``).
+
+        Their deferred refreshes wait until then, so that the list they publish settles the
+        owed record that write carries (``RefreshScheduler.hold``).
+        """
+        self.scheduler.hold(user_ids)
+
+    def release(self, user_ids: Iterable[str]) -> None:
+        """The batch that ``hold`` these users is written (or was abandoned)."""
+        self.scheduler.release(user_ids)
+
     def set_backlog(self, seconds: float) -> None:
         """How far behind the worker is: stretches coalescing under overload."""
         self.scheduler.set_backlog(seconds, max_interval_ms=self.max_interval_ms)

@@ -207,6 +207,7 @@ class BatchProcessor:
         first = await self._learn(pending, now, due, schedule=True) if pending else None
         lists = []
         if first is not None:
+            self.refresher.hold(first.touched)  # released by ``commit`` once written
             lists = self.refresher.build(
                 [(first.states[u], t) for u, t in due.items() if u in first.states]
             )
@@ -217,19 +218,11 @@ class BatchProcessor:
     async def commit(self, batch: PreparedBatch) -> None:
         """The I/O stage: writes (and rounds after conflicts), teaching, dead letters, lists."""
         started = time.perf_counter()
-        conflicted: set[str] = set()
-        round_ = batch.first
-        for attempt in range(MAX_WRITE_ROUNDS):
-            if round_ is None:
-                break
-            pending = await self._write_round(round_, batch.now)
-            if not pending:
-                break
-            conflicted |= {e.user_id for _, e in pending}
-            if attempt + 1 == MAX_WRITE_ROUNDS:
-                msg = f"users kept conflicting after {MAX_WRITE_ROUNDS} write rounds"
-                raise WriteConflictError(msg)
-            round_ = await self._learn(pending, batch.now, batch.due, schedule=False)
+        try:
+            conflicted = await self._write_rounds(batch)
+        finally:
+            if batch.first is not None:
+                self.refresher.release(batch.first.touched)
         if batch.rejected:
             await self._dead_letter(batch.rejected)
         lists = [b for b in batch.lists if b.user_id not in conflicted]
@@ -245,6 +238,23 @@ class BatchProcessor:
         # ``prepare`` and ``commit`` (``pipeline.worker.pipeline``), and recloop_batch_seconds
         # must count them; a batch's own work, without its wait for the previous batch's I/O
         self.metrics.batch_seconds.observe(batch.prepare_seconds + committed)
+
+    async def _write_rounds(self, batch: PreparedBatch) -> set[str]:
+        """Write the batch, learning again the events of users whose write conflicted."""
+        conflicted: set[str] = set()
+        round_ = batch.first
+        for attempt in range(MAX_WRITE_ROUNDS):
+            if round_ is None:
+                break
+            pending = await self._write_round(round_, batch.now)
+            if not pending:
+                break
+            conflicted |= {e.user_id for _, e in pending}
+            if attempt + 1 == MAX_WRITE_ROUNDS:
+                msg = f"users kept conflicting after {MAX_WRITE_ROUNDS} write rounds"
+                raise WriteConflictError(msg)
+            round_ = await self._learn(pending, batch.now, batch.due, schedule=False)
+        return conflicted
 
     async def _learn(
         self, pending: Sourced, now: int, due: dict[str, Trigger], *, schedule: bool
