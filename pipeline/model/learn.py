@@ -175,9 +175,20 @@ def learn_batch(
     return out
 
 
-def apply_learning(models: SharedModels, learning: BatchLearning) -> None:
-    """Teach the shared models a batch's records and ranker examples: once, when durable."""
-    models.apply_all(learning.records)
+def apply_learning(
+    models: SharedModels,
+    learning: BatchLearning,
+    *,
+    admit: Callable[[Learned], bool] | None = None,
+) -> int:
+    """Teach the shared models a batch's records and ranker examples: once, when durable.
+
+    ``admit`` says which records the shared models still lack (``SharedModels.admit``); the
+    user's own models (user-kNN, the rankers) learn every applied event. Returns how many
+    records were applied.
+    """
+    records = [a.record for a in learning.applied if admit is None or admit(a)]
+    models.apply_all(records)
     for a in learning.applied:
         if a.record.stage is not None:  # personalised (an anonymous record has no stage)
             models.observe_user(a.event.user_id, a.event.item_id, a.signal)
@@ -185,3 +196,4 @@ def apply_learning(models: SharedModels, learning: BatchLearning) -> None:
     for a in learning.applied:
         if a.pairs is not None:
             models.reranker.learn(a.pairs)
+    return len(records)

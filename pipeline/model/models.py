@@ -45,6 +45,9 @@ from pipeline.model.reranker import Reranker
 from pipeline.model.user_knn import UserKnn
 
 _SWEEP_EVERY = 1_024  # records between two slices of the catalogue's time-based eviction
+# sources (``topic:partition``) whose learned offsets are kept: far more than any deployment's
+# partitions, so a bound that is never reached in practice, but a bound
+MAX_SOURCES = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +157,8 @@ class SharedModels:
         self.ranker = Ranker()
         self.reranker = Reranker(p.rerank_learning_rate)
         self.records_applied = 0
+        # per source partition, the highest offset whose record these models hold (``admit``)
+        self.learned_through: dict[str, int] = {}
         self._reserve(self.catalog.share.shape[0])
 
     def upsert_item(self, info: ItemInfo) -> None:
@@ -222,6 +227,27 @@ class SharedModels:
             item = self.catalog.get(item_id)
             if item is not None:
                 self.user_knn.add(user_id, item)
+
+    def admit(self, source: str, offset: int) -> bool:
+        """Whether the record of the event at ``offset`` of ``source`` is new to these models.
+
+        At-least-once delivery redelivers a batch whose worker died after its records went
+        into the model log but before its users' writes: the users never saw the events, so
+        they are learned again, and their records must not count twice. One source partition
+        is consumed in offset order by one worker at a time, so a record is new exactly when
+        its offset is past the highest one learned from that source (the same guard as the
+        experiment sums). Admitting counts the offset as learned.
+
+        >>> m = SharedModels()
+        >>> m.admit("events:0", 5), m.admit("events:0", 5), m.admit("events:0", 6)
+        (True, False, True)
+        """
+        if offset <= self.learned_through.get(source, -1):
+            return False
+        if source not in self.learned_through and len(self.learned_through) >= MAX_SOURCES:
+            del self.learned_through[next(iter(self.learned_through))]
+        self.learned_through[source] = offset
+        return True
 
     def apply_all(self, records: Iterable[LearnRecord]) -> int:
         """``apply`` each record; returns how many."""

@@ -65,6 +65,7 @@ def models_to_dict(models: SharedModels) -> dict[str, Any]:
         "ranker": models.ranker.snapshot(),
         "reranker": models.reranker.snapshot(),
         "records_applied": models.records_applied,
+        "learned_through": dict(models.learned_through),
     }
 
 
@@ -117,6 +118,7 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     if "reranker" in doc:  # format 4
         models.reranker.restore(doc["reranker"])
     models.records_applied = int(doc.get("records_applied", 0))
+    models.learned_through = {str(k): int(v) for k, v in doc.get("learned_through", {}).items()}
     return models
 
 

@@ -31,7 +31,7 @@ from pipeline.stores.commands import Commands, send
 from pipeline.stores.experiments import Contribution, queue_outcomes
 from pipeline.stores.forget import forget_users
 from pipeline.stores.keys import Partitioning, RedisKeys
-from pipeline.stores.model_log import ModelLog
+from pipeline.stores.model_log import ModelLog, Source
 from pipeline.stores.owed import queue_index
 from pipeline.stores.segments import queue_join, queue_membership
 from pipeline.stores.users import APPLIED, CONFLICT, UserStore
@@ -51,6 +51,7 @@ class BatchEffects:
     items: list[Item] = field(default_factory=list)
     outcomes: Sequence[Contribution] = ()
     owed: Owed = field(default_factory=dict)
+    sources: Sequence[Source] = ()  # per record: where its event was read (the model log's guard)
 
 
 @dataclass(slots=True)
@@ -117,7 +118,12 @@ class BatchStore:
         shared = Commands()
         queue_outcomes(shared, self.keys, effects.outcomes)
         self.model_log.queue_append(
-            shared, effects.batch_id, effects.records, effects.items, now_ms=effects.now_ms
+            shared,
+            effects.batch_id,
+            effects.records,
+            effects.items,
+            now_ms=effects.now_ms,
+            sources=effects.sources,
         )
         users = self._encode(effects.states, effects.owed, effects.now_ms, controls=False)
         return EncodedBatch(shared, users)

@@ -13,9 +13,11 @@ survives restarts and scale-out. The log is trimmed to ``retention`` (3 snapshot
 by default), which bounds its memory.
 
 Entries carry a batch id, and readers ignore an id they have already applied: a write
-retried after a lost reply cannot double-count. (A worker killed between the entry and its
-users' writes would have the redelivered batch logged again under a new id: this shared log
-is being replaced by learning sharded over Kafka, so it stays this simple.)
+retried after a lost reply cannot double-count. Each record also names the event it comes
+from (``topic:partition`` and offset, field ``o``): a worker killed between the entry and its
+users' writes has its batch redelivered and logged again under a new id, and readers (the
+new owner included) skip the records whose offset they have learned already
+(``SharedModels.admit``). Entries written before field ``o`` read as unguarded.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -39,6 +42,8 @@ from schemas.validation import item_document
 log = logging.getLogger(__name__)
 
 _SEEN_BATCHES = 10_000
+
+Source = tuple[str, int]  # where a record's event was read: ``topic:partition``, offset
 _KEEP_SNAPSHOTS = 3
 
 
@@ -67,22 +72,25 @@ class ModelLog:
         items: list[Item],
         *,
         now_ms: int,
+        sources: Sequence[Source] = (),
     ) -> None:
-        """Queue one entry with a batch's records and catalogue items."""
+        """Queue one entry with a batch's records (from events at ``sources``) and items."""
         if not records and not items:
             return
         payload = orjson.dumps([r.to_json() for r in records])
         item_docs = orjson.dumps([item_document(i) for i in items])
         min_id = max(0, now_ms - self.retention_ms)
-        cmds.command(
-            "XADD", self.keys.model_log, "MINID", "~", str(min_id), "*",
-            "w", self.worker_id, "b", batch_id, "r", payload, "i", item_docs,
-        )  # fmt: skip
+        fields: list[Any] = ["w", self.worker_id, "b", batch_id, "r", payload, "i", item_docs]
+        if sources:
+            fields += ["o", orjson.dumps([list(s) for s in sources])]
+        cmds.command("XADD", self.keys.model_log, "MINID", "~", str(min_id), "*", *fields)
         self._remember(batch_id)
 
-    async def read_new(self, count: int = 200) -> tuple[list[LearnRecord], list[Item]]:
-        """Records and items appended by other workers since the last read."""
-        out: list[LearnRecord] = []
+    async def read_new(
+        self, count: int = 200
+    ) -> tuple[list[tuple[LearnRecord, Source | None]], list[Item]]:
+        """Records (with their event's source, if known) and items other workers appended."""
+        out: list[tuple[LearnRecord, Source | None]] = []
         items: list[Item] = []
         while True:
             reply: Any = await self.client.xread({self.keys.model_log: self.last_id}, count=count)
@@ -95,7 +103,13 @@ class ModelLog:
                 if fields[b"w"].decode() == self.worker_id or batch in self._seen:
                     continue
                 self._remember(batch)
-                out.extend(LearnRecord.from_json(r) for r in orjson.loads(fields[b"r"]))
+                records = [LearnRecord.from_json(r) for r in orjson.loads(fields[b"r"])]
+                raw = fields.get(b"o")
+                where: list[Source | None] = (
+                    [(str(t), int(o)) for t, o in orjson.loads(raw)] if raw else []
+                )
+                where += [None] * (len(records) - len(where))
+                out.extend(zip(records, where, strict=True))
                 items.extend(Item.model_validate(d) for d in orjson.loads(fields[b"i"]))
             if len(entries) < count:
                 return out, items

@@ -56,6 +56,7 @@ from pipeline.publish.refresher import Refresher
 from pipeline.stores.batch import BatchEffects, BatchStore, EncodedBatch, WriteResult
 from pipeline.stores.experiments import Contribution
 from pipeline.stores.keys import Partitioning
+from pipeline.stores.model_log import Source
 from pipeline.worker.availability import ItemAvailability
 from pipeline.worker.cache import UserCache
 from pipeline.worker.controls import MAX_WRITE_ROUNDS, ControlHandler
@@ -82,6 +83,7 @@ class Round:
     learning: BatchLearning
     touched: dict[str, Trigger]
     encoded: EncodedBatch
+    sources: dict[int, Source]  # by ``id`` of an applied event: where it was read
 
 
 @dataclass(slots=True)
@@ -282,8 +284,11 @@ class BatchProcessor:
         )
         contributions: list[Contribution] = []
         touched: dict[str, Trigger] = {}
+        sources: list[Source] = []
         for learned in learning.applied:
             event = learned.event
+            m = source[id(event)]
+            sources.append((f"{m.topic}:{m.partition}", m.offset))
             contributions += self._outcomes(
                 states[event.user_id], event, source[id(event)], learned.signal.completion
             )
@@ -293,18 +298,30 @@ class BatchProcessor:
         changed = [states[u] for u in touched]
         encoded = self.batches.encode(
             BatchEffects(
-                now, uuid.uuid4().hex, changed, learning.records, outcomes=contributions, owed=owed
+                now,
+                uuid.uuid4().hex,
+                changed,
+                learning.records,
+                outcomes=contributions,
+                owed=owed,
+                sources=sources,
             )
         )
-        return Round(live, states, learning, touched, encoded)
+        where = {id(a.event): at for a, at in zip(learning.applied, sources, strict=True)}
+        return Round(live, states, learning, touched, encoded, where)
 
     async def _write_round(self, round_: Round, now: int) -> Sourced:
         """Send one round; teach the models what was written; the events of conflicted users."""
         result = await self._retry(lambda: self.batches.send(round_.encoded))
         states, touched = round_.states, round_.touched
         done = round_.learning.without(result.conflicted)
-        apply_learning(self.models, done)
-        self.metrics.model_records.labels("own").inc(len(done.applied))
+        where = round_.sources
+        # a redelivered event whose record a peer's log entry (its dead worker's) taught already
+        applied = apply_learning(
+            self.models, done, admit=lambda a: self.models.admit(*where[id(a.event)])
+        )
+        self.metrics.model_records.labels("own").inc(applied)
+        self.metrics.model_records.labels("replayed").inc(len(done.applied) - applied)
         for learned in done.applied:
             self.metrics.events.labels(learned.event.type, "applied").inc()
         for duplicate in done.duplicates:

@@ -54,8 +54,10 @@ class ModelSharing:
         )
         for item in items:
             models.upsert_item(item_info(item))
-        applied = models.apply_all(records)
+        fresh = [r for r, where in records if where is None or models.admit(*where)]
+        applied = models.apply_all(fresh)
         self.metrics.model_records.labels("peer").inc(applied)
+        self.metrics.model_records.labels("replayed").inc(len(records) - applied)
         return bool(items)
 
     async def snapshot(self, models: SharedModels, *, lock_seconds: float) -> None:

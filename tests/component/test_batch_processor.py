@@ -9,6 +9,7 @@ import orjson
 
 from pipeline.model.catalog import ItemInfo
 from pipeline.stores.batch import BatchStore, EncodedBatch, WriteResult
+from pipeline.stores.commands import send
 from tests.component.conftest import Harness, run
 
 
@@ -127,6 +128,35 @@ def test_a_retried_batch_teaches_every_model_once(harness: Harness) -> None:
             assert h.worker.models.records_applied == 2
             assert h.worker.models.ranker.updates - ranker_before == 2
             assert (await _features(h, "u5"))["n_events"] == "2"
+
+    run(scenario())
+
+
+def test_a_batch_logged_by_a_worker_killed_before_its_user_writes_is_learned_once(
+    harness: Harness,
+) -> None:
+    """The model log's entry went out, the users' writes did not: redelivery counts once.
+
+    The new owner learns the redelivered events again (their users never saw them) and logs
+    them again under a new batch id; it and every peer refuse the records whose event
+    offset they have learned already.
+    """
+
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            raws = [h.raw(h.event("u8", f"i{k}", event_id=f"z{k}")) for k in (1, 2, 3)]
+            prepared = await h.worker.processor.prepare(raws)
+            assert prepared.first is not None
+            await send(h.redis, prepared.first.encoded.shared)  # then the worker died
+            owner = await h.start()  # loads the log: the dead worker's three records
+            assert owner.models.records_applied == 3
+            _catalogue(h)
+            await owner.processor.handle_events(raws)  # Kafka redelivers the batch
+            assert (await _features(h, "u8"))["n_events"] == "3"
+            assert owner.models.records_applied == 3
+            peer = await h.start()  # reads both entries of the log
+            assert peer.models.records_applied == 3
 
     run(scenario())
 

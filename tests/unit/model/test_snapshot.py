@@ -175,3 +175,16 @@ def test_stage_popularity_survives_a_snapshot() -> None:
         assert [ids[i] for i in restored.stats.stage_hitters(stage).top(5)] == before
     assert [ids[i] for i in restored.stats.stage_hitters(0).top(5)] == ["a", "b"]
     assert [ids[i] for i in restored.stats.stage_hitters(10_000).top(5)] == ["d"]  # capped
+
+
+def test_a_snapshot_keeps_the_offsets_its_models_learned_through() -> None:
+    """A worker starting from a snapshot still refuses records it holds (redelivered events)."""
+    models = SharedModels()
+    assert models.admit("recloop.events:3", 41)
+    restored = models_from_dict(decode_snapshot(encode_snapshot(models_to_dict(models))))
+    assert not restored.admit("recloop.events:3", 41)
+    assert restored.admit("recloop.events:3", 42)
+    assert restored.admit("recloop.events:4", 0)  # another partition is its own sequence
+    older = models_to_dict(models)
+    del older["learned_through"]  # a snapshot from before the guard: nothing refused
+    assert models_from_dict(older).admit("recloop.events:3", 41)
