@@ -175,20 +175,19 @@ def learn_batch(
     return out
 
 
-def apply_learning(
-    models: SharedModels,
-    learning: BatchLearning,
-    *,
-    admit: Callable[[Learned], bool] | None = None,
-) -> int:
-    """Teach the shared models a batch's records and ranker examples: once, when durable.
+def apply_learning(models: SharedModels, learning: BatchLearning) -> None:
+    """Teach the shared models a batch's records and ranker examples: once, when durable."""
+    models.apply_all(learning.records)
+    apply_local(models, learning)
 
-    ``admit`` says which records the shared models still lack (``SharedModels.admit``); the
-    user's own models (user-kNN, the rankers) learn every applied event. Returns how many
-    records were applied.
+
+def apply_local(models: SharedModels, learning: BatchLearning) -> None:
+    """Teach the models no other worker shares (user-kNN, the rankers) a batch's events.
+
+    A worker applies a batch's records (the model log's part) and this part separately: the
+    log entry holds the records of users whose write then conflicted, and every worker
+    applies them from it, while only the events that were written teach the users' models.
     """
-    records = [a.record for a in learning.applied if admit is None or admit(a)]
-    models.apply_all(records)
     for a in learning.applied:
         if a.record.stage is not None:  # personalised (an anonymous record has no stage)
             models.observe_user(a.event.user_id, a.event.item_id, a.signal)
@@ -196,4 +195,3 @@ def apply_learning(
     for a in learning.applied:
         if a.pairs is not None:
             models.reranker.learn(a.pairs)
-    return len(records)

@@ -229,25 +229,35 @@ class SharedModels:
                 self.user_knn.add(user_id, item)
 
     def admit(self, source: str, offset: int) -> bool:
-        """Whether the record of the event at ``offset`` of ``source`` is new to these models.
+        """Whether the model log's record of the event at ``offset`` of ``source`` is new here.
 
-        At-least-once delivery redelivers a batch whose worker died after its records went
-        into the model log but before its users' writes: the users never saw the events, so
-        they are learned again, and their records must not count twice. One source partition
-        is consumed in offset order by one worker at a time, so a record is new exactly when
-        its offset is past the highest one learned from that source (the same guard as the
-        experiment sums). Admitting counts the offset as learned.
+        At-least-once delivery redelivers a batch whose worker died after its model log entry
+        but before its users' writes: the users never saw the events, so they are learned and
+        logged again, and so are the events of a user whose write conflicted. One partition
+        is consumed in offset order by one worker at a time, so in the log's order a record
+        is new exactly when its offset is past the highest one logged from that source
+        before it (the same guard as the experiment sums). Called in log order, for every
+        entry including the worker's own; admitting counts the offset as learned.
 
         >>> m = SharedModels()
         >>> m.admit("events:0", 5), m.admit("events:0", 5), m.admit("events:0", 6)
         (True, False, True)
         """
-        if offset <= self.learned_through.get(source, -1):
+        if not self.is_new(source, offset):
             return False
         if source not in self.learned_through and len(self.learned_through) >= MAX_SOURCES:
             del self.learned_through[next(iter(self.learned_through))]
         self.learned_through[source] = offset
         return True
+
+    def is_new(self, source: str, offset: int) -> bool:
+        """``admit`` without counting it: a worker's own record, at write time.
+
+        The worker applies its own records when its write is durable and marks them when it
+        reads its own entry back (``admit``, in log order): marking them now would refuse
+        another worker's records logged before them but not read yet.
+        """
+        return offset > self.learned_through.get(source, -1)
 
     def apply_all(self, records: Iterable[LearnRecord]) -> int:
         """``apply`` each record; returns how many."""

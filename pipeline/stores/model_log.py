@@ -15,9 +15,10 @@ by default), which bounds its memory.
 Entries carry a batch id, and readers ignore an id they have already applied: a write
 retried after a lost reply cannot double-count. Each record also names the event it comes
 from (``topic:partition`` and offset, field ``o``): a worker killed between the entry and its
-users' writes has its batch redelivered and logged again under a new id, and readers (the
-new owner included) skip the records whose offset they have learned already
-(``SharedModels.admit``). Entries written before field ``o`` read as unguarded.
+users' writes has its batch redelivered and logged again under a new id, and so are the
+events of a user whose write conflicted; readers skip the records whose offset the log has
+already taught them (``SharedModels.admit``, in log order, the reader's own entries
+included). Entries written before field ``o`` read as unguarded.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 _SEEN_BATCHES = 10_000
 
 Source = tuple[str, int]  # where a record's event was read: ``topic:partition``, offset
+# one record read from the log: (record, its source); ``(None, source)`` for this worker's own
+LogRecord = tuple[LearnRecord | None, Source | None]
 _KEEP_SNAPSHOTS = 3
 
 
@@ -86,11 +89,15 @@ class ModelLog:
         cmds.command("XADD", self.keys.model_log, "MINID", "~", str(min_id), "*", *fields)
         self._remember(batch_id)
 
-    async def read_new(
-        self, count: int = 200
-    ) -> tuple[list[tuple[LearnRecord, Source | None]], list[Item]]:
-        """Records (with their event's source, if known) and items other workers appended."""
-        out: list[tuple[LearnRecord, Source | None]] = []
+    async def read_new(self, count: int = 200) -> tuple[list[LogRecord], list[Item]]:
+        """What the log gained since the last read (in log order), and others' new items.
+
+        Other workers' records come with their event's source (``None`` in entries written
+        before sources were logged); this worker's own entries come as ``(None, source)``
+        only: their records were applied when they were written, but their place in the log
+        order counts for the guard (``SharedModels.admit``).
+        """
+        out: list[LogRecord] = []
         items: list[Item] = []
         while True:
             reply: Any = await self.client.xread({self.keys.model_log: self.last_id}, count=count)
@@ -99,17 +106,19 @@ class ModelLog:
             entries = reply[0][1]
             for entry_id, fields in entries:
                 self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                raw = fields.get(b"o")
+                where = [(str(t), int(o)) for t, o in orjson.loads(raw)] if raw else []
+                if fields[b"w"].decode() == self.worker_id:
+                    out.extend((None, w) for w in where)
+                    continue
                 batch = fields[b"b"].decode()
-                if fields[b"w"].decode() == self.worker_id or batch in self._seen:
+                if batch in self._seen:
                     continue
                 self._remember(batch)
                 records = [LearnRecord.from_json(r) for r in orjson.loads(fields[b"r"])]
-                raw = fields.get(b"o")
-                where: list[Source | None] = (
-                    [(str(t), int(o)) for t, o in orjson.loads(raw)] if raw else []
-                )
-                where += [None] * (len(records) - len(where))
-                out.extend(zip(records, where, strict=True))
+                sources: list[Source | None] = [*where]
+                sources += [None] * (len(records) - len(sources))
+                out.extend(zip(records, sources, strict=True))
                 items.extend(Item.model_validate(d) for d in orjson.loads(fields[b"i"]))
             if len(entries) < count:
                 return out, items

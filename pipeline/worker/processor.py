@@ -11,8 +11,11 @@ The Faust agents hand raw batches to ``handle_events`` / ``handle_items`` /
 4. the batch's writes (``pipeline.stores.batch``), retried until Redis answers. A user write
    refused because another worker wrote the user since it was loaded (a partition moved)
    is a *conflict*: the user is reloaded and their events applied again, on the new state;
-5. only then are the shared models taught (``apply_learning``), with what was written: a
-   batch that failed and is retried cannot teach any model twice;
+5. only then are the models taught: the shared ones the records of the round's model log
+   entry, each unless the log taught its event already (``SharedModels.is_new``), the
+   worker's own (user-kNN, rankers) what was written (``apply_local``); a batch that failed
+   and is retried, or was logged by a worker that died before its user writes, cannot teach
+   any model twice;
 6. dead letters are sent and acknowledged, and the users' lists refreshed
    (``pipeline.publish.refresher``).
 
@@ -49,7 +52,7 @@ from pipeline.lists.experiments import Experiment
 from pipeline.lists.recommend import Recommender
 from pipeline.model.availability import WITHDRAWN, Availability
 from pipeline.model.catalog import item_info
-from pipeline.model.learn import BatchLearning, apply_learning, learn_batch
+from pipeline.model.learn import BatchLearning, apply_local, learn_batch
 from pipeline.model.models import SharedModels
 from pipeline.publish.ports import RecordSender
 from pipeline.publish.refresher import Refresher
@@ -143,6 +146,11 @@ class BatchProcessor:
         self.partitions = partitions
         self.feature_params = feature_params(settings)
         self.availability: ItemAvailability | None = None  # set by the composition root
+        # reads the model log up to now (set by the composition root): run before the first
+        # batch after a reset, so that a batch redelivered from a worker that died after
+        # logging it meets that worker's records first (``SharedModels.is_new``)
+        self.catch_up: Callable[[], Awaitable[None]] | None = None
+        self.behind_log = True
         self.hop = Repartitioner(partitions.of, sender, metrics)
         # load -> learn -> write of a batch, a control batch and a forget never interleave
         self.writes = asyncio.Lock()
@@ -165,6 +173,7 @@ class BatchProcessor:
         """Drop cached users and pending refreshes (partitions moved, or a batch failed)."""
         self.cache.clear()
         self.refresher.clear()
+        self.behind_log = True
 
     # ------------------------------------------------------------------ events
     async def handle_events(self, messages: Sequence[RawMessage]) -> None:
@@ -196,6 +205,9 @@ class BatchProcessor:
         in flight (``pipeline.worker.pipeline``).
         """
         started = time.perf_counter()
+        if self.behind_log and self.catch_up is not None:
+            self.behind_log = False
+            await self.catch_up()
         now = self.clock.now_ms()
         s = self.settings
         valid, rejected = split_sourced(
@@ -244,11 +256,12 @@ class BatchProcessor:
     async def _write_rounds(self, batch: PreparedBatch) -> set[str]:
         """Write the batch, learning again the events of users whose write conflicted."""
         conflicted: set[str] = set()
+        taught: set[str] = set()
         round_ = batch.first
         for attempt in range(MAX_WRITE_ROUNDS):
             if round_ is None:
                 break
-            pending = await self._write_round(round_, batch.now)
+            pending = await self._write_round(round_, batch.now, taught)
             if not pending:
                 break
             conflicted |= {e.user_id for _, e in pending}
@@ -310,18 +323,28 @@ class BatchProcessor:
         where = {id(a.event): at for a, at in zip(learning.applied, sources, strict=True)}
         return Round(live, states, learning, touched, encoded, where)
 
-    async def _write_round(self, round_: Round, now: int) -> Sourced:
-        """Send one round; teach the models what was written; the events of conflicted users."""
+    async def _write_round(self, round_: Round, now: int, taught: set[str]) -> Sourced:
+        """Send one round; teach the models what was written; the events of conflicted users.
+
+        ``taught``: the events whose records earlier rounds of the batch applied (grows).
+        """
         result = await self._retry(lambda: self.batches.send(round_.encoded))
         states, touched = round_.states, round_.touched
         done = round_.learning.without(result.conflicted)
-        where = round_.sources
-        # a redelivered event whose record a peer's log entry (its dead worker's) taught already
-        applied = apply_learning(
-            self.models, done, admit=lambda a: self.models.admit(*where[id(a.event)])
-        )
-        self.metrics.model_records.labels("own").inc(applied)
-        self.metrics.model_records.labels("replayed").inc(len(done.applied) - applied)
+        # The round's log entry went out with every record, conflicted users' included, and
+        # the peers apply them all: so does this worker. Refused: a record of an event taught
+        # in an earlier round of the batch (a conflicted user's, learned again), or whose
+        # offset the log taught already (a redelivered batch a dead worker had logged).
+        where, is_new = round_.sources, self.models.is_new
+        new = []
+        for a in round_.learning.applied:
+            if a.event.event_id not in taught and is_new(*where[id(a.event)]):
+                taught.add(a.event.event_id)
+                new.append(a.record)
+        self.models.apply_all(new)
+        apply_local(self.models, done)
+        self.metrics.model_records.labels("own").inc(len(new))
+        self.metrics.model_records.labels("replayed").inc(len(round_.learning.applied) - len(new))
         for learned in done.applied:
             self.metrics.events.labels(learned.event.type, "applied").inc()
         for duplicate in done.duplicates:

@@ -98,6 +98,7 @@ class Worker:
         self.clock = clock
         self.metrics = metrics
         self.availability = availability
+        processor.catch_up = self.sync_model
         self._done: deque[tuple[float, int]] = deque()
         self.events: BatchPipeline[Sequence[RawMessage], PreparedBatch] = BatchPipeline(
             processor.prepare,

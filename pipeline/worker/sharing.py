@@ -54,10 +54,18 @@ class ModelSharing:
         )
         for item in items:
             models.upsert_item(item_info(item))
-        fresh = [r for r, where in records if where is None or models.admit(*where)]
+        fresh, refused = [], 0
+        for record, where in records:
+            if record is None:  # this worker's own entry: applied already, marks its place
+                if where is not None:
+                    models.admit(*where)
+            elif where is None or models.admit(*where):
+                fresh.append(record)
+            else:
+                refused += 1
         applied = models.apply_all(fresh)
         self.metrics.model_records.labels("peer").inc(applied)
-        self.metrics.model_records.labels("replayed").inc(len(records) - applied)
+        self.metrics.model_records.labels("replayed").inc(refused)
         return bool(items)
 
     async def snapshot(self, models: SharedModels, *, lock_seconds: float) -> None:

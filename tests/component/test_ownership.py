@@ -100,6 +100,14 @@ def test_a_stale_owner_conflicts_reloads_and_counts_every_event_once(
             history: Any = await a.redis.llen(a.key("history", "split"))
             events: Any = await a.redis.zcard(a.key("events", "split"))
             assert (history, events) == (10, 10)
+            # the shared models too: A's conflicting round was logged with its three records,
+            # its second round logged them again; a worker reading the log counts them once
+            peer = await start_worker(
+                a.settings, redis=a.redis, sender=RecordingSender(), worker_id="c", clock=a.clock
+            )
+            assert peer.models.records_applied == 10
+            await a.worker.sync_model()  # and A itself, once it has B's records: the same
+            assert a.worker.models.records_applied == 10
 
     run(scenario())
 
