@@ -21,14 +21,14 @@ each queued command in a thread).
 from __future__ import annotations
 
 import logging
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio as aioredis
-from hiredis import pack_command
-from redis.asyncio.connection import AbstractConnection, Connection
+from redis.asyncio.connection import Connection
 
 from pipeline.config import Settings
+from pipeline.stores.connection import fast_connection
 
 log = logging.getLogger(__name__)
 
@@ -38,42 +38,6 @@ RedisClient: TypeAlias = aioredis.Redis | aioredis.RedisCluster
 SyncRedisClient: TypeAlias = redis.Redis | redis.RedisCluster
 
 PROBE_TIMEOUT_SECONDS = 2.0
-_PACKING: dict[type[AbstractConnection], type[AbstractConnection]] = {}
-
-
-C = TypeVar("C", bound=AbstractConnection)
-
-
-def packing(base: type[C]) -> type[C]:
-    """``base`` (plain, TLS or Unix socket) packing commands with hiredis (a dependency).
-
-    redis-py's asyncio connection packs every argument of every command in Python (an
-    encoder call, a length, two joins per argument): with a batch's few hundred Lua calls
-    of tens of arguments each, that was the largest part of the worker's Redis client time
-    (issue #15). ``hiredis.pack_command`` does the same in C and gives the same bytes for
-    the types redis-py encodes (str, bytes, int, float: ``tests/unit/stores``); anything
-    else (a multi-word command name, a memoryview, a type hiredis refuses) goes through
-    redis-py's own packer, which also raises redis-py's own errors.
-    """
-    if issubclass(base, _HiredisPacking):
-        return base
-    if base not in _PACKING:
-        _PACKING[base] = type(f"Hiredis{base.__name__}", (_HiredisPacking, base), {})
-    return cast("type[C]", _PACKING[base])
-
-
-class _HiredisPacking(AbstractConnection):
-    """Mixed in before a redis-py connection class (see ``packing``)."""
-
-    def pack_command(self, *args: Any) -> list[bytes]:
-        """One command in RESP, packed by hiredis."""
-        head = args[0] if args else None
-        if isinstance(head, str) and " " not in head:
-            try:
-                return [pack_command(args)]
-            except TypeError:
-                pass  # a type hiredis does not pack: redis-py packs it or raises its error
-        return super().pack_command(*args)
 
 
 def _enabled(info: Any) -> bool:
@@ -101,19 +65,20 @@ def is_cluster_sync(url: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> bool
 def client_for(url: str, *, cluster: bool, **options: Any) -> RedisClient:
     """An async client of the chosen kind (no I/O: it connects on first use).
 
-    Its connections pack commands with hiredis (``packing``).
+    Its connections pack commands and take buffered replies in C
+    (``pipeline.stores.connection``).
     """
     client: RedisClient
     if cluster:
         client = aioredis.RedisCluster.from_url(url, **options)
         kwargs = client.nodes_manager.connection_kwargs
-        kwargs["connection_class"] = packing(kwargs.get("connection_class", Connection))
+        kwargs["connection_class"] = fast_connection(kwargs.get("connection_class", Connection))
         for node in client.startup_nodes:
-            node.connection_class = packing(node.connection_class)
+            node.connection_class = fast_connection(node.connection_class)
     else:
         client = aioredis.Redis.from_url(url, **options)
         pool = client.connection_pool
-        pool.connection_class = packing(pool.connection_class)
+        pool.connection_class = fast_connection(pool.connection_class)
     return client
 
 

@@ -8,7 +8,8 @@ import pytest
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from pipeline.stores.client import client_for, packing
+from pipeline.stores.client import client_for
+from pipeline.stores.connection import fast_connection as packing
 
 VALUES: list[object] = [
     "EVALSHA", "abc", "", "é ü", b"\x00\xff", 0, -5, 2**62, 1_764_360_000_000,
