@@ -68,15 +68,17 @@ class _Fast(AbstractConnection):
     ) -> Any:
         """The next reply; one already buffered is taken without arming a read timeout."""
         parser = self._parser
+        # redis-py's private parser state, read defensively: without it, redis-py's own path
+        reader = getattr(parser, "_reader", None)
         if (
             timeout is None
             and not disable_decoding
             and not push_request
             and isinstance(parser, _AsyncHiredisParser)
-            and parser._connected
-            and parser._reader is not None
+            and getattr(parser, "_connected", False)
+            and reader is not None
         ):
-            reply = parser._reader.gets()
+            reply = reader.gets()
             if reply is not NOT_ENOUGH_DATA:
                 return await self._buffered(reply, parser, disconnect_on_error)
         return await super().read_response(
@@ -90,9 +92,9 @@ class _Fast(AbstractConnection):
         self, reply: Any, parser: _AsyncHiredisParser, disconnect_on_error: bool
     ) -> Any:
         """What redis-py's read path does with a reply (parser, then connection)."""
-        push = parser._hiredis_PushNotificationType
+        push = getattr(parser, "_hiredis_PushNotificationType", None)
         if push is not None and isinstance(reply, push):
-            await parser.handle_push_response(reply)
+            await cast("Any", parser).handle_push_response(reply)
             return await self.read_response(disconnect_on_error=disconnect_on_error)
         failed = reply if isinstance(reply, RedisConnectionError) else None
         if isinstance(reply, list) and reply and isinstance(reply[0], RedisConnectionError):

@@ -51,3 +51,29 @@ def test_joins_leaves_and_expiry(request: pytest.FixtureRequest, kind: str) -> N
             await client.aclose()
 
     asyncio.run(run())
+
+
+def test_a_set_with_thousands_of_members_in_one_batch(redis_url: str) -> None:
+    keys = RedisKeys(f"h{uuid.uuid4().hex[:8]}")
+    parts = Partitioning(1, lambda _: 0)
+    users = [f"u{n}" for n in range(6_000)]  # more values than Lua's unpack takes at once
+
+    async def run() -> None:
+        client = client_for(redis_url, cluster=False)
+        try:
+            await load_scripts(client, SCRIPTS)
+            joined = Commands()
+            lists = [(u, ["a"], ["a"], []) for u in users]
+            queue_holders(joined, keys, parts, lists, now_ms=1_000, ttl_seconds=50)
+            await send(client, joined)
+            assert await client.zcard(keys.holders(0, "a")) == 6_000
+            left = Commands()
+            lists = [(u, ["b"], ["b"], ["a"]) for u in users[:5_000]]
+            queue_holders(left, keys, parts, lists, now_ms=2_000, ttl_seconds=50)
+            await send(client, left)
+            assert await client.zcard(keys.holders(0, "a")) == 1_000
+            assert await client.zcard(keys.holders(0, "b")) == 5_000
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
