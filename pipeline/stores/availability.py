@@ -29,6 +29,7 @@ from pipeline.stores.commands import Commands, Script, send
 from pipeline.stores.keys import Partitioning, RedisKeys
 
 WITHDRAW_LIST = Script.file("withdraw_list.lua")
+INDEX_HOLDERS = Script.file("index_holders.lua")
 
 LOG_MAX = 100_000
 """Changes kept in the log (approximately): far more than workers read between two polls."""
@@ -49,22 +50,29 @@ def queue_holders(
 
     The user joins the holders of the items the list added and leaves those of the items
     it dropped (``write_list.lua`` compares it with the list it replaced), so a list that
-    changes little costs little: one ``ZADD`` / ``ZREM`` per (partition, item) for a whole
+    changes little costs little: a ``ZADD`` / ``ZREM`` per (partition, item) for a whole
     batch, and an ``EXPIRE`` of twice the lists' TTL for each key that gained a member
     (renewing every key a list holds would cost one command per key and batch, 3-5x the
-    list writes themselves).
+    list writes themselves). A partition's holders sets share its hash slot, so they go
+    out as one ``index_holders.lua`` call per partition: a batch of first lists touched
+    hundreds of sets, and one command per set and per ``EXPIRE`` was most of the cost of
+    writing lists (issue #15).
     """
-    touched: set[str] = set()
+    by_partition: dict[int, dict[str, tuple[list[str], list[str]]]] = {}
     for user_id, _, added, dropped in lists:
+        if not added and not dropped:
+            continue
         p = partitions.of(user_id)
+        sets = by_partition.setdefault(p, {})
         for item_id in added:
-            key = keys.holders(p, item_id)
-            cmds.merge("ZADD", key, now_ms, user_id)
-            touched.add(key)
+            sets.setdefault(item_id, ([], []))[0].append(user_id)
         for item_id in dropped:
-            cmds.merge("ZREM", keys.holders(p, item_id), user_id)
-    for key in sorted(touched):
-        cmds.command("EXPIRE", key, 2 * ttl_seconds)
+            sets.setdefault(item_id, ([], []))[1].append(user_id)
+    for p, sets in sorted(by_partition.items()):
+        args: list[Any] = [now_ms, 2 * ttl_seconds]
+        for joined, left in sets.values():
+            args += (len(joined), *joined, len(left), *left)
+        cmds.script(INDEX_HOLDERS, [keys.holders(p, item) for item in sets], args)
 
 
 async def unavailable(

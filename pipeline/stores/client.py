@@ -25,8 +25,10 @@ from typing import Any, TypeAlias
 
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import Connection
 
 from pipeline.config import Settings
+from pipeline.stores.connection import fast_connection
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +63,23 @@ def is_cluster_sync(url: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> bool
 
 
 def client_for(url: str, *, cluster: bool, **options: Any) -> RedisClient:
-    """An async client of the chosen kind (no I/O: it connects on first use)."""
+    """An async client of the chosen kind (no I/O: it connects on first use).
+
+    Its connections pack commands and take buffered replies in C
+    (``pipeline.stores.connection``).
+    """
+    client: RedisClient
     if cluster:
-        return aioredis.RedisCluster.from_url(url, **options)
-    return aioredis.Redis.from_url(url, **options)
+        client = aioredis.RedisCluster.from_url(url, **options)
+        kwargs = client.nodes_manager.connection_kwargs
+        kwargs["connection_class"] = fast_connection(kwargs.get("connection_class", Connection))
+        for node in client.startup_nodes:
+            node.connection_class = fast_connection(node.connection_class)
+    else:
+        client = aioredis.Redis.from_url(url, **options)
+        pool = client.connection_pool
+        pool.connection_class = fast_connection(pool.connection_class)
+    return client
 
 
 async def open_redis(settings: Settings, **options: Any) -> RedisClient:

@@ -26,7 +26,7 @@ from pipeline.publish.ports import RecordSender
 from pipeline.publish.publisher import ListPublisher
 from pipeline.publish.refresher import Refresher
 from pipeline.publish.withdraw import Withdrawals
-from pipeline.stores.availability import WITHDRAW_LIST, AvailabilityStore
+from pipeline.stores.availability import INDEX_HOLDERS, WITHDRAW_LIST, AvailabilityStore
 from pipeline.stores.batch import BatchStore
 from pipeline.stores.client import RedisClient
 from pipeline.stores.commands import load_scripts
@@ -56,6 +56,7 @@ SCRIPTS = (
     LOAD_USER,
     WRITE_LIST,
     WITHDRAW_LIST,
+    INDEX_HOLDERS,
     COUNT_OUTCOMES,
     MARK_DORMANT,
     REPLACE_ZSET,

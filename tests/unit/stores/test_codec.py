@@ -554,3 +554,15 @@ def test_the_experiment_arm_is_written_with_the_user_and_keeps_its_first_exposur
     play(state, "e10", "click", "m2", T0 + 10)
     save(db, state, T0 + 10)  # another arm: the old values go
     assert b"hits" not in db.experiment and db.experiment[b"first_ms"] == str(T0 + 10).encode()
+
+
+def test_model_log_wire_form_is_to_json() -> None:
+    from pipeline.model.record import LearnRecord
+    from pipeline.stores.model_log import wire
+
+    records = [
+        LearnRecord("i1", 1_764_360_000_000, "watch", 1.0, 0.8, ("locale:en",), (("i2", 0.5),)),
+        LearnRecord("i3", 5, "click", 0.25, None, (), (), first=False, positive=True, stage=2),
+    ]
+    for r in records:
+        assert orjson.dumps(wire(r)) == orjson.dumps(r.to_json())
