@@ -97,7 +97,7 @@ class ModelLog:
         min_id = max(0, now_ms - self.retention_ms)
         fields: list[Any] = ["w", self.worker_id, "b", batch_id, "r", payload, "i", item_docs]
         if sources:
-            fields += ["o", orjson.dumps([list(s) for s in sources])]
+            fields += ["o", orjson.dumps(list(sources))]  # tuples serialise as arrays
         cmds.command("XADD", self.keys.model_log, "MINID", "~", str(min_id), "*", *fields)
         self._remember(batch_id)
 
