@@ -18,8 +18,10 @@ is shared through snapshots. Ranking lives in ``pipeline.lists``; it only reads 
 
     catalogue       N x (~70 arrays and dict entry + id, title and creator strings)
     statistics      N x 48 + S x M x ~120 + 61 stages x 200 x ~120
-    co-occurrence   N x 29 + entries x 16,  entries <= N x K (every row full)
+    co-occurrence   N x 26 + arena slots x 8,  entries <= N x K (every row full)
     change logs     3 x 512 KiB
+    user-kNN        ~10 x E + ~150 x U + ~130 x I  (U <= RECLOOP_USER_KNN_MAX_USERS users,
+                    E <= U x 50 user-items, I <= E items: ``pipeline.model.user_knn``)
 
 With 1M items after 5M events of simulated traffic rows hold ~10 neighbours on average and
 the models take ~0.5 GB (``make bench-scale``); the worst case with the defaults (2M items,
