@@ -61,7 +61,6 @@ class HeavyHitters:
             self.counts[slot] = count
             if inc < 0:  # counts no longer only grow: the heap is rebuilt when next needed
                 self._heap = None
-                self._max = None
         else:
             if self.size < self.capacity:
                 slot = self.size
@@ -79,7 +78,9 @@ class HeavyHitters:
             self._slot[item] = slot
             if self._heap is not None:
                 heapq.heappush(self._heap, (count, slot))
-        if self._max is not None and count > self._max:
+        if inc < 0:  # a count went down (or replaced the largest one): scan when next read
+            self._max = None
+        elif self._max is not None and count > self._max:
             self._max = count
         self.version += 1
 
