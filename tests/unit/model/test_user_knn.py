@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from pipeline.model.user_knn import UserKnn
 
@@ -113,24 +114,33 @@ class _DictKnn:
         return votes
 
 
-def test_arrays_match_the_dict_reference_exactly() -> None:
+@pytest.mark.parametrize(
+    ("bounds", "users", "items"),
+    [
+        ({"neighbours": 5, "window": 6, "max_likers": 4, "max_users": 30}, 45, 60),
+        # long likers and windows: the numpy search of ``_drop`` (past 48 entries)
+        ({"neighbours": 5, "window": 60, "max_likers": 70, "max_users": 90}, 120, 80),
+    ],
+)
+def test_arrays_match_the_dict_reference_exactly(
+    bounds: dict[str, int], users: int, items: int
+) -> None:
     """Same windows, likers and scores (to the bit) as the dicts, under every bound and eviction."""
     rng = np.random.default_rng(3)
-    bounds = {"neighbours": 5, "window": 6, "max_likers": 4, "max_users": 30}
     knn, ref = UserKnn(**bounds), _DictKnn(**bounds)
     for step in range(6_000):
-        user, item = f"u{int(rng.integers(0, 45))}", int(rng.integers(0, 60))
+        user, item = f"u{int(rng.integers(0, users))}", int(rng.integers(0, items))
         knn.add(user, item)
         ref.add(user, item)
         if step % 500 == 499:
-            gone = [int(x) for x in rng.integers(0, 60, 3)]
+            gone = [int(x) for x in rng.integers(0, items, 3)]
             knn.evict(np.array(gone, dtype=np.int64))
             ref.evict(gone)
             knn.forget_user(user)
             ref.forget_user(user)
         if step % 50 == 0:
-            items, weights = rng.integers(0, 60, 8).tolist(), rng.random(8).tolist()
-            recent = list(zip(items, weights, strict=True))
+            ids_, weights = rng.integers(0, items, 8).tolist(), rng.random(8).tolist()
+            recent = list(zip(ids_, weights, strict=True))
             ids, scores = knn.score(user, recent)
             expected = ref.score(user, recent)
             assert dict(zip(ids.tolist(), scores.tolist(), strict=True)) == expected
