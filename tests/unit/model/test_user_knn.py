@@ -119,7 +119,7 @@ class _DictKnn:
     [
         ({"neighbours": 5, "window": 6, "max_likers": 4, "max_users": 30}, 45, 60),
         # long likers and windows: the numpy search of ``_drop`` (past 48 entries)
-        ({"neighbours": 5, "window": 60, "max_likers": 70, "max_users": 90}, 120, 80),
+        ({"neighbours": 5, "window": 55, "max_likers": 60, "max_users": 80}, 70, 60),
     ],
 )
 def test_arrays_match_the_dict_reference_exactly(
