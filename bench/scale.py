@@ -10,7 +10,9 @@ through ``SharedModels.apply_all`` in batches of 500 records (what a worker's
 ``apply_learning`` does), then at each checkpoint (events learned so far) the run measures:
 
 * RSS of the process above its RSS before the models existed (catalogue, co-occurrence,
-  item statistics, candidate indexes, caches: everything the models hold);
+  item statistics, candidate indexes, caches, and the per-worker user-kNN, filled by every
+  event as ``observe_user`` fills it in a worker that owns all 50,000 users: everything
+  the models hold); the user-kNN's own bytes apart (``uknn MiB``);
 * the learn step: ``learn_batch`` + ``apply_learning`` of one new event of a user whose
   state holds their last 50 interactions (what a worker does per event for the models);
 * ``build_list`` of that user right after (ranking, reasons, encoding);
@@ -135,12 +137,21 @@ def run_one(
 
     applying = [0.0]  # CPU seconds in ``apply_all`` (the bulk minus generating traffic)
 
+    knn = getattr(models, "user_knn", None)  # per-worker user-kNN (trees that have one)
+    skip = models.params.skip_weight  # a skip's affinity (co-exposure), see features.sequence
+
     def bulk(n: int) -> float:
         t0 = time.perf_counter()
         for start in range(0, n, 500):
-            records = [record(e) for e in traffic.next_batch(min(500, n - start))]
+            events = traffic.next_batch(min(500, n - start))
+            records = [record(e) for e in events]
             with timed() as took:
                 models.apply_all(records)
+                if knn is not None:  # what ``observe_user`` adds: every user is this worker's
+                    index = models.catalog.get
+                    for e in events:
+                        if e["weight"] > 0 or skip > 0:  # affinity_of(weight) > 0
+                            knn.add(f"u{e['user']}", index(e["item_id"]))
             applying[0] += took[1] / 1e6
         return time.perf_counter() - t0
 
@@ -229,6 +240,7 @@ def shape(models: Any, np: Any) -> dict[str, Any]:
             "catalog": len(models.catalog),
             "model_bytes": models.nbytes(),
             "cooc_bytes": cooc.nbytes(),
+            **knn_shape(models),
         }
     lengths = np.array([len(r) for r in cooc.rows.values()] or [0])
     return {
@@ -236,6 +248,15 @@ def shape(models: Any, np: Any) -> dict[str, Any]:
         "longest_row": int(lengths.max()),
         "catalog": len(models.catalog),
     }
+
+
+def knn_shape(models: Any) -> dict[str, Any]:
+    """The user-kNN's size, when the tree's has one that measures itself."""
+    knn = getattr(models, "user_knn", None)
+    if knn is None or not hasattr(knn, "nbytes"):
+        return {}
+    users = len(knn.users())
+    return {"uknn_users": users, "uknn_entries": knn.entries(), "uknn_bytes": knn.nbytes()}
 
 
 # --------------------------------------------------------------------------- parent process
@@ -316,14 +337,15 @@ def main() -> int:
             learn, lists_ms, refresh = p[f"learn{c}_us"], p[f"list{c}_ms"], p[f"refresh{c}_ms"]
             rows.append(
                 [name, f"{int(items):,}", f"{p['events']:,}", fmt(p["shape"]["pairs"]),
-                 fmt(p["shape"]["longest_row"]), fmt(p["rss_mib"], 0), fmt(p.get("apply_cpu_us")),
+                 fmt(p["shape"]["longest_row"]), fmt(p["rss_mib"], 0),
+                 fmt(p["shape"].get("uknn_bytes", 0) / 2**20, 0), fmt(p.get("apply_cpu_us")),
                  fmt(learn["mean"], 0), fmt(learn["p99"], 0),
                  fmt(lists_ms["mean"], 2), fmt(lists_ms["p99"], 2),
                  fmt(refresh["p50"], 1), fmt(refresh["max"], 1),
                  fmt(p[f"first_refresh{c}_ms"], 0), fmt(p["overlap_at_20_vs_before"], 3)]
             )  # fmt: skip
     headers = ["variant", "items", "events", "pairs", "longest row", "model RSS MiB",
-               "apply us (cpu, batches)", "learn us",
+               "uknn MiB", "apply us (cpu, batches)", "learn us",
                "learn p99", "list ms", "list p99", "refresh ms", "refresh max",
                "first refresh", "overlap@20 vs before"]  # fmt: skip
     title = f"scale: in-process model state and costs ({args.clock} time)"

@@ -28,6 +28,7 @@ and creator strings and one dict entry, ~150-250 bytes in CPython).
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -258,7 +259,7 @@ class Catalog:
     def duration_of(self, idx: int) -> float | None:
         """The item's duration in seconds, when known."""
         duration = float(self.duration[idx])
-        return None if np.isnan(duration) else duration
+        return None if math.isnan(duration) else duration  # math: a scalar, per event
 
     def category_mass(self, items: IntArray, values: FloatArray) -> FloatArray:
         """Per item, ``sum(values[c] * share)`` over its categories (``values`` per category)."""

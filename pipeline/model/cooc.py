@@ -54,6 +54,7 @@ _INDEX = (1 << _INDEX_BITS) - 1
 MAX_ITEMS = 1 << _INDEX_BITS  # catalogue indices a reference can name
 _GENERATIONS = 128  # generation kept modulo this: a reference stays a non-negative int32
 _RESCALE_EXPONENT = 64.0  # float32 weights: rebase while 2 ** exponent is far from 2 ** 128
+_FACTORS_CACHED = 256  # context lengths whose window factors are kept (bounded cache)
 _EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
 
@@ -87,6 +88,7 @@ class CoocModel:
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
         self.generation = np.zeros(0, dtype=np.int32)  # of each index, modulo 128
         self.updates = 0
+        self._factors: dict[int, list[float]] = {}  # window factors by context length
 
     @property
     def max_neighbors(self) -> int:
@@ -113,10 +115,8 @@ class CoocModel:
                 exponent = 0.0
             mass *= 2.0**exponent
         if self.window > 0 and context:
-            last = len(context) - 1
-            context = [
-                (o, w * math.exp((k - last) / self.window)) for k, (o, w) in enumerate(context)
-            ]
+            factors = self._window_factors(len(context))
+            context = [(o, w * f) for (o, w), f in zip(context, factors, strict=True)]
         others_list = [o for o, w in context if o != item and w > 0]
         if len(set(others_list)) == len(others_list) == len(context):  # the usual case
             weights = [w for _, w in context]
@@ -139,6 +139,20 @@ class CoocModel:
                 table.add_to_rows(others[~new], ref, values[~new])
                 table.append_to_rows(others[new], ref, values[new])
         self.updates += 1
+
+    def _window_factors(self, n: int) -> list[float]:
+        """``exp(-(d - 1) / window)`` for a context of ``n`` items, oldest first (cached).
+
+        The same floats as computing them per record: 20 ``exp`` calls a record saved.
+        Contexts longer than the cache (another worker's records) are computed.
+        """
+        factors = self._factors.get(n)
+        if factors is None:
+            last = n - 1
+            factors = [math.exp((k - last) / self.window) for k in range(n)]
+            if n <= _FACTORS_CACHED:
+                self._factors[n] = factors
+        return factors
 
     def row(self, item: int) -> tuple[IntArray, FloatArray]:
         """Catalogue indices and raw decayed weights ``C[item, :]`` (stale entries dropped)."""

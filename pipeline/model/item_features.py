@@ -57,17 +57,20 @@ def histories(
     decay: float,
     weak: float,
     skip: float,
+    recent: Sequence[tuple[str, float]] | None = None,
 ) -> tuple[WeightedHistory, WeightedHistory]:
     """The user's recent items and negatives, weighted by affinity and recency.
 
     The items are the sequence view the learn records use (``pipeline.features.sequence``:
     distinct items, weak positives at ``weak``, skips as co-exposure at ``skip``), so a
-    list is scored from the same history the co-occurrence learned from.
+    list is scored from the same history the co-occurrence learned from. ``recent``: that
+    view when the caller has it already (the learn step computes it once per event).
     """
-    items = recent_items(state.history, context_size, weak=weak, skip=skip)
+    if recent is None:
+        recent = recent_items(state.history, context_size, weak=weak, skip=skip)
     negatives = [(h.item_id, h.weight) for h in state.negatives(dislike_size)]
     return (
-        weighted_history(catalog, items, decay),
+        weighted_history(catalog, recent, decay),
         weighted_history(catalog, negatives, decay),
     )
 

@@ -40,18 +40,25 @@ def event_signal(models: SharedModels, event: Event, *, threshold: float) -> Sig
 
 
 def ranker_example(
-    models: SharedModels, state: UserState, item_id: str, signal: Signal, ts: int
+    models: SharedModels,
+    state: UserState,
+    item_id: str,
+    signal: Signal,
+    ts: int,
+    recent: Sequence[tuple[str, float]] | None = None,
 ) -> RankerExample | None:
     """Whether the user liked an item they chose, with the item's features as of now.
 
     The ranker estimates P(liked | chosen) from user x item features; the collaborative
     score estimates what the user will choose. Clicks teach it nothing (interest, not yet
-    taste): ``None``.
+    taste): ``None``. ``recent``: ``models.recent(state)`` when the caller has it.
     """
     if signal.completion is None:
         return None
     p = models.params
-    item = models.catalog.ensure(item_id)
+    item = models.catalog.get(item_id)  # ``event_signal`` registered and touched it
+    if item is None:
+        item = models.catalog.ensure(item_id)
     pos, neg = histories(
         models.catalog,
         state,
@@ -60,6 +67,7 @@ def ranker_example(
         decay=p.recency_decay,
         weak=p.weak_weight,
         skip=p.skip_weight,
+        recent=recent,
     )
     like, dislike = models.cooc.similarity_to(item, pos, neg)
     row = feature_row(
@@ -129,8 +137,9 @@ def learn_event(
         anonymous = UserState(state.user_id)
         record = models.record_for(anonymous, event.item_id, event.ts, event.type, signal)
         return dataclasses.replace(record, stage=None), None, None  # no user sequence
-    record = models.record_for(state, event.item_id, event.ts, event.type, signal)
-    example = ranker_example(models, state, event.item_id, signal, event.ts)
+    recent = models.recent(state)  # one history walk for the record and the example
+    record = models.record_for(state, event.item_id, event.ts, event.type, signal, recent)
+    example = ranker_example(models, state, event.item_id, signal, event.ts, recent)
     pairs = rerank(state, event.item_id, signal) if rerank else None
     ctx = event.context
     apply_event(

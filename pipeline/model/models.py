@@ -18,8 +18,10 @@ is shared through snapshots. Ranking lives in ``pipeline.lists``; it only reads 
 
     catalogue       N x (~70 arrays and dict entry + id, title and creator strings)
     statistics      N x 48 + S x M x ~120 + 61 stages x 200 x ~120
-    co-occurrence   N x 29 + entries x 16,  entries <= N x K (every row full)
+    co-occurrence   N x 26 + arena slots x 8,  entries <= N x K (every row full)
     change logs     3 x 512 KiB
+    user-kNN        ~10 x E + ~150 x U + ~130 x I  (U <= RECLOOP_USER_KNN_MAX_USERS users,
+                    E <= U x 50 user-items, I <= E items: ``pipeline.model.user_knn``)
 
 With 1M items after 5M events of simulated traffic rows hold ~10 neighbours on average and
 the models take ~0.5 GB (``make bench-scale``); the worst case with the defaults (2M items,
@@ -28,7 +30,7 @@ every row holding 200 neighbours) is ~7 GB: lower N or K for a tighter ceiling.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pipeline.config import Settings
@@ -166,23 +168,29 @@ class SharedModels:
         self.catalog.upsert(info)
 
     def record_for(
-        self, state: UserState, item_id: str, ts: int, kind: str, signal: Signal
+        self,
+        state: UserState,
+        item_id: str,
+        ts: int,
+        kind: str,
+        signal: Signal,
+        recent: Sequence[tuple[str, float]] | None = None,
     ) -> LearnRecord:
         """The shared-model update for an event, from the user's state before it.
 
         The record's weight is what the event adds to the user's affinity for the item
         beyond what their kept history already gave it (``features.sequence``): a rating
         converted to a click plus a watch teaches the co-occurrence once, at its strongest.
-        Its context is the user's recent distinct items, oldest first.
+        Its context is the user's recent distinct items, oldest first (``recent``: that
+        view when the caller has it already, ``recent_items`` of ``context_size``).
         """
         p = self.params
         weight = affinity_of(signal.weight, weak=p.weak_weight, skip=p.skip_weight)
         weight -= given_weight(state.history, item_id, weak=p.weak_weight, skip=p.skip_weight)
         context: tuple[tuple[str, float], ...] = ()
         if weight > 0:
-            recent = recent_items(
-                state.history, p.context_size, weak=p.weak_weight, skip=p.skip_weight
-            )
+            if recent is None:
+                recent = self.recent(state)
             context = tuple((i, w) for i, w in recent if i != item_id)
         return LearnRecord(
             item_id=item_id,
@@ -196,6 +204,11 @@ class SharedModels:
             positive=signal.positive,
             stage=state.n_events,
         )
+
+    def recent(self, state: UserState) -> list[tuple[str, float]]:
+        """The user's recent distinct items the records and examples read (oldest first)."""
+        p = self.params
+        return recent_items(state.history, p.context_size, weak=p.weak_weight, skip=p.skip_weight)
 
     def apply(self, record: LearnRecord) -> None:
         """Fold a record (this worker's or another's) into the shared models."""

@@ -154,6 +154,10 @@ class NeighborTable:
         Symmetric rows know it without a search: a pair is created on both sides at once,
         so a row never pruned (``was_pruned``) that lacks ``x`` means row ``x`` lacks it.
         """
+        self._append_rows(rows, neighbor, incs)
+
+    def _append_rows(self, rows: IntArray, neighbor: int, incs: FloatArray) -> None:
+        """Append ``neighbor`` to distinct ``rows`` that lack it: vectorised where it fits."""
         if rows.shape[0] == 0:
             return
         try:
@@ -237,17 +241,16 @@ class NeighborTable:
         self.block = np.concatenate((self.block, np.full(size - have, -1, dtype=np.int8)))
         self.pruned_rows = np.concatenate((self.pruned_rows, np.zeros(size - have, dtype=bool)))
 
-    def _find_or_append(self, rows: IntArray, neighbor: int, incs: FloatArray) -> IntArray:
-        """Add ``incs`` to ``neighbor`` in distinct ``rows``; its offset in each row.
+    def _find_or_append(self, rows: IntArray, neighbor: int, incs: FloatArray) -> None:
+        """Add ``incs`` to ``neighbor`` in distinct ``rows`` (appended where absent).
 
-        One gather of the rows' blocks finds where the neighbour already is; the few rows
-        without it get it appended one by one (scalar work is cheaper than another round
-        of vector operations for a handful of rows).
+        One gather of the rows' blocks finds where the neighbour already is; the rows
+        without it get it appended by ``append_to_rows`` (vectorised where their block has
+        room: at scale most rows are pruned, so most new pairs arrive here).
         """
         n = rows.shape[0]
-        offsets = np.full(n, -1, dtype=np.int64)
         if n == 0:
-            return offsets
+            return
         try:
             lens = self.length[rows]
         except IndexError:  # rows never seen: make room (the rule is that they fit)
@@ -261,15 +264,14 @@ class NeighborTable:
                 k, col = np.divmod(flat, width)
                 inside = col < lens[k]  # past a row's length lies another row or garbage
                 if not inside.all():
-                    flat, k, col = flat[inside], k[inside], col[inside]
+                    flat, k = flat[inside], k[inside]
                 self.weights[pos.ravel()[flat]] += incs[k]  # a row holds it at most once
-                offsets[k] = col
                 if flat.shape[0] == n:
-                    return offsets
-        row_list, inc_list = rows.tolist(), incs.tolist()
-        for i in np.flatnonzero(offsets < 0).tolist():
-            offsets[i] = self._append(row_list[i], neighbor, inc_list[i])
-        return offsets
+                    return
+                missing = np.ones(n, dtype=bool)
+                missing[k] = False
+                rows, incs = rows[missing], incs[missing]
+        self._append_rows(rows, neighbor, incs)
 
     def _append(self, row: int, neighbor: int, inc: float) -> int:
         """Append one entry known to be absent from ``row``; its offset (scalar fast path)."""

@@ -45,6 +45,7 @@ class HeavyHitters:
         self._slot: dict[int, int] = {}
         self._sorted: tuple[int, IntArray, IntArray] | None = None
         self._heap: list[tuple[float, int]] | None = []  # one entry a slot; None: rebuild
+        self._max: float | None = 0.0  # running largest count; None: scan when next read
 
     def __len__(self) -> int:
         return self.size
@@ -56,7 +57,8 @@ class HeavyHitters:
         """Count ``inc`` more mass for ``item``."""
         slot = self._slot.get(item)
         if slot is not None:
-            self.counts[slot] += inc
+            count = float(self.counts[slot]) + inc
+            self.counts[slot] = count
             if inc < 0:  # counts no longer only grow: the heap is rebuilt when next needed
                 self._heap = None
         else:
@@ -76,6 +78,10 @@ class HeavyHitters:
             self._slot[item] = slot
             if self._heap is not None:
                 heapq.heappush(self._heap, (count, slot))
+        if inc < 0:  # a count went down (or replaced the largest one): scan when next read
+            self._max = None
+        elif self._max is not None and count > self._max:
+            self._max = count
         self.version += 1
 
     def _lightest(self) -> int:
@@ -110,16 +116,20 @@ class HeavyHitters:
             self.size = last
             self.version += 1
             self._heap = None
+            self._max = None
 
     def scale(self, factor: float) -> None:
         """Multiply every count by ``factor`` (forward-decay rebase)."""
         self.counts *= factor
         self.errors *= factor
         self._heap = None
+        self._max = None
 
     def max(self) -> float:
-        """The largest count (0 when empty)."""
-        return float(self.counts[: self.size].max(initial=0.0))
+        """The largest count (0 when empty): kept as counts grow, a scan after a removal."""
+        if self._max is None:
+            self._max = float(self.counts[: self.size].max(initial=0.0))
+        return self._max
 
     def top(self, k: int) -> IntArray:
         """The ``k`` heaviest items with a positive count, heaviest first."""

@@ -16,9 +16,20 @@ each worker keeps one over the users of its own partitions, learned from its own
 restart it fills again from the next events, and meanwhile lists rank without it. A
 ``forget`` drops the user (``forget_user``).
 
-**Bounded**: at most ``max_users`` windows (the least recently active user goes first),
-``window`` items each, ``max_likers`` users per item. Memory: about ``max_users`` x
-``window`` x 2 dict entries (~200 bytes per user-item).
+**Bounded and compact**: at most ``max_users`` windows (the least recently active user
+goes first), ``window`` items each, ``max_likers`` users per item. A user is a dense *slot*
+(int32); a window is a C array of item indices and an item's likers a C array of slots
+(``array('i')``: 4 bytes an entry, no Python object per entry), so a user-item pair costs
+8 bytes (once in the window, once in the likers) instead of two dict entries (~270 bytes).
+Moving an entry to the end, dropping the oldest or a given one are a search and a
+``memmove`` of at most ``window`` or ``max_likers`` entries. Memory, in bytes (U users,
+E user-items, I items with at least one liker; the arrays' growth slack included;
+``nbytes`` measures it, the user id strings come on top)::
+
+    ~10 x E + ~150 x U + ~130 x I,   E <= U x window,  U <= max_users,  I <= E
+
+With the defaults (200,000 users, windows of 50) at most ~10M user-items: ~0.1 GB plus
+~0.03 GB per 200,000 users and ~0.13 GB per million liked items (the dicts: ~2.7 GB).
 
 >>> knn = UserKnn(neighbours=1)
 >>> for user, item in (("a", 1), ("a", 2), ("b", 1)):
@@ -31,6 +42,8 @@ restart it fills again from the next events, and meanwhile lists rank without it
 from __future__ import annotations
 
 import math
+import sys
+from array import array
 from collections.abc import Sequence
 from itertools import islice
 
@@ -42,8 +55,27 @@ _EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
 
 
+_SCAN = 48  # up to this many entries a Python scan is cheaper than a numpy comparison
+
+
+def _drop(entries: array[int], value: int) -> None:
+    """Remove ``value`` from ``entries`` when present.
+
+    ``array.remove`` compares boxed ints one by one (~10 us over 500 likers); past a few
+    dozen entries one numpy comparison over a view of the array's buffer finds it faster
+    (the view is released before the ``del`` resizes the array).
+    """
+    if len(entries) <= _SCAN:
+        if value in entries:
+            entries.remove(value)
+        return
+    at = np.flatnonzero(np.frombuffer(entries, dtype=np.int32) == value)
+    if at.shape[0]:
+        del entries[int(at[0])]
+
+
 class UserKnn:
-    """Recent windows per user and the recent likers per item, bounded."""
+    """Recent windows per user and the recent likers per item, bounded, in C arrays."""
 
     def __init__(
         self,
@@ -63,70 +95,109 @@ class UserKnn:
         self.max_users = max_users
         self.scan_items = scan_items  # the user's latest items that look for neighbours
         self.scan_likers = scan_likers  # the most recent likers read per item
-        self.windows: dict[str, dict[int, None]] = {}  # by last activity, oldest first
-        self.likers: dict[int, dict[str, None]] = {}
+        self._slots: dict[str, int] = {}  # user -> slot, by last activity, oldest first
+        self._users: list[str] = []  # slot -> user ("" for a free slot)
+        self._windows: list[array[int]] = []  # slot -> items, oldest first
+        self._free: list[int] = []  # slots of dropped users, reused first
+        self._likers: dict[int, array[int]] = {}  # item -> slots, least recent first
 
+    # ------------------------------------------------------------------ reading
+    def users(self) -> list[str]:
+        """Users with a window, least recently active first."""
+        return list(self._slots)
+
+    def window_of(self, user: str) -> list[int]:
+        """The user's window, oldest first (empty when unknown)."""
+        slot = self._slots.get(user)
+        return [] if slot is None else self._windows[slot].tolist()
+
+    def likers_of(self, item: int) -> list[str]:
+        """Users whose window holds ``item``, least recent first."""
+        return [self._users[s] for s in self._likers.get(item, ())]
+
+    def liked_items(self) -> int:
+        """Items in at least one window."""
+        return len(self._likers)
+
+    def entries(self) -> int:
+        """Stored user-item pairs (what the memory scales with)."""
+        return sum(len(self._windows[s]) for s in self._slots.values())
+
+    def nbytes(self) -> int:
+        """Bytes held: arrays, slot tables and dicts (user id strings not counted)."""
+        arrays = sum(map(sys.getsizeof, self._windows)) + sum(
+            map(sys.getsizeof, self._likers.values())
+        )
+        tables = (self._slots, self._users, self._windows, self._free, self._likers)
+        return arrays + sum(map(sys.getsizeof, tables))
+
+    # ------------------------------------------------------------------ writing
     def add(self, user: str, item: int) -> None:
         """``user`` chose ``item``: it joins (or leads again) their window."""
-        window = self.windows.pop(user, None)
-        if window is None:
-            window = {}
-            if len(self.windows) >= self.max_users:
-                self.forget_user(next(iter(self.windows)))
-        self.windows[user] = window  # most recently active last
-        window.pop(item, None)
-        window[item] = None
-        users = self.likers.setdefault(item, {})
-        users.pop(user, None)
-        users[user] = None
-        if len(users) > self.max_likers:
-            gone = next(iter(users))
-            del users[gone]
-            other = self.windows.get(gone)
-            if other is not None:
-                other.pop(item, None)
+        slot = self._slots.pop(user, None)
+        if slot is None:
+            if len(self._slots) >= self.max_users:
+                self.forget_user(next(iter(self._slots)))
+            slot = self._take_slot(user)
+        self._slots[user] = slot  # most recently active last
+        window = self._windows[slot]
+        _drop(window, item)
+        window.append(item)
+        likers = self._likers.get(item)
+        if likers is None:
+            likers = self._likers[item] = array("i")
+        else:
+            _drop(likers, slot)
+        likers.append(slot)
+        if len(likers) > self.max_likers:
+            gone = likers.pop(0)
+            _drop(self._windows[gone], item)
         if len(window) > self.window:
-            oldest = next(iter(window))
-            del window[oldest]
-            self._unlike(oldest, user)
+            self._unlike(window.pop(0), slot)
 
     def forget_user(self, user: str) -> None:
         """Drop everything about ``user`` (a forget, or the least active one at capacity)."""
-        window = self.windows.pop(user, None)
-        for item in window or ():
-            self._unlike(item, user)
+        slot = self._slots.pop(user, None)
+        if slot is None:
+            return
+        window = self._windows[slot]
+        for item in window:
+            self._unlike(item, slot)
+        del window[:]
+        self._users[slot] = ""
+        self._free.append(slot)
 
     def evict(self, items: IntArray) -> None:
         """Forget evicted catalogue indices (their index may come back as another item)."""
         for item in items.tolist():
-            for user in self.likers.pop(item, {}):
-                window = self.windows.get(user)
-                if window is not None:
-                    window.pop(item, None)
+            for slot in self._likers.pop(item, ()):
+                _drop(self._windows[slot], item)
 
+    # ------------------------------------------------------------------ scoring
     def score(self, user: str, recent: Sequence[tuple[int, float]]) -> tuple[IntArray, FloatArray]:
         """Items of the nearest users' windows with their summed similarity (sorted by id).
 
         ``recent``: the user's recent items with affinity weights, oldest first.
         """
         last = len(recent) - 1
-        sims: dict[str, float] = {}
+        sims: dict[int, float] = {}
         get = sims.get
         for k in range(last, max(last - self.scan_items, -1), -1):  # latest first
             item, weight = recent[k]
-            users = self.likers.get(item)
-            if not users:
+            likers = self._likers.get(item)
+            if not likers:
                 continue
             r = weight * math.exp((k - last) / self.positions)
-            for other in islice(reversed(users), self.scan_likers):  # most recent first
+            for other in islice(reversed(likers), self.scan_likers):  # most recent first
                 sims[other] = get(other, 0.0) + r
-        sims.pop(user, None)
+        own = self._slots.get(user)
+        if own is not None:
+            sims.pop(own, None)
         if not sims:
             return _EMPTY_IDS, _EMPTY_W
-        windows = self.windows
-        ranked = self._nearest(sims)
+        windows = self._windows
         votes: dict[int, float] = {}
-        for sim, other in ranked:
+        for sim, _, other in self._nearest(sims):
             for item in windows[other]:
                 votes[item] = votes.get(item, 0.0) + sim
         ids = np.fromiter(votes.keys(), dtype=np.int64, count=len(votes))
@@ -134,32 +205,39 @@ class UserKnn:
         order = np.argsort(ids)
         return ids[order], values[order]
 
-    def _nearest(self, sims: dict[str, float]) -> list[tuple[float, str]]:
-        """The ``neighbours`` best ``(cosine, user)``, best first (ties: greater user first).
+    def _nearest(self, sims: dict[int, float]) -> list[tuple[float, str, int]]:
+        """The ``neighbours`` best ``(cosine, user, slot)``, best first (ties: greater user first).
 
         The same as ``heapq.nlargest`` over every candidate, in numpy: the cosines of the
         few hundred candidates in one vector operation, a Python sort only for those that
         can make the top (at or above the ``neighbours``-th best), identical floats.
         """
         n, k = len(sims), self.neighbours
-        sizes = np.fromiter(map(len, map(self.windows.__getitem__, sims)), np.float64, n)
+        sizes = np.fromiter(map(len, map(self._windows.__getitem__, sims)), np.float64, n)
         cosines = np.fromiter(sims.values(), np.float64, n) / np.sqrt(np.maximum(sizes, 1.0))
         if n > k:
             bound = np.partition(cosines, n - k)[n - k]
             keep = np.flatnonzero(cosines >= bound).tolist()
         else:
             keep = list(range(n))
-        users = list(sims)
+        slots = list(sims)
         values = cosines.tolist()
-        return sorted(((values[i], users[i]) for i in keep), reverse=True)[:k]
+        names = self._users
+        best = ((values[i], names[slots[i]], slots[i]) for i in keep)
+        return sorted(best, reverse=True)[:k]  # users are distinct: slots never compared
 
-    def entries(self) -> int:
-        """Stored user-item pairs (what the memory scales with)."""
-        return sum(len(w) for w in self.windows.values())
+    def _take_slot(self, user: str) -> int:
+        if self._free:
+            slot = self._free.pop()
+            self._users[slot] = user
+            return slot
+        self._users.append(user)
+        self._windows.append(array("i"))
+        return len(self._users) - 1
 
-    def _unlike(self, item: int, user: str) -> None:
-        users = self.likers.get(item)
-        if users is not None:
-            users.pop(user, None)
-            if not users:
-                del self.likers[item]
+    def _unlike(self, item: int, slot: int) -> None:
+        likers = self._likers.get(item)
+        if likers is not None:
+            _drop(likers, slot)
+            if not likers:
+                del self._likers[item]

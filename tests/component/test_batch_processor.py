@@ -170,7 +170,7 @@ def test_forget_deletes_the_user_and_tombstones_their_lists(harness: Harness) ->
             _catalogue(h)
             await h.events(h.event("u6", "i1"))
             assert h.lists("u6")
-            assert "u6" in h.worker.models.user_knn.windows  # the worker's user-kNN knows u6
+            assert "u6" in h.worker.models.user_knn.users()  # the worker's user-kNN knows u6
             forget = {"control_id": "f1", "type": "forget", "user_id": "u6", "ts": h.clock.now_ms()}
             raw = h.raw(forget, h.settings.topic_controls)
             await h.worker.processor.handle_controls([raw])
@@ -178,8 +178,7 @@ def test_forget_deletes_the_user_and_tombstones_their_lists(harness: Harness) ->
             assert await h.redis.exists(*[h.key(k, "u6") for k in kinds]) == 0
             assert h.sender.tombstones(h.settings.topic_recommendations) == [b"u6"]
             knn = h.worker.models.user_knn
-            assert "u6" not in knn.windows
-            assert all("u6" not in users for users in knn.likers.values())
+            assert "u6" not in knn.users() and knn.entries() == knn.liked_items() == 0
 
     run(scenario())
 

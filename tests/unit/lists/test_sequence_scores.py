@@ -39,4 +39,4 @@ def test_user_knn_brings_what_similar_users_chose() -> None:
     engine.refresh_indexes(ts + 2_000)
     ids = [s.item_id for s in engine.recommend(me, ts + 2_000, n=3)]
     assert "m9" in ids and "m1" in ids  # a's window, not b's
-    assert models.user_knn.windows["me"] == {models.catalog.index_of("m0"): None}
+    assert models.user_knn.window_of("me") == [models.catalog.index_of("m0")]

@@ -119,6 +119,24 @@ def test_heavy_hitters_remove_scale_and_lookup() -> None:
 
 
 # =========================================================================== ChangeLog
+def test_heavy_hitters_running_max_is_the_max_of_the_counts() -> None:
+    """The kept maximum equals a scan after adds, negative adds, removals and rescales."""
+    one = HeavyHitters(capacity=1)
+    one.add(1, 5.0)
+    one.add(2, -1.0)  # replaces the largest count with a smaller one
+    assert one.max() == 4.0
+    rng = np.random.default_rng(4)
+    h = HeavyHitters(capacity=16)
+    for step in range(2_000):
+        inc = float(rng.random()) - (0.3 if step % 97 == 0 else 0.0)
+        h.add(int(rng.integers(0, 60)), inc)
+        if step % 300 == 299:
+            h.remove(np.array([int(rng.integers(0, 60))]))
+        if step % 500 == 499:
+            h.scale(0.5)
+        assert h.max() == float(h.counts[: h.size].max(initial=0.0))
+
+
 def test_change_log_tells_a_reader_that_fell_behind() -> None:
     log = ChangeLog(capacity=8)
     log.append_many(np.arange(5))
