@@ -140,7 +140,8 @@ def test_co_occurring_items_of_other_users_because_you_watched(
     assert not any(r.reason.startswith("because you watched") for r in plain)
 
 
-def test_clicked_anchor_is_named_as_clicked(engine_factory: EngineFactory) -> None:
+def _clicked_documentary(engine_factory: EngineFactory) -> tuple[Recommender, UserState]:
+    """Others watched doc-1 then hor-4; the user clicked doc-1."""
     engine = engine_factory()
     for k in range(3):
         other = UserState(f"o{k}")
@@ -148,6 +149,11 @@ def test_clicked_anchor_is_named_as_clicked(engine_factory: EngineFactory) -> No
         feed(engine.models, other, f"o{k}-2", "hor-4", T0 + k + 1)
     user = UserState("u")
     feed(engine.models, user, "u-1", "doc-1", T0 + 100, kind="click", watch_seconds=None)
+    return engine, user
+
+
+def test_clicked_anchor_is_named_as_clicked(engine_factory: EngineFactory) -> None:
+    engine, user = _clicked_documentary(engine_factory)
     engine.refresh_indexes(T0 + 100)
     ranked = engine.recommend(user, T0 + 100)
     assert ranked[0].item_id == "hor-4"
@@ -162,13 +168,7 @@ def test_a_clicked_then_skipped_anchor_is_still_named_by_its_click(
     Seen in the demo: a user clicked an item, skipped it at 0 %, and the list said "because you
     watched" it; the verb came from the item's latest interaction of any kind.
     """
-    engine = engine_factory()
-    for k in range(3):
-        other = UserState(f"o{k}")
-        feed(engine.models, other, f"o{k}-1", "doc-1", T0 + k)
-        feed(engine.models, other, f"o{k}-2", "hor-4", T0 + k + 1)
-    user = UserState("u")
-    feed(engine.models, user, "u-1", "doc-1", T0 + 100, kind="click", watch_seconds=None)
+    engine, user = _clicked_documentary(engine_factory)
     feed(engine.models, user, "u-2", "doc-1", T0 + 101, kind="skip", watch_seconds=0.0)
     engine.refresh_indexes(T0 + 101)
     ranked = engine.recommend(user, T0 + 101)
