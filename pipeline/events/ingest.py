@@ -26,6 +26,15 @@ class RawMessage:
     key: bytes | None = None
     tombstone: bool = False  # a null value (on the items topic: the item is withdrawn)
 
+    @property
+    def source(self) -> str:
+        """The partition it was read from, ``topic:partition``: what offset guards key on.
+
+        >>> RawMessage(b"", "recloop.events", 3, 41).source
+        'recloop.events:3'
+        """
+        return f"{self.topic}:{self.partition}"
+
 
 class Publisher(Protocol):
     """Sends records and returns once the broker acknowledged all of them."""

@@ -118,13 +118,14 @@ class ModelLog:
             entries = reply[0][1]
             for entry_id, fields in entries:
                 self.last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                own = fields[b"w"].decode() == self.worker_id
+                batch = fields[b"b"].decode()
+                if not own and batch in self._seen:
+                    continue
                 raw = fields.get(b"o")
                 where = [(str(t), int(o)) for t, o in orjson.loads(raw)] if raw else []
-                if fields[b"w"].decode() == self.worker_id:
+                if own:
                     out.extend((None, w) for w in where)
-                    continue
-                batch = fields[b"b"].decode()
-                if batch in self._seen:
                     continue
                 self._remember(batch)
                 records = [LearnRecord.from_json(r) for r in orjson.loads(fields[b"r"])]

@@ -148,8 +148,7 @@ class ControlHandler:
         """
         users = [(c.user_id, c.ts) for c in controls]
         sources = {
-            c.user_id: (f"{m.topic}:{m.partition}", m.offset)
-            for c, m in zip(controls, messages, strict=False)
+            c.user_id: (m.source, m.offset) for c, m in zip(controls, messages, strict=False)
         }
         assigned = {}
         for c in controls:

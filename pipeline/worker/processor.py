@@ -86,7 +86,7 @@ class Round:
     learning: BatchLearning
     touched: dict[str, Trigger]
     encoded: EncodedBatch
-    sources: dict[int, Source]  # by ``id`` of an applied event: where it was read
+    sources: list[Source]  # where each applied event was read (``learning.applied`` order)
 
 
 @dataclass(slots=True)
@@ -301,9 +301,9 @@ class BatchProcessor:
         for learned in learning.applied:
             event = learned.event
             m = source[id(event)]
-            sources.append((f"{m.topic}:{m.partition}", m.offset))
+            sources.append((m.source, m.offset))
             contributions += self._outcomes(
-                states[event.user_id], event, source[id(event)], learned.signal.completion
+                states[event.user_id], event, m, learned.signal.completion
             )
             touched[event.user_id] = Trigger(event.event_id, event.ts, now)
         now_due, owed = self.refresher.on_changes(touched, now, schedule=schedule)
@@ -320,8 +320,7 @@ class BatchProcessor:
                 sources=sources,
             )
         )
-        where = {id(a.event): at for a, at in zip(learning.applied, sources, strict=True)}
-        return Round(live, states, learning, touched, encoded, where)
+        return Round(live, states, learning, touched, encoded, sources)
 
     async def _write_round(self, round_: Round, now: int, taught: set[str]) -> Sourced:
         """Send one round; teach the models what was written; the events of conflicted users.
@@ -335,10 +334,10 @@ class BatchProcessor:
         # the peers apply them all: so does this worker. Refused: a record of an event taught
         # in an earlier round of the batch (a conflicted user's, learned again), or whose
         # offset the log taught already (a redelivered batch a dead worker had logged).
-        where, is_new = round_.sources, self.models.is_new
+        is_new = self.models.is_new
         new = []
-        for a in round_.learning.applied:
-            if a.event.event_id not in taught and is_new(*where[id(a.event)]):
+        for a, (source, offset) in zip(round_.learning.applied, round_.sources, strict=True):
+            if a.event.event_id not in taught and is_new(source, offset):
                 taught.add(a.event.event_id)
                 new.append(a.record)
         self.models.apply_all(new)
@@ -380,8 +379,8 @@ class BatchProcessor:
             and (completion or 0.0) >= self.settings.completion_threshold,
         )
         partition = self.partitions.of(event.user_id)
-        where = f"{message.topic}:{message.partition}"
-        return [Contribution(partition, where, message.offset, arm.experiment, arm.variant, counts)]
+        where, offset = message.source, message.offset
+        return [Contribution(partition, where, offset, arm.experiment, arm.variant, counts)]
 
     async def _write(self, effects: BatchEffects) -> WriteResult:
         return await self._retry(lambda: self.batches.write(effects))
