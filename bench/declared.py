@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from harness.results import write_json  # noqa: E402  (bench/ is on sys.path)
 
+from pipeline.config import Settings  # noqa: E402
 from pipeline.features.controls import apply_control  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
@@ -52,8 +53,12 @@ from schemas.events import Event, Item  # noqa: E402
 
 GROUPS = ("matching", "none", "wrong")
 FIRST_EVENTS = 10
-PARAMS = FeatureParams(half_life_seconds=3 * 86_400.0, history_size=50, excluded_size=2_000,
-                       dedupe_size=100)  # fmt: skip
+PARAMS = FeatureParams(
+    half_life_seconds=3 * 86_400.0,
+    history_size=Settings().history_size,
+    excluded_size=2_000,
+    dedupe_size=100,
+)
 
 
 def main() -> int:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 from harness.results import write_json  # noqa: E402  (bench/ is on sys.path)
 from quality import converted, default_data, parse_overrides  # noqa: E402
 
+from pipeline.config import Settings  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
 from pipeline.lists.recommend import Recommender  # noqa: E402
@@ -45,7 +46,10 @@ from schemas.events import Event, Item  # noqa: E402
 from schemas.validation import Rejected, parse_event, parse_item  # noqa: E402
 
 PARAMS = FeatureParams(
-    half_life_seconds=3 * 86_400.0, history_size=50, excluded_size=5_000, dedupe_size=10
+    half_life_seconds=3 * 86_400.0,
+    history_size=Settings().history_size,
+    excluded_size=5_000,
+    dedupe_size=10,
 )
 
 

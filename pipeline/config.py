@@ -138,7 +138,12 @@ class Settings(BaseSettings):
     trending_half_life_seconds: float = Field(
         6 * 3_600, gt=0, description="Half-life of item popularity used for trending."
     )
-    history_size: int = Field(50, ge=1, description="Last N interactions kept per user.")
+    history_size: int = Field(
+        200,
+        ge=1,
+        description="Last N interactions kept per user (co-occurrence learns from the last "
+        "100 distinct items of it).",
+    )
     dedupe_ids_per_user: int = Field(
         2_000, ge=10, description="Recent event ids remembered per user for de-duplication."
     )
@@ -157,7 +162,7 @@ class Settings(BaseSettings):
 
     # --- model bounds (memory per worker is set by these, not by traffic) -------------
     model_neighbors: int = Field(
-        200,
+        400,
         ge=2,
         description="Co-occurrence neighbours an item keeps at most; a full row keeps its "
         "heaviest three quarters to make room.",

@@ -51,7 +51,8 @@ def ranker_example(
 
     The ranker estimates P(liked | chosen) from user x item features; the collaborative
     score estimates what the user will choose. Clicks teach it nothing (interest, not yet
-    taste): ``None``. ``recent``: ``models.recent(state)`` when the caller has it.
+    taste): ``None``. ``recent``: ``models.recent(state)`` when the caller has it (its last
+    ``context_size`` items are read, the view a list is scored from).
     """
     if signal.completion is None:
         return None
@@ -67,7 +68,7 @@ def ranker_example(
         decay=p.recency_decay,
         weak=p.weak_weight,
         skip=p.skip_weight,
-        recent=recent,
+        recent=None if recent is None else recent[-p.context_size :],
     )
     like, dislike = models.cooc.similarity_to(item, pos, neg)
     row = feature_row(

@@ -56,13 +56,18 @@ MAX_SOURCES = 65_536
 class ModelParams:
     """Knobs of the shared models; defaults are the ones the quality benchmark chose."""
 
+    # the ranker's examples read the user's latest context_size distinct items, as a list
+    # does; the learn record teaches co-occurrence with the latest learn_context (the window
+    # weighs them by distance, so far items count little but still count): chosen on the
+    # first half of ML-100K, see README "Quality"; needs RECLOOP_HISTORY_SIZE >= ~2x it
     context_size: int = 20
+    learn_context: int = 100
     recency_decay: float = 0.9
     weak_weight: float = 0.3  # a click or partial watch in the sequence (features.sequence)
     skip_weight: float = 0.3  # a skip as co-exposure in the sequence; 0: ignored
     window_positions: float = 40.0  # co-occurrence window in sequence positions; 0: flat
     dislike_size: int = 10
-    neighbors: int = 200
+    neighbors: int = 400
     neighbors_keep: int | None = None  # a full row is pruned to this many (3/4 by default)
     catalog_max_items: int = 2_000_000
     catalog_evict_after_seconds: float = 365 * 86_400.0
@@ -182,7 +187,7 @@ class SharedModels:
         beyond what their kept history already gave it (``features.sequence``): a rating
         converted to a click plus a watch teaches the co-occurrence once, at its strongest.
         Its context is the user's recent distinct items, oldest first (``recent``: that
-        view when the caller has it already, ``recent_items`` of ``context_size``).
+        view when the caller has it already, ``recent_items`` of ``learn_context``).
         """
         p = self.params
         weight = affinity_of(signal.weight, weak=p.weak_weight, skip=p.skip_weight)
@@ -206,9 +211,12 @@ class SharedModels:
         )
 
     def recent(self, state: UserState) -> list[tuple[str, float]]:
-        """The user's recent distinct items the records and examples read (oldest first)."""
+        """The user's recent distinct items a learn record reads (oldest first).
+
+        ``learn_context`` of them; a ranker example reads the last ``context_size``.
+        """
         p = self.params
-        return recent_items(state.history, p.context_size, weak=p.weak_weight, skip=p.skip_weight)
+        return recent_items(state.history, p.learn_context, weak=p.weak_weight, skip=p.skip_weight)
 
     def apply(self, record: LearnRecord) -> None:
         """Fold a record (this worker's or another's) into the shared models."""

@@ -88,7 +88,7 @@ class ReplayConfig:
     completion_threshold: float = 0.6
     half_life_seconds: float = 3 * 86_400.0
     recent_half_life_seconds: float = 86_400.0
-    history_size: int = 50
+    history_size: int = 200  # RECLOOP_HISTORY_SIZE's default
     excluded_size: int = 5_000
     first_half_only: bool = False  # stop at the median positive's time (tuning runs)
     # The replay registers the catalogue once and never re-sends item records, so evicting
