@@ -40,7 +40,7 @@ ALONE = {
     "uknn_weight": 0.0,
     "stage_weight": 0.0,
     "category_weight": 0.0,
-    "popularity_weight": 0.0,
+    "popularity_weight": 1e-6,  # a tie-break: items the signal leaves at 0 by popularity
     **NO_LAYER,
 }
 VARIANTS: dict[str, tuple[dict[str, Any], float]] = {
@@ -57,6 +57,8 @@ VARIANTS: dict[str, tuple[dict[str, Any], float]] = {
         {**ALONE, "knn_weight": 0.0, "stage_weight": 1.0, "stage_halfway": 1e12},
         1.0,
     ),
+    "co-occurrence learned from the last 20 items, 200 neighbours, 50 interactions kept "
+    "(before)": ({"learn_context": 20, "neighbors": 200, "history_size": 50}, 1.0),
     "no user-kNN": ({"uknn_weight": 0.0}, 1.0),
     "no stage popularity": ({"stage_weight": 0.0}, 1.0),
     "flat co-occurrence window (all 20 positions alike)": ({"window_positions": 0.0}, 1.0),

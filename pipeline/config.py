@@ -141,8 +141,8 @@ class Settings(BaseSettings):
     history_size: int = Field(
         200,
         ge=1,
-        description="Last N interactions kept per user (co-occurrence learns from the last "
-        "100 distinct items of it).",
+        description="Last N interactions kept per user; co-occurrence learns from the last "
+        "RECLOOP_LEARN_CONTEXT distinct items among them.",
     )
     dedupe_ids_per_user: int = Field(
         2_000, ge=10, description="Recent event ids remembered per user for de-duplication."
@@ -161,6 +161,12 @@ class Settings(BaseSettings):
     )
 
     # --- model bounds (memory per worker is set by these, not by traffic) -------------
+    learn_context: int = Field(
+        100,
+        ge=1,
+        description="Distinct recent items of the user a positive teaches co-occurrence "
+        "with (an item is often two interactions: keep RECLOOP_HISTORY_SIZE about twice this).",
+    )
     model_neighbors: int = Field(
         400,
         ge=2,

@@ -92,9 +92,10 @@ class ModelParams:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelParams:
-        """The knobs a deployment sets (``RECLOOP_TRENDING_HALF_LIFE_SECONDS``, bounds)."""
+        """The knobs a deployment sets (``RECLOOP_TRENDING_HALF_LIFE_SECONDS``, context, bounds)."""
         return cls(
             trend_half_life_seconds=settings.trending_half_life_seconds,
+            learn_context=settings.learn_context,
             neighbors=settings.model_neighbors,
             catalog_max_items=settings.catalog_max_items,
             catalog_evict_after_seconds=settings.catalog_evict_after_seconds,

@@ -9,9 +9,11 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from pipeline.events.signals import Signal
 from pipeline.features.state import UserState
 from pipeline.lists.recommend import Recommender
 from pipeline.model.catalog import ItemInfo
+from pipeline.model.learn import ranker_example
 from pipeline.model.record import LearnRecord
 from tests.factories import feed, make_recommender
 
@@ -156,3 +158,25 @@ def test_context_item_not_yet_synced_does_not_break_lists(
         assert ranked
         scores = [r.score for r in ranked]
         assert all(math.isfinite(s) for s in scores), scores
+
+
+def test_a_record_learns_from_learn_context_items_and_an_example_reads_context_size(
+    engine_factory: EngineFactory,
+) -> None:
+    """Co-occurrence reaches further back than a list scores (``learn_context``), while the
+    ranker's example sees the user as a list does (the last ``context_size`` items)."""
+    engine = engine_factory(learn_context=12, context_size=4)
+    models = engine.models
+    state = UserState("u")
+    watched = [item_id(c, k) for k in range(4) for c in CATEGORIES][:15]
+    for n, item in enumerate(watched[:-1]):
+        feed(models, state, f"e{n}", item, T0 + n * HOUR_MS)
+    record = feed(models, state, "last", watched[-1], T0 + 99 * HOUR_MS)
+    assert record is not None
+    assert [i for i, _ in record.context] == watched[-13:-1]  # the 12 latest before it
+    # the learn step hands the example its learn view; it must read what a list reads
+    signal = Signal(1.0, True, 1.0)
+    given = ranker_example(models, state, watched[0], signal, T0, models.recent(state))
+    alone = ranker_example(models, state, watched[0], signal, T0)
+    assert given is not None and alone is not None
+    assert given.features == alone.features
