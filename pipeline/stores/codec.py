@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -130,11 +131,16 @@ def history_rows(raw: Sequence[bytes]) -> list[Interaction]:
     >>> [h.item_id for h in history_rows(stored)]
     ['late', 'a']
     """
-    return sorted((history_row(r) for r in reversed(raw)), key=_event_time)
+    if not raw:
+        return []
+    # one parse of the whole list: a user's history is read for every batch they are in
+    rows = orjson.loads(b"[" + b",".join(reversed(raw)) + b"]")
+    history = list(map(Interaction._make, rows))
+    history.sort(key=_event_time)
+    return history
 
 
-def _event_time(interaction: Interaction) -> int:
-    return interaction.ts
+_event_time = attrgetter("ts")
 
 
 def history_json(h: Interaction) -> dict[str, Any]:
