@@ -61,7 +61,7 @@ VARIANTS: dict[str, tuple[dict[str, Any], float]] = {
     "(before)": ({"learn_context": 20, "neighbors": 200, "history_size": 50}, 1.0),
     "no user-kNN": ({"uknn_weight": 0.0}, 1.0),
     "no stage popularity": ({"stage_weight": 0.0}, 1.0),
-    "flat co-occurrence window (all 20 positions alike)": ({"window_positions": 0.0}, 1.0),
+    "flat co-occurrence window (all 100 learned positions alike)": ({"window_positions": 0.0}, 1.0),
     "no skips as co-exposure": ({"skip_weight": 0.0}, 1.0),
     "wall-clock decays as before (co-occurrence 180 d, popularity 30 d)": (
         {"cooc_half_life_seconds": 180 * 86_400.0, "popularity_half_life_seconds": 30 * 86_400.0},

@@ -26,7 +26,7 @@ class ListParams:
     category_cap: int = 6
     context_size: int = 20
     recency_decay: float = 0.9
-    weak_weight: float = 0.3
+    weak_weight: float = 0.5
     skip_weight: float = 0.3
     dislike_size: int = 10
     knn_candidates: int = 300

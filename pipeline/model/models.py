@@ -63,7 +63,7 @@ class ModelParams:
     context_size: int = 20
     learn_context: int = 100
     recency_decay: float = 0.9
-    weak_weight: float = 0.3  # a click or partial watch in the sequence (features.sequence)
+    weak_weight: float = 0.5  # a click or partial watch in the sequence (features.sequence)
     skip_weight: float = 0.3  # a skip as co-exposure in the sequence; 0: ignored
     window_positions: float = 40.0  # co-occurrence window in sequence positions; 0: flat
     dislike_size: int = 10
