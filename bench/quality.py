@@ -57,8 +57,10 @@ VARIANTS: dict[str, tuple[dict[str, Any], float]] = {
         {**ALONE, "knn_weight": 0.0, "stage_weight": 1.0, "stage_halfway": 1e12},
         1.0,
     ),
-    "co-occurrence learned from the last 20 items, 200 neighbours, 50 interactions kept "
-    "(before)": ({"learn_context": 20, "neighbors": 200, "history_size": 50}, 1.0),
+    "co-occurrence learned from the last 20 items, 200 neighbours, 50 interactions kept (before)": (
+        {"learn_context": 20, "neighbors": 200, "history_size": 50},
+        1.0,
+    ),
     "no user-kNN": ({"uknn_weight": 0.0}, 1.0),
     "no stage popularity": ({"stage_weight": 0.0}, 1.0),
     "flat co-occurrence window (all 100 learned positions alike)": ({"window_positions": 0.0}, 1.0),
