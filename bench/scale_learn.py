@@ -79,8 +79,13 @@ def build(items: int, events: int, users: int, seed: int) -> tuple[SharedModels,
         batch = traffic.next_batch(min(500, events - start))
         models.apply_all(
             LearnRecord(
-                e["item_id"], e["ts"], e["kind"], e["weight"], e["completion"],
-                e["segments"], e["context"],
+                e["item_id"],
+                e["ts"],
+                e["kind"],
+                e["weight"],
+                e["completion"],
+                e["segments"],
+                e["context"],
             )  # fmt: skip
             for e in batch
         )
@@ -182,8 +187,11 @@ def main() -> int:
     for r in range(args.repeat):
         took = steps(models, traffic, args.steps, str(r))
         rounds.append(
-            {"p50": statistics.median(took), "p99": float(np.percentile(took, 99)),
-             "mean": statistics.fmean(took)}  # fmt: skip
+            {
+                "p50": statistics.median(took),
+                "p99": float(np.percentile(took, 99)),
+                "mean": statistics.fmean(took),
+            }  # fmt: skip
         )
         log(f"round {r}: p50 {rounds[-1]['p50']:.1f} us, p99 {rounds[-1]['p99']:.1f} us (cpu)")
     if spy is not None:
