@@ -133,7 +133,7 @@ class CoocModel:
             values = mass * np.array(weights)
             table, ref = self.table, self._ref(item)
             new = table.add_many(item, (self.generation[others] << _INDEX_BITS) | others, values)
-            if table.was_pruned(item) or not new.any():
+            if table.was_pruned(item) or not np.count_nonzero(new):
                 table.add_to_rows(others, ref, values)
             else:  # a pair new to a row never pruned is new to its mirror row too
                 table.add_to_rows(others[~new], ref, values[~new])
