@@ -45,7 +45,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
-from pipeline.model.arrays import FloatArray, IntArray, fit
+from pipeline.model.arrays import Float32Array, FloatArray, Int32Array, IntArray, fit
 from pipeline.model.neighbors import NeighborTable
 
 _MIN_MASS = 1e-9
@@ -88,6 +88,7 @@ class CoocModel:
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
         self.generation = np.zeros(0, dtype=np.int32)  # of each index, modulo 128
         self.updates = 0
+        self.evicted = False  # whether an index was ever evicted (references may be stale)
         self._factors: dict[int, list[float]] = {}  # window factors by context length
 
     @property
@@ -156,16 +157,27 @@ class CoocModel:
 
     def row(self, item: int) -> tuple[IntArray, FloatArray]:
         """Catalogue indices and raw decayed weights ``C[item, :]`` (stale entries dropped)."""
-        refs, weights = self.table.row(item)
-        if refs.shape[0] == 0:
+        ids, weights = self._live_row(item)
+        if ids.shape[0] == 0:
             return _EMPTY_IDS, _EMPTY_W
-        ids = (refs & _INDEX).astype(np.int64)
+        return ids.astype(np.int64), weights.astype(np.float64)
+
+    def _live_row(self, item: int) -> tuple[Int32Array, Float32Array]:
+        """``row`` as the table stores it (views: int32 indices, float32 weights).
+
+        Until the catalogue first evicts an item every generation is 0, so a reference is
+        its index and none can be stale: no check (a gather and a comparison per read).
+        """
+        refs, weights = self.table.row(item)
+        if not self.evicted or refs.shape[0] == 0:
+            return refs, weights
+        ids = refs & _INDEX
         stale = (refs >> _INDEX_BITS) != self.generation[ids]
         if stale.any():  # the catalogue evicted these neighbours (and may reuse the index)
             self.table.remove_where(item, stale)
             refs, weights = self.table.row(item)
-            ids = (refs & _INDEX).astype(np.int64)
-        return ids, weights.astype(np.float64)
+            ids = refs & _INDEX
+        return ids, weights
 
     def similarities(self, item: int) -> tuple[IntArray, FloatArray]:
         """Neighbours of ``item`` and their damped similarities, in row order."""
@@ -232,7 +244,7 @@ class CoocModel:
         zero = (0.0,) * len(histories)
         if item >= self.mass.shape[0] or self.mass[item] <= 0:
             return zero
-        ids, weights = self.row(item)
+        ids, weights = self._live_row(item)  # float32: ``w * weights[at]`` widens exactly
         others = [pair for history in histories for pair in history]
         if ids.shape[0] == 0 or not others:
             return zero
@@ -252,6 +264,8 @@ class CoocModel:
 
     def evict(self, items: IntArray) -> None:
         """Forget evicted catalogue indices: their rows, mass, and references to them."""
+        if items.shape[0]:
+            self.evicted = True
         for item in items.tolist():
             self.table.remove_row(item)
         inside = items[items < self.mass.shape[0]]
