@@ -40,7 +40,9 @@ generation).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 
 import numpy as np
 
@@ -254,13 +256,19 @@ class CoocModel:
             return zero
         k, at = np.divmod(flat, ids.shape[0])
         mass = self.mass[other_ids[k]]
-        w = np.array([others[j][1] for j in k.tolist()])
+        which = k.tolist()
+        w = np.array([others[j][1] for j in which])
         terms = np.where(mass > 0, w * weights[at], 0.0) / (
             np.maximum(mass, _MIN_MASS) ** self.alpha * float(self.mass[item]) ** self.beta
         )
-        ends = np.cumsum([len(h) for h in histories])
-        sums = np.bincount(np.searchsorted(ends, k, side="right"), terms, len(histories))
-        return tuple(float(x) for x in sums)
+        # per history, its terms summed in order (what ``np.bincount`` adds, without the
+        # three numpy calls that cost more than the handful of terms a row matches)
+        sums = [0.0] * len(histories)
+        ends = list(accumulate(len(h) for h in histories))
+        for j, term in zip(which, terms.tolist(), strict=True):
+            h = bisect_right(ends, j)
+            sums[h] = sums[h] + term
+        return tuple(sums)
 
     def evict(self, items: IntArray) -> None:
         """Forget evicted catalogue indices: their rows, mass, and references to them."""
