@@ -299,7 +299,8 @@ class NeighborTable:
                     return
                 missing = np.ones(n, dtype=bool)
                 missing[k] = False
-                rows, incs, lens, starts = rows[missing], incs[missing], lens[missing], starts[missing]
+                rows, incs = rows[missing], incs[missing]
+                lens, starts = lens[missing], starts[missing]
         self._append_rows(rows, neighbor, incs, lens, starts)
 
     def _append(self, row: int, neighbor: int, inc: float) -> int:
