@@ -135,7 +135,9 @@ class CoocModel:
             others = np.array(others_list, dtype=np.int64)
             values = mass * np.array(weights)
             table, ref = self.table, self._ref(item)
-            new = table.add_many(item, (self.generation[others] << _INDEX_BITS) | others, values)
+            # every generation is 0 until the first eviction: a reference is the index
+            refs = (self.generation[others] << _INDEX_BITS) | others if self.evicted else others
+            new = table.add_many(item, refs, values)
             if table.was_pruned(item) or not np.count_nonzero(new):
                 table.add_to_rows(others, ref, values)
             else:  # a pair new to a row never pruned is new to its mirror row too
