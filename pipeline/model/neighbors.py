@@ -287,8 +287,7 @@ class NeighborTable:
         starts = self.start[rows]
         width = int(lens.max())
         if width:
-            pos = starts[:, None] + self._cols[:width]
-            flat = np.flatnonzero(self.ids[pos] == neighbor)
+            flat = np.flatnonzero(self._windows(width)[starts] == neighbor)
             if flat.shape[0]:
                 k, col = np.divmod(flat, width)
                 inside = col < lens[k]  # past a row's length lies another row or garbage
@@ -302,6 +301,21 @@ class NeighborTable:
                 rows, incs = rows[missing], incs[missing]
                 lens, starts = lens[missing], starts[missing]
         self._append_rows(rows, neighbor, incs, lens, starts)
+
+    def _windows(self, width: int) -> Int32Array:
+        """A read-only strided view whose ``k``-th row is the arena's ``width`` ids from ``k``.
+
+        Indexing it with row starts copies each block as one run (a gather of a
+        ``starts x width`` index matrix copies id by id: ~40 % slower for twenty rows). Every
+        start has ``capacity`` slots after it (the arena's slack), so no row runs off the end.
+        """
+        ids = self.ids
+        step = ids.itemsize
+        view: Int32Array = np.ndarray(
+            (ids.shape[0] - width + 1, width), dtype=np.int32, buffer=ids, strides=(step, step)
+        )
+        view.flags.writeable = False
+        return view
 
     def _append(self, row: int, neighbor: int, inc: float) -> int:
         """Append one entry known to be absent from ``row``; its offset (scalar fast path)."""
