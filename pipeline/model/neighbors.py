@@ -88,7 +88,6 @@ class NeighborTable:
         self.block: Int8Array = np.zeros(0, dtype=np.int8)  # capacity class, -1 = no block
         self.pruned_rows: BoolArray = np.zeros(0, dtype=bool)
         self.pruned = 0  # prunes so far (a row at capacity taking new neighbours)
-        self._cols: IntArray = np.arange(capacity, dtype=np.int64)
 
     # ------------------------------------------------------------------ reading
     def row(self, row: int) -> tuple[Int32Array, Float32Array]:
