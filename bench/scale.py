@@ -45,6 +45,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 BASE_COMMIT = "82ba259"  # main when the bounded-state work started (issue #16 part 1)
+LEARN_BASE_COMMIT = "94cf086"  # main when the learn-step work started (issue #16 item 2)
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,17 @@ def _before(workdir: Path) -> Variant:
     return Variant("before", source_tree(BASE_COMMIT, workdir))
 
 
+def _learn_before(workdir: Path) -> Variant:
+    from common import source_tree
+
+    return Variant("learn-before", source_tree(LEARN_BASE_COMMIT, workdir))
+
+
 VARIANTS: dict[str, Callable[[Path], Variant]] = {
     "after": lambda _: Variant("after", ROOT),
     "before": _before,
+    # main before the learn-step work (same bounded model): the same-run reference
+    "learn-before": _learn_before,
     # the same code with rows that never fill up: what the bound alone changes
     "unbounded": lambda _: Variant("unbounded", ROOT, {"model": {"neighbors": 1_000_000}}),
 }

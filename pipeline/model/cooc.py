@@ -40,12 +40,14 @@ generation).
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate
 
 import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
-from pipeline.model.arrays import FloatArray, IntArray, fit
+from pipeline.model.arrays import Float32Array, FloatArray, Int32Array, IntArray, fit
 from pipeline.model.neighbors import NeighborTable
 
 _MIN_MASS = 1e-9
@@ -88,6 +90,7 @@ class CoocModel:
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
         self.generation = np.zeros(0, dtype=np.int32)  # of each index, modulo 128
         self.updates = 0
+        self.evicted = False  # whether an index was ever evicted (references may be stale)
         self._factors: dict[int, list[float]] = {}  # window factors by context length
 
     @property
@@ -132,8 +135,10 @@ class CoocModel:
             others = np.array(others_list, dtype=np.int64)
             values = mass * np.array(weights)
             table, ref = self.table, self._ref(item)
-            new = table.add_many(item, (self.generation[others] << _INDEX_BITS) | others, values)
-            if table.was_pruned(item) or not new.any():
+            # every generation is 0 until the first eviction: a reference is the index
+            refs = (self.generation[others] << _INDEX_BITS) | others if self.evicted else others
+            new = table.add_many(item, refs, values)
+            if table.was_pruned(item) or not np.count_nonzero(new):
                 table.add_to_rows(others, ref, values)
             else:  # a pair new to a row never pruned is new to its mirror row too
                 table.add_to_rows(others[~new], ref, values[~new])
@@ -156,16 +161,27 @@ class CoocModel:
 
     def row(self, item: int) -> tuple[IntArray, FloatArray]:
         """Catalogue indices and raw decayed weights ``C[item, :]`` (stale entries dropped)."""
-        refs, weights = self.table.row(item)
-        if refs.shape[0] == 0:
+        ids, weights = self._live_row(item)
+        if ids.shape[0] == 0:
             return _EMPTY_IDS, _EMPTY_W
-        ids = (refs & _INDEX).astype(np.int64)
+        return ids.astype(np.int64), weights.astype(np.float64)
+
+    def _live_row(self, item: int) -> tuple[Int32Array, Float32Array]:
+        """``row`` as the table stores it (views: int32 indices, float32 weights).
+
+        Until the catalogue first evicts an item every generation is 0, so a reference is
+        its index and none can be stale: no check (a gather and a comparison per read).
+        """
+        refs, weights = self.table.row(item)
+        if not self.evicted or refs.shape[0] == 0:
+            return refs, weights
+        ids = refs & _INDEX
         stale = (refs >> _INDEX_BITS) != self.generation[ids]
         if stale.any():  # the catalogue evicted these neighbours (and may reuse the index)
             self.table.remove_where(item, stale)
             refs, weights = self.table.row(item)
-            ids = (refs & _INDEX).astype(np.int64)
-        return ids, weights.astype(np.float64)
+            ids = refs & _INDEX
+        return ids, weights
 
     def similarities(self, item: int) -> tuple[IntArray, FloatArray]:
         """Neighbours of ``item`` and their damped similarities, in row order."""
@@ -232,7 +248,7 @@ class CoocModel:
         zero = (0.0,) * len(histories)
         if item >= self.mass.shape[0] or self.mass[item] <= 0:
             return zero
-        ids, weights = self.row(item)
+        ids, weights = self._live_row(item)  # float32: ``w * weights[at]`` widens exactly
         others = [pair for history in histories for pair in history]
         if ids.shape[0] == 0 or not others:
             return zero
@@ -242,16 +258,24 @@ class CoocModel:
             return zero
         k, at = np.divmod(flat, ids.shape[0])
         mass = self.mass[other_ids[k]]
-        w = np.array([others[j][1] for j in k.tolist()])
+        which = k.tolist()
+        w = np.array([others[j][1] for j in which])
         terms = np.where(mass > 0, w * weights[at], 0.0) / (
             np.maximum(mass, _MIN_MASS) ** self.alpha * float(self.mass[item]) ** self.beta
         )
-        ends = np.cumsum([len(h) for h in histories])
-        sums = np.bincount(np.searchsorted(ends, k, side="right"), terms, len(histories))
-        return tuple(float(x) for x in sums)
+        # per history, its terms summed in order (what ``np.bincount`` adds, without the
+        # three numpy calls that cost more than the handful of terms a row matches)
+        sums = [0.0] * len(histories)
+        ends = list(accumulate(len(h) for h in histories))
+        for j, term in zip(which, terms.tolist(), strict=True):
+            h = bisect_right(ends, j)
+            sums[h] = sums[h] + term
+        return tuple(sums)
 
     def evict(self, items: IntArray) -> None:
         """Forget evicted catalogue indices: their rows, mass, and references to them."""
+        if items.shape[0]:
+            self.evicted = True
         for item in items.tolist():
             self.table.remove_row(item)
         inside = items[items < self.mass.shape[0]]

@@ -25,6 +25,11 @@ LOG100 = math.log1p(100.0)
 
 WeightedHistory = list[tuple[int, float]]
 
+# recency weights by (history length, decay): the same floats, computed once per length
+# (a learn step and a list each ask for them); bounded, a deployment has a few lengths
+_RECENCY_CACHED = 1_024
+_RECENCY: dict[tuple[int, float], list[float]] = {}
+
 
 def recency_weights(count: int, decay: float) -> list[float]:
     """Weights for a history of ``count`` items, oldest first: the newest gets 1.
@@ -32,7 +37,13 @@ def recency_weights(count: int, decay: float) -> list[float]:
     >>> recency_weights(3, 0.5)
     [0.25, 0.5, 1.0]
     """
-    return [decay ** (count - 1 - k) for k in range(count)]
+    key = (count, decay)
+    weights = _RECENCY.get(key)
+    if weights is None:
+        weights = [decay ** (count - 1 - k) for k in range(count)]
+        if len(_RECENCY) < _RECENCY_CACHED:
+            _RECENCY[key] = weights
+    return list(weights)  # a copy: the cached list is never handed out
 
 
 def weighted_history(

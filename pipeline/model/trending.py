@@ -57,7 +57,7 @@ class HeavyHitters:
         """Count ``inc`` more mass for ``item``."""
         slot = self._slot.get(item)
         if slot is not None:
-            count = float(self.counts[slot]) + inc
+            count = self.counts.item(slot) + inc
             self.counts[slot] = count
             if inc < 0:  # counts no longer only grow: the heap is rebuilt when next needed
                 self._heap = None
@@ -69,8 +69,8 @@ class HeavyHitters:
                 self.errors[slot] = 0.0
             else:  # replace the lightest; the newcomer inherits its count as error
                 slot = self._lightest()
-                del self._slot[int(self.items[slot])]
-                error = float(self.counts[slot])
+                del self._slot[self.items.item(slot)]
+                error = self.counts.item(slot)
                 self.errors[slot] = error
                 count = error + inc
             self.counts[slot] = count
@@ -94,7 +94,7 @@ class HeavyHitters:
         counts = self.counts
         while True:
             count, slot = heap[0]
-            current = float(counts[slot])
+            current = counts.item(slot)
             if current == count:
                 heapq.heappop(heap)
                 return slot
