@@ -37,13 +37,14 @@ sys.path.insert(1, str(BENCH))
 
 import numpy as np  # noqa: E402
 from common import log, write_results  # noqa: E402
+from scale import SCALE_PROFILE  # noqa: E402
 from scale_traffic import Traffic  # noqa: E402
 
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
 from pipeline.model.catalog import ItemInfo  # noqa: E402
 from pipeline.model.learn import apply_learning, learn_batch  # noqa: E402
-from pipeline.model.models import SharedModels  # noqa: E402
+from pipeline.model.models import ModelParams, SharedModels  # noqa: E402
 from pipeline.model.record import LearnRecord  # noqa: E402
 from schemas.events import Event  # noqa: E402
 
@@ -71,7 +72,7 @@ def event_of(e: dict[str, Any], event_id: str) -> Event:
 def build(items: int, events: int, users: int, seed: int) -> tuple[SharedModels, Traffic]:
     """The models after ``events`` bulk-learned events, as ``bench/scale.py`` fills them."""
     traffic = Traffic(n_items=items, n_users=users, seed=seed)
-    models = SharedModels()
+    models = SharedModels(ModelParams(**SCALE_PROFILE))  # the models bench/scale.py measures
     for item_id, cats, duration, published, title in traffic.item_infos():
         models.upsert_item(ItemInfo(item_id, cats, duration, published, None, title))
     skip = models.params.skip_weight

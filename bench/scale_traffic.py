@@ -24,7 +24,7 @@ DEVICES = ("mobile", "tv", "web", "tablet")
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 STEP_MS = 1  # 1,000 events/s of model time
 HISTORY = 50  # interactions remembered per user (RECLOOP_HISTORY_SIZE)
-CONTEXT = 20  # positives a record carries as context (ModelParams.context_size)
+CONTEXT = 20  # positives a record carries as context (scale.SCALE_PROFILE's learn_context)
 DURATION = 600.0
 
 
