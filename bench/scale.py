@@ -174,21 +174,7 @@ def run_one(
 
     def state_of(user: int) -> UserState:
         state = UserState(f"u{user}")
-        kinds = ("watch", "click", "skip")
-        past = [
-            event(
-                {
-                    "user": user,
-                    "item_id": traffic.item_ids[i],
-                    "ts": traffic.now() - 1,
-                    "kind": kinds[k],
-                    "watch_seconds": watch,
-                    "segments": traffic.segments(user),
-                },
-                f"h{user}-{j}",
-            )
-            for j, (i, _, k, watch) in enumerate(traffic.history(user))
-        ]
+        past = [event(doc, event_id) for doc, event_id in traffic.history_docs(user)]
         learn_batch(models, {state.user_id: state}, past, params=params, threshold=0.6)
         state.mark_clean()
         return state

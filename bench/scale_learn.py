@@ -99,21 +99,7 @@ def build(items: int, events: int, users: int, seed: int) -> tuple[SharedModels,
 def state_of(models: SharedModels, traffic: Traffic, user: int) -> UserState:
     """A user whose state holds their remembered interactions (``bench/scale.py``)."""
     state = UserState(f"u{user}")
-    kinds = ("watch", "click", "skip")
-    past = [
-        event_of(
-            {
-                "user": user,
-                "item_id": traffic.item_ids[i],
-                "ts": traffic.now() - 1,
-                "kind": kinds[k],
-                "watch_seconds": watch,
-                "segments": traffic.segments(user),
-            },
-            f"h{user}-{j}",
-        )
-        for j, (i, _, k, watch) in enumerate(traffic.history(user))
-    ]
+    past = [event_of(doc, event_id) for doc, event_id in traffic.history_docs(user)]
     learn_batch(models, {state.user_id: state}, past, params=PARAMS, threshold=0.6)
     state.mark_clean()
     return state

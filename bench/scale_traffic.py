@@ -161,3 +161,25 @@ class Traffic:
                 break
         out.reverse()
         return out
+
+    def history_docs(self, user: int) -> list[tuple[dict[str, Any], str]]:
+        """The user's remembered interactions as event documents and ids, oldest first.
+
+        What ``bench/scale.py`` and ``bench/scale_learn.py`` replay to give the measured user
+        their state (each turns a document into an event of its own tree's ``pipeline``).
+        """
+        kinds = ("watch", "click", "skip")
+        return [
+            (
+                {
+                    "user": user,
+                    "item_id": self.item_ids[i],
+                    "ts": self.now() - 1,
+                    "kind": kinds[k],
+                    "watch_seconds": watch,
+                    "segments": self.segments(user),
+                },
+                f"h{user}-{j}",
+            )
+            for j, (i, _, k, watch) in enumerate(self.history(user))
+        ]
