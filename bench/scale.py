@@ -99,7 +99,7 @@ def run_one(
     sys.path.insert(1, str(BENCH))
     import numpy as np
     from common import rss_mib, timed
-    from scale_traffic import CATEGORIES, Traffic
+    from scale_traffic import CATEGORIES, Traffic, event_doc, record_args
 
     import pipeline
     from pipeline.features.state import UserState
@@ -128,29 +128,10 @@ def run_one(
     out["register_s"] = time.perf_counter() - t
 
     def record(e: dict[str, Any]) -> Any:
-        return LearnRecord(
-            e["item_id"],
-            e["ts"],
-            e["kind"],
-            e["weight"],
-            e["completion"],
-            e["segments"],
-            e["context"],
-        )
+        return LearnRecord(*record_args(e))
 
     def event(e: dict[str, Any], event_id: str) -> Event:
-        seg = dict(s.split(":", 1) for s in e["segments"])
-        doc = {
-            "event_id": event_id,
-            "type": e["kind"],
-            "user_id": f"u{e['user']}",
-            "item_id": e["item_id"],
-            "ts": e["ts"],
-            "context": seg,
-        }
-        if e["kind"] != "click":
-            doc["watch_seconds"] = e["watch_seconds"]
-        return Event.model_validate(doc)
+        return Event.model_validate(event_doc(e, event_id))
 
     applying = [0.0]  # CPU seconds in ``apply_all`` (the bulk minus generating traffic)
 

@@ -38,7 +38,7 @@ sys.path.insert(1, str(BENCH))
 import numpy as np  # noqa: E402
 from common import log, write_results  # noqa: E402
 from scale import SCALE_PROFILE  # noqa: E402
-from scale_traffic import Traffic  # noqa: E402
+from scale_traffic import Traffic, event_doc, record_args  # noqa: E402
 
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
@@ -55,18 +55,7 @@ PARAMS = FeatureParams(
 
 def event_of(e: dict[str, Any], event_id: str) -> Event:
     """The ``Event`` of a traffic dict (as ``bench/scale.py`` builds it)."""
-    seg = dict(s.split(":", 1) for s in e["segments"])
-    doc = {
-        "event_id": event_id,
-        "type": e["kind"],
-        "user_id": f"u{e['user']}",
-        "item_id": e["item_id"],
-        "ts": e["ts"],
-        "context": seg,
-    }
-    if e["kind"] != "click":
-        doc["watch_seconds"] = e["watch_seconds"]
-    return Event.model_validate(doc)
+    return Event.model_validate(event_doc(e, event_id))
 
 
 def build(items: int, events: int, users: int, seed: int) -> tuple[SharedModels, Traffic]:
@@ -78,18 +67,7 @@ def build(items: int, events: int, users: int, seed: int) -> tuple[SharedModels,
     skip = models.params.skip_weight
     for start in range(0, events, 500):
         batch = traffic.next_batch(min(500, events - start))
-        models.apply_all(
-            LearnRecord(
-                e["item_id"],
-                e["ts"],
-                e["kind"],
-                e["weight"],
-                e["completion"],
-                e["segments"],
-                e["context"],
-            )  # fmt: skip
-            for e in batch
-        )
+        models.apply_all(LearnRecord(*record_args(e)) for e in batch)
         for e in batch:
             if e["weight"] > 0 or skip > 0:
                 models.user_knn.add(f"u{e['user']}", models.catalog.get(e["item_id"]))

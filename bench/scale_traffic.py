@@ -183,3 +183,26 @@ class Traffic:
             )
             for j, (i, _, k, watch) in enumerate(self.history(user))
         ]
+
+
+def event_doc(e: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """The event v1 document of a traffic dict (``Event.model_validate`` of each tree)."""
+    doc: dict[str, Any] = {
+        "event_id": event_id,
+        "type": e["kind"],
+        "user_id": f"u{e['user']}",
+        "item_id": e["item_id"],
+        "ts": e["ts"],
+        "context": dict(s.split(":", 1) for s in e["segments"]),
+    }
+    if e["kind"] != "click":
+        doc["watch_seconds"] = e["watch_seconds"]
+    return doc
+
+
+def record_args(e: dict[str, Any]) -> tuple[Any, ...]:
+    """``LearnRecord``'s positional arguments for a traffic dict (each tree's own class)."""
+    return (
+        e["item_id"], e["ts"], e["kind"], e["weight"], e["completion"], e["segments"],
+        e["context"],
+    )  # fmt: skip
