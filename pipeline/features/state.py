@@ -21,8 +21,8 @@ class Interaction(NamedTuple):
     """One past interaction, as kept in the user's history (by event time, newest last).
 
     A named tuple rather than a frozen dataclass: a user's whole history (up to
-    ``RECLOOP_HISTORY_SIZE`` entries) is rebuilt from Redis for every batch the user is in,
-    and a frozen dataclass costs several times more to construct.
+    ``RECLOOP_HISTORY_SIZE`` entries) is rebuilt from Redis whenever the user's state is not
+    in the worker's cache, and a frozen dataclass costs several times more to construct.
     """
 
     item_id: str

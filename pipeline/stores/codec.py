@@ -133,7 +133,7 @@ def history_rows(raw: Sequence[bytes]) -> list[Interaction]:
     """
     if not raw:
         return []
-    # one parse of the whole list: a user's history is read for every batch they are in
+    # one parse of the whole list: a history is read whenever a user's state is not cached
     rows = orjson.loads(b"[" + b",".join(reversed(raw)) + b"]")
     history = list(map(Interaction._make, rows))
     history.sort(key=_event_time)
