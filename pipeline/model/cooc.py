@@ -80,8 +80,10 @@ class CoocModel:
         window: float = 0.0,
         neighbors: int = 200,
         keep: int | None = None,
+        forward: float = 0.5,
     ) -> None:
         self.alpha = alpha
+        self.forward = forward
         self.beta = beta
         self.half_life = half_life_seconds
         self.window = window
@@ -134,15 +136,18 @@ class CoocModel:
         if others_list:
             others = np.array(others_list, dtype=np.int64)
             values = mass * np.array(weights)
+            ahead = values
+            if self.forward != 0.5:  # directed: what came after an item weighs more
+                values, ahead = values * (2.0 * (1.0 - self.forward)), values * (2.0 * self.forward)
             table, ref = self.table, self._ref(item)
             # every generation is 0 until the first eviction: a reference is the index
             refs = (self.generation[others] << _INDEX_BITS) | others if self.evicted else others
             new = table.add_many(item, refs, values)
             if table.was_pruned(item) or not np.count_nonzero(new):
-                table.add_to_rows(others, ref, values)
+                table.add_to_rows(others, ref, ahead)
             else:  # a pair new to a row never pruned is new to its mirror row too
-                table.add_to_rows(others[~new], ref, values[~new])
-                table.append_to_rows(others[new], ref, values[new])
+                table.add_to_rows(others[~new], ref, ahead[~new])
+                table.append_to_rows(others[new], ref, ahead[new])
         self.updates += 1
 
     def _window_factors(self, n: int) -> list[float]:

@@ -85,6 +85,7 @@ class ModelParams:
     max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5
     cooc_beta: float = 0.5
+    cooc_forward: float = 0.5  # share of a pair's weight in the earlier item's row; 0.5: symmetric
     cooc_half_life_seconds: float = 0.0  # 0: no wall-clock decay (positions only)
     popularity_half_life_seconds: float = 0.0  # 0: users so far, no decay
     trend_half_life_seconds: float = 6 * 3_600.0
@@ -103,6 +104,7 @@ class ModelParams:
             max_segments=settings.trending_max_segments,
             uknn_max_users=settings.user_knn_max_users,
             uknn_max_likers=settings.user_knn_max_likers,
+            uknn_window=settings.user_knn_window,
         )
 
 
@@ -144,6 +146,7 @@ class SharedModels:
             window=p.window_positions,
             neighbors=p.neighbors,
             keep=p.neighbors_keep,
+            forward=p.cooc_forward,
         )
         self.stats = ItemStats(
             p.popularity_half_life_seconds,
