@@ -204,7 +204,7 @@ class UserKnn:
         items = np.concatenate([np.frombuffer(w, dtype=np.int32) for w in windows])
         weights = np.repeat(np.fromiter((s for s, _, _ in nearest), np.float64), sizes)
         ids, at = np.unique(items, return_inverse=True)
-        votes: FloatArray = np.bincount(at, weights=weights, minlength=ids.shape[0])
+        votes = np.bincount(at, weights=weights, minlength=ids.shape[0]).astype(np.float64)
         return ids.astype(np.int64), votes
 
     def _nearest(self, sims: dict[int, float]) -> list[tuple[float, str, int]]:
