@@ -43,6 +43,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
+from operator import itemgetter, mul
 
 import numpy as np
 
@@ -50,6 +51,7 @@ from pipeline.features.decay import growth_exponent, rescale_needed
 from pipeline.model.arrays import Float32Array, FloatArray, Int32Array, IntArray, fit
 from pipeline.model.neighbors import NeighborTable
 
+_first, _second = itemgetter(0), itemgetter(1)  # of (item, weight) pairs
 _MIN_MASS = 1e-9
 _INDEX_BITS = 24
 _INDEX = (1 << _INDEX_BITS) - 1
@@ -119,15 +121,18 @@ class CoocModel:
                 self._rescale(ts)
                 exponent = 0.0
             mass *= 2.0**exponent
-        if self.window > 0 and context:
-            factors = self._window_factors(len(context))
-            context = [(o, w * f) for (o, w), f in zip(context, factors, strict=True)]
-        others_list = [o for o, w in context if o != item and w > 0]
-        if len(set(others_list)) == len(others_list) == len(context):  # the usual case
-            weights = [w for _, w in context]
-        else:  # the item itself, non-positive or repeated context: sum per item
+        # whole-list operations in C (``map``), not a Python loop per context item: a
+        # context holds up to ``learn_context`` (100) items
+        others_list, weights = list(map(_first, context)), list(map(_second, context))
+        if self.window > 0 and weights:
+            weights = list(map(mul, weights, self._window_factors(len(weights))))
+        if (
+            item in others_list
+            or min(weights, default=1.0) <= 0
+            or len(set(others_list)) != len(others_list)
+        ):  # the item itself, non-positive or repeated context: sum per item
             incs: dict[int, float] = {}
-            for other, other_weight in context:
+            for other, other_weight in zip(others_list, weights, strict=True):
                 if other != item and other_weight > 0:
                     incs[other] = incs.get(other, 0.0) + other_weight
             others_list, weights = list(incs), list(incs.values())
