@@ -13,7 +13,10 @@ half_life)``, rebased before it overflows). Similarity is popularity-damped,
 ``C[i, j] / (n_i ** alpha * n_j ** beta)``, so a blockbuster does not become everybody's
 neighbour. A user is scored by summing the similarity rows of their recent positives,
 weighted by recency: what the user did last counts most (the strongest cheap signal on the
-quality benchmark, see README).
+quality benchmark, see README). ``forward`` makes the pairs directed: the earlier item's row
+(``C[i, j]``: what came after ``i``) gets ``2 * forward`` of the increment and the later
+one's ``2 * (1 - forward)``; 0.5, the default, is the symmetric model (README "Quality"
+gives the measurement that kept it).
 
 Rows live in a ``NeighborTable`` of at most ``neighbors`` entries each
 (``RECLOOP_MODEL_NEIGHBORS``; a full row is pruned to its heaviest entries, see
@@ -85,10 +88,10 @@ class CoocModel:
         forward: float = 0.5,
     ) -> None:
         self.alpha = alpha
-        self.forward = forward
         self.beta = beta
         self.half_life = half_life_seconds
         self.window = window
+        self.forward = forward
         self.table = NeighborTable(neighbors, keep=keep)
         self.landmark_ts: int | None = None
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
