@@ -179,8 +179,8 @@ class UserKnn:
 
         ``recent``: the user's recent items with affinity weights, oldest first. The votes
         are summed in one numpy pass over the neighbours' windows (a view of each C array,
-        ``unique`` + ``bincount``): 30 windows of 200 cost ~0.2 ms where a dictionary loop
-        took ~1 ms (~0.3 ms for windows of 50).
+        ``unique`` + ``bincount``, the same sums in the same order): 30 windows of 50 cost
+        ~0.1 ms where a dictionary loop took ~0.3 ms (windows of 200: ~0.2 vs ~1 ms).
         """
         last = len(recent) - 1
         sims: dict[int, float] = {}
