@@ -202,6 +202,12 @@ class Settings(BaseSettings):
     user_knn_max_likers: int = Field(
         500, ge=1, description="Recent users kept per item for user-kNN."
     )
+    user_knn_window: int = Field(
+        50,
+        ge=1,
+        description="Latest items of a user's sequence kept for user-kNN: what the user's "
+        "nearest users vote for.",
+    )
     rerank_memo_users: int = Field(
         4_096,
         ge=1,

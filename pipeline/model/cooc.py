@@ -13,7 +13,10 @@ half_life)``, rebased before it overflows). Similarity is popularity-damped,
 ``C[i, j] / (n_i ** alpha * n_j ** beta)``, so a blockbuster does not become everybody's
 neighbour. A user is scored by summing the similarity rows of their recent positives,
 weighted by recency: what the user did last counts most (the strongest cheap signal on the
-quality benchmark, see README).
+quality benchmark, see README). ``forward`` makes the pairs directed: the earlier item's row
+(``C[i, j]``: what came after ``i``) gets ``2 * forward`` of the increment and the later
+one's ``2 * (1 - forward)``; 0.5, the default, is the symmetric model (README "Quality"
+gives the measurement that kept it).
 
 Rows live in a ``NeighborTable`` of at most ``neighbors`` entries each
 (``RECLOOP_MODEL_NEIGHBORS``; a full row is pruned to its heaviest entries, see
@@ -43,6 +46,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from itertools import accumulate
+from operator import itemgetter, mul
 
 import numpy as np
 
@@ -50,6 +54,7 @@ from pipeline.features.decay import growth_exponent, rescale_needed
 from pipeline.model.arrays import Float32Array, FloatArray, Int32Array, IntArray, fit
 from pipeline.model.neighbors import NeighborTable
 
+_first, _second = itemgetter(0), itemgetter(1)  # of (item, weight) pairs
 _MIN_MASS = 1e-9
 _INDEX_BITS = 24
 _INDEX = (1 << _INDEX_BITS) - 1
@@ -80,11 +85,13 @@ class CoocModel:
         window: float = 0.0,
         neighbors: int = 200,
         keep: int | None = None,
+        forward: float = 0.5,
     ) -> None:
         self.alpha = alpha
         self.beta = beta
         self.half_life = half_life_seconds
         self.window = window
+        self.forward = forward
         self.table = NeighborTable(neighbors, keep=keep)
         self.landmark_ts: int | None = None
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
@@ -117,15 +124,18 @@ class CoocModel:
                 self._rescale(ts)
                 exponent = 0.0
             mass *= 2.0**exponent
-        if self.window > 0 and context:
-            factors = self._window_factors(len(context))
-            context = [(o, w * f) for (o, w), f in zip(context, factors, strict=True)]
-        others_list = [o for o, w in context if o != item and w > 0]
-        if len(set(others_list)) == len(others_list) == len(context):  # the usual case
-            weights = [w for _, w in context]
-        else:  # the item itself, non-positive or repeated context: sum per item
+        # whole-list operations in C (``map``), not a Python loop per context item: a
+        # context holds up to ``learn_context`` (100) items
+        others_list, weights = list(map(_first, context)), list(map(_second, context))
+        if self.window > 0 and weights:
+            weights = list(map(mul, weights, self._window_factors(len(weights))))
+        if (
+            item in others_list
+            or min(weights, default=1.0) <= 0
+            or len(set(others_list)) != len(others_list)
+        ):  # the item itself, non-positive or repeated context: sum per item
             incs: dict[int, float] = {}
-            for other, other_weight in context:
+            for other, other_weight in zip(others_list, weights, strict=True):
                 if other != item and other_weight > 0:
                     incs[other] = incs.get(other, 0.0) + other_weight
             others_list, weights = list(incs), list(incs.values())
@@ -134,15 +144,18 @@ class CoocModel:
         if others_list:
             others = np.array(others_list, dtype=np.int64)
             values = mass * np.array(weights)
+            ahead = values
+            if self.forward != 0.5:  # directed: what came after an item weighs more
+                values, ahead = values * (2.0 * (1.0 - self.forward)), values * (2.0 * self.forward)
             table, ref = self.table, self._ref(item)
             # every generation is 0 until the first eviction: a reference is the index
             refs = (self.generation[others] << _INDEX_BITS) | others if self.evicted else others
             new = table.add_many(item, refs, values)
             if table.was_pruned(item) or not np.count_nonzero(new):
-                table.add_to_rows(others, ref, values)
+                table.add_to_rows(others, ref, ahead)
             else:  # a pair new to a row never pruned is new to its mirror row too
-                table.add_to_rows(others[~new], ref, values[~new])
-                table.append_to_rows(others[new], ref, values[new])
+                table.add_to_rows(others[~new], ref, ahead[~new])
+                table.append_to_rows(others[new], ref, ahead[new])
         self.updates += 1
 
     def _window_factors(self, n: int) -> list[float]:

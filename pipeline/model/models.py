@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from pipeline.config import Settings
 from pipeline.events.signals import Signal
@@ -46,6 +47,7 @@ from pipeline.model.record import LearnRecord, trend_segments
 from pipeline.model.reranker import Reranker
 from pipeline.model.user_knn import UserKnn
 
+_first, _second = itemgetter(0), itemgetter(1)  # of (item, weight) pairs, in C
 _SWEEP_EVERY = 1_024  # records between two slices of the catalogue's time-based eviction
 # sources (``topic:partition``) whose learned offsets are kept: far more than any deployment's
 # partitions, so a bound that is never reached in practice, but a bound
@@ -85,6 +87,7 @@ class ModelParams:
     max_segments: int = MAX_SEGMENTS
     cooc_alpha: float = 0.5
     cooc_beta: float = 0.5
+    cooc_forward: float = 0.5  # share of a pair's weight in the earlier item's row; 0.5: symmetric
     cooc_half_life_seconds: float = 0.0  # 0: no wall-clock decay (positions only)
     popularity_half_life_seconds: float = 0.0  # 0: users so far, no decay
     trend_half_life_seconds: float = 6 * 3_600.0
@@ -103,6 +106,7 @@ class ModelParams:
             max_segments=settings.trending_max_segments,
             uknn_max_users=settings.user_knn_max_users,
             uknn_max_likers=settings.user_knn_max_likers,
+            uknn_window=settings.user_knn_window,
         )
 
 
@@ -144,6 +148,7 @@ class SharedModels:
             window=p.window_positions,
             neighbors=p.neighbors,
             keep=p.neighbors_keep,
+            forward=p.cooc_forward,
         )
         self.stats = ItemStats(
             p.popularity_half_life_seconds,
@@ -197,7 +202,9 @@ class SharedModels:
         if weight > 0:
             if recent is None:
                 recent = self.recent(state)
-            context = tuple((i, w) for i, w in recent if i != item_id)
+            context = tuple(recent)
+            if item_id in map(_first, context):  # rare: the item is in the user's view
+                context = tuple((i, w) for i, w in context if i != item_id)
         return LearnRecord(
             item_id=item_id,
             ts=ts,
@@ -222,7 +229,7 @@ class SharedModels:
     def apply(self, record: LearnRecord) -> None:
         """Fold a record (this worker's or another's) into the shared models."""
         context = record.context if record.weight > 0 else ()
-        indices = self.catalog.ensure_many([record.item_id, *(i for i, _ in context)], record.ts)
+        indices = self.catalog.ensure_many([record.item_id, *map(_first, context)], record.ts)
         item = indices[0]
         self.stats.observe(
             item,
@@ -234,7 +241,7 @@ class SharedModels:
             stage=record.stage if record.positive else None,
         )
         if record.weight > 0:
-            pairs = [(i, w) for i, (_, w) in zip(indices[1:], context, strict=True)]
+            pairs = list(zip(indices[1:], map(_second, context), strict=True))
             self.cooc.learn(item, record.weight, record.ts, pairs)
         self.records_applied += 1
         if self.records_applied % _SWEEP_EVERY == 0:

@@ -170,3 +170,15 @@ def test_mirrors_appended_without_a_search_are_the_ones_a_search_finds_absent() 
     for item in range(40):  # no row holds a neighbour twice
         ids, _ = fast.row(item)
         assert len(set(ids.tolist())) == ids.shape[0]
+
+
+@pytest.mark.parametrize("forward", [0.5, 0.75])
+def test_directed_pairs_weigh_what_came_after_an_item(forward: float) -> None:
+    """``forward`` of a pair's weight goes to the earlier item's row ("what came next")."""
+    model = CoocModel(neighbors=8, forward=forward)
+    model.learn(2, 1.0, 0, [(0, 1.0), (1, 0.5)])  # 0, then 1, then 2
+    pairs = {(i, j): w for i, j, w in model.pairs()}
+    assert pairs[(0, 2)] == pytest.approx(2 * forward * 1.0)  # 2 came after 0
+    assert pairs[(2, 0)] == pytest.approx(2 * (1 - forward) * 1.0)
+    assert pairs[(1, 2)] == pytest.approx(2 * forward * 0.5)
+    assert pairs[(2, 1)] == pytest.approx(2 * (1 - forward) * 0.5)
