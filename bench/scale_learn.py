@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/scale_learn.py --items 1000000 --events 1000000
     .venv/bin/python bench/scale_learn.py --items 1000000 --events 1000000 --profile /tmp/l.txt
+    .venv/bin/python bench/scale_learn.py --variant defaults   # the shipped ModelParams
 
 Builds the same models as ``bench/scale.py`` (same traffic, seed and bulk learning through
-``SharedModels.apply_all`` plus the user-kNN), then times ``learn_batch`` + ``apply_learning``
-of one new event of a user whose state holds their last 50 interactions, ``--steps`` times,
+``SharedModels.apply_all`` plus the user-kNN, and the same ``--variant``: ``after``, the scale
+profile, or ``defaults``), then times ``learn_batch`` + ``apply_learning`` of one new event
+of a user whose state holds their remembered interactions, ``--steps`` times,
 in CPU time, exactly as ``bench/scale.py`` does at a checkpoint (without the index refreshes
 and lists between rounds). The bulk-loaded models are cached in ``--cache`` (a pickle keyed
 by items, events and seed) so that a code change to the learn step is measured in a minute
@@ -19,6 +21,7 @@ reports the median of their medians (timings drift 10-25 % on a shared machine).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import hashlib
 import os
@@ -37,9 +40,10 @@ sys.path.insert(1, str(BENCH))
 
 import numpy as np  # noqa: E402
 from common import log, write_results  # noqa: E402
-from scale import SCALE_PROFILE  # noqa: E402
+from scale import SCALE_PROFILE, SCALE_TRAFFIC  # noqa: E402
 from scale_traffic import Traffic, event_doc, record_args  # noqa: E402
 
+from pipeline.config import Settings  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
 from pipeline.model.catalog import ItemInfo  # noqa: E402
@@ -48,9 +52,26 @@ from pipeline.model.models import ModelParams, SharedModels  # noqa: E402
 from pipeline.model.record import LearnRecord  # noqa: E402
 from schemas.events import Event  # noqa: E402
 
+# what bench/scale.py's variants of this tree measure: the models' settings and the
+# traffic's context and history lengths
+SETUPS: dict[str, tuple[dict[str, Any], dict[str, int]]] = {
+    "after": (SCALE_PROFILE, SCALE_TRAFFIC),
+    "defaults": (
+        {},
+        {
+            "context": ModelParams().learn_context,
+            "history": Settings.model_fields["history_size"].default,
+        },
+    ),
+}
 PARAMS = FeatureParams(
     half_life_seconds=3 * 86_400.0, history_size=50, excluded_size=2_000, dedupe_size=2_000
 )
+
+
+def params_of(traffic: Traffic) -> FeatureParams:
+    """The user-state parameters of the traffic's variant (its history length)."""
+    return dataclasses.replace(PARAMS, history_size=traffic.history_size)
 
 
 def event_of(e: dict[str, Any], event_id: str) -> Event:
@@ -58,10 +79,13 @@ def event_of(e: dict[str, Any], event_id: str) -> Event:
     return Event.model_validate(event_doc(e, event_id))
 
 
-def build(items: int, events: int, users: int, seed: int) -> tuple[SharedModels, Traffic]:
+def build(
+    items: int, events: int, users: int, seed: int, variant: str = "after"
+) -> tuple[SharedModels, Traffic]:
     """The models after ``events`` bulk-learned events, as ``bench/scale.py`` fills them."""
-    traffic = Traffic(n_items=items, n_users=users, seed=seed)
-    models = SharedModels(ModelParams(**SCALE_PROFILE))  # the models bench/scale.py measures
+    model, shape = SETUPS[variant]
+    traffic = Traffic(n_items=items, n_users=users, seed=seed, **shape)
+    models = SharedModels(ModelParams(**model))  # the models bench/scale.py measures
     for item_id, cats, duration, published, title in traffic.item_infos():
         models.upsert_item(ItemInfo(item_id, cats, duration, published, None, title))
     skip = models.params.skip_weight
@@ -78,20 +102,20 @@ def state_of(models: SharedModels, traffic: Traffic, user: int) -> UserState:
     """A user whose state holds their remembered interactions (``bench/scale.py``)."""
     state = UserState(f"u{user}")
     past = [event_of(doc, event_id) for doc, event_id in traffic.history_docs(user)]
-    learn_batch(models, {state.user_id: state}, past, params=PARAMS, threshold=0.6)
+    learn_batch(models, {state.user_id: state}, past, params=params_of(traffic), threshold=0.6)
     state.mark_clean()
     return state
 
 
 def steps(models: SharedModels, traffic: Traffic, n: int, tag: str) -> list[float]:
     """CPU microseconds of ``n`` learn steps (users drawn by activity)."""
-    out = []
+    out, params = [], params_of(traffic)
     for k, user in enumerate(traffic.draw_users(n).tolist()):
         state = state_of(models, traffic, user)
         e = traffic.next_batch(1, users=np.array([user]))[0]
         ev = event_of(e, f"s{tag}-{k}-{user}")
         t = time.thread_time_ns()
-        learning = learn_batch(models, {state.user_id: state}, [ev], params=PARAMS, threshold=0.6)
+        learning = learn_batch(models, {state.user_id: state}, [ev], params=params, threshold=0.6)
         apply_learning(models, learning)
         out.append((time.thread_time_ns() - t) / 1e3)
     return out
@@ -120,6 +144,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--variant", choices=sorted(SETUPS), default="after")
     parser.add_argument("--steps", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cache", default="/tmp/recloop-scale-learn")
@@ -130,13 +155,14 @@ def main() -> int:
     )
     args = parser.parse_args()
     sys.setrecursionlimit(100_000)
-    cache = Path(args.cache) / f"{args.items}-{args.events}-{args.users}-{args.seed}.pickle"
+    name = f"{args.variant}-{args.items}-{args.events}-{args.users}-{args.seed}.pickle"
+    cache = Path(args.cache) / name
     if cache.exists():
         models, traffic = pickle.loads(cache.read_bytes())
         log(f"loaded {cache}")
     else:
         t = time.monotonic()
-        models, traffic = build(args.items, args.events, args.users, args.seed)
+        models, traffic = build(args.items, args.events, args.users, args.seed, args.variant)
         log(f"built {args.items:,} items / {args.events:,} events in {time.monotonic() - t:.0f} s")
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps((models, traffic), protocol=pickle.HIGHEST_PROTOCOL))

@@ -2,7 +2,8 @@
 
 The shape of ``pipeline.tooling.simulator`` (Zipf popularity, 12 categories, users with a
 favourite category, locale and device segments, ~80 % of events with a positive weight,
-contexts of the user's last 20 positives) without its per-event Python object churn, so
+contexts of the user's last ``context`` positives among their last ``history`` interactions)
+without its per-event Python object churn, so
 that millions of events can be produced in seconds. It depends on nothing of ``pipeline``
 but ``LearnRecord`` and ``ItemInfo``, whose shape is the same before and after the
 bounded-state work: the same seed gives the same stream to both source trees.
@@ -23,8 +24,11 @@ LOCALES = ("en-US", "en-GB", "de-DE", "fr-FR", "es-ES", "pt-BR", "ja-JP", "hi-IN
 DEVICES = ("mobile", "tv", "web", "tablet")
 T0 = 1_735_689_600_000  # 2025-01-01T00:00:00Z
 STEP_MS = 1  # 1,000 events/s of model time
+# The traffic of the scale profile (``scale.SCALE_PROFILE``), the defaults of ``Traffic``: a
+# variant that measures other settings passes its own (``bench/scale.py`` derives them from
+# the ``ModelParams`` and ``RECLOOP_HISTORY_SIZE`` under test).
 HISTORY = 50  # interactions remembered per user (RECLOOP_HISTORY_SIZE)
-CONTEXT = 20  # positives a record carries as context (scale.SCALE_PROFILE's learn_context)
+CONTEXT = 20  # positives a record carries as context (RECLOOP_LEARN_CONTEXT)
 DURATION = 600.0
 
 
@@ -40,11 +44,31 @@ class Traffic:
     >>> batch = t.next_batch(5)
     >>> len(batch), batch[0]["ts"] == T0
     (5, True)
+    >>> t = Traffic(n_items=100, n_users=1, seed=1, context=3, history=4)
+    >>> _ = t.next_batch(50)
+    >>> len(t.history(0)), len(t.context(0)) <= 3
+    (4, True)
+
+    ``context`` and ``history`` only shape what a record carries and what a user remembers:
+    the items, users and draws are the same whatever they are (one random stream), so the
+    defaults give exactly the stream the scale profile was measured with.
     """
 
-    def __init__(self, *, n_items: int, n_users: int = 50_000, seed: int = 7) -> None:
+    def __init__(
+        self,
+        *,
+        n_items: int,
+        n_users: int = 50_000,
+        seed: int = 7,
+        context: int = CONTEXT,
+        history: int = HISTORY,
+    ) -> None:
+        if not 1 <= context <= history:
+            msg = f"need 1 <= context <= history, got context={context}, history={history}"
+            raise ValueError(msg)
         rng = np.random.default_rng(seed)
         self.n_items, self.n_users = n_items, n_users
+        self.context_size, self.history_size = context, history
         self.item_ids = [f"i{k}" for k in range(n_items)]
         self.cat = rng.integers(0, len(CATEGORIES), n_items)
         second = rng.random(n_items) < 0.2
@@ -58,11 +82,13 @@ class Traffic:
         self.locale = rng.choice(len(LOCALES), n_users, p=[0.3] + [0.1] * 7)
         self.device = rng.choice(len(DEVICES), n_users, p=[0.55, 0.2, 0.2, 0.05])
         self.activity = _zipf_cdf(1.0 / np.sqrt(rng.permutation(n_users) + 1.0))
-        # per user: ring of the last HISTORY interactions (item, weight, kind, watch seconds)
-        self.h_item = np.full((n_users, HISTORY), -1, dtype=np.int64)
-        self.h_weight = np.zeros((n_users, HISTORY), dtype=np.float64)
-        self.h_kind = np.zeros((n_users, HISTORY), dtype=np.int8)
-        self.h_watch = np.zeros((n_users, HISTORY), dtype=np.float64)
+        # per user: ring of the last ``history`` interactions (item, weight, kind, watch seconds);
+        # filled now (``np.full``, not lazily mapped zeros) so that their pages are resident
+        # before a benchmark takes its base RSS and are not counted as the model's growth
+        self.h_item = np.full((n_users, history), -1, dtype=np.int64)
+        self.h_weight = np.full((n_users, history), 0.0, dtype=np.float64)
+        self.h_kind = np.full((n_users, history), 0, dtype=np.int8)
+        self.h_watch = np.full((n_users, history), 0.0, dtype=np.float64)
         self.h_next = np.zeros(n_users, dtype=np.int64)
         self.rng = np.random.default_rng(seed + 1)
         self.position = 0
@@ -119,7 +145,7 @@ class Traffic:
         context: tuple[tuple[str, float], ...] = ()
         if weight > 0:
             context = self.context(user)
-        slot = self.h_next[user] % HISTORY
+        slot = self.h_next[user] % self.history_size
         self.h_item[user, slot], self.h_weight[user, slot] = item, weight
         self.h_kind[user, slot], self.h_watch[user, slot] = kind, watch
         self.h_next[user] += 1
@@ -143,13 +169,14 @@ class Traffic:
         return f"locale:{LOCALES[self.locale[user]]}", f"device:{DEVICES[self.device[user]]}"
 
     def context(self, user: int) -> tuple[tuple[str, float], ...]:
-        """The user's last ``CONTEXT`` positives, oldest first, as ``(item_id, weight)``."""
+        """The user's last ``context`` positives, oldest first, as ``(item_id, weight)``."""
         return tuple((self.item_ids[i], w) for i, w, _, _ in self.history(user, positive=True))
 
     def history(self, user: int, *, positive: bool = False) -> list[tuple[int, float, int, float]]:
         """The user's remembered interactions, oldest first (``(item, weight, kind, watch)``)."""
         n = int(self.h_next[user])
-        order = [(n - 1 - j) % HISTORY for j in range(min(n, HISTORY))]
+        size = self.history_size
+        order = [(n - 1 - j) % size for j in range(min(n, size))]
         out = []
         for slot in order:
             w = float(self.h_weight[user, slot])
@@ -157,7 +184,7 @@ class Traffic:
                 continue
             item, kind = int(self.h_item[user, slot]), int(self.h_kind[user, slot])
             out.append((item, w, kind, float(self.h_watch[user, slot])))
-            if positive and len(out) == CONTEXT:
+            if positive and len(out) == self.context_size:
                 break
         out.reverse()
         return out
