@@ -233,12 +233,20 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
 def plot(path: Path) -> Path:
     """Write ``<result>.png`` beside ``path`` and return its path."""
     doc = orjson.loads(path.read_bytes())
-    fig = PLOTS.get(doc.get("benchmark", ""), _generic)(doc)
+    fig = _figure(str(doc.get("benchmark", "")))(doc)
     fig.text(0.99, 0.005, f"{path.name} · {_when(doc)}", ha="right", fontsize=7, color="gray")
     out = path.with_suffix(".png")
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return out
+
+
+def _figure(benchmark: str) -> Callable[[dict[str, Any]], Figure]:
+    """The figure of ``benchmark`` or of the one it is a named run of (``scale_1m``: scale)."""
+    if benchmark in PLOTS:
+        return PLOTS[benchmark]
+    runs_of = [name for name in PLOTS if benchmark.startswith(f"{name}_")]
+    return PLOTS[max(runs_of, key=len)] if runs_of else _generic
 
 
 def _when(doc: dict[str, Any]) -> str:

@@ -107,7 +107,7 @@ def test_headline_lists_numbers_not_machine_facts() -> None:
 
 def _cited() -> list[str]:
     readme = (ROOT / "README.md").read_text()
-    return sorted(set(re.findall(r"bench/results/([a-z_]+)\.json", readme)))
+    return sorted(set(re.findall(r"bench/results/([a-z0-9_]+)\.json", readme)))
 
 
 def test_results_readme_cites_are_committed_with_their_plot() -> None:
@@ -118,3 +118,11 @@ def test_results_readme_cites_are_committed_with_their_plot() -> None:
         assert (RESULTS / f"{name}.png").is_file(), f"run `python bench/plot.py` for {name}"
         doc = orjson.loads((RESULTS / f"{name}.json").read_bytes())
         assert name.startswith(doc["benchmark"]), (name, doc["benchmark"])
+
+
+def test_a_named_run_is_drawn_with_its_benchmarks_figure() -> None:
+    """``scale_1m_quiet`` is a run of ``scale``: the scale figure, not the generic table."""
+    assert PLOT._figure("scale_1m_quiet") is PLOT.PLOTS["scale"]
+    assert PLOT._figure("freshness_2000") is PLOT.PLOTS["freshness"]
+    assert PLOT._figure("scale") is PLOT.PLOTS["scale"]
+    assert PLOT._figure("scaled") is PLOT._generic  # a prefix must end at an underscore
