@@ -91,6 +91,11 @@ VARIANTS: dict[str, Callable[[Path], Variant]] = {
     # the shipped defaults, nothing overridden: ModelParams() and RECLOOP_HISTORY_SIZE's
     # default (issue #16's memory goal is stated "with defaults")
     "defaults": lambda _: Variant("defaults", ROOT, {}),
+    # the defaults without the co-occurrence memory budget (a bound never reached): what
+    # the budget changes in the lists (--reference defaults-unbudgeted)
+    "defaults-unbudgeted": lambda _: Variant(
+        "defaults-unbudgeted", ROOT, {"model": {"neighbor_memory_mb": 1 << 20}}
+    ),
     "before": _before,
     # main before the learn-step work (same bounded model): the same-run reference
     "learn-before": _learn_before,
@@ -272,6 +277,11 @@ def shape(models: Any, np: Any) -> dict[str, Any]:
             "pairs": int(lengths.sum()),
             "longest_row": int(lengths.max(initial=0)),
             "arena": cooc.table.used,  # entries allocated to blocks (free ones included)
+            "free_slots": getattr(cooc.table, "_free_slots", None),
+            "compactions": getattr(cooc.table, "compactions", None),
+            "compact_s": getattr(cooc.table, "compact_seconds", None),
+            "budget_passes": getattr(cooc.table, "budget_prunes", None),
+            "high_water": getattr(cooc.table, "high_water", None),
             "catalog": len(models.catalog),
             "model_bytes": models.nbytes(),
             "cooc_bytes": cooc.nbytes(),
@@ -338,6 +348,9 @@ def main() -> int:
     parser.add_argument("--variants", default="after", help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--results", default="scale", help="name of the results file")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu", help="table times")
+    parser.add_argument(
+        "--reference", default="before", help="variant whose lists the overlap column compares"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
     parser.add_argument("--options", default="{}", help=argparse.SUPPRESS)
@@ -376,10 +389,11 @@ def main() -> int:
     for key, run in sorted(same.items(), key=lambda kv: (int(kv[0].split("/")[1]), kv[0])):
         name, items = key.split("/")
         for p in run["checkpoints"]:
-            ref = lists.get(f"before/{items}", {}).get(str(p["events"]))
+            ref = lists.get(f"{args.reference}/{items}", {}).get(str(p["events"]))
             mine = lists.get(key, {}).get(str(p["events"]))
-            compare = ref and mine and name != "before"
-            p["overlap_at_20_vs_before"] = overlap(mine, ref) if compare else None
+            compare = ref and mine and name != args.reference
+            p["overlap_at_20_vs_reference"] = overlap(mine, ref) if compare else None
+            p["reference"] = args.reference
             c = "_cpu" if args.clock == "cpu" else ""
             learn, lists_ms, refresh = p[f"learn{c}_us"], p[f"list{c}_ms"], p[f"refresh{c}_ms"]
             rows.append(
@@ -389,12 +403,12 @@ def main() -> int:
                  fmt(learn["mean"], 0), fmt(learn["p99"], 0),
                  fmt(lists_ms["mean"], 2), fmt(lists_ms["p99"], 2),
                  fmt(refresh["p50"], 1), fmt(refresh["max"], 1),
-                 fmt(p[f"first_refresh{c}_ms"], 0), fmt(p["overlap_at_20_vs_before"], 3)]
+                 fmt(p[f"first_refresh{c}_ms"], 0), fmt(p["overlap_at_20_vs_reference"], 3)]
             )  # fmt: skip
     headers = ["variant", "items", "events", "pairs", "longest row", "model RSS MiB",
                "uknn MiB", "apply us (cpu, batches)", "learn us",
                "learn p99", "list ms", "list p99", "refresh ms", "refresh max",
-               "first refresh", "overlap@20 vs before"]  # fmt: skip
+               "first refresh", f"overlap@20 vs {args.reference}"]  # fmt: skip
     title = f"scale: in-process model state and costs ({args.clock} time)"
     print(table(headers, rows, title=title))
     lists_path.parent.mkdir(parents=True, exist_ok=True)

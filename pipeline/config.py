@@ -173,6 +173,13 @@ class Settings(BaseSettings):
         description="Co-occurrence neighbours an item keeps at most; a full row keeps its "
         "heaviest three quarters to make room.",
     )
+    model_neighbor_memory_mb: int = Field(
+        512,
+        ge=1,
+        description="MiB the co-occurrence neighbour rows of a worker hold at most (8 bytes an "
+        "entry); at the bound the lightest entries of all rows are dropped, down to three "
+        "quarters.",
+    )
     catalog_max_items: int = Field(
         2_000_000,
         ge=64,

@@ -36,8 +36,9 @@ Weights are float32 (``pipeline.model.neighbors``): with forward decay (a positi
 weight stays below ``2 ** 64`` times the events summed into it, far below float32's
 ``2 ** 128``; the per-item mass stays float64.
 
-Memory: the table (arena slots x 8 bytes + 14 bytes per row) + 12 bytes per item (mass,
-generation).
+Memory: the table (arena slots x 8 bytes + 14 bytes per row; the arena bounded by
+``RECLOOP_MODEL_NEIGHBOR_MEMORY_MB``, see ``pipeline.model.neighbors``) + 12 bytes per item
+(mass, generation).
 """
 
 from __future__ import annotations
@@ -86,13 +87,14 @@ class CoocModel:
         neighbors: int = 200,
         keep: int | None = None,
         forward: float = 0.5,
+        max_slots: int | None = None,
     ) -> None:
         self.alpha = alpha
         self.beta = beta
         self.half_life = half_life_seconds
         self.window = window
         self.forward = forward
-        self.table = NeighborTable(neighbors, keep=keep)
+        self.table = NeighborTable(neighbors, keep=keep, max_slots=max_slots)
         self.landmark_ts: int | None = None
         self.mass = np.zeros(0, dtype=np.float64)  # decayed positive mass n_i
         self.generation = np.zeros(0, dtype=np.int32)  # of each index, modulo 128

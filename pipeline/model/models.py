@@ -71,6 +71,9 @@ class ModelParams:
     dislike_size: int = 10
     neighbors: int = 400
     neighbors_keep: int | None = None  # a full row is pruned to this many (3/4 by default)
+    # the co-occurrence arena's bound (MiB, 8 bytes an entry): at it, the lightest entries
+    # of the whole table go (pipeline.model.neighbors); ML-100K needs ~5 MiB of it
+    neighbor_memory_mb: int = 512
     catalog_max_items: int = 2_000_000
     catalog_evict_after_seconds: float = 365 * 86_400.0
     segment_items: int = 500
@@ -100,6 +103,7 @@ class ModelParams:
             trend_half_life_seconds=settings.trending_half_life_seconds,
             learn_context=settings.learn_context,
             neighbors=settings.model_neighbors,
+            neighbor_memory_mb=settings.model_neighbor_memory_mb,
             catalog_max_items=settings.catalog_max_items,
             catalog_evict_after_seconds=settings.catalog_evict_after_seconds,
             segment_items=settings.trending_items_per_segment,
@@ -148,6 +152,7 @@ class SharedModels:
             window=p.window_positions,
             neighbors=p.neighbors,
             keep=p.neighbors_keep,
+            max_slots=p.neighbor_memory_mb * 2**20 // 8,
             forward=p.cooc_forward,
         )
         self.stats = ItemStats(

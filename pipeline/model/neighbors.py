@@ -27,11 +27,24 @@ which cannot change a ranking. Callers keep weights far below float32's range (~
 forward-decayed weights are rebased before their growth factor reaches ``2 ** 64``
 (``pipeline.model.cooc``). Ids must fit an int32.
 
-**Memory** = arena slots x 8 bytes + 14 bytes per row. Each row's block holds at most
-``capacity`` entries, so the arena is bounded by ``rows x capacity x 8`` bytes plus free
-blocks of the smaller classes (~40 % of the entries at 1M items) and the arena's growth
-slack (it grows by half when full: at most a third of it unused); ``nbytes`` says what it
-is now.
+**Budget.** ``max_slots`` bounds the arena whatever the catalogue and the traffic
+(``RECLOOP_MODEL_NEIGHBOR_MEMORY_MB``; the per-row bound alone allows ``rows x capacity``,
+6 GB at a million items). When a block would pass it, the table drops its lightest
+entries, across all rows, down to three quarters of the budget (the threshold weight is
+read from a sample of rows) and packs the arena: heavy rows keep their length and the
+pairs seen once go first. Each such pass copies the arena once for a quarter of it freed,
+so its cost per learned entry is a constant; the error rule above holds, with "pruned"
+including these passes. A table below its budget never runs one: learning there is
+exactly what it was without a budget.
+
+**Memory** = arena slots x 8 bytes + 14 bytes per row. The arena grows by half when
+full, into zeroed arrays whose pages become resident only as blocks reach them, so the
+resident part is the slots handed out so far: at most ``max_slots x 8`` bytes with a
+budget (the arena stops growing there), ``rows x capacity x 8`` bytes without one. A growth
+copies the slots in use, so for its duration the old arrays are resident too (at most
+twice the arena's size, once per growth). Rows leave their outgrown blocks to the next rows
+of that class; when such freed blocks hold a quarter of the arena it is packed instead of
+grown. ``nbytes`` says what is resident now.
 
 >>> t = NeighborTable(capacity=8, keep=4)
 >>> t.add_many(0, np.array([10, 11, 12]), np.array([1.0, 2.0, 3.0])).tolist()  # new ones
@@ -44,6 +57,7 @@ is now.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 
 import numpy as np
@@ -60,15 +74,32 @@ from pipeline.model.arrays import (
 _EMPTY_IDS: Int32Array = np.zeros(0, dtype=np.int32)
 _EMPTY_W: Float32Array = np.zeros(0, dtype=np.float32)
 _GROWTH = 1.5  # the arena grows by half: less slack than doubling, copies stay amortised
+_COMPACT_AT = 4  # pack the arena instead of growing it when freed blocks hold a quarter
+_COMPACT_MIN = 16  # ... once the arena holds this many full rows (small tables never pack)
+_COMPACT_CHUNK = 2_048  # rows moved per step of a compaction (index arrays of ~7 MB)
+_BUDGET_KEEP = 0.75  # a table at its budget drops its lightest entries down to this share
+_SAMPLE_ROWS = 20_000  # rows read to find the weight that keeps that share
+_TIE = 1e-6  # budget keys: equal weights ordered by their position in the row (see _keys)
 
 
 class NeighborTable:
     """Rows of at most ``capacity`` ``(id, weight)`` entries, stored in slab blocks."""
 
-    def __init__(self, capacity: int = 200, *, keep: int | None = None, smallest: int = 4) -> None:
+    def __init__(
+        self,
+        capacity: int = 200,
+        *,
+        keep: int | None = None,
+        smallest: int = 4,
+        max_slots: int | None = None,
+    ) -> None:
         if capacity < 2:
             msg = f"capacity must be at least 2, got {capacity}"
             raise ValueError(msg)
+        if max_slots is not None and max_slots < 4 * capacity:
+            msg = f"max_slots must hold four full rows ({4 * capacity}), got {max_slots}"
+            raise ValueError(msg)
+        self.max_slots = max_slots
         self.capacity = capacity
         self.keep = min(capacity - 1, max(1, keep if keep is not None else (3 * capacity) // 4))
         classes = []
@@ -79,10 +110,16 @@ class NeighborTable:
         classes.append(capacity)
         self.classes: IntArray = np.array(classes, dtype=np.int64)
         self._sizes = classes
-        self.ids: Int32Array = np.full(max(4_096, 2 * capacity), -1, dtype=np.int32)
+        self.ids: Int32Array = np.zeros(max(4_096, 2 * capacity), dtype=np.int32)
         self.weights: Float32Array = np.zeros(self.ids.shape[0], dtype=np.float32)
-        self.used = 0  # arena high-water mark
+        self.used = 0  # arena slots handed to blocks (the end of the last one)
+        self.high_water = 0  # the most slots ever handed out: the arena's resident part
+        self.budget_prunes = 0  # passes that dropped the lightest entries to fit the budget
+        self._over = 0  # the budget is not enforced below this many used slots (see _fit_budget)
         self._free: list[list[int]] = [[] for _ in classes]
+        self._free_slots = 0  # slots in freed blocks
+        self.compactions = 0
+        self.compact_seconds = 0.0  # wall time spent packing, all compactions
         self.start: IntArray = np.zeros(0, dtype=np.int64)
         self.length: Int32Array = np.zeros(0, dtype=np.int32)
         self.block: Int8Array = np.zeros(0, dtype=np.int8)  # capacity class, -1 = no block
@@ -110,10 +147,16 @@ class NeighborTable:
         """The rows that hold a block."""
         return np.flatnonzero(self.block >= 0).astype(np.int64)
 
+    def free_slots(self) -> int:
+        """Arena slots in freed blocks, waiting for a row of their class."""
+        return self._free_slots
+
     def nbytes(self) -> int:
-        """Bytes of the arrays (arena and per-row headers)."""
-        arrays = (self.ids, self.weights, self.start, self.length, self.block, self.pruned_rows)
-        return sum(a.nbytes for a in arrays)
+        """Resident bytes: the arena's slots ever used (the rest is untouched) and row headers."""
+        headers = (self.start, self.length, self.block, self.pruned_rows)
+        slot = int(self.ids.itemsize + self.weights.itemsize)
+        arena = min(self.high_water + self.capacity, int(self.ids.shape[0])) * slot
+        return arena + sum(int(a.nbytes) for a in headers)
 
     # ------------------------------------------------------------------ writing
     def add(self, row: int, neighbor: int, inc: float) -> None:
@@ -207,7 +250,7 @@ class NeighborTable:
     def remove_row(self, row: int) -> None:
         """Drop a row and free its block."""
         if row < self.block.shape[0] and self.block[row] >= 0:
-            self._free[int(self.block[row])].append(int(self.start[row]))
+            self._release(int(self.block[row]), int(self.start[row]))
             self.block[row] = -1
             self.length[row] = 0
             self.pruned_rows[row] = False
@@ -371,12 +414,15 @@ class NeighborTable:
         cls = bisect_left(self._sizes, n + m)
         if block != cls:
             start = self._alloc(cls)
+            # a compaction in ``_alloc`` may have moved, shrunk or (budget) emptied the row
+            block = int(self.block[row])
+            n = int(self.length[row]) if block >= 0 else 0
             if block >= 0:
                 old = int(self.start[row])
                 if n:
                     self.ids[start : start + n] = self.ids[old : old + n]
                     self.weights[start : start + n] = self.weights[old : old + n]
-                self._free[block].append(old)
+                self._release(block, old)
             self.start[row] = start
             self.block[row] = cls
         else:
@@ -396,19 +442,149 @@ class NeighborTable:
         self.pruned += 1
         self.pruned_rows[row] = True
 
+    def _release(self, cls: int, start: int) -> None:
+        self._free[cls].append(start)
+        self._free_slots += self._sizes[cls]
+
     def _alloc(self, cls: int) -> int:
         free = self._free[cls]
         if free:
-            start = free.pop()
-        else:
-            start = self.used
-            self.used += self._sizes[cls]
-            # one largest block of slack past the end: lookups read whole widths unclipped
-            if self.used + self.capacity > self.ids.shape[0]:
-                size = max(int(_GROWTH * self.ids.shape[0]), self.used + self.capacity)
-                ids = np.full(size, -1, dtype=np.int32)
-                ids[: self.ids.shape[0]] = self.ids
-                weights = np.zeros(size, dtype=np.float32)
-                weights[: self.weights.shape[0]] = self.weights
-                self.ids, self.weights = ids, weights
+            self._free_slots -= self._sizes[cls]
+            return free.pop()
+        size = self._sizes[cls]
+        if self._free_slots * _COMPACT_AT >= self.used > _COMPACT_MIN * self.capacity:
+            self.compact()  # freed blocks hold a quarter: the arena grows only with rows
+        budget = self.max_slots
+        if budget is not None and self.used + size > budget and self.used >= self._over:
+            self._fit_budget(size, budget)
+        # one largest block of slack past the end: lookups read whole widths unclipped
+        if self.used + size + self.capacity > self.ids.shape[0]:
+            grown = int(_GROWTH * self.ids.shape[0])
+            if budget is not None and self.used + size <= budget:
+                grown = min(grown, budget + self.capacity)  # never past the bound
+            self._resize(max(grown, self.used + size + self.capacity))
+        start = self.used
+        self.used += size
+        self.high_water = max(self.high_water, self.used)
         return start
+
+    def _resize(self, size: int) -> None:
+        """Move the arena's slots in use to arrays of ``size`` slots.
+
+        Zeroed arrays come from the OS untouched (calloc): copying only the slots in use
+        keeps the growth slack out of the resident memory until rows reach it.
+        """
+        ids = np.zeros(size, dtype=np.int32)
+        ids[: self.used] = self.ids[: self.used]
+        weights = np.zeros(size, dtype=np.float32)
+        weights[: self.used] = self.weights[: self.used]
+        self.ids, self.weights = ids, weights
+
+    def _fit_budget(self, size: int, budget: int) -> None:
+        """Make a block of ``size`` fit the budget: pack, then drop the lightest entries.
+
+        The entries dropped are the table's lightest, whatever their row: a threshold
+        weight is read from a sample of rows so that the table keeps ``_BUDGET_KEEP`` of the
+        budget, and every entry below it goes (rows that lose entries count as pruned).
+        Pairs seen once, long ago, go first, as in a row's own prune; heavy rows keep their
+        length. Each pass copies the arena once and frees a quarter of it: amortised, a
+        constant per entry learned.
+        """
+        if self._free_slots:
+            self.compact()
+        for _ in range(3):  # one pass suffices unless the sample misjudged the weights
+            if self.used + size <= budget:
+                return
+            theta = self._weight_quantile(1.0 - _BUDGET_KEEP * budget / max(1, self.used))
+            if theta is None:
+                break
+            self.compact(min_weight=theta)
+            self.budget_prunes += 1
+        # the passes could not make room (cannot happen with distinct keys): the arena grows
+        # past its bound rather than retrying at every block, until the next quarter
+        if self.used + size > budget:
+            self._over = self.used + budget // 4
+
+    def _weight_quantile(self, q: float) -> float | None:
+        """The ``q``-quantile of the entries' weights, from an even sample of the rows."""
+        rows = self.rows()
+        if rows.shape[0] == 0:
+            return None
+        step = max(1, rows.shape[0] // _SAMPLE_ROWS)
+        sample = rows[::step]
+        lens = self.length[sample].astype(np.int64)
+        total = int(lens.sum())
+        if total == 0:
+            return None
+        rank = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+        weights = self.weights[np.repeat(self.start[sample], lens) + rank]
+        keys = _keys(weights, sample, rank, lens)
+        return float(np.quantile(keys, min(1.0, max(0.0, q))))
+
+    def compact(self, *, min_weight: float | None = None) -> None:
+        """Pack every row into the smallest block that holds it, in place, freed blocks out.
+
+        Rows leave blocks behind as they move up the classes, and few rows come after them
+        at a million items, so freed small blocks pile up. Runs when a block must come from
+        the end of the arena while freed blocks hold a ``1 / _COMPACT_AT`` share of it, and
+        when the budget is reached (``min_weight``: entries whose key, ``_keys``, is below
+        it are dropped on the way). Rows are moved in the order of their
+        blocks, each to an offset no later than its own, so the move needs no second arena;
+        they go in chunks so the index arrays stay small. Views from ``row`` are stale after.
+        """
+        t0 = time.perf_counter()
+        rows = self.rows()
+        rows = rows[np.argsort(self.start[rows], kind="stable")]
+        offset = 0
+        for a in range(0, rows.shape[0], _COMPACT_CHUNK):
+            chunk = rows[a : a + _COMPACT_CHUNK]
+            lens = self.length[chunk].astype(np.int64)
+            total = int(lens.sum())
+            owner = np.repeat(np.arange(chunk.shape[0], dtype=np.int64), lens)
+            rank = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(lens) - lens, lens)
+            src = np.repeat(self.start[chunk], lens) + rank
+            ids, weights = self.ids[src], self.weights[src]  # copies: read before any write
+            new_lens = lens
+            if min_weight is not None:
+                keep = _keys(weights, chunk, rank, lens) >= min_weight
+                owner, ids, weights = owner[keep], ids[keep], weights[keep]
+                new_lens = np.bincount(owner, minlength=chunk.shape[0]).astype(np.int64)
+                rank = np.arange(owner.shape[0], dtype=np.int64) - np.repeat(
+                    np.cumsum(new_lens) - new_lens, new_lens
+                )
+                self.pruned_rows[chunk[new_lens < lens]] = True
+            cls = np.searchsorted(self.classes, new_lens)
+            sizes = np.where(new_lens > 0, self.classes[np.minimum(cls, len(self._sizes) - 1)], 0)
+            starts = offset + np.cumsum(sizes) - sizes
+            dst = starts[owner] + rank
+            self.ids[dst] = ids
+            self.weights[dst] = weights
+            self.start[chunk] = starts
+            self.length[chunk] = new_lens
+            self.block[chunk] = np.where(new_lens > 0, cls, -1)
+            offset += int(sizes.sum())
+        self.used = offset
+        self._free = [[] for _ in self._sizes]
+        self._free_slots = 0
+        self.compactions += 1
+        self.compact_seconds += time.perf_counter() - t0
+
+
+def _keys(weights: Float32Array, rows: IntArray, rank: IntArray, lens: IntArray) -> FloatArray:
+    """What the budget ranks entries by: the weight, ties broken by recency in the row.
+
+    Entries come grouped by row: ``rows`` and ``lens`` give each group's row and length,
+    ``rank`` each entry's position in its row (oldest first). Equal weights are common
+    (every pair seen once with the same increment); without a tie-break a threshold on them
+    would keep all or drop all. The nudge, below a millionth, only orders near-equal
+    weights: newer in its row first, then by a hash of (row, position), so that equal
+    weights at the same place of different rows split too.
+    """
+    per_entry = np.repeat(lens, lens)
+    row = np.repeat(rows, lens).astype(np.uint64)
+    mixed = (row * np.uint64(0x9E3779B1) + rank.astype(np.uint64) * np.uint64(0x85EBCA77)) & (
+        np.uint64(0xFFFF)
+    )
+    order = (rank + 1) / (per_entry + 1) + mixed.astype(np.float64) / 65_536.0 / 1_024.0
+    keys: FloatArray = weights.astype(np.float64) * (1.0 + _TIE * order)
+    return keys

@@ -7,6 +7,10 @@ collide; the worker serves it at ``/metrics``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.model.models import SharedModels as ModelSizes
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -172,6 +176,29 @@ class WorkerMetrics:
         self.cached_users = Gauge(
             "recloop_cached_users", "User states held in the worker's cache.", registry=r
         )
+        self.model_bytes = Gauge(
+            "recloop_model_bytes",
+            "Resident bytes of the worker's model arrays, by part (neighbors: the "
+            "co-occurrence rows, bounded by RECLOOP_MODEL_NEIGHBOR_MEMORY_MB; user_knn; "
+            "items: catalogue and item statistics). Python strings come on top.",
+            ["part"],
+            registry=r,
+        )
+        self.neighbor_budget_passes = Gauge(
+            "recloop_model_neighbor_budget_passes",
+            "Passes that dropped the lightest co-occurrence entries to stay within "
+            "RECLOOP_MODEL_NEIGHBOR_MEMORY_MB, since the worker started.",
+            registry=r,
+        )
+
+    def watch_model(self, models: ModelSizes) -> None:
+        """Read the model's sizes at each scrape (cheap: a few array sizes)."""
+        self.model_bytes.labels("neighbors").set_function(models.cooc.nbytes)
+        self.model_bytes.labels("user_knn").set_function(models.user_knn.nbytes)
+        self.model_bytes.labels("items").set_function(
+            lambda: models.catalog.nbytes() + models.stats.nbytes()
+        )
+        self.neighbor_budget_passes.set_function(lambda: models.cooc.table.budget_prunes)
 
     # --- sensor hooks (``pipeline.publish.ports.PublishSensor``) ---------------------------
     def on_lists(self, kind: str, count: int) -> None:

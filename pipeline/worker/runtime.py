@@ -237,6 +237,7 @@ async def start_worker(
     )
     models = await sharing.load()
     await sharing.sync(models)
+    metrics.watch_model(models)
     recommender = Recommender(models, ListParams.from_settings(settings))
     recommender.refresh_indexes(clock.now_ms())
 

@@ -139,6 +139,95 @@ def test_memory_is_bounded_by_rows_times_capacity() -> None:
     assert t.ids.itemsize + t.weights.itemsize == 8  # int32 id + float32 weight an entry
 
 
+def _grow_rows(
+    t: NeighborTable, rng: np.random.Generator, steps: int
+) -> dict[int, dict[int, float]]:
+    """Rows that grow through the block classes (what a large catalogue does), and a reference."""
+    expected: dict[int, dict[int, float]] = {}
+    for _ in range(steps):
+        row = int(rng.integers(0, 400))
+        nbrs = np.unique(rng.integers(0, 5_000, int(rng.integers(1, 6))))
+        incs = rng.random(nbrs.shape[0])
+        t.add_many(row, nbrs, incs)
+        ref = expected.setdefault(row, {})
+        for n, w in zip(nbrs.tolist(), incs.tolist(), strict=True):
+            ref[n] = ref.get(n, 0.0) + w
+    return expected
+
+
+def test_compaction_keeps_every_row_and_drops_the_freed_blocks() -> None:
+    t = NeighborTable(capacity=128)
+    expected = _grow_rows(t, np.random.default_rng(5), 4_000)
+    assert t.pruned == 0 and t.free_slots() > 0
+    in_blocks = int(t.classes[t.block[t.rows()]].sum())
+    assert t.used == in_blocks + t.free_slots()
+    t.compact()
+    assert t.free_slots() == 0 and t.used == in_blocks
+    for row, want in expected.items():
+        assert _as_dict(t, row) == pytest.approx(want)
+    more = _grow_rows(t, np.random.default_rng(6), 2_000)  # and it goes on as before
+    for row, want in more.items():
+        for n, w in want.items():
+            expected.setdefault(row, {})[n] = expected.get(row, {}).get(n, 0.0) + w
+    assert t.pruned == 0
+    for row, want in expected.items():
+        assert _as_dict(t, row) == pytest.approx(want)
+
+
+def test_arena_is_packed_instead_of_grown_when_freed_blocks_hold_a_quarter() -> None:
+    t = NeighborTable(capacity=256)
+    expected = _grow_rows(t, np.random.default_rng(8), 12_000)
+    assert t.compactions >= 1
+    in_blocks = int(t.classes[t.block[t.rows()]].sum())
+    assert t.used == in_blocks + t.free_slots()
+    # a block from the arena's end packs it first when freed blocks hold a quarter
+    assert t.pruned == 0 and t.free_slots() * 4 < t.used + 256 * 4
+    for row, want in expected.items():
+        assert _as_dict(t, row) == pytest.approx(want)
+
+
+def test_compaction_with_a_threshold_drops_exactly_the_lighter_entries() -> None:
+    t = NeighborTable(capacity=128)
+    expected = _grow_rows(t, np.random.default_rng(4), 3_000)
+    theta = 0.5
+    t.compact(min_weight=theta)
+    for row, want in expected.items():
+        kept = {n: w for n, w in want.items() if np.float32(w) >= np.float32(theta)}
+        assert _as_dict(t, row) == pytest.approx(kept)
+        assert t.was_pruned(row) == (len(kept) < len(want))
+    in_blocks = int(t.classes[t.block[t.rows()]].sum())
+    assert t.used == in_blocks and t.free_slots() == 0
+    lengths = t.length[t.rows()]
+    assert (t.classes[t.block[t.rows()]] >= lengths).all()  # smallest block holding each
+    assert ((lengths > 4) <= (t.classes[t.block[t.rows()] - 1] < lengths)).all()
+
+
+def test_budget_bounds_the_arena_and_keeps_the_heaviest_pairs() -> None:
+    """Heavy pairs seen often survive; the slots handed out never pass the budget."""
+    rng = np.random.default_rng(2)
+    budget = 16 * 64
+    t = NeighborTable(capacity=64, max_slots=budget)
+    heavy = {(r, r + 1000) for r in range(20)}
+    for step in range(6_000):
+        row = int(rng.integers(0, 60))
+        nbrs = np.unique(rng.integers(2_000, 50_000, 3))
+        t.add_many(row, nbrs, np.full(nbrs.shape[0], 0.1))
+        if step % 10 == 0:
+            for r, n in heavy:
+                t.add(r, n, 1.0)
+        assert t.used <= budget and t.high_water <= budget
+    assert t.budget_prunes >= 1
+    for r, n in heavy:
+        ids, weights = t.row(r)
+        assert n in ids.tolist()
+    assert t.nbytes() <= (budget + 64) * 8 + t.start.nbytes * 3
+
+
+def test_budget_must_hold_four_rows() -> None:
+    with pytest.raises(ValueError, match="four full rows"):
+        NeighborTable(capacity=64, max_slots=100)
+
+
 def test_capacity_must_hold_two() -> None:
     with pytest.raises(ValueError, match="capacity must be at least 2"):
         NeighborTable(capacity=1)
