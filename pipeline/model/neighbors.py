@@ -28,8 +28,8 @@ forward-decayed weights are rebased before their growth factor reaches ``2 ** 64
 (``pipeline.model.cooc``). Ids must fit an int32.
 
 **Budget.** ``max_slots`` bounds the arena whatever the catalogue and the traffic
-(``RECLOOP_MODEL_NEIGHBOR_MEMORY_MB``; the per-row bound alone allows ``rows x capacity``,
-6 GB at a million items). When a block would pass it, the table drops its lightest
+(``RECLOOP_MODEL_NEIGHBOR_MEMORY_MB``; the per-row bound alone allows ``rows x capacity``
+entries, 3.2 GB at a million items of 400). When a block would pass it, the table drops its lightest
 entries, across all rows, down to three quarters of the budget (the threshold weight is
 read from a sample of rows) and packs the arena: heavy rows keep their length and the
 pairs seen once go first. Each such pass copies the arena once for a quarter of it freed,
@@ -577,8 +577,8 @@ def _keys(weights: Float32Array, rows: IntArray, rank: IntArray, lens: IntArray)
     ``rank`` each entry's position in its row (oldest first). Equal weights are common
     (every pair seen once with the same increment); without a tie-break a threshold on them
     would keep all or drop all. The nudge, below a millionth, only orders near-equal
-    weights: newer in its row first, then by a hash of (row, position), so that equal
-    weights at the same place of different rows split too.
+    weights: the newer in its row is kept first, then a hash of (row, position) decides, so
+    that equal weights at the same place of different rows split too.
     """
     per_entry = np.repeat(lens, lens)
     row = np.repeat(rows, lens).astype(np.uint64)

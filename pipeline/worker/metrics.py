@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
 if TYPE_CHECKING:
     from pipeline.model.models import SharedModels as ModelSizes
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 EVENT_TIME_LAG_CAP_SECONDS = 7 * 86_400.0
@@ -179,8 +179,8 @@ class WorkerMetrics:
         self.model_bytes = Gauge(
             "recloop_model_bytes",
             "Resident bytes of the worker's model arrays, by part (neighbors: the "
-            "co-occurrence rows, bounded by RECLOOP_MODEL_NEIGHBOR_MEMORY_MB; user_knn; "
-            "items: catalogue and item statistics). Python strings come on top.",
+            "co-occurrence rows, bounded by RECLOOP_MODEL_NEIGHBOR_MEMORY_MB; items: "
+            "catalogue and item statistics). Python strings and the user-kNN come on top.",
             ["part"],
             registry=r,
         )
@@ -192,9 +192,11 @@ class WorkerMetrics:
         )
 
     def watch_model(self, models: ModelSizes) -> None:
-        """Read the model's sizes at each scrape (cheap: a few array sizes)."""
+        """Read the model's sizes at each scrape (a few array sizes: cheap on the loop).
+
+        The user-kNN is left out: measuring it walks one object per user and per item.
+        """
         self.model_bytes.labels("neighbors").set_function(models.cooc.nbytes)
-        self.model_bytes.labels("user_knn").set_function(models.user_knn.nbytes)
         self.model_bytes.labels("items").set_function(
             lambda: models.catalog.nbytes() + models.stats.nbytes()
         )
