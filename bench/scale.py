@@ -277,10 +277,11 @@ def shape(models: Any, np: Any) -> dict[str, Any]:
             "pairs": int(lengths.sum()),
             "longest_row": int(lengths.max(initial=0)),
             "arena": cooc.table.used,  # entries allocated to blocks (free ones included)
-            "free_slots": getattr(cooc.table, "_free_slots", None),
+            # packing and budget figures, from trees that have them
+            "free_slots": cooc.table.free_slots() if hasattr(cooc.table, "free_slots") else None,
             "compactions": getattr(cooc.table, "compactions", None),
             "compact_s": getattr(cooc.table, "compact_seconds", None),
-            "budget_passes": getattr(cooc.table, "budget_prunes", None),
+            "budget_passes": getattr(cooc.table, "budget_passes", None),
             "high_water": getattr(cooc.table, "high_water", None),
             "catalog": len(models.catalog),
             "model_bytes": models.nbytes(),

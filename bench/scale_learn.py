@@ -40,10 +40,9 @@ sys.path.insert(1, str(BENCH))
 
 import numpy as np  # noqa: E402
 from common import log, write_results  # noqa: E402
-from scale import SCALE_PROFILE, SCALE_TRAFFIC  # noqa: E402
+from scale import VARIANTS, traffic_shape  # noqa: E402
 from scale_traffic import Traffic, event_doc, record_args  # noqa: E402
 
-from pipeline.config import Settings  # noqa: E402
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
 from pipeline.model.catalog import ItemInfo  # noqa: E402
@@ -52,18 +51,8 @@ from pipeline.model.models import ModelParams, SharedModels  # noqa: E402
 from pipeline.model.record import LearnRecord  # noqa: E402
 from schemas.events import Event  # noqa: E402
 
-# what bench/scale.py's variants of this tree measure: the models' settings and the
-# traffic's context and history lengths
-SETUPS: dict[str, tuple[dict[str, Any], dict[str, int]]] = {
-    "after": (SCALE_PROFILE, SCALE_TRAFFIC),
-    "defaults": (
-        {},
-        {
-            "context": ModelParams().learn_context,
-            "history": Settings.model_fields["history_size"].default,
-        },
-    ),
-}
+# the variants of bench/scale.py that measure this tree (the others build older trees)
+SETUPS = ("after", "defaults")
 PARAMS = FeatureParams(
     half_life_seconds=3 * 86_400.0, history_size=50, excluded_size=2_000, dedupe_size=2_000
 )
@@ -83,9 +72,10 @@ def build(
     items: int, events: int, users: int, seed: int, variant: str = "after"
 ) -> tuple[SharedModels, Traffic]:
     """The models after ``events`` bulk-learned events, as ``bench/scale.py`` fills them."""
-    model, shape = SETUPS[variant]
-    traffic = Traffic(n_items=items, n_users=users, seed=seed, **shape)
-    models = SharedModels(ModelParams(**model))  # the models bench/scale.py measures
+    options = VARIANTS[variant](ROOT).options  # the models and traffic bench/scale.py measures
+    params = ModelParams(**options.get("model", {}))
+    traffic = Traffic(n_items=items, n_users=users, seed=seed, **traffic_shape(options, params))
+    models = SharedModels(params)
     for item_id, cats, duration, published, title in traffic.item_infos():
         models.upsert_item(ItemInfo(item_id, cats, duration, published, None, title))
     skip = models.params.skip_weight
@@ -144,7 +134,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--variant", choices=sorted(SETUPS), default="after")
+    parser.add_argument("--variant", choices=SETUPS, default="after")
     parser.add_argument("--steps", type=int, default=1_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--cache", default="/tmp/recloop-scale-learn")

@@ -114,7 +114,7 @@ class NeighborTable:
         self.weights: Float32Array = np.zeros(self.ids.shape[0], dtype=np.float32)
         self.used = 0  # arena slots handed to blocks (the end of the last one)
         self.high_water = 0  # the most slots ever handed out: the arena's resident part
-        self.budget_prunes = 0  # passes that dropped the lightest entries to fit the budget
+        self.budget_passes = 0  # passes that dropped the lightest entries to fit the budget
         self._over = 0  # the budget is not enforced below this many used slots (see _fit_budget)
         self._free: list[list[int]] = [[] for _ in classes]
         self._free_slots = 0  # slots in freed blocks
@@ -499,7 +499,7 @@ class NeighborTable:
             if theta is None:
                 break
             self.compact(min_weight=theta)
-            self.budget_prunes += 1
+            self.budget_passes += 1
         # the passes could not make room (cannot happen with distinct keys): the arena grows
         # past its bound rather than retrying at every block, until the next quarter
         if self.used + size > budget:

@@ -200,7 +200,7 @@ class WorkerMetrics:
         self.model_bytes.labels("items").set_function(
             lambda: models.catalog.nbytes() + models.stats.nbytes()
         )
-        self.neighbor_budget_passes.set_function(lambda: models.cooc.table.budget_prunes)
+        self.neighbor_budget_passes.set_function(lambda: models.cooc.table.budget_passes)
 
     # --- sensor hooks (``pipeline.publish.ports.PublishSensor``) ---------------------------
     def on_lists(self, kind: str, count: int) -> None:
