@@ -52,7 +52,7 @@ from operator import itemgetter, mul
 import numpy as np
 
 from pipeline.features.decay import growth_exponent, rescale_needed
-from pipeline.model.arrays import Float32Array, FloatArray, Int32Array, IntArray, fit
+from pipeline.model.arrays import BoolArray, Float32Array, FloatArray, Int32Array, IntArray, fit
 from pipeline.model.neighbors import NeighborTable
 
 _first, _second = itemgetter(0), itemgetter(1)  # of (item, weight) pairs
@@ -65,6 +65,21 @@ _RESCALE_EXPONENT = 64.0  # float32 weights: rebase while 2 ** exponent is far f
 _FACTORS_CACHED = 256  # context lengths whose window factors are kept (bounded cache)
 _EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
+
+
+def resolve_refs(refs: Int32Array, generation: Int32Array) -> tuple[IntArray, BoolArray]:
+    """Catalogue indices named by row references, and which of them are still live.
+
+    A reference is live while its index's generation is the one it was written with (see
+    the module docstring); snapshots drop the others, as reading a row does.
+
+    >>> ids, live = resolve_refs(np.array([5, (1 << 24) | 6], dtype=np.int32),
+    ...                          np.array([0] * 6 + [2], dtype=np.int32))
+    >>> ids.tolist(), live.tolist()
+    ([5, 6], [True, False])
+    """
+    ids = (refs & _INDEX).astype(np.int64)
+    return ids, (refs >> _INDEX_BITS) == generation[ids]
 
 
 class CoocModel:

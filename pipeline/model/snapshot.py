@@ -1,8 +1,13 @@
-"""Shared-model state to and from a JSON document (pure), for versioned snapshots in Redis.
+"""Shared-model state to and from a snapshot document (pure), for versioned snapshots in Redis.
 
 A snapshot holds the catalogue, the co-occurrence rows, the item statistics and the ranker
-weights, with public item ids (dense indices are per process). It is JSON, compressed by the
-store, never a pickle: reading a snapshot must not be able to run code.
+weights, with public item ids (dense indices are per process). It is JSON plus, since
+format 5, the neighbour rows as flat arrays (``NeighborColumns``) that the store keeps in
+separate binary parts (``pipeline.stores.codec``): never a pickle, so reading a snapshot
+cannot run code.
+
+Taking a snapshot is split in two (``freeze``): copying the state, on the event loop and
+at the cost of copying arrays, then building the document from the copies, in a thread.
 
 Format 2 (bounded state): ``catalog``, when each item was last seen (eviction order);
 the overall trend as a dense vector and each segment's trending as heavy hitters
@@ -12,67 +17,250 @@ Format 3 adds ``stats.stages``, the stage popularity (heavy hitters per stage, i
 ``[item_id, count, error]`` form); formats 1 and 2 read with empty stages, which fill again
 from the next positives. Format 4 adds ``reranker``, the learning-to-rank layer's weights
 (``pipeline.model.reranker``); formats 1-3 read with its starting weights (the blend's order).
+Format 5 stores ``cooc.rows`` as ``NeighborColumns`` (item positions in ``items``, float32
+weights exactly as the rows hold them) instead of ``{item_id: {neighbour_id: weight}}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from pipeline.model.arrays import FloatArray
+from pipeline.model.arrays import Float32Array, FloatArray, Int32Array, IntArray
 from pipeline.model.catalog import ItemInfo
+from pipeline.model.cooc import resolve_refs
 from pipeline.model.item_stats import GLOBAL_SEGMENT
 from pipeline.model.models import ModelParams, SharedModels
+from pipeline.model.neighbors import NeighborTable
 from pipeline.model.trending import HeavyHitters
 
-SNAPSHOT_FORMAT = 4
-READABLE_FORMATS = (1, 2, 3, 4)
+SNAPSHOT_FORMAT = 5
+READABLE_FORMATS = (1, 2, 3, 4, 5)
 _DENSE = ("popularity", "interactions", "skips", "watches", "completion_sum")
+PART_ENTRIES = 4_000_000  # neighbour entries per stored part (~32 MB before compression)
+
+
+@dataclass(frozen=True)
+class NeighborColumns:
+    """Co-occurrence rows as four flat arrays (format 5), in the table's row order.
+
+    Row ``k`` is the item at position ``rows[k]`` of the document's ``items``; its
+    neighbours are the next ``lengths[k]`` entries of ``ids`` (positions in ``items`` too)
+    and ``weights``. No Python object per pair: at tens of millions of pairs the dict of
+    dicts of formats 1-4 cost ~6 s of CPU on the event loop and ~16 bytes a pair stored.
+    """
+
+    rows: Int32Array
+    lengths: Int32Array
+    ids: Int32Array
+    weights: Float32Array
+
+    @property
+    def entries(self) -> int:
+        """Neighbour entries in all rows."""
+        return int(self.ids.shape[0])
+
+    @staticmethod
+    def concat(parts: Sequence[NeighborColumns]) -> NeighborColumns:
+        """The parts one after another (as ``FrozenModels.row_parts`` cut them)."""
+        if not parts:
+            return _NO_ROWS
+        return NeighborColumns(
+            np.concatenate([p.rows for p in parts]),
+            np.concatenate([p.lengths for p in parts]),
+            np.concatenate([p.ids for p in parts]),
+            np.concatenate([p.weights for p in parts]),
+        )
+
+
+_NO_ROWS = NeighborColumns(
+    np.zeros(0, dtype=np.int32),
+    np.zeros(0, dtype=np.int32),
+    np.zeros(0, dtype=np.int32),
+    np.zeros(0, dtype=np.float32),
+)
+
+
+@dataclass(frozen=True)
+class _Hitters:
+    items: IntArray
+    counts: FloatArray
+    errors: FloatArray
+
+    @staticmethod
+    def of(h: HeavyHitters) -> _Hitters:
+        n = h.size
+        return _Hitters(h.items[:n].copy(), h.counts[:n].copy(), h.errors[:n].copy())
+
+    def entries(self, ids: Sequence[str]) -> list[list[Any]]:
+        """``[[item_id, count, error], ...]``."""
+        return [
+            [ids[i], c, e]
+            for i, c, e in zip(
+                self.items.tolist(), self.counts.tolist(), self.errors.tolist(), strict=True
+            )
+        ]
+
+
+class FrozenModels:
+    """Copies of everything a snapshot holds, taken in one step on the event loop.
+
+    A snapshot must hold exactly the model log up to one position, so its state is taken
+    with no ``await`` in between (the models change with every batch). Taking it costs
+    copies of arrays and of lists of references (memory bandwidth: the co-occurrence arena's
+    used slots, at most ``RECLOOP_MODEL_NEIGHBOR_MEMORY_MB``, and a few arrays per item),
+    never a Python object per pair or per item. Building the document and cutting the rows
+    into parts (``header``, ``row_parts``) read only these copies, so they run in a thread
+    while the models keep learning. Until it is dropped, a ``FrozenModels`` holds about as
+    much memory as the arena's used slots plus ~60 bytes per item.
+    """
+
+    def __init__(self, models: SharedModels) -> None:
+        catalog, stats, cooc = models.catalog, models.stats, models.cooc
+        order = np.flatnonzero(catalog.live[: catalog.slots])
+        self.order = order
+        self.ids = catalog.ids.copy()
+        self.categories = catalog.category_tuples.copy()
+        self.creators = catalog.creators.copy()
+        self.titles = catalog.titles.copy()
+        self.duration = catalog.duration[order]
+        self.published = catalog.published_ts[order]
+        self.last_seen = catalog.last_seen[order]
+        self.touched = catalog.touched[order]
+        self.cooc_landmark = cooc.landmark_ts
+        self.mass = _dense(cooc.mass, order)
+        self.generation = cooc.generation.copy()
+        self.evicted = cooc.evicted
+        table = cooc.table
+        self.row_start = table.start.copy()
+        self.row_length = table.length.copy()
+        self.row_block = table.block.copy()
+        self.arena_ids = table.ids[: table.used].copy()
+        self.arena_weights = table.weights[: table.used].copy()
+        self.stats_landmark = stats.landmark_ts
+        self.dense = {name: _dense(getattr(stats, name), order) for name in _DENSE}
+        self.trend = _dense(stats.trend, order)
+        self.segments = {name: _Hitters.of(h) for name, h in stats.segments.items()}
+        self.stages = [_Hitters.of(h) for h in stats.stages]
+        self.ranker = models.ranker.snapshot()
+        self.reranker = models.reranker.snapshot()
+        self.records_applied = models.records_applied
+        self.learned_through = dict(models.learned_through)
+
+    def header(self) -> dict[str, Any]:
+        """The document without its neighbour rows (``cooc.rows`` is left for the caller)."""
+        ids = self.ids
+        items = [
+            [
+                ids[i],
+                list(self.categories[i]),
+                None if math.isnan(duration) else duration,
+                int(published) or None,
+                self.creators[i],
+                self.titles[i],
+            ]
+            for i, duration, published in zip(
+                self.order.tolist(), self.duration.tolist(), self.published.tolist(), strict=True
+            )
+        ]
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "items": items,
+            "catalog": {"last_seen": self.last_seen.tolist(), "touched": self.touched.tolist()},
+            "cooc": {"landmark_ts": self.cooc_landmark, "mass": self.mass.tolist()},
+            "stats": {
+                "landmark_ts": self.stats_landmark,
+                **{name: values.tolist() for name, values in self.dense.items()},
+                "trend": self.trend.tolist(),
+                "segments": {name: h.entries(ids) for name, h in self.segments.items()},
+                "stages": [h.entries(ids) for h in self.stages],
+            },
+            "ranker": self.ranker,
+            "reranker": self.reranker,
+            "records_applied": self.records_applied,
+            "learned_through": self.learned_through,
+        }
+
+    def row_parts(self, max_entries: int = PART_ENTRIES) -> Iterator[NeighborColumns]:
+        """The neighbour rows in parts of at most ``max_entries`` entries.
+
+        A longer row goes alone. Rows and neighbours no longer in the catalogue are left out.
+        """
+        rows = np.flatnonzero(self.row_block >= 0)
+        size = max(self.row_block.shape[0], self.generation.shape[0], len(self.ids))
+        position = np.full(size, -1, dtype=np.int64)
+        position[self.order] = np.arange(self.order.shape[0])
+        rows = rows[position[rows] >= 0]
+        for first, last in row_cuts(self.row_length[rows], max_entries):
+            yield self._columns(rows[first:last], position)
+
+    def _columns(self, rows: IntArray, position: IntArray) -> NeighborColumns:
+        lens = self.row_length[rows].astype(np.int64)
+        offsets = np.zeros(rows.shape[0], dtype=np.int64)
+        np.cumsum(lens[:-1], out=offsets[1:])
+        take = np.repeat(self.row_start[rows] - offsets, lens) + np.arange(int(lens.sum()))
+        refs, weights = self.arena_ids[take], self.arena_weights[take]
+        if self.evicted:  # references to evicted items are dropped, as reading a row does
+            nbrs, keep = resolve_refs(refs, self.generation)
+        else:
+            nbrs, keep = refs.astype(np.int64), np.ones(refs.shape[0], dtype=bool)
+        nbr_pos = position[nbrs]
+        keep &= nbr_pos >= 0
+        if not keep.all():
+            owner = np.repeat(np.arange(rows.shape[0]), lens)
+            lens = np.bincount(owner[keep], minlength=rows.shape[0])
+            nbr_pos, weights = nbr_pos[keep], weights[keep]
+        filled = lens > 0
+        return NeighborColumns(
+            position[rows[filled]].astype(np.int32),
+            lens[filled].astype(np.int32),
+            nbr_pos.astype(np.int32),
+            weights.astype(np.float32),
+        )
+
+    def document(self) -> dict[str, Any]:
+        """The whole document, rows included (tests and tools; workers write parts)."""
+        doc = self.header()
+        doc["cooc"]["rows"] = NeighborColumns.concat(list(self.row_parts()))
+        return doc
+
+
+def row_cuts(lengths: Int32Array, max_entries: int) -> Iterator[tuple[int, int]]:
+    """Ranges ``[first, last)`` of rows holding at most ``max_entries`` entries each.
+
+    A longer row goes alone. This is how the rows are cut into stored parts.
+
+    >>> list(row_cuts(np.array([3, 3, 5, 2], dtype=np.int32), 6))
+    [(0, 2), (2, 3), (3, 4)]
+    """
+    ends = np.cumsum(lengths, dtype=np.int64)
+    first = 0
+    while first < ends.shape[0]:
+        done = int(ends[first - 1]) if first else 0
+        last = max(first + 1, int(np.searchsorted(ends, done + max_entries, side="right")))
+        yield first, last
+        first = last
+
+
+def freeze(models: SharedModels) -> FrozenModels:
+    """What a snapshot of ``models`` holds, copied now (see ``FrozenModels``)."""
+    return FrozenModels(models)
 
 
 def models_to_dict(models: SharedModels) -> dict[str, Any]:
-    """Everything the shared models learned, keyed by item id."""
-    catalog, stats, cooc = models.catalog, models.stats, models.cooc
-    order = np.flatnonzero(catalog.live[: catalog.slots])
-    ids = catalog.ids
-    rows: dict[str, dict[str, float]] = {}
-    for item in cooc.table.rows().tolist():
-        nbrs, weights = cooc.row(item)
-        if nbrs.shape[0]:
-            names = [ids[j] for j in nbrs.tolist()]
-            rows[ids[item]] = dict(zip(names, weights.tolist(), strict=True))
-    return {
-        "format": SNAPSHOT_FORMAT,
-        "items": [_info_row(catalog.info(i)) for i in order.tolist()],
-        "catalog": {
-            "last_seen": catalog.last_seen[order].tolist(),
-            "touched": catalog.touched[order].tolist(),
-        },
-        "cooc": {
-            "landmark_ts": cooc.landmark_ts,
-            "mass": _dense(cooc.mass, order),
-            "rows": rows,
-        },
-        "stats": {
-            "landmark_ts": stats.landmark_ts,
-            **{name: _dense(getattr(stats, name), order) for name in _DENSE},
-            "trend": _dense(stats.trend, order),
-            "segments": {name: _hitters(h, ids) for name, h in stats.segments.items()},
-            "stages": [_hitters(h, ids) for h in stats.stages],
-        },
-        "ranker": models.ranker.snapshot(),
-        "reranker": models.reranker.snapshot(),
-        "records_applied": models.records_applied,
-        "learned_through": dict(models.learned_through),
-    }
+    """Everything the shared models learned, keyed by item id (rows as ``NeighborColumns``)."""
+    return freeze(models).document()
 
 
 def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> SharedModels:
-    """Models that continue from a snapshot written by ``models_to_dict`` (format 1 or 2).
+    """Models that continue from a snapshot document (formats 1-5).
 
-    The format number is checked where snapshots are decoded (``pipeline.stores.codec``).
+    The format number is checked where snapshots are decoded (``pipeline.stores.codec``),
+    which also attaches a format-5 document's rows as ``NeighborColumns``.
     """
     models = SharedModels(params)
     catalog = models.catalog
@@ -89,9 +277,14 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     models.cooc.landmark_ts = cooc["landmark_ts"]
     models.cooc.mass = _scatter(cooc["mass"], index, catalog.slots)
     models.cooc.generation = np.zeros(models.cooc.mass.shape[0], dtype=np.int32)
-    for item_id, row in cooc["rows"].items():
-        nbrs = np.array([catalog.index_of(j) for j in row], dtype=np.int64)
-        models.cooc.table.add_many(catalog.index_of(item_id), nbrs, np.array(list(row.values())))
+    rows = cooc["rows"]
+    if isinstance(rows, NeighborColumns):  # format 5
+        _load_columns(models.cooc.table, rows, index)
+    else:
+        for item_id, row in rows.items():
+            nbrs = np.array([catalog.index_of(j) for j in row], dtype=np.int64)
+            weights = np.array(list(row.values()))
+            models.cooc.table.add_many(catalog.index_of(item_id), nbrs, weights)
     st = doc["stats"]
     stats = models.stats
     stats.landmark_ts = st["landmark_ts"]
@@ -115,47 +308,46 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     for hitters, entries in zip(stats.stages, st.get("stages", []), strict=False):
         _restore(hitters, entries, catalog.index_of)
     models.ranker.restore(doc["ranker"])
-    if "reranker" in doc:  # format 4
+    if "reranker" in doc:  # since format 4
         models.reranker.restore(doc["reranker"])
     models.records_applied = int(doc.get("records_applied", 0))
     models.learned_through = {str(k): int(v) for k, v in doc.get("learned_through", {}).items()}
     return models
 
 
-def _hitters(h: HeavyHitters, ids: list[str]) -> list[list[Any]]:
-    """Heavy hitters as ``[[item_id, count, error], ...]``."""
-    return [
-        [ids[int(i)], float(c), float(e)]
-        for i, c, e in zip(h.items[: h.size], h.counts[: h.size], h.errors[: h.size], strict=True)
-    ]
+def _load_columns(table: NeighborTable, cols: NeighborColumns, index: IntArray) -> None:
+    """Add format-5 rows to ``table``; positions in ``items`` become catalogue indices."""
+    n = index.shape[0]
+    bad = [a for a in (cols.rows, cols.ids) if a.shape[0] and (a.min() < 0 or a.max() >= n)]
+    if bad or int(cols.lengths.sum(dtype=np.int64)) != cols.entries or (cols.lengths < 0).any():
+        msg = "snapshot rows name items outside the snapshot or do not add up"
+        raise ValueError(msg)
+    rows, nbrs = index[cols.rows], index[cols.ids]
+    weights = cols.weights.astype(np.float64)
+    lengths = cols.lengths.astype(np.int64)
+    if table.load_rows(rows, lengths, nbrs, weights):
+        return
+    end = 0  # not in one go (see ``load_rows``): row by row, as learning adds them
+    for row, length in zip(rows.tolist(), lengths.tolist(), strict=True):
+        start, end = end, end + length
+        table.add_many(row, nbrs[start:end], weights[start:end])
 
 
 def _restore(
     hitters: HeavyHitters, entries: list[list[Any]], index_of: Callable[[str], int]
 ) -> None:
-    """Refill heavy hitters from ``_hitters`` entries (at most their capacity)."""
+    """Refill heavy hitters from ``[[item_id, count, error], ...]`` (at most their capacity)."""
     for item_id, count, error in entries[: hitters.capacity]:
         hitters.add(index_of(item_id), float(count))
         hitters.errors[hitters.size - 1] = float(error)
 
 
-def _info_row(info: ItemInfo) -> list[Any]:
-    return [
-        info.item_id,
-        list(info.categories),
-        info.duration_seconds,
-        info.published_ts,
-        info.creator_id,
-        info.title,
-    ]
-
-
-def _dense(arr: FloatArray, order: np.ndarray) -> list[float]:
-    """Values of the live items in ``order`` (0 past the end of ``arr``)."""
+def _dense(arr: FloatArray, order: IntArray) -> FloatArray:
+    """Values of the live items in ``order`` (0 past the end of ``arr``), a copy."""
     out = np.zeros(order.shape[0])
     inside = order < arr.shape[0]
     out[inside] = arr[order[inside]]
-    return [float(x) for x in out]
+    return out
 
 
 def _scatter(values: list[float], index: np.ndarray, size: int) -> FloatArray:

@@ -108,7 +108,7 @@ class CatalogueView:
         raw_version: Any = await self.client.get(self.keys.model_snapshot_latest)
         if raw_version is None or int(raw_version) == self.snapshot_version:
             return
-        doc, version = await read_latest_snapshot(self.client, self.keys)
+        doc, version = await read_latest_snapshot(self.client, self.keys, rows=False)
         if doc is None:
             return
         stats = doc.get("stats") or {}

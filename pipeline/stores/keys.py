@@ -188,8 +188,12 @@ class RedisKeys:
         return f"{self.namespace}:model:snapshot:lock"
 
     def model_snapshot(self, version: int) -> str:
-        """A versioned model snapshot (zlib-compressed JSON)."""
+        """A versioned model snapshot's header (zlib-compressed JSON)."""
         return f"{self.namespace}:model:snapshot:{version}"
+
+    def model_snapshot_rows(self, version: int, part: int) -> str:
+        """Part ``part`` of a versioned snapshot's neighbour rows (format 5, binary)."""
+        return f"{self.namespace}:model:snapshot:{version}:rows:{part}"
 
     @property
     def item_availability(self) -> str:

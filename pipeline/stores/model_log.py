@@ -7,7 +7,9 @@ therefore at most ``model_sync_seconds`` (plus one batch) behind the whole traff
 documented staleness bound.
 
 Every ``model_snapshot_seconds`` one worker (whoever takes a short lock) writes the whole
-model as ``recloop:model:snapshot:<version>`` with the log position it includes. A starting
+model as ``recloop:model:snapshot:<version>`` (a header with the log position it includes)
+and ``recloop:model:snapshot:<version>:rows:<k>`` (the neighbour rows, in parts of at most
+``PART_ENTRIES`` entries), building them off the event loop. A starting
 worker loads the newest snapshot and replays the log after that position, so model state
 survives restarts and scale-out. The log is trimmed to ``retention`` (3 snapshot intervals
 by default), which bounds its memory.
@@ -27,14 +29,16 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from pipeline.model.record import LearnRecord
+from pipeline.model.snapshot import PART_ENTRIES, FrozenModels, NeighborColumns
 from pipeline.stores.client import RedisClient
-from pipeline.stores.codec import decode_snapshot, encode_snapshot
+from pipeline.stores.codec import decode_snapshot, encode_header, encode_rows, snapshot_parts
 from pipeline.stores.commands import Commands
 from pipeline.stores.keys import RedisKeys
 from schemas.events import Item
@@ -136,33 +140,58 @@ class ModelLog:
             if len(entries) < count:
                 return out, items
 
-    async def write_snapshot(
-        self, doc: dict[str, Any], *, lock_seconds: float, now_ms: int
-    ) -> int | None:
-        """Write a snapshot document unless another worker holds the lock; its version.
+    async def lock_snapshot(self, lock_seconds: float) -> bool:
+        """Take the short snapshot lock unless another worker holds it (one writer per interval).
 
-        The caller syncs first and must not yield to the event loop between its last
-        ``read_new`` and building ``doc``, so the snapshot holds exactly the log up to
-        ``last_id``.
+        Taken before the models are copied, so a worker that will not write pays nothing.
         """
-        doc = {**doc, "log_id": self.last_id, "written_by": self.worker_id, "written_ts": now_ms}
         locked = await self.client.set(
             self.keys.model_snapshot_lock, self.worker_id, nx=True, ex=max(1, int(lock_seconds))
         )
-        if not locked:
-            return None
-        # Compressing is ~90 % of a snapshot's cost (2 s for 4M neighbour entries) and zlib
-        # releases the GIL: in a thread it no longer stalls every batch and timer. ``doc``
-        # holds copies (``models_to_dict``), so the models may change meanwhile.
-        blob = await asyncio.to_thread(encode_snapshot, doc)
+        return bool(locked)
+
+    async def write_snapshot(
+        self, frozen: FrozenModels, *, log_id: str, now_ms: int
+    ) -> SnapshotWritten:
+        """Write a snapshot of ``frozen``, the models as of log position ``log_id``.
+
+        The caller takes the lock (``lock_snapshot``), syncs, and copies the models
+        (``freeze``) and ``last_id`` with no ``await`` between its last ``read_new`` and the
+        copy, so the snapshot holds exactly the log up to ``log_id``. Everything here reads
+        the copy:
+        each neighbour part is cut, compressed (zlib releases the GIL) and written before the
+        next is built, in a thread, so the event loop keeps running and at most one part's
+        bytes are held besides the copy. Parts go first and the header after them, then
+        ``latest``: a reader never finds a header whose parts are not written yet.
+        """
         version = int(await self.client.incr(self.keys.model_version))
+        parts = frozen.row_parts(PART_ENTRIES)
+        written = SnapshotWritten(version)
+        while True:
+            blob = await asyncio.to_thread(_next_part, parts)
+            if blob is None:
+                break
+            blob_rows, blob_entries, data = blob
+            await self.client.set(self.keys.model_snapshot_rows(version, written.parts), data)
+            written.parts += 1
+            written.rows += blob_rows
+            written.entries += blob_entries
+            written.bytes += len(data)
+        meta = {"log_id": log_id, "written_by": self.worker_id, "written_ts": now_ms}
+        header = await asyncio.to_thread(
+            lambda: encode_header({**frozen.header(), **meta}, written.summary())
+        )
+        written.bytes += len(header)
         # one key at a time (they may live on different cluster nodes), in an order that
         # never lets `latest` name a snapshot not written yet
-        await self.client.set(self.keys.model_snapshot(version), blob)
+        await self.client.set(self.keys.model_snapshot(version), header)
         await self.client.set(self.keys.model_snapshot_latest, version)
-        await self.client.delete(self.keys.model_snapshot(version - _KEEP_SNAPSHOTS))
-        log.info("model snapshot written version=%d bytes=%d", version, len(blob))
-        return version
+        await delete_snapshot(self.client, self.keys, version - _KEEP_SNAPSHOTS)
+        log.info(
+            "model snapshot written version=%d parts=%d entries=%d bytes=%d",
+            version, written.parts, written.entries, written.bytes,
+        )  # fmt: skip
+        return written
 
     async def load_latest(self) -> tuple[dict[str, Any] | None, int]:
         """The newest snapshot document (None when there is none) and its version.
@@ -181,15 +210,71 @@ class ModelLog:
             self._seen.popitem(last=False)
 
 
+@dataclass
+class SnapshotWritten:
+    """What ``write_snapshot`` stored: version, neighbour parts, rows, entries, bytes."""
+
+    version: int
+    parts: int = 0
+    rows: int = 0
+    entries: int = 0
+    bytes: int = 0
+
+    def summary(self) -> dict[str, int]:
+        """The header's ``cooc.rows``."""
+        return {"parts": self.parts, "rows": self.rows, "entries": self.entries}
+
+
+def _next_part(parts: Iterator[NeighborColumns]) -> tuple[int, int, bytes] | None:
+    """The next part's rows, entries and stored bytes (``None`` after the last)."""
+    part = next(parts, None)
+    if part is None:
+        return None
+    return int(part.rows.shape[0]), part.entries, encode_rows(part)
+
+
+async def delete_snapshot(client: RedisClient, keys: RedisKeys, version: int) -> None:
+    """Delete a snapshot: its header first (no reader starts on it), then its parts.
+
+    Parts are numbered from 0 without gaps, so deleting stops at the first one missing.
+    """
+    if version < 1:
+        return
+    await client.delete(keys.model_snapshot(version))
+    part = 0
+    while await client.delete(keys.model_snapshot_rows(version, part)):
+        part += 1
+
+
 async def read_latest_snapshot(
-    client: RedisClient, keys: RedisKeys
+    client: RedisClient, keys: RedisKeys, *, rows: bool = True
 ) -> tuple[dict[str, Any] | None, int]:
-    """The newest snapshot document and its version (``None, 0`` when there is none)."""
+    """The newest complete snapshot document and its version (``None, 0`` when there is none).
+
+    ``rows=False`` reads only the header (the catalogue and statistics: what the API
+    needs), leaving a format-5 ``cooc.rows`` as its part summary. A snapshot whose parts
+    are missing (deleted by a writer three snapshots later while this read ran, or lost)
+    is skipped for the previous one still kept.
+    """
     raw_version: Any = await client.get(keys.model_snapshot_latest)
     if raw_version is None:
         return None, 0
-    version = int(raw_version)
-    blob: Any = await client.get(keys.model_snapshot(version))
-    if blob is None:
-        return None, 0
-    return decode_snapshot(blob), version
+    latest = int(raw_version)
+    for version in range(latest, max(0, latest - _KEEP_SNAPSHOTS), -1):
+        header: Any = await client.get(keys.model_snapshot(version))
+        if header is None:
+            continue
+        doc = decode_snapshot(header)
+        summary = snapshot_parts(doc)
+        if not rows or summary is None:
+            return doc, version
+        blobs: list[bytes] = []
+        for part in range(summary["parts"]):
+            blob: Any = await client.get(keys.model_snapshot_rows(version, part))
+            if blob is None:
+                break
+            blobs.append(blob)
+        if len(blobs) == summary["parts"]:
+            return decode_snapshot(header, blobs), version
+        log.warning("model snapshot version=%d lacks parts; reading an older one", version)
+    return None, 0

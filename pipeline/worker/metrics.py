@@ -135,6 +135,19 @@ class WorkerMetrics:
             "Version of the last model snapshot loaded or written.",
             registry=r,
         )
+        self.snapshot_seconds = Histogram(
+            "recloop_model_snapshot_seconds",
+            "Time of a model snapshot's steps: copy (on the event loop) and write (built "
+            "from the copy in a thread, then stored; the loop keeps running).",
+            ["step"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+            registry=r,
+        )
+        self.snapshot_bytes = Gauge(
+            "recloop_model_snapshot_bytes",
+            "Stored bytes of the last model snapshot this worker wrote (header and parts).",
+            registry=r,
+        )
         self.redis_errors = Counter(
             "recloop_redis_errors_total", "Redis operations that failed (then retried).", registry=r
         )

@@ -23,6 +23,7 @@ from pipeline.model.models import ModelParams, RankerExample, SharedModels
 from pipeline.model.ranker import FEATURES, Ranker
 from pipeline.model.record import LearnRecord
 from pipeline.model.snapshot import models_from_dict, models_to_dict
+from pipeline.stores.codec import decode_snapshot, encode_snapshot
 
 T0 = 1_700_000_000_000
 HOUR_MS = 3_600_000
@@ -171,7 +172,7 @@ MODELS = [
         inputs=_records,
         feed=lambda m, records: m.apply_all(records),
         state=shared_state,
-        restore=lambda m: models_from_dict(orjson.loads(orjson.dumps(models_to_dict(m)))),
+        restore=lambda m: models_from_dict(decode_snapshot(*encode_snapshot(models_to_dict(m)))),
         commutative=True,
         bounds=_shared_bounds,
         flood=_flood,
@@ -182,7 +183,9 @@ MODELS = [
         inputs=_records,
         feed=lambda m, records: m.apply_all(records),
         state=shared_state,
-        restore=lambda m: models_from_dict(orjson.loads(orjson.dumps(models_to_dict(m))), TIGHT),
+        restore=lambda m: models_from_dict(
+            decode_snapshot(*encode_snapshot(models_to_dict(m))), TIGHT
+        ),
         commutative=False,  # which pairs a full row keeps depends on arrival
         bounds=_shared_bounds,
         flood=_tight_flood,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 import numpy as np
@@ -15,10 +16,18 @@ from pipeline.model.catalog import ItemInfo
 from pipeline.model.learn import apply_learning, learn_batch
 from pipeline.model.models import ModelParams, SharedModels
 from pipeline.model.record import LearnRecord
-from pipeline.model.snapshot import SNAPSHOT_FORMAT, models_from_dict, models_to_dict
+from pipeline.model.snapshot import (
+    SNAPSHOT_FORMAT,
+    NeighborColumns,
+    freeze,
+    models_from_dict,
+    models_to_dict,
+)
 from pipeline.stores.codec import (
     SnapshotFormatError,
     decode_snapshot,
+    encode_header,
+    encode_rows,
     encode_snapshot,
 )
 from pipeline.tooling.replay import split_params
@@ -90,7 +99,7 @@ def _lists(engine: Recommender, users: dict[str, UserState], now: int) -> dict[s
 
 def _restored(engine: Recommender, params: ModelParams) -> Recommender:
     blob = encode_snapshot(models_to_dict(engine.models))
-    return Recommender(models_from_dict(decode_snapshot(blob), params), engine.params)
+    return Recommender(models_from_dict(decode_snapshot(*blob), params), engine.params)
 
 
 def test_snapshot_round_trip_recommends_the_same_lists() -> None:
@@ -127,7 +136,7 @@ def test_snapshot_of_another_format_is_refused() -> None:
     assert doc["format"] == SNAPSHOT_FORMAT
     doc["format"] = SNAPSHOT_FORMAT + 1
     with pytest.raises(SnapshotFormatError, match="unsupported model snapshot format"):
-        decode_snapshot(encode_snapshot(doc))
+        decode_snapshot(*encode_snapshot(doc))
 
 
 def test_a_format_1_snapshot_is_read_into_the_bounded_structures() -> None:
@@ -148,7 +157,7 @@ def test_a_format_1_snapshot_is_read_into_the_bounded_structures() -> None:
         "ranker": Recommender(SharedModels()).models.ranker.snapshot(),
         "records_applied": 3,
     }
-    models = models_from_dict(decode_snapshot(encode_snapshot(doc)))
+    models = models_from_dict(decode_snapshot(*encode_snapshot(doc)))
     a, b = models.catalog.index_of("a"), models.catalog.index_of("b")
     assert models.catalog.info(a) == ItemInfo("a", ("X",), 600.0, T0, None, "A")
     assert models.cooc.row(a)[0].tolist() == [b]
@@ -157,7 +166,7 @@ def test_a_format_1_snapshot_is_read_into_the_bounded_structures() -> None:
     assert models.stats.segment_names() == ["global", "locale:fr"]
     assert models.stats.trend_of("locale:fr", np.array([a, b])).tolist() == [0.0, 4.0]
     again = models_to_dict(models)  # and is written back as the current format
-    assert again["format"] == SNAPSHOT_FORMAT == 4
+    assert again["format"] == SNAPSHOT_FORMAT == 5
     assert again["reranker"] == SharedModels().reranker.snapshot()  # format 1: the prior
     assert again["stats"]["segments"] == {"locale:fr": [["b", 4.0, 0.0]]}
     assert len(again["stats"]["stages"]) == models.stats.stage_cap + 1  # empty until learned
@@ -168,7 +177,7 @@ def test_stage_popularity_survives_a_snapshot() -> None:
     models = SharedModels()
     for stage, item in [(0, "a"), (0, "a"), (0, "b"), (3, "c"), (500, "d")]:
         models.apply(LearnRecord(item, T0, "watch", 1.0, 1.0, (), (), positive=True, stage=stage))
-    restored = models_from_dict(decode_snapshot(encode_snapshot(models_to_dict(models))))
+    restored = models_from_dict(decode_snapshot(*encode_snapshot(models_to_dict(models))))
     ids = restored.catalog.ids
     for stage in (0, 3, 500):
         before = [models.catalog.ids[i] for i in models.stats.stage_hitters(stage).top(5)]
@@ -181,10 +190,103 @@ def test_a_snapshot_keeps_the_offsets_its_models_learned_through() -> None:
     """A worker starting from a snapshot still refuses records it holds (redelivered events)."""
     models = SharedModels()
     assert models.admit("recloop.events:3", 41)
-    restored = models_from_dict(decode_snapshot(encode_snapshot(models_to_dict(models))))
+    restored = models_from_dict(decode_snapshot(*encode_snapshot(models_to_dict(models))))
     assert not restored.admit("recloop.events:3", 41)
     assert restored.admit("recloop.events:3", 42)
     assert restored.admit("recloop.events:4", 0)  # another partition is its own sequence
     older = models_to_dict(models)
     del older["learned_through"]  # a snapshot from before the guard: nothing refused
     assert models_from_dict(older).admit("recloop.events:3", 41)
+
+
+# --------------------------------------------------------------------------- format 5
+def _learned(n_items: int = 60, n_events: int = 3_000, **params: Any) -> SharedModels:
+    """Models after a stream of positives over ``n_items`` items (full rows, prunes)."""
+    models = SharedModels(ModelParams(**params))
+    rng = np.random.default_rng(11)
+    for k in range(n_events):
+        item = f"i{int(rng.zipf(1.3)) % n_items}"
+        context = tuple((f"i{int(j)}", 1.0) for j in rng.integers(0, n_items, size=5))
+        models.apply(
+            LearnRecord(item, T0 + k * 60_000, "watch", 1.0, 1.0, (), context, positive=True)
+        )
+    return models
+
+
+def _columns(doc: dict[str, Any]) -> tuple[list[int], ...]:
+    rows = doc["cooc"]["rows"]
+    assert isinstance(rows, NeighborColumns)
+    return rows.rows.tolist(), rows.lengths.tolist(), rows.ids.tolist(), rows.weights.tolist()
+
+
+def _pairs(models: SharedModels) -> set[tuple[str, str, float]]:
+    ids = models.catalog.ids
+    return {(ids[i], ids[j], w) for i, j, w in models.cooc.pairs()}
+
+
+def test_a_frozen_snapshot_ignores_what_the_models_learn_afterwards() -> None:
+    """The copy taken on the loop is the snapshot, whatever the models do meanwhile."""
+    models = _learned(neighbors=8)
+    expected = models_to_dict(models)
+    frozen = freeze(models)
+    more = _learned(n_items=90, n_events=2_000, neighbors=8)  # new items, rows grow, prunes
+    for item, nbr, weight in more.cooc.pairs()[:3_000]:
+        ids = more.catalog.ids
+        context = ((ids[nbr], 1.0),)
+        record = LearnRecord(ids[item], T0, "watch", weight, 1.0, (), context, positive=True)
+        models.apply(record)
+    got = frozen.document()
+    assert _columns(got) == _columns(expected)
+    assert {k: v for k, v in got.items() if k != "cooc"} == {
+        k: v for k, v in expected.items() if k != "cooc"
+    }
+    assert got["cooc"]["mass"] == expected["cooc"]["mass"]
+    assert _columns(models_to_dict(models)) != _columns(expected)  # the models did move on
+
+
+def test_rows_stored_in_many_parts_restore_every_pair_exactly() -> None:
+    models = _learned()
+    frozen = freeze(models)
+    parts = list(frozen.row_parts(max_entries=50))
+    assert len(parts) > 10
+    assert all(p.entries <= 50 or p.rows.shape[0] == 1 for p in parts)
+    whole = NeighborColumns.concat(parts)
+    assert _columns({"cooc": {"rows": whole}}) == _columns(frozen.document())
+    blobs = [encode_rows(p) for p in parts]
+    summary = {"parts": len(blobs), "rows": int(whole.rows.shape[0]), "entries": whole.entries}
+    header = encode_header(frozen.header(), summary)
+    restored = models_from_dict(decode_snapshot(header, blobs))
+    assert _pairs(restored) == _pairs(models)  # float32 weights, bit for bit
+    assert len(_pairs(models)) == whole.entries > 0
+    catalogue_only = decode_snapshot(header)  # what the API reads: no parts fetched
+    assert catalogue_only["cooc"]["rows"] == summary
+    with pytest.raises(SnapshotFormatError, match="parts"):
+        decode_snapshot(header, blobs[:-1])
+
+
+def test_rows_of_evicted_items_stay_out_of_a_snapshot() -> None:
+    models = _learned(n_items=200, n_events=3_000, catalog_max_items=64)
+    assert models.catalog.evicted > 0 and models.cooc.evicted
+    doc = models_to_dict(models)
+    restored = models_from_dict(decode_snapshot(*encode_snapshot(doc)))
+    assert _pairs(restored) == _pairs(models)  # ``pairs`` reads rows: stale entries purged
+    names = {row[0] for row in doc["items"]}
+    assert names == {i for i in models.catalog.ids if i}
+    assert len(restored.catalog) == len(models.catalog)
+
+
+def test_a_damaged_part_or_row_is_refused() -> None:
+    models = _learned(n_items=30, n_events=500)
+    header, parts = encode_snapshot(models_to_dict(models))
+    assert len(parts) == 1
+    raw = zlib.decompress(parts[0])
+    for bad in (raw[:-4], raw[:10], b"XXXX" + raw[4:]):
+        with pytest.raises(SnapshotFormatError, match="part"):
+            decode_snapshot(header, [zlib.compress(bad)])
+    doc = decode_snapshot(header, parts)
+    rows = doc["cooc"]["rows"]
+    ids = rows.ids.copy()
+    ids[0] = len(doc["items"])  # names an item the snapshot does not hold
+    doc["cooc"]["rows"] = NeighborColumns(rows.rows, rows.lengths, ids, rows.weights)
+    with pytest.raises(ValueError, match="outside the snapshot"):
+        models_from_dict(doc)
