@@ -125,6 +125,60 @@ def test_scale_and_arrays_round_trip() -> None:
     assert _as_dict(copy, 3) == {1: 0.5, 2: 1.0} and _as_dict(copy, 7) == {4: 2.0}
 
 
+def _filled(capacity: int, seed: int, **options: int) -> NeighborTable:
+    t = NeighborTable(capacity=capacity, **options)
+    rng = np.random.default_rng(seed)
+    for _ in range(400):
+        row = int(rng.zipf(1.5)) % 60  # hot rows fill up, the tail's stay short
+        nbrs = np.unique(rng.integers(0, 300, int(rng.integers(1, 12))))
+        t.add_many(row, nbrs, rng.random(nbrs.shape[0]))
+    return t
+
+
+def _rows(t: NeighborTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rows, offsets, ids, weights = t.to_arrays()
+    return rows, np.diff(offsets), ids.astype(np.int64), weights.astype(np.float64)
+
+
+def test_rows_loaded_at_once_are_the_rows_added_one_by_one() -> None:
+    """``load_rows`` (a snapshot at start-up) against ``add_many`` per row, then learning on."""
+    source = _filled(16, seed=4)
+    rows, lengths, ids, weights = _rows(source)
+    assert lengths.max() == 16 and lengths.min() < 4  # every block class in use
+    bulk, one_by_one = NeighborTable(capacity=16), NeighborTable(capacity=16)
+    assert bulk.load_rows(rows, lengths, ids, weights)
+    ends = np.cumsum(lengths)
+    for row, end, length in zip(rows.tolist(), ends.tolist(), lengths.tolist(), strict=True):
+        one_by_one.add_many(row, ids[end - length : end], weights[end - length : end])
+    for t in (bulk, one_by_one):
+        assert all(_as_dict(t, r) == _as_dict(source, r) for r in range(70))
+        assert t.used == sum(int(t.classes[t.block[r]]) for r in t.rows().tolist())
+    rng = np.random.default_rng(9)
+    for _ in range(300):  # the same learning afterwards: the same rows (prunes included)
+        row = int(rng.integers(0, 70))
+        nbrs = np.unique(rng.integers(0, 300, int(rng.integers(1, 12))))
+        incs = rng.random(nbrs.shape[0])
+        for t in (bulk, one_by_one):
+            t.add_many(row, nbrs, incs)
+    assert all(_as_dict(bulk, r) == _as_dict(one_by_one, r) for r in range(70))
+    assert bulk.pruned == one_by_one.pruned > 0
+
+
+def test_rows_that_cannot_be_loaded_at_once_are_left_to_add_many() -> None:
+    rows, lengths, ids, weights = _rows(_filled(16, seed=5))
+    assert not NeighborTable(capacity=8).load_rows(rows, lengths, ids, weights)  # too long
+    tight = NeighborTable(capacity=16, max_slots=64)
+    assert not tight.load_rows(rows, lengths, ids, weights)  # over the budget
+    assert tight.used == 0
+    twice = np.concatenate((rows[:1], rows[:1]))
+    two = np.concatenate((lengths[:1], lengths[:1]))
+    pairs = np.concatenate((ids[: lengths[0]], ids[: lengths[0]]))
+    w = np.concatenate((weights[: lengths[0]], weights[: lengths[0]]))
+    assert not NeighborTable(capacity=16).load_rows(twice, two, pairs, w)  # a row twice
+    filled = _filled(16, seed=6)
+    assert not filled.load_rows(rows, lengths, ids, weights)  # not empty
+
+
 def test_memory_is_bounded_by_rows_times_capacity() -> None:
     t = NeighborTable(capacity=32)
     rng = np.random.default_rng(1)
