@@ -39,7 +39,7 @@ from pipeline.model.record import LearnRecord
 from pipeline.model.snapshot import PART_ENTRIES, FrozenModels, NeighborColumns
 from pipeline.stores.client import RedisClient
 from pipeline.stores.codec import decode_snapshot, encode_header, encode_rows, snapshot_parts
-from pipeline.stores.commands import Commands
+from pipeline.stores.commands import Commands, Script, send
 from pipeline.stores.keys import RedisKeys
 from schemas.events import Item
 from schemas.validation import item_document
@@ -52,6 +52,11 @@ Source = tuple[str, int]  # where a record's event was read: ``topic:partition``
 # one record read from the log: (record, its source); ``(None, source)`` for this worker's own
 LogRecord = tuple[LearnRecord | None, Source | None]
 _KEEP_SNAPSHOTS = 3
+_RAISE_LATEST = Script.inline(
+    "raise_latest",
+    "if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[1]) or '0') then "
+    "redis.call('SET', KEYS[1], ARGV[1]) return 1 end return 0",
+)
 
 
 def wire(r: LearnRecord) -> tuple[object, ...]:
@@ -185,7 +190,12 @@ class ModelLog:
         # one key at a time (they may live on different cluster nodes), in an order that
         # never lets `latest` name a snapshot not written yet
         await self.client.set(self.keys.model_snapshot(version), header)
-        await self.client.set(self.keys.model_snapshot_latest, version)
+        # `latest` only moves forward: a writer slower than a later one (its lock expired
+        # meanwhile) leaves the later snapshot named
+        raise_latest = Commands()
+        raise_latest.script(_RAISE_LATEST, [self.keys.model_snapshot_latest], [version])
+        if not (await send(self.client, raise_latest))[0]:
+            log.info("model snapshot version=%d superseded by a newer one", version)
         await delete_snapshot(self.client, self.keys, version - _KEEP_SNAPSHOTS)
         log.info(
             "model snapshot written version=%d parts=%d entries=%d bytes=%d",

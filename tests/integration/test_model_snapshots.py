@@ -2,7 +2,8 @@
 
 A worker writes the header and the neighbour parts (each a key of its own, any hash slot),
 another loads them back; old versions go with all their parts; a snapshot missing a part
-is passed over for the previous one; the API's catalogue reads the header alone.
+is passed over for the previous one; ``latest`` never moves back; the API's catalogue reads
+the header alone.
 """
 
 from __future__ import annotations
@@ -100,6 +101,11 @@ def test_snapshots_in_parts_load_back_and_old_versions_go(
             doc, version = await read_latest_snapshot(client, keys)
             assert version == 3 and doc is not None  # the previous complete one
             assert doc["cooc"]["rows"].entries == doc["cooc"]["rows"].lengths.sum() > 0
+
+            await client.set(keys.model_snapshot_latest, 10)  # a later writer finished first
+            await client.delete(keys.model_snapshot_lock)
+            await writer.snapshot(models, lock_seconds=30)
+            assert writer.version == 5 and await client.get(keys.model_snapshot_latest) == b"10"
         finally:
             await client.aclose()
 
