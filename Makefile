@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.recloop-installed
 PYTHON := $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
-BENCHES := quality freshness throughput memory declared experiment new-items serve producers redis-writes scale
+BENCHES := quality freshness throughput memory declared experiment new-items serve producers redis-writes scale snapshot
 # e.g. make bench-throughput BENCH_ARGS="--runs 1" (a quick check instead of three runs)
 BENCH_ARGS ?=
 

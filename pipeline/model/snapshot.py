@@ -23,9 +23,9 @@ weights exactly as the rows hold them) instead of ``{item_id: {neighbour_id: wei
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,9 @@ from pipeline.model.trending import HeavyHitters
 SNAPSHOT_FORMAT = 5
 READABLE_FORMATS = (1, 2, 3, 4, 5)
 _DENSE = ("popularity", "interactions", "skips", "watches", "completion_sum")
-PART_ENTRIES = 4_000_000  # neighbour entries per stored part (~32 MB before compression)
+PART_ENTRIES = 1_000_000  # neighbour entries per stored part (8 MB; numpy steps of ~10 ms)
+ITEM_COLUMNS = ("item_id", "categories", "duration_seconds", "published_ts", "creator_id", "title")
+_SLICE = 50_000  # items per step when the header is built in a thread (GIL held ~5 ms)
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ class FrozenModels:
     much memory as the arena's used slots plus ~60 bytes per item.
     """
 
-    def __init__(self, models: SharedModels) -> None:
+    def __init__(self, models: SharedModels, buffers: ArenaBuffers | None = None) -> None:
         catalog, stats, cooc = models.catalog, models.stats, models.cooc
         order = np.flatnonzero(catalog.live[: catalog.slots])
         self.order = order
@@ -139,8 +141,14 @@ class FrozenModels:
         self.row_start = table.start.copy()
         self.row_length = table.length.copy()
         self.row_block = table.block.copy()
-        self.arena_ids = table.ids[: table.used].copy()
-        self.arena_weights = table.weights[: table.used].copy()
+        used = table.used
+        if buffers is not None and buffers.ids.shape[0] >= used:
+            np.copyto(buffers.ids[:used], table.ids[:used])
+            np.copyto(buffers.weights[:used], table.weights[:used])
+            self.arena_ids, self.arena_weights = buffers.ids[:used], buffers.weights[:used]
+        else:
+            self.arena_ids = table.ids[:used].copy()
+            self.arena_weights = table.weights[:used].copy()
         self.stats_landmark = stats.landmark_ts
         self.dense = {name: _dense(getattr(stats, name), order) for name in _DENSE}
         self.trend = _dense(stats.trend, order)
@@ -152,30 +160,35 @@ class FrozenModels:
         self.learned_through = dict(models.learned_through)
 
     def header(self) -> dict[str, Any]:
-        """The document without its neighbour rows (``cooc.rows`` is left for the caller)."""
+        """The document without its neighbour rows (``cooc.rows`` is left for the caller).
+
+        Items are columns (``ITEM_COLUMNS``) and every per-item number stays a numpy array
+        (the store writes it as a JSON array): no Python object per item is made, so building
+        and dropping the header in a thread never holds the GIL for long (a million-item
+        header of rows and float lists did, ~0.1-0.5 s at a time in allocation, the garbage
+        collector and deallocation: stalls of the event loop). The string columns are
+        lists of the catalogue's own strings and category tuples, picked in slices.
+        ``duration_seconds`` is NaN (JSON null) and ``published_ts`` 0 when unknown.
+        """
+        order = _tolist(self.order)
         ids = self.ids
-        items = [
-            [
-                ids[i],
-                list(self.categories[i]),
-                None if math.isnan(duration) else duration,
-                int(published) or None,
-                self.creators[i],
-                self.titles[i],
-            ]
-            for i, duration, published in zip(
-                self.order.tolist(), self.duration.tolist(), self.published.tolist(), strict=True
-            )
-        ]
+        items = {
+            "item_id": _column(ids, order),
+            "categories": _column(self.categories, order),
+            "duration_seconds": self.duration,
+            "published_ts": self.published.astype(np.int64),
+            "creator_id": _column(self.creators, order),
+            "title": _column(self.titles, order),
+        }
         return {
             "format": SNAPSHOT_FORMAT,
             "items": items,
-            "catalog": {"last_seen": self.last_seen.tolist(), "touched": self.touched.tolist()},
-            "cooc": {"landmark_ts": self.cooc_landmark, "mass": self.mass.tolist()},
+            "catalog": {"last_seen": self.last_seen, "touched": self.touched},
+            "cooc": {"landmark_ts": self.cooc_landmark, "mass": self.mass},
             "stats": {
                 "landmark_ts": self.stats_landmark,
-                **{name: values.tolist() for name, values in self.dense.items()},
-                "trend": self.trend.tolist(),
+                **self.dense,
+                "trend": self.trend,
                 "segments": {name: h.entries(ids) for name, h in self.segments.items()},
                 "stages": [h.entries(ids) for h in self.stages],
             },
@@ -246,9 +259,37 @@ def row_cuts(lengths: Int32Array, max_entries: int) -> Iterator[tuple[int, int]]
         first = last
 
 
-def freeze(models: SharedModels) -> FrozenModels:
+@dataclass(frozen=True)
+class ArenaBuffers:
+    """Arrays that ``freeze`` copies the co-occurrence arena into, their pages touched.
+
+    The arena is the bulk of a snapshot's copy (hundreds of MB at a million items). Copying
+    it into fresh memory costs the page faults of that memory too, ~0.5-1 s measured at
+    474 MB on the event loop, against ~50 ms into memory already touched; ``arena_buffers``
+    touches it in a thread beforehand.
+    """
+
+    ids: Int32Array
+    weights: Float32Array
+
+
+def arena_buffers(models: SharedModels) -> ArenaBuffers:
+    """Buffers for the next ``freeze`` of ``models``, with room for its arena to grow a bit.
+
+    Meant for a thread (numpy fills them without the GIL); the arena is read only for its
+    size, and a ``freeze`` whose arena outgrew the buffers copies into fresh memory instead.
+    """
+    table = models.cooc.table
+    slots = min(int(table.ids.shape[0]), table.used + table.used // 16 + table.capacity)
+    ids, weights = np.empty(slots, dtype=np.int32), np.empty(slots, dtype=np.float32)
+    ids.fill(0)
+    weights.fill(0)
+    return ArenaBuffers(ids, weights)
+
+
+def freeze(models: SharedModels, buffers: ArenaBuffers | None = None) -> FrozenModels:
     """What a snapshot of ``models`` holds, copied now (see ``FrozenModels``)."""
-    return FrozenModels(models)
+    return FrozenModels(models, buffers)
 
 
 def models_to_dict(models: SharedModels) -> dict[str, Any]:
@@ -264,9 +305,10 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     """
     models = SharedModels(params)
     catalog = models.catalog
-    for item_id, cats, duration, published, creator, title in doc["items"]:
+    listed = item_rows(doc)
+    for item_id, cats, duration, published, creator, title in listed:
         catalog.upsert(ItemInfo(item_id, tuple(cats), duration, published, creator, title))
-    index = np.array([catalog.index_of(row[0]) for row in doc["items"]], dtype=np.int64)
+    index = np.array([catalog.index_of(row[0]) for row in listed], dtype=np.int64)
     seen = doc.get("catalog", {})
     if seen:  # least recently seen first to go, as before the snapshot
         catalog.last_seen[index] = np.array(seen["last_seen"], dtype=np.int64)
@@ -294,7 +336,7 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     segments = st.get("segments", {})
     if isinstance(trend, dict):  # format 1: a dense vector per segment
         segments = {
-            name: _heaviest(values, doc["items"], stats.segment_items)
+            name: _heaviest(values, listed, stats.segment_items)
             for name, values in trend.items()
             if name != GLOBAL_SEGMENT
         }
@@ -340,6 +382,42 @@ def _restore(
     for item_id, count, error in entries[: hitters.capacity]:
         hitters.add(index_of(item_id), float(count))
         hitters.errors[hitters.size - 1] = float(error)
+
+
+def _tolist(values: FloatArray | IntArray) -> list[Any]:
+    """``values.tolist()`` in slices (see ``FrozenModels.header``)."""
+    out: list[Any] = []
+    for a in range(0, values.shape[0], _SLICE):
+        out.extend(values[a : a + _SLICE].tolist())
+    return out
+
+
+def _column(values: Sequence[Any], order: list[int]) -> list[Any]:
+    """``[values[i] for i in order]``, in slices of ``_SLICE`` (C-level ``itemgetter``)."""
+    out: list[Any] = []
+    for a in range(0, len(order), _SLICE):
+        part = order[a : a + _SLICE]
+        out.extend([values[part[0]]] if len(part) == 1 else itemgetter(*part)(values))
+    return out
+
+
+def item_rows(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """A snapshot's items as rows, whichever the layout (columns since format 5).
+
+    A row is ``(item_id, categories, duration, published, creator, title)``, unknown
+    duration and publication time as ``None``.
+    """
+    items = doc["items"]
+    if not isinstance(items, dict):
+        return [tuple(row) for row in items]
+    durations = [
+        None if d != d else float(d)
+        for d in np.asarray(items["duration_seconds"], dtype=np.float64).tolist()
+    ]
+    published = [int(p) or None for p in np.asarray(items["published_ts"], dtype=np.int64).tolist()]
+    columns = [items[name] for name in ITEM_COLUMNS]
+    columns[2], columns[3] = durations, published
+    return list(zip(*columns, strict=True))
 
 
 def _dense(arr: FloatArray, order: IntArray) -> FloatArray:

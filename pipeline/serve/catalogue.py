@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from pipeline.model.snapshot import item_rows
 from pipeline.stores.client import RedisClient
 from pipeline.stores.keys import RedisKeys
 from pipeline.stores.model_log import read_latest_snapshot
@@ -112,7 +113,7 @@ class CatalogueView:
         if doc is None:
             return
         stats = doc.get("stats") or {}
-        for i, (item_id, cats, duration, published, creator, title) in enumerate(doc["items"]):
+        for i, (item_id, cats, duration, published, creator, title) in enumerate(item_rows(doc)):
             self.items[item_id] = ItemEntry(
                 item_id, list(cats), title, creator, duration, published, item_stats(stats, i)
             )

@@ -163,11 +163,11 @@ class ModelLog:
         The caller takes the lock (``lock_snapshot``), syncs, and copies the models
         (``freeze``) and ``last_id`` with no ``await`` between its last ``read_new`` and the
         copy, so the snapshot holds exactly the log up to ``log_id``. Everything here reads
-        the copy:
-        each neighbour part is cut, compressed (zlib releases the GIL) and written before the
-        next is built, in a thread, so the event loop keeps running and at most one part's
-        bytes are held besides the copy. Parts go first and the header after them, then
-        ``latest``: a reader never finds a header whose parts are not written yet.
+        the copy: each neighbour part is cut and compressed in a thread (numpy and zlib
+        release the GIL) and written before the next is built, so the event loop keeps
+        running and at most one part's bytes are held besides the copy. Parts go first, the
+        header after them, then ``latest``: a reader never finds a header whose parts are
+        not written yet.
         """
         version = int(await self.client.incr(self.keys.model_version))
         parts = frozen.row_parts(PART_ENTRIES)

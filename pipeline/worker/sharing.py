@@ -10,12 +10,13 @@ includes; a starting worker loads the newest snapshot and replays the log after 
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from pipeline.clock import Clock
 from pipeline.model.catalog import item_info
 from pipeline.model.models import ModelParams, SharedModels
-from pipeline.model.snapshot import freeze, models_from_dict
+from pipeline.model.snapshot import arena_buffers, freeze, models_from_dict
 from pipeline.stores.model_log import ModelLog
 from pipeline.worker.metrics import WorkerMetrics
 from pipeline.worker.retry import retry_forever
@@ -73,16 +74,18 @@ class ModelSharing:
     async def snapshot(self, models: SharedModels, *, lock_seconds: float) -> None:
         """Write a snapshot unless another worker just did: lock, sync, copy, write.
 
-        Only the copy (``freeze``: arrays, no object per pair) runs on the event loop;
-        the document and its parts are built from the copy in a thread while batches go on.
+        Only the copy (``freeze``: arrays, no object per pair) runs on the event loop, into
+        memory touched beforehand in a thread (``arena_buffers``); the document and its
+        parts are built from the copy in a thread while batches go on.
         """
         if not await self.log.lock_snapshot(lock_seconds):
             return
+        buffers = await asyncio.to_thread(arena_buffers, models)  # page faults off the loop
         await self.sync(models)
         # no await between the sync above and the copy: it holds exactly the log up to the
         # position the snapshot records
         started = time.perf_counter()
-        frozen, log_id = freeze(models), self.log.last_id
+        frozen, log_id = freeze(models, buffers), self.log.last_id
         self.metrics.snapshot_seconds.labels("copy").observe(time.perf_counter() - started)
         started = time.perf_counter()
         written = await self.log.write_snapshot(frozen, log_id=log_id, now_ms=self.clock.now_ms())

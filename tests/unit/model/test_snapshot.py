@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from typing import Any
 
 import numpy as np
@@ -237,10 +236,8 @@ def test_a_frozen_snapshot_ignores_what_the_models_learn_afterwards() -> None:
         models.apply(record)
     got = frozen.document()
     assert _columns(got) == _columns(expected)
-    assert {k: v for k, v in got.items() if k != "cooc"} == {
-        k: v for k, v in expected.items() if k != "cooc"
-    }
-    assert got["cooc"]["mass"] == expected["cooc"]["mass"]
+    summary = {"parts": 0, "rows": 0, "entries": 0}
+    assert encode_header(got, summary) == encode_header(expected, summary)  # all but rows
     assert _columns(models_to_dict(models)) != _columns(expected)  # the models did move on
 
 
@@ -270,7 +267,7 @@ def test_rows_of_evicted_items_stay_out_of_a_snapshot() -> None:
     doc = models_to_dict(models)
     restored = models_from_dict(decode_snapshot(*encode_snapshot(doc)))
     assert _pairs(restored) == _pairs(models)  # ``pairs`` reads rows: stale entries purged
-    names = {row[0] for row in doc["items"]}
+    names = set(doc["items"]["item_id"])
     assert names == {i for i in models.catalog.ids if i}
     assert len(restored.catalog) == len(models.catalog)
 
@@ -279,14 +276,14 @@ def test_a_damaged_part_or_row_is_refused() -> None:
     models = _learned(n_items=30, n_events=500)
     header, parts = encode_snapshot(models_to_dict(models))
     assert len(parts) == 1
-    raw = zlib.decompress(parts[0])
+    raw = parts[0]
     for bad in (raw[:-4], raw[:10], b"XXXX" + raw[4:]):
         with pytest.raises(SnapshotFormatError, match="part"):
-            decode_snapshot(header, [zlib.compress(bad)])
+            decode_snapshot(header, [bad])
     doc = decode_snapshot(header, parts)
     rows = doc["cooc"]["rows"]
     ids = rows.ids.copy()
-    ids[0] = len(doc["items"])  # names an item the snapshot does not hold
+    ids[0] = len(doc["items"]["item_id"])  # names an item the snapshot does not hold
     doc["cooc"]["rows"] = NeighborColumns(rows.rows, rows.lengths, ids, rows.weights)
     with pytest.raises(ValueError, match="outside the snapshot"):
         models_from_dict(doc)
