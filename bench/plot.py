@@ -226,6 +226,7 @@ PLOTS: dict[str, Callable[[dict[str, Any]], Figure]] = {
     "experiment_aa": figures.experiment_aa,
     "withdraw": figures.withdraw,
     "new_items": figures.new_items,
+    "snapshot": figures.snapshot,
     "rank_cost": _rank_cost,
 }
 

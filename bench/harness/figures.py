@@ -1,4 +1,4 @@
-"""Figures of the newer benchmarks (scale, experiment, A/A, withdraw, new items) for plot.py.
+"""Figures of the newer benchmarks (scale, experiment, A/A, withdraw, new items, snapshot).
 
 Each takes a result document and returns a matplotlib figure; ``plot.py`` picks one by the
 result's ``benchmark`` and writes the PNG. Kept apart so each file stays short.
@@ -120,4 +120,30 @@ def new_items(doc: dict[str, Any]) -> Figure:
     share = doc["config"]["share"]
     ax.set_title(f"new-item slot (share {share}) vs none, closed loop, {len(runs)} seeds")
     ax.legend(loc="lower right")
+    return fig
+
+
+def snapshot(doc: dict[str, Any]) -> Figure:
+    panels = [
+        ("event loop blocked (s, worst)", ("loop_late_max_s", "warm_loop_late_max_s")),
+        ("CPU off the loop (s)", ("build_cpu_s", "warm_build_cpu_s")),
+        ("stored (MiB)", ("stored_mib", "stored_mib")),
+        ("restore (s)", ("restore_s", "restore_s")),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(14, 4), constrained_layout=True)
+    names = list(doc["runs"])
+    for ax, (title, (cold, warm)) in zip(axes, panels, strict=True):
+        xs = range(len(names))
+        shift = 0.2 if cold != warm else 0.0
+        ax.bar([x - shift for x in xs], [doc["runs"][n][cold] for n in names], 0.4, label="first")
+        if shift:
+            ax.bar([x + 0.2 for x in xs], [doc["runs"][n][warm] for n in names], 0.4, label="next")
+        ax.set(xticks=list(xs), xticklabels=names, title=title)
+    axes[0].set_yscale("log")
+    axes[0].legend()
+    run = next(iter(doc["runs"].values()))
+    fig.suptitle(
+        f"model snapshot at {run['items']:,} items after {run['events']:,} events "
+        f"({run['pairs']:,} pairs)"
+    )
     return fig
