@@ -336,8 +336,9 @@ def encode_snapshot(doc: Mapping[str, Any]) -> tuple[bytes, list[bytes]]:
 
     The header is zlib-compressed JSON (never a pickle); from format 5 its ``cooc.rows``
     only counts the parts (``encode_header``), each written by ``encode_rows``, so no single
-    value nears Redis's 512 MB limit however many pairs the model holds. Level 1: 2.4x
-    faster than level 3 on neighbour rows, for 2 % more bytes.
+    value nears Redis's 512 MB limit however many pairs the model holds. The header is
+    compressed at level 1 (2.4x faster than level 3, for 2 % more bytes, measured on the
+    format-4 documents).
     """
     rows = doc.get("cooc", {}).get("rows")
     if not isinstance(rows, NeighborColumns):
