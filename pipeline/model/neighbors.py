@@ -299,11 +299,17 @@ class NeighborTable:
             self.pruned_rows[row] = True  # its history is unknown: its mirrors may differ
 
     def load_rows(
-        self, rows: IntArray, lengths: IntArray, ids: IntArray, weights: FloatArray
+        self,
+        rows: IntArray,
+        lengths: IntArray,
+        ids: IntArray,
+        weights: FloatArray,
+        pruned: BoolArray,
     ) -> bool:
         """Fill an empty table with whole rows at once (a snapshot's); whether it did.
 
-        ``rows[k]`` holds the next ``lengths[k]`` entries of ``ids`` and ``weights``. Each row
+        ``rows[k]`` holds the next ``lengths[k]`` entries of ``ids`` and ``weights``;
+        ``pruned[k]``: whether it ever dropped entries (``was_pruned``). Each row
         gets the smallest block that holds it, all blocks one after another: a few array
         operations instead of a Python call per row (a million rows at start-up). The rows
         are what ``add_many`` on each would make, in another arena order. Nothing is done
@@ -334,6 +340,7 @@ class NeighborTable:
         self.ids[take] = ids
         self.weights[take] = weights
         self.start[rows], self.length[rows], self.block[rows] = starts, lengths, cls
+        self.pruned_rows[rows] = pruned
         self.used = self.high_water = total
         return True
 

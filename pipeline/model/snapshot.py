@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.model.arrays import Float32Array, FloatArray, Int32Array, IntArray
+from pipeline.model.arrays import BoolArray, Float32Array, FloatArray, Int32Array, IntArray
 from pipeline.model.catalog import ItemInfo
 from pipeline.model.cooc import resolve_refs
 from pipeline.model.item_stats import GLOBAL_SEGMENT
@@ -52,7 +52,9 @@ class NeighborColumns:
 
     Row ``k`` is the item at position ``rows[k]`` of the document's ``items``; its
     neighbours are the next ``lengths[k]`` entries of ``ids`` (positions in ``items`` too)
-    and ``weights``. No Python object per pair: at tens of millions of pairs the dict of
+    and ``weights``; ``pruned[k]`` says whether the row ever dropped entries (its mirrors
+    may hold pairs it lacks: learning must search them, see ``NeighborTable.append_to_rows``).
+    No Python object per pair: at tens of millions of pairs the dict of
     dicts of formats 1-4 cost ~6 s of CPU on the event loop and ~16 bytes a pair stored.
     """
 
@@ -60,6 +62,7 @@ class NeighborColumns:
     lengths: Int32Array
     ids: Int32Array
     weights: Float32Array
+    pruned: BoolArray
 
     @property
     def entries(self) -> int:
@@ -76,6 +79,7 @@ class NeighborColumns:
             np.concatenate([p.lengths for p in parts]),
             np.concatenate([p.ids for p in parts]),
             np.concatenate([p.weights for p in parts]),
+            np.concatenate([p.pruned for p in parts]),
         )
 
 
@@ -84,6 +88,7 @@ _NO_ROWS = NeighborColumns(
     np.zeros(0, dtype=np.int32),
     np.zeros(0, dtype=np.int32),
     np.zeros(0, dtype=np.float32),
+    np.zeros(0, dtype=bool),
 )
 
 
@@ -141,6 +146,7 @@ class FrozenModels:
         self.row_start = table.start.copy()
         self.row_length = table.length.copy()
         self.row_block = table.block.copy()
+        self.row_pruned = table.pruned_rows.copy()
         used = table.used
         if buffers is not None and buffers.ids.shape[0] >= used:
             np.copyto(buffers.ids[:used], table.ids[:used])
@@ -233,6 +239,7 @@ class FrozenModels:
             lens[filled].astype(np.int32),
             nbr_pos.astype(np.int32),
             weights.astype(np.float32),
+            self.row_pruned[rows[filled]],
         )
 
     def document(self) -> dict[str, Any]:
@@ -322,11 +329,12 @@ def models_from_dict(doc: dict[str, Any], params: ModelParams | None = None) -> 
     rows = cooc["rows"]
     if isinstance(rows, NeighborColumns):  # format 5
         _load_columns(models.cooc.table, rows, index)
-    else:
+    else:  # formats 1-4 do not say which rows dropped entries: as if all had
         for item_id, row in rows.items():
             nbrs = np.array([catalog.index_of(j) for j in row], dtype=np.int64)
             weights = np.array(list(row.values()))
             models.cooc.table.add_many(catalog.index_of(item_id), nbrs, weights)
+            models.cooc.table.pruned_rows[catalog.index_of(item_id)] = True
     st = doc["stats"]
     stats = models.stats
     stats.landmark_ts = st["landmark_ts"]
@@ -367,12 +375,16 @@ def _load_columns(table: NeighborTable, cols: NeighborColumns, index: IntArray) 
     rows, nbrs = index[cols.rows], index[cols.ids]
     weights = cols.weights.astype(np.float64)
     lengths = cols.lengths.astype(np.int64)
-    if table.load_rows(rows, lengths, nbrs, weights):
+    if table.load_rows(rows, lengths, nbrs, weights, cols.pruned):
         return
     end = 0  # not in one go (see ``load_rows``): row by row, as learning adds them
-    for row, length in zip(rows.tolist(), lengths.tolist(), strict=True):
+    for row, length, pruned in zip(
+        rows.tolist(), lengths.tolist(), cols.pruned.tolist(), strict=True
+    ):
         start, end = end, end + length
         table.add_many(row, nbrs[start:end], weights[start:end])
+        # a row longer than this table's rows kept its heaviest entries: it dropped some
+        table.pruned_rows[row] = pruned or length > table.capacity
 
 
 def _restore(

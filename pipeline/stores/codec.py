@@ -19,7 +19,7 @@ value                            format
 ``recloop:model:snapshot:N``     zlib-compressed JSON with a ``format`` number; from
                                  format 5 its ``cooc.rows`` counts the parts below
 ``...:snapshot:N:rows:K``        part K of the neighbour rows: a 16-byte head (``RLN5``,
-                                 rows uint32, entries uint64) and four little-endian
+                                 rows uint32, entries uint64) and five little-endian
                                  arrays, uncompressed (``encode_rows``)
 ===============================  ==========================================================
 
@@ -328,7 +328,8 @@ def owed_pattern(user_id: str) -> bytes:
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY  # 1-d numeric arrays as JSON arrays (as ``tolist()``)
 _PART_MAGIC = b"RLN5"  # a format-5 neighbour part: magic, rows, entries, then the arrays
 _PART_HEAD = struct.Struct("<4sIQ")
-_PART_DTYPES = ("<i4", "<i4", "<i4", "<f4")  # rows, lengths, ids, weights (little-endian)
+# rows, lengths, pruned (per row), ids, weights (per entry), little-endian
+_PART_DTYPES = ("<i4", "<i4", "u1", "<i4", "<f4")
 
 
 def encode_snapshot(doc: Mapping[str, Any]) -> tuple[bytes, list[bytes]]:
@@ -351,6 +352,7 @@ def encode_snapshot(doc: Mapping[str, Any]) -> tuple[bytes, list[bytes]]:
                 rows.lengths[first:last],
                 rows.ids[ends[first] : ends[last]],
                 rows.weights[ends[first] : ends[last]],
+                rows.pruned[first:last],
             )
         )
         for first, last in row_cuts(rows.lengths, PART_ENTRIES)
@@ -369,13 +371,13 @@ def encode_header(doc: Mapping[str, Any], summary: Mapping[str, int]) -> bytes:
 
 
 def encode_rows(part: NeighborColumns) -> bytes:
-    """One neighbour part: a 16-byte head and four little-endian arrays, not compressed.
+    """One neighbour part: a 16-byte head and five little-endian arrays, not compressed.
 
     zlib saved 7 % of a part's bytes (float32 weights hardly compress) for ~0.2 s of CPU
     per million entries; a snapshot's parts are written raw.
     """
     head = _PART_HEAD.pack(_PART_MAGIC, part.rows.shape[0], part.entries)
-    arrays = (part.rows, part.lengths, part.ids, part.weights)
+    arrays = (part.rows, part.lengths, part.pruned, part.ids, part.weights)
     return head + b"".join(
         np.ascontiguousarray(a, dtype=t).tobytes()
         for a, t in zip(arrays, _PART_DTYPES, strict=True)
@@ -388,19 +390,20 @@ def decode_rows(raw: bytes) -> NeighborColumns:
         msg = "model snapshot part too short"
         raise SnapshotFormatError(msg)
     magic, rows, entries = _PART_HEAD.unpack_from(raw)
-    if magic != _PART_MAGIC or len(raw) != _PART_HEAD.size + 8 * rows + 8 * entries:
+    if magic != _PART_MAGIC or len(raw) != _PART_HEAD.size + 9 * rows + 8 * entries:
         msg = f"malformed model snapshot part ({len(raw)} bytes, {rows} rows, {entries} entries)"
         raise SnapshotFormatError(msg)
     arrays, at = [], _PART_HEAD.size
-    for count, dtype in zip((rows, rows, entries, entries), _PART_DTYPES, strict=True):
+    for count, dtype in zip((rows, rows, rows, entries, entries), _PART_DTYPES, strict=True):
         arrays.append(np.frombuffer(raw, dtype=dtype, count=count, offset=at))
-        at += 4 * count
-    ids, lengths, nbrs, weights = arrays
+        at += np.dtype(dtype).itemsize * count
+    ids, lengths, pruned, nbrs, weights = arrays
     return NeighborColumns(
         ids.astype(np.int32),
         lengths.astype(np.int32),
         nbrs.astype(np.int32),
         weights.astype(np.float32),
+        pruned.astype(bool),
     )
 
 

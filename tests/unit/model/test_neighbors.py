@@ -135,23 +135,27 @@ def _filled(capacity: int, seed: int, **options: int) -> NeighborTable:
     return t
 
 
-def _rows(t: NeighborTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _rows(t: NeighborTable) -> tuple[np.ndarray, ...]:
     rows, offsets, ids, weights = t.to_arrays()
-    return rows, np.diff(offsets), ids.astype(np.int64), weights.astype(np.float64)
+    pruned = t.pruned_rows[rows]
+    return rows, np.diff(offsets), ids.astype(np.int64), weights.astype(np.float64), pruned
 
 
 def test_rows_loaded_at_once_are_the_rows_added_one_by_one() -> None:
     """``load_rows`` (a snapshot at start-up) against ``add_many`` per row, then learning on."""
     source = _filled(16, seed=4)
-    rows, lengths, ids, weights = _rows(source)
+    rows, lengths, ids, weights, pruned = _rows(source)
     assert lengths.max() == 16 and lengths.min() < 4  # every block class in use
+    assert pruned.any() and not pruned.all()
     bulk, one_by_one = NeighborTable(capacity=16), NeighborTable(capacity=16)
-    assert bulk.load_rows(rows, lengths, ids, weights)
+    assert bulk.load_rows(rows, lengths, ids, weights, pruned)
     ends = np.cumsum(lengths)
     for row, end, length in zip(rows.tolist(), ends.tolist(), lengths.tolist(), strict=True):
         one_by_one.add_many(row, ids[end - length : end], weights[end - length : end])
+    one_by_one.pruned_rows[rows] = pruned
     for t in (bulk, one_by_one):
         assert all(_as_dict(t, r) == _as_dict(source, r) for r in range(70))
+        assert t.pruned_rows[rows].tolist() == pruned.tolist()
         assert t.used == sum(int(t.classes[t.block[r]]) for r in t.rows().tolist())
     rng = np.random.default_rng(9)
     for _ in range(300):  # the same learning afterwards: the same rows (prunes included)
@@ -165,18 +169,19 @@ def test_rows_loaded_at_once_are_the_rows_added_one_by_one() -> None:
 
 
 def test_rows_that_cannot_be_loaded_at_once_are_left_to_add_many() -> None:
-    rows, lengths, ids, weights = _rows(_filled(16, seed=5))
-    assert not NeighborTable(capacity=8).load_rows(rows, lengths, ids, weights)  # too long
+    rows, lengths, ids, weights, pruned = _rows(_filled(16, seed=5))
+    assert not NeighborTable(capacity=8).load_rows(rows, lengths, ids, weights, pruned)  # long
     tight = NeighborTable(capacity=16, max_slots=64)
-    assert not tight.load_rows(rows, lengths, ids, weights)  # over the budget
+    assert not tight.load_rows(rows, lengths, ids, weights, pruned)  # over the budget
     assert tight.used == 0
     twice = np.concatenate((rows[:1], rows[:1]))
     two = np.concatenate((lengths[:1], lengths[:1]))
     pairs = np.concatenate((ids[: lengths[0]], ids[: lengths[0]]))
     w = np.concatenate((weights[: lengths[0]], weights[: lengths[0]]))
-    assert not NeighborTable(capacity=16).load_rows(twice, two, pairs, w)  # a row twice
+    flags = np.concatenate((pruned[:1], pruned[:1]))
+    assert not NeighborTable(capacity=16).load_rows(twice, two, pairs, w, flags)  # a row twice
     filled = _filled(16, seed=6)
-    assert not filled.load_rows(rows, lengths, ids, weights)  # not empty
+    assert not filled.load_rows(rows, lengths, ids, weights, pruned)  # not empty
 
 
 def test_memory_is_bounded_by_rows_times_capacity() -> None:

@@ -160,6 +160,7 @@ def test_a_format_1_snapshot_is_read_into_the_bounded_structures() -> None:
     a, b = models.catalog.index_of("a"), models.catalog.index_of("b")
     assert models.catalog.info(a) == ItemInfo("a", ("X",), 600.0, T0, None, "A")
     assert models.cooc.row(a)[0].tolist() == [b]
+    assert models.cooc.table.was_pruned(a)  # an old format does not say: searched, not assumed
     assert models.stats.trend[[a, b]].tolist() == [3.0, 1.0]
     assert models.stats.trend_max == 3.0 and models.stats.popularity_max == 2.0
     assert models.stats.segment_names() == ["global", "locale:fr"]
@@ -284,6 +285,34 @@ def test_a_damaged_part_or_row_is_refused() -> None:
     rows = doc["cooc"]["rows"]
     ids = rows.ids.copy()
     ids[0] = len(doc["items"]["item_id"])  # names an item the snapshot does not hold
-    doc["cooc"]["rows"] = NeighborColumns(rows.rows, rows.lengths, ids, rows.weights)
+    doc["cooc"]["rows"] = NeighborColumns(rows.rows, rows.lengths, ids, rows.weights, rows.pruned)
     with pytest.raises(ValueError, match="outside the snapshot"):
         models_from_dict(doc)
+
+
+def test_restored_rows_keep_learning_exactly_like_the_originals() -> None:
+    """Rows that dropped entries keep their ``pruned`` mark across a snapshot.
+
+    A row never pruned that lacks ``x`` lets learning append to row ``x`` without a search
+    (a pair is created on both sides at once); a restored row that forgot it had been pruned
+    would append a second entry of the same neighbour to its mirror.
+    """
+    params = ModelParams(neighbors=8)  # a full row keeps its 6 heaviest
+
+    def pair(item: str, other: str, weight: float, k: int) -> LearnRecord:
+        context = ((other, weight),)
+        return LearnRecord(item, T0 + k, "watch", 1.0, 1.0, (), context, positive=True)
+
+    original = SharedModels(params)
+    others = [("b", 0.1), ("c", 0.2), *((name, 1.0) for name in "defghi")]
+    for k, (other, weight) in enumerate(others):
+        original.apply(pair("a", other, weight, k))  # row a: 8 neighbours, b lightest
+    original.apply(pair("a", "j", 1.0, 9))  # full: b and c dropped, j in; row b still has a
+    a, b = original.catalog.index_of("a"), original.catalog.index_of("b")
+    assert b not in original.cooc.row(a)[0].tolist() and original.cooc.table.was_pruned(a)
+    doc = decode_snapshot(*encode_snapshot(models_to_dict(original)))
+    restored = models_from_dict(doc, params)
+    for models in (original, restored):
+        models.apply(pair("a", "b", 1.0, 10))  # b comes back to row a
+        assert models.cooc.row(b)[0].tolist() == [a], "a neighbour twice in a row"
+    assert _pairs(restored) == _pairs(original)
