@@ -21,7 +21,7 @@ import numpy as np
 
 from pipeline.features.state import UserState
 from pipeline.lists.ranking import Score, TopK
-from pipeline.model.arrays import BoolArray, FloatArray, IntArray
+from pipeline.model.arrays import BoolArray, FloatArray, IntArray, isin_sorted, sorted_unique
 from pipeline.model.catalog import Catalog
 from pipeline.model.item_stats import GLOBAL_SEGMENT
 from pipeline.model.models import SharedModels
@@ -57,7 +57,7 @@ class CandidateIndex:
         if models is not self._models or now_ts < self._now or any(n is None for n in news):
             self._rebuild(models, now_ts)
         else:
-            counted, updated, evicted = (np.unique(n) for n in news if n is not None)
+            counted, updated, evicted = (sorted_unique(n) for n in news if n is not None)
             self._update(models, counted, updated, evicted, now_ts)
         self._read = (logs[0].position, logs[1].position, logs[2].position)
         self._now = now_ts
@@ -224,8 +224,9 @@ def allowed(
     if excluded:
         if len(excluded) <= cands.shape[0]:  # look up the fewer ids of the two
             index = catalog.get
-            drop = [i for i in map(index, excluded) if i is not None]
-            cands = cands[~np.isin(cands, drop)]
+            drop = np.fromiter((i for i in map(index, excluded) if i is not None), np.int64)
+            drop.sort()
+            cands = cands[~isin_sorted(cands, drop)]
         else:
             cands = cands[[ids[i] not in excluded for i in cands.tolist()]]
     controls = state.controls

@@ -20,7 +20,7 @@ from pipeline.lists.placement import declared_reason, signal_reason
 from pipeline.lists.rerank_layer import RerankLayer
 from pipeline.lists.scoring import lookup, sigmoid, top_order
 from pipeline.lists.sequence_scores import sequence_scores
-from pipeline.model.arrays import FloatArray, IntArray
+from pipeline.model.arrays import FloatArray, IntArray, sorted_unique
 from pipeline.model.item_features import (
     category_vector,
     feature_matrix,
@@ -122,7 +122,7 @@ class Recommender:
                 c = catalog.find_category(name)
                 if c is not None and c in index.by_category:
                     pools.append(index.by_category[c])
-        cands = allowed(catalog, state, np.unique(np.concatenate(pools)), now_ts)
+        cands = allowed(catalog, state, sorted_unique(np.concatenate(pools)), now_ts)
         if cands.shape[0] == 0:
             return []
         knn = lookup(knn_ids, knn_scores, cands)

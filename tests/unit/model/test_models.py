@@ -392,3 +392,29 @@ def test_cooc_similarity_to_several_histories_reads_the_row_once() -> None:
     )
     assert m.similarity_to(2, pos, neg) == pytest.approx((2.0, 4.0))
     assert m.similarity_to(99, pos) == (0.0,)
+
+
+def test_cooc_history_score_is_the_row_by_row_sum_bit_for_bit() -> None:
+    """One pass over all rows adds the same floats, in the same order, as row by row."""
+    rng = np.random.default_rng(11)
+    m = CoocModel(neighbors=12)
+    for step in range(3_000):
+        context = [(int(i), float(w)) for i, w in zip(rng.integers(0, 60, 5), rng.random(5))]
+        m.learn(int(rng.integers(0, 60)), float(rng.random()) + 0.1, step, context)
+        if step == 2_000:  # stale references: rows cleaned while a history is read
+            m.evict(np.array([3, 17]))
+    history = [(int(i), float(w)) for i, w in zip(rng.integers(0, 70, 20), rng.random(20))]
+    sums: dict[int, float] = {}
+    best: dict[int, tuple[float, int]] = {}
+    for item, weight in history:  # the reference: each row's similarities, in order
+        if item >= m.mass.shape[0]:
+            continue
+        ids, sims = m.similarities(item)
+        for j, s in zip(ids.tolist(), (sims * weight).tolist(), strict=True):
+            sums[j] = sums.get(j, 0.0) + s
+            if j not in best or s >= best[j][0]:  # ties: the later history item
+                best[j] = (s, item)
+    ids, scores, anchors = m.score_with_anchors(history)
+    assert ids.tolist() == sorted(sums)
+    assert scores.tolist() == [sums[j] for j in sorted(sums)]  # exact, not approximate
+    assert anchors.tolist() == [best[j][1] for j in sorted(best)]
