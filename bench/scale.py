@@ -49,6 +49,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 BASE_COMMIT = "82ba259"  # main when the bounded-state work started (issue #16 part 1)
 LEARN_BASE_COMMIT = "94cf086"  # main when the learn-step work started (issue #16 item 2)
+LISTS_BASE_COMMIT = "e89d0f2"  # main when the list-cost work started (issue #16 item 2)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,12 @@ def _learn_before(workdir: Path) -> Variant:
     from common import source_tree
 
     return Variant("learn-before", source_tree(LEARN_BASE_COMMIT, workdir))
+
+
+def _lists_before(workdir: Path) -> Variant:
+    from common import source_tree
+
+    return Variant("lists-before", source_tree(LISTS_BASE_COMMIT, workdir))
 
 
 # The figures of README's "Model at scale" table: 200 neighbours and 20-item learning
@@ -99,6 +106,8 @@ VARIANTS: dict[str, Callable[[Path], Variant]] = {
     "before": _before,
     # main before the learn-step work (same bounded model): the same-run reference
     "learn-before": _learn_before,
+    # main before the list-cost work, with the shipped defaults: the same-run reference
+    "lists-before": _lists_before,
     # the same code with rows that never fill up: what the bound alone changes
     "unbounded": lambda _: Variant(
         "unbounded",
