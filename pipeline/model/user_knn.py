@@ -189,8 +189,8 @@ class UserKnn:
         latest item first, most recent liker first) are summed per user with ``bincount``
         in that order (the floats a dictionary loop adds, in the same order), the candidates'
         window lengths are one gather, and the votes of the neighbours' windows are one
-        ``unique`` + ``bincount``. 10 items x 200 likers cost ~0.2 ms (a dictionary loop and a
-        ``len`` per candidate: ~0.9 ms at 50,000 users).
+        ``unique`` + ``bincount``. At 1M items and 50,000 users a score took a median 0.58 ms
+        against 1.05 ms with a dictionary loop and a ``len`` per candidate (same scores).
         """
         last = len(recent) - 1
         parts: list[Int32Array] = []
