@@ -399,11 +399,15 @@ def test_cooc_history_score_is_the_row_by_row_sum_bit_for_bit() -> None:
     rng = np.random.default_rng(11)
     m = CoocModel(neighbors=12)
     for step in range(3_000):
-        context = [(int(i), float(w)) for i, w in zip(rng.integers(0, 60, 5), rng.random(5))]
+        context = [
+            (int(i), float(w)) for i, w in zip(rng.integers(0, 60, 5), rng.random(5), strict=True)
+        ]
         m.learn(int(rng.integers(0, 60)), float(rng.random()) + 0.1, step, context)
         if step == 2_000:  # stale references: rows cleaned while a history is read
             m.evict(np.array([3, 17]))
-    history = [(int(i), float(w)) for i, w in zip(rng.integers(0, 70, 20), rng.random(20))]
+    history = [
+        (int(i), float(w)) for i, w in zip(rng.integers(0, 70, 20), rng.random(20), strict=True)
+    ]
     sums: dict[int, float] = {}
     best: dict[int, tuple[float, int]] = {}
     for item, weight in history:  # the reference: each row's similarities, in order
