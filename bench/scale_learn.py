@@ -16,6 +16,14 @@ instead of the bulk load's; delete the cache after changing what the models stor
 ``--profile FILE`` runs ``py-spy`` on this process during the timed steps only (raw
 collapsed stacks, ``py-spy record -f raw``); ``--repeat`` times several rounds of steps and
 reports the median of their medians (timings drift 10-25 % on a shared machine).
+
+``--lists`` times ``build_list`` instead, as ``bench/scale.py`` does after a learn step: per
+step a user's state, one new event learned and applied (not timed), then their list (CPU
+time); ``--digest`` then hashes the lists' items, so two trees that rank the same lists
+print the same digest::
+
+    .venv/bin/python bench/scale_learn.py --variant defaults --events 5000000 --lists \
+        --steps 300 --profile /tmp/lists.txt
 """
 
 from __future__ import annotations
@@ -39,12 +47,15 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(BENCH))
 
 import numpy as np  # noqa: E402
+import orjson  # noqa: E402
 from common import log, write_results  # noqa: E402
 from scale import VARIANTS, traffic_shape  # noqa: E402
 from scale_traffic import Traffic, event_doc, record_args  # noqa: E402
 
 from pipeline.features.state import UserState  # noqa: E402
 from pipeline.features.update import FeatureParams  # noqa: E402
+from pipeline.lists.build import Trigger, build_list  # noqa: E402
+from pipeline.lists.recommend import Recommender  # noqa: E402
 from pipeline.model.catalog import ItemInfo  # noqa: E402
 from pipeline.model.learn import apply_learning, learn_batch  # noqa: E402
 from pipeline.model.models import ModelParams, SharedModels  # noqa: E402
@@ -111,6 +122,25 @@ def steps(models: SharedModels, traffic: Traffic, n: int, tag: str) -> list[floa
     return out
 
 
+def list_steps(
+    models: SharedModels, recommender: Recommender, traffic: Traffic, n: int, tag: str
+) -> tuple[list[float], list[list[str]]]:
+    """CPU microseconds of ``n`` list builds, each after its user's new event, and the lists."""
+    out, lists, params = [], [], params_of(traffic)
+    for k, user in enumerate(traffic.draw_users(n).tolist()):
+        state = state_of(models, traffic, user)
+        e = traffic.next_batch(1, users=np.array([user]))[0]
+        ev = event_of(e, f"l{tag}-{k}-{user}")
+        learning = learn_batch(models, {state.user_id: state}, [ev], params=params, threshold=0.6)
+        apply_learning(models, learning)
+        t = time.thread_time_ns()
+        built = build_list(recommender, (), state, Trigger(ev.event_id, ev.ts), now_ms=ev.ts,
+                           version="bench")  # fmt: skip
+        out.append((time.thread_time_ns() - t) / 1e3)
+        lists.append([i["item_id"] for i in orjson.loads(built.doc)["items"]])
+    return out, lists
+
+
 def digest(models: SharedModels) -> str:
     """A hash of what the steps changed: co-occurrence rows, statistics, ranker weights.
 
@@ -143,6 +173,7 @@ def main() -> int:
     parser.add_argument(
         "--digest", action="store_true", help="print a hash of the models after the steps"
     )
+    parser.add_argument("--lists", action="store_true", help="time build_list, not learning")
     args = parser.parse_args()
     sys.setrecursionlimit(100_000)
     name = f"{args.variant}-{args.items}-{args.events}-{args.users}-{args.seed}.pickle"
@@ -157,7 +188,19 @@ def main() -> int:
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(pickle.dumps((models, traffic), protocol=pickle.HIGHEST_PROTOCOL))
     gc.collect()
-    steps(models, traffic, 200, "warm")
+    recommender = Recommender(models)
+    recommender.refresh_indexes(traffic.now())
+    built: list[list[str]] = []
+
+    def timed_steps(n: int, tag: str) -> list[float]:
+        if not args.lists:
+            return steps(models, traffic, n, tag)
+        took, lists = list_steps(models, recommender, traffic, n, tag)
+        built.extend(lists)
+        return took
+
+    timed_steps(200, "warm")
+    built.clear()
     spy = None
     if args.profile:
         py_spy = Path(sys.executable).parent / "py-spy"
@@ -166,7 +209,7 @@ def main() -> int:
         time.sleep(2.0)
     rounds = []
     for r in range(args.repeat):
-        took = steps(models, traffic, args.steps, str(r))
+        took = timed_steps(args.steps, str(r))
         rounds.append(
             {
                 "p50": statistics.median(took),
@@ -179,13 +222,20 @@ def main() -> int:
         spy.send_signal(2)
         spy.wait()
     p50 = statistics.median(r["p50"] for r in rounds)
+    p99 = statistics.median(r["p99"] for r in rounds)
+    what = "build_list" if args.lists else "learn step"
     if args.digest:
-        log(f"models digest after the steps: {digest(models)}")
-    log(f"learn step p50 (median of {args.repeat} rounds): {p50:.1f} us CPU")
+        if args.lists:
+            lists_hash = hashlib.sha256(orjson.dumps(built)).hexdigest()[:16]
+            log(f"lists digest ({len(built)} lists): {lists_hash}")
+        else:
+            log(f"models digest after the steps: {digest(models)}")
+    log(f"{what} p50 / p99 (medians of {args.repeat} rounds): {p50:.1f} / {p99:.1f} us CPU")
     if args.results:
+        key = "list_cpu_us" if args.lists else "learn_cpu_us"
         write_results(
             args.results,
-            {"args": vars(args), "rounds": rounds, "learn_cpu_us_p50": p50},  # fmt: skip
+            {"args": vars(args), "rounds": rounds, f"{key}_p50": p50, f"{key}_p99": p99},
         )
     return 0
 
