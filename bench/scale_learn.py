@@ -1,4 +1,5 @@
-"""The learn step of ``bench/scale.py`` alone: fast to repeat, profile and compare.
+"""The learn step (or, with ``--lists``, the list) of ``bench/scale.py`` alone: fast to repeat,
+profile and compare.
 
     .venv/bin/python bench/scale_learn.py --items 1000000 --events 1000000
     .venv/bin/python bench/scale_learn.py --items 1000000 --events 1000000 --profile /tmp/l.txt
@@ -189,7 +190,8 @@ def main() -> int:
         cache.write_bytes(pickle.dumps((models, traffic), protocol=pickle.HIGHEST_PROTOCOL))
     gc.collect()
     recommender = Recommender(models)
-    recommender.refresh_indexes(traffic.now())
+    if args.lists:
+        recommender.refresh_indexes(traffic.now())
     built: list[list[str]] = []
 
     def timed_steps(n: int, tag: str) -> list[float]:

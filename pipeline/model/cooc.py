@@ -250,38 +250,26 @@ class CoocModel:
         The anchor is what a list names in "because you watched X" (on an exact tie, any of
         the best).
         """
-        # every row's entries in one array, then each formula once over all of them: the
-        # same floats per entry as ``similarities(item) * weight`` row by row, without five
-        # numpy calls per history item
-        rows: list[tuple[Int32Array, Float32Array]] = []
-        lengths: list[int] = []
-        own: list[float] = []  # the row item's mass ** alpha
-        scale: list[float] = []  # the history weight
+        parts_ids: list[IntArray] = []
+        parts_w: list[FloatArray] = []
         sources: list[int] = []
-        n_items = self.mass.shape[0]
         for item, weight in history:
-            if item >= n_items:
+            if item >= self.mass.shape[0]:
                 continue
-            refs, raw = self._live_row(item)  # views; a later row's clean-up never moves them
-            if refs.shape[0]:
-                rows.append((refs, raw))
-                lengths.append(refs.shape[0])
-                own.append(max(float(self.mass[item]), _MIN_MASS) ** self.alpha)
-                scale.append(weight)
+            ids, sims = self.similarities(item)
+            if ids.shape[0]:
+                parts_ids.append(ids)
+                parts_w.append(sims * weight)
                 sources.append(item)
-        if not rows:
+        if not parts_ids:
             return _EMPTY_IDS, _EMPTY_W, _EMPTY_IDS
-        ids = np.concatenate([r for r, _ in rows]).astype(np.int64)
-        raw_w = np.concatenate([w for _, w in rows]).astype(np.float64)
-        del rows
-        mass = np.maximum(self.mass[ids], _MIN_MASS)
-        per_row = np.repeat(np.array(own), lengths)
-        weights = raw_w / (mass**self.beta * per_row) * np.repeat(np.array(scale), lengths)
+        ids = np.concatenate(parts_ids)
+        weights = np.concatenate(parts_w)
         unique, inverse = unique_inverse(ids)
         summed = np.bincount(inverse, weights=weights, minlength=unique.shape[0])
         best = np.zeros(unique.shape[0])
         np.maximum.at(best, inverse, weights)
-        source = np.repeat(np.array(sources, dtype=np.int64), lengths)
+        source = np.repeat(np.array(sources, dtype=np.int64), [p.shape[0] for p in parts_ids])
         top = np.flatnonzero(weights == best[inverse])
         anchors = np.zeros(unique.shape[0], dtype=np.int64)
         anchors[inverse[top]] = source[top]

@@ -219,7 +219,7 @@ class UserKnn:
             return _EMPTY_IDS, _EMPTY_W
         nearest = self._nearest(slots, sims)
         windows = [self._windows[slot] for _, _, slot in nearest]
-        sizes = np.fromiter(map(len, windows), np.int64, len(windows))
+        sizes = self._sizes[[slot for _, _, slot in nearest]]
         items = np.concatenate([np.frombuffer(w, dtype=np.int32) for w in windows])
         weights = np.repeat(np.fromiter((s for s, _, _ in nearest), np.float64), sizes)
         ids, at = unique_inverse(items)

@@ -395,7 +395,7 @@ def test_cooc_similarity_to_several_histories_reads_the_row_once() -> None:
 
 
 def test_cooc_history_score_is_the_row_by_row_sum_bit_for_bit() -> None:
-    """One pass over all rows adds the same floats, in the same order, as row by row."""
+    """The summed scores and anchors are each row's similarities added in history order."""
     rng = np.random.default_rng(11)
     m = CoocModel(neighbors=12)
     for step in range(3_000):
