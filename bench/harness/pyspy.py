@@ -34,15 +34,25 @@ _ENTRY = (
     "agents/__main__",
 )  # on every stack of the worker: says nothing
 
-# What a worker spends time on: the innermost recloop function on the stack that names a stage;
-# samples without one go to the package of their innermost library frame ("pkg:<package>").
+# What a worker spends time on: the innermost frame on the stack that names a stage, a recloop
+# function below (``func`` itself or any method of a class ``func``) or a library ("pkg:<name>").
+# A recloop frame no stage names counts as "other recloop code" when it is deeper than every
+# library stage's frame: before, such samples fell through to the Faust frame at the stack's
+# root (``Agent._execute_actor`` runs the whole batch), which read as Faust's own cost.
 WORKER_STAGES: tuple[tuple[str, str], ...] = (
     ("refresh: rank (Recommender.recommend)", "Recommender.recommend"),
     ("refresh: encode list JSON", "encode_recommendation"),
+    ("refresh: build list (other)", "build_list"),
     ("refresh: Redis SET + Kafka send", "ListPublisher.publish"),
+    ("refresh: Redis SET + Kafka send", "ListPublisher.deliver"),
+    ("refresh: Redis SET + Kafka send", "ListPublisher.send"),
+    ("persist: encode batch writes", "BatchStore.encode"),
+    ("persist: Redis transaction", "BatchStore"),
     ("persist: Redis transaction", "BatchProcessor._write"),
     ("learn: features + ranker examples", "learn_batch"),
     ("learn: shared model apply", "apply_learning"),
+    ("learn: shared model apply", "apply_local"),
+    ("learn: shared model apply", "SharedModels.apply_all"),
     ("decode + validate events", "parse_event"),
     ("load user states (Redis)", "UserCache.ensure"),
     ("dead letters", "BatchProcessor._dead_letter"),
@@ -51,14 +61,15 @@ WORKER_STAGES: tuple[tuple[str, str], ...] = (
     ("timer: snapshot", "Worker.snapshot_model"),
     ("timer: stale refresh", "Worker.refresh_stale"),
     ("timer: deferred refresh (other)", "Worker.flush_pending"),
-    ("other batch logic", "BatchProcessor._handle_events"),
-    ("other batch logic", "BatchProcessor.handle_events"),
+    ("other batch logic", "BatchProcessor"),
+    ("other batch logic", "BatchPipeline"),
     ("/metrics rendering", "pkg:prometheus_client"),
     ("Faust stream/agent machinery", "pkg:faust"),
     ("Faust stream/agent machinery", "pkg:mode"),
     ("Kafka client (aiokafka)", "pkg:aiokafka"),
     ("Redis client (redis-py)", "pkg:redis"),
 )
+OTHER_RECLOOP = "other recloop code"
 
 
 def find_pyspy() -> str | None:
@@ -192,14 +203,16 @@ def analyze(path: Path, top: int = 20) -> dict[str, Any]:
 
 
 def _stage(frames: list[tuple[str, str, str]]) -> str:
-    """The innermost recloop stage on the stack; else the library of the innermost frame."""
+    """The innermost frame that names a stage (see ``WORKER_STAGES``), else "other"."""
     for func, _, _ in reversed(frames):
         for name, pattern in WORKER_STAGES:
             if not pattern.startswith("pkg:") and (
                 func == pattern or func.startswith(pattern + ".")
             ):
                 return name
-    for _, _, pkg in reversed(frames):
+    for _, file, pkg in reversed(frames):
+        if pkg.startswith("recloop:") and not file.startswith(_ENTRY):
+            return OTHER_RECLOOP
         for name, pattern in WORKER_STAGES:
             if pattern == f"pkg:{pkg}":
                 return name

@@ -142,3 +142,38 @@ def test_results_carry_the_machine(tmp_path: Path) -> None:
     assert doc["machine"]["cores"] >= 1 and doc["machine"]["python"]
     assert "faust-streaming" in doc["machine"]["packages"]
     assert len(doc["machine"]["load_average"]) == 3
+
+
+def test_profile_stages_charge_the_innermost_named_frame(tmp_path: Path) -> None:
+    """A batch runs inside Faust's ``Agent._execute_actor``: its own frames, named or not, are
+    recloop's time, never Faust's; Faust is charged only where its frames are the deepest."""
+    from harness import pyspy
+
+    r = pyspy.REPO_ROOT  # recloop's frames are told by their path under the checkout
+    root = "Worker.execute_from_commandline (/v/site-packages/mode/worker.py:1)"
+    actor = f"{root};Agent._execute_actor (/v/site-packages/faust/agents/agent.py:2)"
+    agent = f"{actor};create_app.<locals>.events_agent ({r}/agents/app.py:3)"
+    prepare = f"{agent};BatchProcessor.prepare ({r}/pipeline/worker/processor.py:4)"
+    lines = [
+        # our code that no stage names: the old fallback charged it to Faust
+        f"{prepare};SharedModels.is_new ({r}/pipeline/model/models.py:5) 7",
+        # a named stage, with a library below it
+        f"{prepare};learn_batch ({r}/pipeline/model/learn.py:6);"
+        "unique (/v/site-packages/numpy/lib/x.py:7) 5",
+        f"{prepare};SharedModels.apply_all ({r}/pipeline/model/models.py:8) 3",
+        # the agent's own wiring, outside any stage
+        f"{agent};_raw ({r}/agents/app.py:11) 4",
+        # Faust's own per-message work
+        f"{agent};Stream.noack_take (/v/site-packages/faust/streams.py:9) 11",
+        f"{actor};wait_first (/v/site-packages/mode/utils/futures.py:10) 2",
+    ]
+    raw = tmp_path / "p.raw"
+    raw.write_text("\n".join(lines) + "\n")
+    stages = {name: count for name, count, _ in pyspy.analyze(raw)["by_stage"]}
+    assert stages == {
+        "Faust stream/agent machinery": 13,
+        "other batch logic": 7,
+        "learn: features + ranker examples": 5,
+        "learn: shared model apply": 3,
+        "other recloop code": 4,
+    }
