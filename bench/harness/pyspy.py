@@ -70,6 +70,12 @@ WORKER_STAGES: tuple[tuple[str, str], ...] = (
     ("Redis client (redis-py)", "pkg:redis"),
 )
 OTHER_RECLOOP = "other recloop code"
+# Two kinds of samples with no Python frame of their own: the main thread's event loop running
+# its C code (uvloop's polling, socket reads and writes, C callbacks: self time of mode's
+# ``Worker.execute_from_commandline``, the stack's root), and Faust's consumer thread, which
+# runs aiokafka's fetches on a loop of its own (``ServiceThread._start_thread``).
+EVENT_LOOP = "event loop (C: polling, socket I/O, callbacks)"
+CONSUMER_THREAD = "Faust's Kafka consumer thread"
 
 
 def find_pyspy() -> str | None:
@@ -204,6 +210,10 @@ def analyze(path: Path, top: int = 20) -> dict[str, Any]:
 
 def _stage(frames: list[tuple[str, str, str]]) -> str:
     """The innermost frame that names a stage (see ``WORKER_STAGES``), else "other"."""
+    if any(func == "ServiceThread._start_thread" for func, _, _ in frames):
+        return CONSUMER_THREAD
+    if frames[-1][0] == "Worker.execute_from_commandline" and frames[-1][2] == "mode":
+        return EVENT_LOOP
     for func, _, _ in reversed(frames):
         for name, pattern in WORKER_STAGES:
             if not pattern.startswith("pkg:") and (

@@ -166,6 +166,10 @@ def test_profile_stages_charge_the_innermost_named_frame(tmp_path: Path) -> None
         # Faust's own per-message work
         f"{agent};Stream.noack_take (/v/site-packages/faust/streams.py:9) 11",
         f"{actor};wait_first (/v/site-packages/mode/utils/futures.py:10) 2",
+        # the loop's own C code, and Faust's consumer thread
+        f"{root} 6",
+        "Thread._bootstrap (/usr/lib/python3.11/threading.py:1);"
+        "ServiceThread._start_thread (/v/site-packages/mode/threads.py:2) 1",
     ]
     raw = tmp_path / "p.raw"
     raw.write_text("\n".join(lines) + "\n")
@@ -176,4 +180,6 @@ def test_profile_stages_charge_the_innermost_named_frame(tmp_path: Path) -> None
         "learn: features + ranker examples": 5,
         "learn: shared model apply": 3,
         "other recloop code": 4,
+        pyspy.EVENT_LOOP: 6,
+        pyspy.CONSUMER_THREAD: 1,
     }
