@@ -26,6 +26,7 @@ from pipeline.events.ingest import RawMessage
 from pipeline.kafka.lag import LAG_EXPORT_SECONDS, KafkaAdmin
 from pipeline.publish.ports import Record
 from pipeline.stores.client import open_redis
+from pipeline.worker.gc_policy import freeze_survivors, watch_gc
 from pipeline.worker.loop_lag import watch_loop_lag
 from pipeline.worker.metrics import WorkerMetrics
 from pipeline.worker.processor import BatchProcessor
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
     metrics = WorkerMetrics()
     ready = asyncio.Event()
     holder: dict[str, Worker] = {}
+    unwatch_gc: list[Callable[[], None]] = []
 
     def topic(name: str) -> Any:
         return app.topic(
@@ -82,9 +84,11 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         holder["w"] = await start_worker(
             settings, redis=client, sender=FaustSender(app), worker_id=worker_id, metrics=metrics
         )
+        unwatch_gc.append(watch_gc(metrics))
+        frozen = freeze_survivors(settings)  # libraries and loaded models: out of later passes
         ready.set()
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # uvloop or asyncio
-        log.info("worker ready worker_id=%s loop=%s", worker_id, loop)
+        log.info("worker ready worker_id=%s loop=%s gc_frozen=%d", worker_id, loop, frozen)
 
     def events_behind(events: Sequence[Any]) -> int:
         """How far the consumer is behind the partitions of a batch (its local view).
@@ -192,6 +196,8 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def on_shutdown(sender: Any, **_: Any) -> None:
+        while unwatch_gc:  # the callback is process-wide: an app stopped in a test leaves none
+            unwatch_gc.pop()()
         if ready.is_set():
             await holder["w"].hand_over()
 

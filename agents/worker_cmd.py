@@ -71,6 +71,7 @@ def worker(
     from agents.app import create_app
     from agents.faust_config import event_loop_policy
     from pipeline.kafka.topics import ensure_topics
+    from pipeline.worker.gc_policy import apply_gc_policy
 
     overrides: dict[str, object] = {}
     if web_port is not None:
@@ -88,6 +89,7 @@ def worker(
         policy = event_loop_policy(settings)
         if policy is not None:  # before the app or the worker touch a loop
             asyncio.set_event_loop_policy(policy)
+        apply_gc_policy(settings)
         app = create_app(settings)  # checks the data folder before anything connects
         ensure_topics(settings)
     except RecloopError as exc:

@@ -8,8 +8,9 @@ batch's effects are durable. What recloop's worker adds on top (features, Redis,
 lists) is what ``bench/throughput.py`` compares against this.
 
 The app is built from exactly the worker's Faust settings and event loop
-(``agents.faust_config.faust_settings`` and ``event_loop_policy`` of the same ``Settings``):
-only the agent body differs, so the worker/ceiling ratio measures recloop's own cost.
+(``agents.faust_config.faust_settings`` and ``event_loop_policy`` of the same ``Settings``)
+and the worker's garbage-collector policy (``pipeline.worker.gc_policy``): only the agent
+body differs, so the worker/ceiling ratio measures recloop's own cost.
 
 Started by ``bench/throughput.py`` (``harness.ceiling.CeilingProcess``) as
 ``python bench/ceiling_app.py`` with the run's settings in ``RECLOOP_*`` variables and its own
@@ -28,6 +29,7 @@ import orjson
 
 from agents.faust_config import event_loop_policy, faust_settings
 from pipeline.config import Settings
+from pipeline.worker.gc_policy import apply_gc_policy, freeze_survivors
 
 
 def create_app(settings: Settings, sink: str, *, forward: bool = True) -> faust.App:
@@ -71,6 +73,10 @@ def create_app(settings: Settings, sink: str, *, forward: bool = True) -> faust.
             for event in events:
                 event.ack()
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def freeze() -> None:
+        freeze_survivors(settings)  # as the worker does once ready
+
     @app.page("/count")
     async def count(web: Any, request: Any) -> Any:
         return web.json(stats)
@@ -83,6 +89,7 @@ def main() -> None:
     policy = event_loop_policy(settings)
     if policy is not None:  # as `recloop worker` does, before anything touches a loop
         asyncio.set_event_loop_policy(policy)
+    apply_gc_policy(settings)  # the worker's collector policy too
     app = create_app(
         settings, os.environ["CEILING_SINK"], forward=os.environ.get("CEILING_FORWARD", "1") != "0"
     )

@@ -99,6 +99,17 @@ class Settings(BaseSettings):
         description="Event loop of `recloop worker`: uvloop (auto: when installed, as it is "
         "with the package on Linux and macOS; on: required) or asyncio's own (off).",
     )
+    gc_gen0_threshold: int = Field(
+        50_000,
+        ge=0,
+        description="First threshold of Python's garbage collector in `recloop worker` "
+        "(CPython's default 700): fewer collector passes; 0 keeps the interpreter's.",
+    )
+    gc_freeze: bool = Field(
+        True,
+        description="Freeze the objects alive once `recloop worker` is ready (libraries, "
+        "models): later collector passes skip them.",
+    )
     faust_cython_optimizations: bool = Field(
         False,
         description="Faust's `cython_optimizations`: its repaired Cython fast paths for "

@@ -57,6 +57,10 @@ def worker_facts(text: str) -> dict[str, Any]:
         "mean_batch_ms": 1000 * prom_sum(text, "recloop_batch_seconds_sum") / n if n else None,
         "redis_errors": prom_sum(text, "recloop_redis_errors_total"),
         "kafka_errors": prom_sum(text, "recloop_kafka_errors_total"),
+        # the garbage collector's pauses over the whole process (start included)
+        "gc_pause_seconds": prom_sum(text, "recloop_gc_pause_seconds_sum"),
+        "gc_full_pause_seconds": prom_sum(text, "recloop_gc_pause_seconds_sum", generation="2"),
+        "gc_passes": prom_sum(text, "recloop_gc_pause_seconds_count"),
     }
 
 

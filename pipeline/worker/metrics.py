@@ -77,6 +77,13 @@ class WorkerMetrics:
             "Largest event-loop lag over the last 10 s.",
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "recloop_gc_pause_seconds",
+            "Pauses of Python's cyclic garbage collector, by generation (the loop held).",
+            ["generation"],
+            buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=r,
+        )
         self.backlog_seconds = Gauge(
             "recloop_backlog_seconds",
             "Consumer lag of the events topic in seconds of work at the recent rate.",

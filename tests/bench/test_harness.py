@@ -183,3 +183,16 @@ def test_profile_stages_charge_the_innermost_named_frame(tmp_path: Path) -> None
         pyspy.EVENT_LOOP: 6,
         pyspy.CONSUMER_THREAD: 1,
     }
+
+
+def test_worker_facts_carry_the_collectors_pauses() -> None:
+    from harness.processes import worker_facts
+
+    m = WorkerMetrics()
+    m.gc_pause.labels(generation="0").observe(0.01)
+    m.gc_pause.labels(generation="2").observe(0.2)
+    m.gc_pause.labels(generation="2").observe(0.1)
+    facts = worker_facts(m.render().decode())
+    assert facts["gc_pause_seconds"] == pytest.approx(0.31)
+    assert facts["gc_full_pause_seconds"] == pytest.approx(0.3)
+    assert facts["gc_passes"] == 3
