@@ -5,9 +5,9 @@ CPython frees most objects by reference counting; its cyclic collector runs besi
 every so often a full pass walks *every* tracked object: the imported libraries, the loaded
 model, the cached users' histories. A worker allocates containers at a high rate (Faust's
 per-message events and futures, each batch's users and records), so at the default the
-collector ran ~60 young passes a second and a full pass every few seconds on the throughput
-benchmark, each full pass up to 0.2 s with the event loop held: ~7 % of the worker's CPU,
-and more in cache misses after each pass.
+collector ran ~2,300 passes in a 60 s drain of the throughput benchmark, ~24 of them full
+passes of up to 0.2-0.3 s each with the event loop held: 3.3 s of pauses, ~5 % of the
+worker's CPU (README, Results: "the garbage collector").
 
 A larger first threshold makes young passes rarer (each one bigger, tens of milliseconds)
 and full passes much rarer; freezing what is alive once the worker is ready
