@@ -203,6 +203,8 @@ KNOBS = (
     "batches_in_flight",
     "refresh_interval_ms",
     "worker_uvloop",
+    "gc_gen0_threshold",
+    "gc_freeze",
     "faust_cython_optimizations",
     "faust_monitor",
     "faust_stream_buffer_maxsize",
