@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar, cast
+
 import numpy as np
 import numpy.typing as npt
 
@@ -13,17 +15,24 @@ Int8Array = npt.NDArray[np.int8]
 BoolArray = npt.NDArray[np.bool_]
 
 
-def fit(array: FloatArray, size: int) -> FloatArray:
+A = TypeVar("A", bound=npt.NDArray[Any])
+
+
+def fit(array: A, size: int) -> A:
     """``array`` if it can hold ``size`` entries, else a zero-padded copy twice as large.
+
+    The copy keeps the dtype: float64 masses and counts, int32 window sizes.
 
     >>> fit(np.zeros(2), 3).shape
     (4,)
+    >>> fit(np.ones(2, dtype=np.int32), 3).tolist()
+    [1, 1, 0, 0]
     """
     if size <= array.shape[0]:
         return array
-    grown = np.zeros(max(size, array.shape[0] * 2), dtype=np.float64)
+    grown = np.zeros(max(size, array.shape[0] * 2), dtype=array.dtype)
     grown[: array.shape[0]] = array
-    return grown
+    return cast("A", grown)
 
 
 def sorted_unique(values: IntArray) -> IntArray:

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from pipeline.model.arrays import FloatArray, Int32Array, IntArray, unique_inverse
+from pipeline.model.arrays import FloatArray, Int32Array, IntArray, fit, unique_inverse
 
 _EMPTY_IDS: IntArray = np.zeros(0, dtype=np.int64)
 _EMPTY_W: FloatArray = np.zeros(0, dtype=np.float64)
@@ -256,10 +256,7 @@ class UserKnn:
         self._users.append(user)
         self._windows.append(array("i"))
         slot = len(self._users) - 1
-        if slot >= self._sizes.shape[0]:
-            grown = np.zeros(2 * self._sizes.shape[0], dtype=np.int32)
-            grown[: self._sizes.shape[0]] = self._sizes
-            self._sizes = grown
+        self._sizes = fit(self._sizes, slot + 1)
         return slot
 
     def _unlike(self, item: int, slot: int) -> None:
