@@ -20,6 +20,7 @@ from typing import Any
 import faust
 from faust.web import Request, Response, View
 
+from agents.batches import event_batches
 from agents.faust_config import faust_settings
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
@@ -90,23 +91,6 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]  # uvloop or asyncio
         log.info("worker ready worker_id=%s loop=%s gc_frozen=%d", worker_id, loop, frozen)
 
-    def events_behind(events: Sequence[Any]) -> int:
-        """How far the consumer is behind the partitions of a batch (its local view).
-
-        Drives coalescing under overload; the exported lag gauges come from the broker's
-        view on a timer (below).
-        """
-        last: dict[Any, int] = {}
-        for e in events:
-            last[e.message.tp] = e.message.offset
-        total = 0
-        for tp, offset in last.items():
-            try:
-                total += max(0, app.consumer.highwater(tp) - offset - 1)
-            except Exception:  # advisory: never fail a batch over it
-                log.debug("no highwater for partition", exc_info=True)
-        return total
-
     inputs = {settings.topic_events, settings.topic_items, settings.topic_controls}
     lag_admin = KafkaAdmin(settings, client_id=f"{settings.app_id}-lag")
 
@@ -149,14 +133,12 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         app.agent(topic(name), name=f"recloop.{name}")(agent)
 
     async def events_agent(stream: Any) -> None:
-        """Events: pipelined batches, each acknowledged only once its effects are durable."""
+        """Events: batches gathered under a backlog, pipelined, acknowledged once durable."""
         worker = await started()
-        async for events in stream.noack_take(
-            settings.batch_size, within=settings.batch_within_seconds
-        ):
+        async for events, behind in event_batches(app, stream, settings):
             await worker.events.submit([_raw(e) for e in events], _acker(events))
             worker.metrics.in_flight.set(worker.events.in_flight)
-            worker.note_backlog(events_behind(events), len(events))
+            worker.note_backlog(behind, len(events))
 
     app.agent(topic(settings.topic_events), name=f"recloop.{settings.topic_events}")(events_agent)
     batch_agent(settings.topic_items, BatchProcessor.handle_items)

@@ -1,7 +1,7 @@
 """The framework ceiling: a minimal Faust app doing only what every recloop batch must do.
 
 It consumes the events topic with its own consumer group in the worker's batches
-(``noack_take`` of ``RECLOOP_BATCH_SIZE`` within ``RECLOOP_BATCH_WITHIN_SECONDS``), decodes each
+(``agents.batches.event_batches``: ``noack_take``, gathered under a backlog), decodes each
 value with orjson, forwards it to another topic (the sends of a batch issued together, their
 acks awaited) and only then acknowledges the batch's events, as the worker does once a
 batch's effects are durable. What recloop's worker adds on top (features, Redis, models,
@@ -27,6 +27,7 @@ from typing import Any
 import faust
 import orjson
 
+from agents.batches import event_batches
 from agents.faust_config import event_loop_policy, faust_settings
 from pipeline.config import Settings
 from pipeline.worker.gc_policy import apply_gc_policy, freeze_survivors
@@ -52,9 +53,7 @@ def create_app(settings: Settings, sink: str, *, forward: bool = True) -> faust.
     @app.agent(topic(settings.topic_events))
     async def decode_and_forward(stream: Any) -> None:
         producer = app.producer
-        async for events in stream.noack_take(
-            settings.batch_size, within=settings.batch_within_seconds
-        ):
+        async for events, _ in event_batches(app, stream, settings):
             futures, decoded = [], 0
             for event in events:
                 try:

@@ -80,6 +80,7 @@ FIGURES: list[Figure] = [
     ("worker / ceiling (events/s)", "ratio", 3),
     ("worker / ceiling (CPU per event)", "cpu_ratio", 3),
     ("decode-only events/s", "decode_only.rate", 0),
+    ("worker events per batch", "worker.worker.mean_batch_size", 0),
     ("worker RSS MiB", "worker.rss_mib", 0),
     ("worker GC pauses, s (whole process)", "worker.worker.gc_pause_seconds", 2),
     ("worker GC full passes, s", "worker.worker.gc_full_pause_seconds", 2),

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     batch_within_seconds: float = Field(
         0.02, gt=0, description="Max wait to fill a batch before handling it."
     )
+    batch_gather_seconds: float = Field(
+        0.2,
+        ge=0,
+        description="Under a backlog, the longest a batch is gathered across several waits "
+        "of `RECLOOP_BATCH_WITHIN_SECONDS` to fill it (only while the consumer is behind by "
+        "at least what the batch lacks; 0: never).",
+    )
 
     # --- framework (Faust, aiokafka, event loop): what a message costs before recloop ----
     worker_uvloop: Literal["auto", "on", "off"] = Field(

@@ -200,6 +200,7 @@ def with_new_port(settings: Settings) -> Settings:
 KNOBS = (
     "batch_size",
     "batch_within_seconds",
+    "batch_gather_seconds",
     "batches_in_flight",
     "refresh_interval_ms",
     "worker_uvloop",
