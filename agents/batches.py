@@ -18,23 +18,37 @@ from pipeline.worker.gather import gathered
 log = logging.getLogger(__name__)
 
 
-def events_behind(app: faust.App, events: Sequence[Any]) -> int:
-    """How far the consumer is behind the partitions of a batch (its local view).
+class ConsumerBacklog:
+    """How far the consumer is behind, over every partition it has taken events from.
 
-    The highwater marks come with every fetch, so this costs no round trip; it drives
-    gathering and coalescing under overload. The exported lag gauges come from the
-    broker's view on a timer instead.
+    Its local view: the highwater marks come with every fetch, so this costs no round
+    trip. It drives gathering and coalescing under overload; the exported lag gauges come
+    from the broker's view on a timer instead. Counted over every partition taken from,
+    not only the last take's: a take often holds a few partitions' events, and their lag
+    alone understates a backlog spread over all of them. A partition the consumer no
+    longer holds (its highwater refused) is dropped.
     """
-    last: dict[Any, int] = {}
-    for e in events:
-        last[e.message.tp] = e.message.offset
-    total = 0
-    for tp, offset in last.items():
-        try:
-            total += max(0, app.consumer.highwater(tp) - offset - 1)
-        except Exception:  # advisory: never fail a batch over it
-            log.debug("no highwater for partition", exc_info=True)
-    return total
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+        self._taken: dict[Any, int] = {}
+
+    def after(self, events: Sequence[Any]) -> int:
+        """The backlog once ``events`` are taken: events behind, summed over partitions."""
+        taken = self._taken
+        for e in events:
+            taken[e.message.tp] = e.message.offset
+        total = 0
+        for tp, offset in list(taken.items()):
+            try:
+                highwater = self._app.consumer.highwater(tp)
+            except Exception:  # not ours any more (revoked): advisory, never fail a batch
+                log.debug("no highwater for partition", exc_info=True)
+                del taken[tp]
+                continue
+            if highwater is not None:  # None: no fetch answered yet
+                total += max(0, highwater - offset - 1)
+        return total
 
 
 def event_batches(
@@ -49,7 +63,7 @@ def event_batches(
     takes = stream.noack_take(settings.batch_size, within=settings.batch_within_seconds)
     return gathered(
         takes,
-        lambda events: events_behind(app, events),
+        ConsumerBacklog(app).after,
         size=settings.batch_size,
         hold=settings.batch_gather_seconds,
     )
