@@ -59,12 +59,9 @@ async def gathered(
     """Batches of at most ``size`` events joined from ``takes``, each with the backlog after it.
 
     ``behind(events)`` is the consumer's backlog after a take. ``hold <= 0`` hands every
-    take on unchanged. Order is kept: events leave in the order the takes gave them.
+    take on unchanged (``gather_more`` never holds). Order is kept: events leave in the
+    order the takes gave them.
     """
-    if hold <= 0:
-        async for events in takes:
-            yield list(events), behind(events)
-        return
     pending: list[E] = []
     lag = 0
     first = 0.0
