@@ -8,7 +8,8 @@ timed for sampled users in the state they ended in. 10k items: the simulator
 (``pipeline.tooling.simulator``) generates the traffic of a 10,000-item catalogue, learned
 the same way. Times are single-threaded wall-clock microseconds of ``Recommender.recommend``
 (the list a refresh builds: candidates, scoring, category cap, reasons) and, per event, of
-the learning step (``learn_batch`` + ``apply_learning``, river ranker included), and of
+the learning step (``learn_batch`` + ``apply_learning``, as a worker whose lists do not read
+the river ranker runs it: without that ranker's training), and of
 the learning-to-rank layer's river step alone (``rerank_learn_us``: one ``learn_one`` per
 training pair of a positive), which learning adds where a list head is kept.
 """

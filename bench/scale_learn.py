@@ -80,12 +80,17 @@ def event_of(e: dict[str, Any], event_id: str) -> Event:
     return Event.model_validate(event_doc(e, event_id))
 
 
+def model_params(variant: str) -> ModelParams:
+    """The ``ModelParams`` ``bench/scale.py`` measures for ``variant``, as this code has them."""
+    return ModelParams(**VARIANTS[variant](ROOT).options.get("model", {}))
+
+
 def build(
     items: int, events: int, users: int, seed: int, variant: str = "after"
 ) -> tuple[SharedModels, Traffic]:
     """The models after ``events`` bulk-learned events, as ``bench/scale.py`` fills them."""
     options = VARIANTS[variant](ROOT).options  # the models and traffic bench/scale.py measures
-    params = ModelParams(**options.get("model", {}))
+    params = model_params(variant)
     traffic = Traffic(n_items=items, n_users=users, seed=seed, **traffic_shape(options, params))
     models = SharedModels(params)
     for item_id, cats, duration, published, title in traffic.item_infos():
@@ -181,6 +186,9 @@ def main() -> int:
     cache = Path(args.cache) / name
     if cache.exists():
         models, traffic = pickle.loads(cache.read_bytes())
+        # the cache holds what was learned; the knobs are this code's (a knob added since
+        # the cache was written would otherwise be missing from its pickled params)
+        models.params = model_params(args.variant)
         log(f"loaded {cache}")
     else:
         t = time.monotonic()

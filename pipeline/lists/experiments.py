@@ -12,9 +12,10 @@ Experiments are declared in a JSON file (``RECLOOP_EXPERIMENTS_FILE``)::
         ]}]}
 
 The first variant is the control arm. ``changes`` may set ``personalized`` and any ranking
-knob of ``ListParams`` (``ranker_power``, ``category_weight``, ``popularity_weight``,
-``trend_weight``, ``category_cap``, ``exploration_share``, ``new_item_share``, ``context_size``,
-``recency_decay``, ``declared_weight``, ``declared_halfway``).
+knob of ``ListParams`` (``ranker_power``, ``rerank_depth``, ``rerank_mix``,
+``category_weight``, ``popularity_weight``, ``trend_weight``, ``category_cap``,
+``exploration_share``, ``new_item_share``, ``context_size``, ``recency_decay``,
+``declared_weight``, ``declared_halfway``).
 
 Assignment is a pure function of the experiment name and user id (SHA-256), so every
 worker, restart and the API agree without shared state. Experiments are mutually exclusive:
@@ -43,6 +44,8 @@ ALLOWED_CHANGES = frozenset(
     {
         "personalized",
         "ranker_power",
+        "rerank_depth",
+        "rerank_mix",
         "category_weight",
         "popularity_weight",
         "trend_weight",
@@ -147,6 +150,22 @@ def assign(experiments: tuple[Experiment, ...], user_id: str) -> tuple[Experimen
                     return experiment, variant
             return experiment, experiment.variants[-1]
     return None
+
+
+def reads_like_ranker(base: ListParams, experiments: tuple[Experiment, ...]) -> bool:
+    """Whether any list a worker ranks reads the P(like) ranker (``ranker_power`` > 0).
+
+    The worker trains that ranker only then (``ModelParams.like_ranker``): by default no
+    list reads it, and its training is a quarter of the learn step.
+
+    >>> e = parse_experiments({"experiments": [{"name": "x", "variants": [
+    ...     {"name": "a", "share": 0.5}, {"name": "b", "share": 0.5,
+    ...      "changes": {"ranker_power": 1.0}}]}]})
+    >>> reads_like_ranker(ListParams(), ()), reads_like_ranker(ListParams(), e)
+    (False, True)
+    """
+    arms = (variant_params(base, v)[0] for e in experiments for v in e.variants)
+    return any(p.ranker_power > 0 for p in (base, *arms))
 
 
 def variant_params(base: ListParams, variant: Variant) -> tuple[ListParams, bool]:

@@ -131,7 +131,9 @@ def learn_event(
     With personalization off the event only counts towards anonymous item statistics (no
     context, no segments) and is remembered for de-duplication; no behavioural feature of
     the user moves and the rankers learn nothing. ``rerank`` gives the learning-to-rank
-    rows of a positive, computed before the event changes the user's state.
+    rows of a positive, computed before the event changes the user's state. The P(like)
+    ranker's example is made only where some list reads that ranker
+    (``ModelParams.like_ranker``).
     """
     if not state.controls.personalization:
         mark_seen(state, event.event_id, params.dedupe_size)
@@ -140,7 +142,11 @@ def learn_event(
         return dataclasses.replace(record, stage=None), None, None  # no user sequence
     recent = models.recent(state)  # one history walk for the record and the example
     record = models.record_for(state, event.item_id, event.ts, event.type, signal, recent)
-    example = ranker_example(models, state, event.item_id, signal, event.ts, recent)
+    example = (
+        ranker_example(models, state, event.item_id, signal, event.ts, recent)
+        if models.params.like_ranker
+        else None
+    )
     pairs = rerank(state, event.item_id, signal) if rerank else None
     ctx = event.context
     apply_event(

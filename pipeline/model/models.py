@@ -95,6 +95,12 @@ class ModelParams:
     popularity_half_life_seconds: float = 0.0  # 0: users so far, no decay
     trend_half_life_seconds: float = 6 * 3_600.0
     rerank_learning_rate: float = 0.05  # SGD step of the learning-to-rank layer
+    # train the P(like) river ranker (``pipeline.model.ranker``): its example (the chosen
+    # item's similarity to the user's likes and skips, a feature row) and river step are
+    # ~25 % of the learn step, worth paying only where a list reads the ranker
+    # (``ListParams.ranker_power`` > 0, an experiment arm): the worker and the replay set it
+    # from their lists' knobs (``pipeline.lists.experiments.reads_like_ranker``)
+    like_ranker: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ModelParams:

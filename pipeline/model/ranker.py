@@ -1,11 +1,12 @@
 """The ranking model: a river logistic regression over user x item features.
 
-It learns online, one example per event, "was this item chosen and liked, or not": the
-event's item is a positive when the event is a positive (a watch past the completion
-threshold) and a negative when skipped; items sampled by popularity from the catalogue are
-negatives too ("what else the user could have picked"). At ranking time the learned weights
-score every candidate at once with one matrix product, instead of one river call per
-candidate (a list is refreshed thousands of times a second).
+It learns online (while some list reads it: ``ModelParams.like_ranker``), one example per
+event, "was this item chosen and liked, or not": the event's item is a positive when the
+event is a positive (a watch past the completion threshold) and a negative when skipped;
+items sampled by popularity from the catalogue are negatives too ("what else the user could
+have picked"). At ranking time the learned weights score every candidate at once with one
+matrix product, instead of one river call per candidate (a list is refreshed thousands of
+times a second).
 
 Snapshots are plain JSON (weights, intercept, update count), never pickles: a snapshot read
 back from Redis must not be able to run code.

@@ -116,7 +116,18 @@ def split_params(**overrides: Any) -> tuple[ModelParams, ListParams]:
         raise TypeError(msg)
     model = ModelParams(**{k: v for k, v in overrides.items() if k in _MODEL_FIELDS})
     lists = ListParams(**{k: v for k, v in overrides.items() if k in _LIST_FIELDS})
-    return model, lists
+    return trained_for(model, lists), lists
+
+
+def trained_for(model: ModelParams, lists: ListParams) -> ModelParams:
+    """``model``, training the P(like) ranker if ``lists`` read it (as the worker does).
+
+    >>> trained_for(ModelParams(), ListParams(ranker_power=1.0)).like_ranker
+    True
+    """
+    if lists.ranker_power > 0 and not model.like_ranker:
+        return dataclasses.replace(model, like_ranker=True)
+    return model
 
 
 def load_events(path: Path) -> list[Event]:
@@ -202,7 +213,7 @@ def replay(
     if median_ts is None:
         events = list(events)
         median_ts = median_positive_ts(events, items, config.completion_threshold)
-    model_params = config.model
+    model_params = trained_for(config.model, config.lists)
     if not config.evict_stale:
         model_params = dataclasses.replace(model_params, catalog_evict_after_seconds=0.0)
     models = SharedModels(model_params)

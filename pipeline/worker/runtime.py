@@ -9,6 +9,7 @@ timers; tests build the same object around a ``ManualClock`` and a recording sen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -18,7 +19,7 @@ from pipeline.clock import Clock, SystemClock
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
 from pipeline.kafka.partitioning import key_partitioner
-from pipeline.lists.experiments import load_experiments
+from pipeline.lists.experiments import load_experiments, reads_like_ranker
 from pipeline.lists.params import ListParams
 from pipeline.lists.recommend import Recommender
 from pipeline.model.models import ModelParams, SharedModels
@@ -232,18 +233,19 @@ async def start_worker(
     model_log = ModelLog(
         redis, keys=keys, worker_id=worker_id, retention_seconds=3 * settings.model_snapshot_seconds
     )
-    sharing = ModelSharing(
-        model_log, params=ModelParams.from_settings(settings), clock=clock, metrics=metrics
-    )
+    experiments = load_experiments(settings.experiments_file)
+    list_params = ListParams.from_settings(settings)
+    like_ranker = reads_like_ranker(list_params, experiments)
+    params = dataclasses.replace(ModelParams.from_settings(settings), like_ranker=like_ranker)
+    sharing = ModelSharing(model_log, params=params, clock=clock, metrics=metrics)
     models = await sharing.load()
     await sharing.sync(models)
     metrics.watch_model(models)
-    recommender = Recommender(models, ListParams.from_settings(settings))
+    recommender = Recommender(models, list_params)
     recommender.refresh_indexes(clock.now_ms())
 
     cache = UserCache(users, size=cache_size, metrics=metrics)
     durable_sender = DurableSender(sender, metrics)
-    experiments = load_experiments(settings.experiments_file)
     publisher = ListPublisher(
         recommender,
         experiments,
@@ -318,5 +320,10 @@ async def start_worker(
         clock=clock,
         metrics=metrics,
     )
-    log.info("worker started worker_id=%s model_version=%d", worker_id, sharing.version)
+    log.info(
+        "worker started worker_id=%s model_version=%d like_ranker=%s",
+        worker_id,
+        sharing.version,
+        "trained (an experiment arm reads it)" if like_ranker else "not trained (no list reads it)",
+    )
     return worker

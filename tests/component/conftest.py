@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -126,6 +127,28 @@ def harness_factory(
 def harness(harness_factory: Callable[..., Harness]) -> Harness:
     """A harness on a single Redis and on a Redis Cluster (no broker: sends are recorded)."""
     return harness_factory()
+
+
+# an experiment with an arm whose lists read the P(like) ranker: its worker trains it
+LIKE_RANKER_ARM = {
+    "experiments": [
+        {
+            "name": "like-ranker",
+            "variants": [
+                {"name": "control", "share": 0.5},
+                {"name": "liked", "share": 0.5, "changes": {"ranker_power": 1.0}},
+            ],
+        }
+    ]
+}
+
+
+@pytest.fixture
+def like_ranker_harness(harness_factory: Callable[..., Harness], tmp_path: Path) -> Harness:
+    """``harness`` with ``LIKE_RANKER_ARM`` declared (the worker trains every model)."""
+    experiments = tmp_path / "like-ranker.json"
+    experiments.write_bytes(orjson.dumps(LIKE_RANKER_ARM))
+    return harness_factory(experiments_file=experiments)
 
 
 def run(coro: Coroutine[Any, Any, None]) -> None:

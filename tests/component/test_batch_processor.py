@@ -113,11 +113,11 @@ class FailingOnce:
         return await self.inner.send(batch)
 
 
-def test_a_retried_batch_teaches_every_model_once(harness: Harness) -> None:
+def test_a_retried_batch_teaches_every_model_once(like_ranker_harness: Harness) -> None:
     """The batch fails after learning, is retried with fresh state: nothing learns twice."""
 
     async def scenario() -> None:
-        async with harness as h:
+        async with like_ranker_harness as h:
             _catalogue(h)
             processor = h.worker.processor
             failing = FailingOnce(processor.batches)
@@ -290,3 +290,25 @@ def test_the_worker_trains_the_learning_to_rank_layer_on_the_list_it_published(
             assert h.worker.models.reranker.updates > before  # chosen against the head
 
     run(scenario())
+
+
+def test_the_like_ranker_is_trained_only_when_an_experiment_arm_reads_it(
+    harness: Harness, like_ranker_harness: Harness
+) -> None:
+    """No list reads the P(like) ranker by default: the worker skips a quarter of its learn
+    step. An arm with ``ranker_power`` > 0 makes it train on every watch and skip."""
+
+    async def scenario(h: Harness, user: str) -> tuple[bool, int]:
+        async with h:
+            _catalogue(h)
+            before = h.worker.models.ranker.updates
+            await h.events(h.event(user, "i1"), h.event(user, "i2", kind="skip", watch_seconds=1.0))
+            assert h.worker.models.records_applied == 2
+            assert h.lists(user)
+            return h.worker.models.params.like_ranker, h.worker.models.ranker.updates - before
+
+    async def both() -> None:
+        assert await scenario(harness, "r1") == (False, 0)
+        assert await scenario(like_ranker_harness, "r2") == (True, 2)
+
+    run(both())

@@ -71,10 +71,10 @@ def test_the_next_batch_is_learned_while_the_previous_one_is_written(harness: Ha
 
 
 def test_a_failed_write_with_a_batch_in_flight_runs_both_again_and_counts_once(
-    harness: Harness,
+    like_ranker_harness: Harness,
 ) -> None:
     async def scenario() -> None:
-        async with harness as h:
+        async with like_ranker_harness as h:
             _catalogue(h)
             slow = SlowWrites(h.worker.processor.batches)
             slow.fail_next = True

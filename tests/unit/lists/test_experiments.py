@@ -64,3 +64,15 @@ def test_variant_changes_become_params() -> None:
 def test_bad_declarations_are_refused(doc: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="experiment"):
         parse_experiments(doc)
+
+
+def test_an_arm_may_switch_the_learning_to_rank_layer_off_or_remix_it() -> None:
+    """README promises arms over ``rerank_depth`` / ``rerank_mix`` (A/B of the layer)."""
+    declared = parse_experiments(
+        {"experiments": [{"name": "ltr", "variants": [
+            {"name": "layer", "share": 0.5, "changes": {"rerank_mix": 0.3}},
+            {"name": "blend", "share": 0.5, "changes": {"rerank_depth": 0}}]}]}
+    )  # fmt: skip
+    layer, blend = (variant_params(ListParams(), v)[0] for v in declared[0].variants)
+    assert (layer.rerank_mix, layer.rerank_depth) == (0.3, ListParams().rerank_depth)
+    assert blend.rerank_depth == 0

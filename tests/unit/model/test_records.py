@@ -180,3 +180,27 @@ def test_a_record_learns_from_learn_context_items_and_an_example_reads_context_s
     alone = ranker_example(models, state, watched[0], signal, T0)
     assert given is not None and alone is not None
     assert given.features == alone.features
+
+
+@pytest.mark.parametrize(("ranker_power", "trained"), [(0.0, False), (1.0, True)])
+def test_the_like_ranker_learns_only_where_a_list_reads_it(
+    engine_factory: EngineFactory, ranker_power: float, trained: bool
+) -> None:
+    """Its example and river step are a quarter of the learn step: skipped while no list
+    scores with ``P(like) ** ranker_power`` (the default), made on every watch and skip
+    once one does. Nothing else the event teaches changes."""
+    engine = engine_factory(ranker_power=ranker_power)
+    models = engine.models
+    state = UserState("u")
+    kinds = ("watch", "skip", "watch", "click", "watch")
+    records = [
+        feed(models, state, f"e{n}", item_id("Drama", n), T0 + n * HOUR_MS, kind=kind,
+             watch_seconds=None if kind == "click" else (5.0 if kind == "skip" else 600.0))
+        for n, kind in enumerate(kinds)
+    ]  # fmt: skip
+    assert models.params.like_ranker is trained
+    assert models.ranker.updates == (4 if trained else 0)  # watches and skips, not clicks
+    assert all(r is not None for r in records)
+    assert models.records_applied == len(kinds)  # co-occurrence and statistics learn alike
+    neighbours = models.cooc.neighbors(models.catalog.index_of(item_id("Drama", 4)))[0]
+    assert neighbours.shape[0] > 0
