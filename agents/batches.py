@@ -26,16 +26,24 @@ class ConsumerBacklog:
     from the broker's view on a timer instead. Counted over every partition taken from,
     not only the last take's: a take often holds a few partitions' events, and their lag
     alone understates a backlog spread over all of them. A partition the consumer no
-    longer holds (its highwater refused) is dropped.
+    longer holds (its highwater refused) is dropped, and every rebalance starts the count
+    over: a partition revoked and assigned back in between would otherwise keep the offset
+    taken before, while another worker moved it on, and read as a backlog that is not there
+    (holding the batches of a quiet stream for nothing) until its next event.
     """
 
     def __init__(self, app: faust.App) -> None:
         self._app = app
         self._taken: dict[Any, int] = {}
+        self._rebalances = app.rebalancing_count
 
     def after(self, events: Sequence[Any]) -> int:
         """The backlog once ``events`` are taken: events behind, summed over partitions."""
         taken = self._taken
+        rebalances = self._app.rebalancing_count
+        if rebalances != self._rebalances:  # offsets taken before may be stale
+            taken.clear()
+            self._rebalances = rebalances
         for e in events:
             taken[e.message.tp] = e.message.offset
         total = 0

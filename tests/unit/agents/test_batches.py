@@ -35,6 +35,7 @@ class _Consumer:
 @dataclass
 class _App:
     consumer: _Consumer
+    rebalancing_count: int = 0  # faust.App counts the rebalances it started
 
 
 def _events(*pairs: tuple[str, int]) -> list[Any]:
@@ -57,3 +58,19 @@ def test_a_revoked_partition_is_dropped_and_an_unknown_highwater_counts_nothing(
     assert backlog.after(_events(("p1", 6))) == 0
     consumer.marks["p0"] = 100  # assigned again: counted from its next take only
     assert backlog.after(_events(("p1", 7))) == 0
+
+
+def test_a_rebalance_forgets_offsets_taken_before_it() -> None:
+    """p0 is revoked and assigned back between two takes while another worker consumed it
+    (its highwater moved on, and the consumer still holds it): the offset taken before the
+    rebalance must not read as 250 events behind on a partition with nothing to take."""
+    consumer = _Consumer({"p0": 100, "p1": 10})
+    app = _App(consumer)
+    backlog = ConsumerBacklog(cast(faust.App, app))
+    assert backlog.after(_events(("p0", 99))) == 0
+    consumer.marks["p0"] = 350  # the other worker's 250 events, all handled by it
+    app.rebalancing_count += 1  # ... and p0 came back to this one
+    assert backlog.after(_events(("p1", 9))) == 0
+    assert backlog.after(_events(("p0", 349))) == 0  # counted again from its next take
+    consumer.marks["p0"] = 400
+    assert backlog.after(_events(("p1", 9))) == 50
