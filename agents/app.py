@@ -22,6 +22,7 @@ from faust.web import Request, Response, View
 
 from agents.batches import event_batches
 from agents.faust_config import faust_settings
+from agents.transport import new_app
 from pipeline.config import Settings
 from pipeline.events.ingest import RawMessage
 from pipeline.kafka.lag import LAG_EXPORT_SECONDS, KafkaAdmin
@@ -55,7 +56,7 @@ class FaustSender:
 def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App:
     """A Faust app wired to a ``pipeline.worker.runtime.Worker`` built when it starts."""
     worker_id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    app = faust.App(settings.app_id, **faust_settings(settings))
+    app = new_app(settings.app_id, settings.consumer_fetch_max_wait_ms, **faust_settings(settings))
     metrics = WorkerMetrics()
     ready = asyncio.Event()
     holder: dict[str, Worker] = {}

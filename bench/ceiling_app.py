@@ -29,13 +29,14 @@ import orjson
 
 from agents.batches import event_batches
 from agents.faust_config import event_loop_policy, faust_settings
+from agents.transport import new_app
 from pipeline.config import Settings
 from pipeline.worker.gc_policy import apply_gc_policy, freeze_survivors
 
 
 def create_app(settings: Settings, sink: str, *, forward: bool = True) -> faust.App:
     """The ceiling app on ``settings`` (the worker's), forwarding to ``sink``."""
-    app = faust.App(settings.app_id, **faust_settings(settings))
+    app = new_app(settings.app_id, settings.consumer_fetch_max_wait_ms, **faust_settings(settings))
 
     def topic(name: str) -> Any:
         return app.topic(

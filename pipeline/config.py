@@ -136,6 +136,14 @@ class Settings(BaseSettings):
         description="Max records one consumer poll returns (aiokafka `max_poll_records`; "
         "unset: no limit).",
     )
+    consumer_fetch_max_wait_ms: int = Field(
+        500,
+        ge=1,
+        le=30_000,
+        description="Longest the broker holds a worker's fetch that finds no new records "
+        "(aiokafka `fetch_max_wait_ms`; Faust's fixed value is 1500, which stalled busy "
+        'workers: see README "The fetch that waited").',
+    )
     producer_linger_seconds: float = Field(
         0.0,
         ge=0,

@@ -210,6 +210,7 @@ KNOBS = (
     "faust_monitor",
     "faust_stream_buffer_maxsize",
     "broker_max_poll_records",
+    "consumer_fetch_max_wait_ms",
     "producer_linger_seconds",
 )
 """Settings that change what a message costs the worker (and the ceiling app): every result
