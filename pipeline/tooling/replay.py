@@ -31,6 +31,7 @@ from pipeline.events.signals import signal_for
 from pipeline.features.decay import growth_exponent, rescale_needed
 from pipeline.features.state import UserState
 from pipeline.features.update import FeatureParams
+from pipeline.lists.experiments import reads_like_ranker
 from pipeline.lists.params import ListParams
 from pipeline.lists.recommend import Recommender
 from pipeline.model.arrays import FloatArray, fit
@@ -125,7 +126,7 @@ def trained_for(model: ModelParams, lists: ListParams) -> ModelParams:
     >>> trained_for(ModelParams(), ListParams(ranker_power=1.0)).like_ranker
     True
     """
-    if lists.ranker_power > 0 and not model.like_ranker:
+    if reads_like_ranker(lists, ()) and not model.like_ranker:
         return dataclasses.replace(model, like_ranker=True)
     return model
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import faust
@@ -17,8 +15,7 @@ from agents.app import create_app
 from agents.faust_config import QuietMonitor, event_loop_policy, faust_settings
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.unit.agents.apps import ceiling_module
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -27,14 +24,6 @@ def _settings(tmp_path: Path, **overrides: Any) -> Settings:
 
 def _conf(app: faust.App, keys: Any) -> dict[str, Any]:
     return {key: getattr(app.conf, key) for key in keys}
-
-
-def _ceiling_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("ceiling_app", ROOT / "bench" / "ceiling_app.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_defaults_are_fausts_own(tmp_path: Path) -> None:
@@ -75,7 +64,7 @@ def test_worker_and_ceiling_app_share_every_faust_setting(tmp_path: Path, monito
     settings = _settings(tmp_path, faust_monitor=monitor, producer_linger_seconds=0.002)
     keys = faust_settings(settings).keys()
     worker = create_app(settings)
-    ceiling = _ceiling_module().create_app(settings, "sink")
+    ceiling = ceiling_module().create_app(settings, "sink")
     assert _conf(ceiling, keys) == _conf(worker, keys)
     assert ceiling.conf.id == worker.conf.id == settings.app_id
 
