@@ -138,7 +138,6 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         worker = await started()
         async for events, behind in event_batches(app, stream, settings):
             await worker.events.submit([_raw(e) for e in events], _acker(events))
-            worker.metrics.in_flight.set(worker.events.in_flight)
             worker.note_backlog(behind, len(events))
 
     app.agent(topic(settings.topic_events), name=f"recloop.{settings.topic_events}")(events_agent)

@@ -91,7 +91,7 @@ class WorkerMetrics:
         )
         self.in_flight = Gauge(
             "recloop_batches_in_flight",
-            "Batches prepared whose I/O is not yet done (at most 2).",
+            "Batches prepared whose I/O is not done yet (at most RECLOOP_BATCHES_IN_FLIGHT).",
             registry=r,
         )
         self.batch_size = Histogram(

@@ -109,6 +109,8 @@ class Worker:
             reset=processor.reset,
             depth=settings.batches_in_flight,
         )
+        # read when scraped: a value set at each submit would go stale while batches finish
+        metrics.in_flight.set_function(lambda: self.events.in_flight)
 
     def on_partitions_changed(self, owned: set[int] | None = None) -> None:
         """Partitions moved: cached user states may now be written by another worker.

@@ -58,9 +58,13 @@ def test_the_next_batch_is_learned_while_the_previous_one_is_written(harness: Ha
             state = h.worker.processor.cache.states["p1"]
             assert state.n_events == 2 and acks == []
             assert h.worker.events.in_flight == 2
+            gauge = "recloop_batches_in_flight"
+            assert h.worker.metrics.registry.get_sample_value(gauge) == 2
             slow.release.set()
             await h.worker.events.drain()
             assert acks == ["first", "second"]
+            # read when scraped: no submit came after the acks, and the gauge knows
+            assert h.worker.metrics.registry.get_sample_value(gauge) == 0
             feats = await _features(h, "p1")
             assert (feats["n_watch"], feats["n_click"]) == ("1", "1")
             history = await h.redis.lrange(h.key("history", "p1"), 0, -1)
