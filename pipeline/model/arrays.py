@@ -17,6 +17,10 @@ BoolArray = npt.NDArray[np.bool_]
 
 A = TypeVar("A", bound=npt.NDArray[Any])
 
+DENSE_SPAN = 2
+"""``unique_inverse`` numbers values through a table when their span is at most this many
+times their count (measured: the table wins below ~2-4x, the sort above)."""
+
 
 def fit(array: A, size: int) -> A:
     """``array`` if it can hold ``size`` entries, else a zero-padded copy twice as large.
@@ -79,14 +83,29 @@ def unique_inverse(values: IntArray | Int32Array) -> tuple[IntArray, IntArray]:
     rows (~115 vs ~185 us for 8,000). Same arrays (an inverse does not depend on how ties
     were sorted). Values too large to pack, or negative, take ``np.unique``.
 
+    Values that span at most ``DENSE_SPAN`` times their count (a small catalogue's
+    neighbour rows, a few thousand users' votes) need no sort: a table over the span marks
+    the values present and numbers them, ~1.5-3x cheaper than the sort there; the same
+    arrays. Wider spans (a million items) keep the sort, whose cost does not grow with the
+    catalogue.
+
     >>> [a.tolist() for a in unique_inverse(np.array([7, 3, 7, 5]))]
     [[3, 5, 7], [2, 0, 2, 1]]
+    >>> [a.tolist() for a in unique_inverse(np.array([70, 3, 70, 5]))]  # the sort
+    [[3, 5, 70], [2, 0, 2, 1]]
     """
     n = values.shape[0]
     bits = max(1, (n - 1).bit_length())
-    if n == 0 or int(values.min()) < 0 or int(values.max()) >= 1 << (62 - bits):
+    low, high = (int(values.min()), int(values.max())) if n else (0, 0)
+    if n == 0 or low < 0 or high >= 1 << (62 - bits):
         unique, inverse = np.unique(values, return_inverse=True)
         return unique.astype(np.int64), inverse.astype(np.int64)
+    if high < DENSE_SPAN * n:
+        table = np.zeros(high + 1, dtype=np.int64)
+        table[values] = 1
+        present = np.flatnonzero(table)
+        table[present] = np.arange(present.shape[0])
+        return present, table[values]
     keys = (values.astype(np.int64) << bits) | np.arange(n, dtype=np.int64)
     keys.sort()
     sorted_values = keys >> bits
