@@ -33,6 +33,8 @@ FIGURES: list[Figure] = [
     ("worker CPU ms per event", "worker_throughput.worker_cpu_ms_per_event", 3),
     ("cores needed at the offered rate", "worker_throughput.cores_needed_at_rate", 2),
     ("lists published per event", "worker_metrics.lists_per_event", 3),
+    ("lists built per event", "worker_metrics.lists_built_per_event", 3),
+    ("list build, mean ms", "worker_metrics.list_build_mean_ms", 2),
     ("event-loop lag, max ms", "worker_metrics.loop_lag_max_ms", 0),
     ("batch prepare stage, mean ms", "worker_metrics.stage_prepare_mean_ms", 1),
     ("batch commit stage, mean ms", "worker_metrics.stage_commit_mean_ms", 1),

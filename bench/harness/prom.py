@@ -32,6 +32,8 @@ COUNTERS: dict[str, tuple[str, dict[str, str]]] = {
     "loop_lag_seconds": ("recloop_event_loop_lag_seconds_sum", {}),
     "event_to_list_count": ("recloop_event_to_list_seconds_count", {}),
     "event_to_list_seconds": ("recloop_event_to_list_seconds_sum", {}),
+    "list_builds": ("recloop_list_build_seconds_count", {}),
+    "list_build_seconds": ("recloop_list_build_seconds_sum", {}),
 }
 # figure -> series: gauges, the largest over workers and over a window
 GAUGES: dict[str, str] = {
@@ -162,6 +164,10 @@ def window_figures(
     out: dict[str, Any] = {
         "events_per_s": _per(events, seconds),
         "lists_per_event": _per(_delta(a, b, "lists"), events),
+        "lists_built_per_event": _per(_delta(a, b, "list_builds"), events),
+        "list_build_mean_ms": _per(
+            _delta(a, b, "list_build_seconds"), _delta(a, b, "list_builds"), 1000.0
+        ),
         "worker_cpu_percent": _per(_delta(a, b, "cpu_seconds"), seconds, 100.0),
         "worker_cpu_ms_per_event": _per(_delta(a, b, "cpu_seconds"), events, 1000.0),
         "mean_batch_size": _per(_delta(a, b, "batch_events"), _delta(a, b, "batches")),

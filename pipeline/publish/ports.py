@@ -68,6 +68,9 @@ class PublishSensor(Protocol):
     def on_lists(self, kind: str, count: int) -> None:
         """``count`` lists of a refresh kind (event, deferred, ...) were published."""
 
+    def on_list_built(self, seconds: float) -> None:
+        """One list took ``seconds`` to build (the CPU a refresh costs, sent or not)."""
+
     def on_event_to_list(self, seconds: float) -> None:
         """A list reflecting an event was published ``seconds`` after a worker received it."""
 

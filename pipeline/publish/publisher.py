@@ -8,6 +8,7 @@ sender, a clock and a metrics sensor. *What* a list is comes from ``pipeline.lis
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from pipeline.clock import Clock
@@ -58,10 +59,13 @@ class ListPublisher:
         now = self.clock.now_ms()
         version = self.version()
         built = []
+        timer, on_built = time.perf_counter, self.sensor.on_list_built
         for state, trigger in users:
+            started = timer()
             b = build_list(
                 self.recommender, self.experiments, state, trigger, now_ms=now, version=version
             )
+            on_built(timer() - started)
             if b.exposure is not None:
                 note_exposure(state, b.exposure, now)
             built.append(b)

@@ -112,6 +112,12 @@ class WorkerMetrics:
             buckets=_LAG_BUCKETS,
             registry=r,
         )
+        self.list_build = Histogram(
+            "recloop_list_build_seconds",
+            "Building one list (candidates, scoring, category cap, reasons), built or not sent.",
+            buckets=(0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.05),
+            registry=r,
+        )
         self.lists = Counter(
             "recloop_lists_published_total",
             "Recommendation lists published, by trigger (event, deferred, withdrawn, ...).",
@@ -226,6 +232,10 @@ class WorkerMetrics:
     def on_lists(self, kind: str, count: int) -> None:
         """``count`` lists of a refresh kind were published."""
         self.lists.labels(kind).inc(count)
+
+    def on_list_built(self, seconds: float) -> None:
+        """One list took ``seconds`` to build."""
+        self.list_build.observe(seconds)
 
     def on_event_to_list(self, seconds: float) -> None:
         """A list reflecting an event was published ``seconds`` after a worker received it."""

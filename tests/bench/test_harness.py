@@ -196,3 +196,14 @@ def test_worker_facts_carry_the_collectors_pauses() -> None:
     assert facts["gc_pause_seconds"] == pytest.approx(0.31)
     assert facts["gc_full_pause_seconds"] == pytest.approx(0.3)
     assert facts["gc_passes"] == 3
+
+
+def test_window_figures_time_the_lists_built() -> None:
+    """Lists built per event and their mean build time, beside the lists published."""
+    zero = {"events": 0.0, "lists": 0.0, "list_builds": 0.0, "list_build_seconds": 0.0}
+    ten = {"events": 1000.0, "lists": 150.0, "list_builds": 200.0, "list_build_seconds": 0.3}
+    base, end = (0.0, zero), (10.0, ten)
+    f = prom.window_figures(base, [end])
+    assert f["lists_per_event"] == pytest.approx(0.15)
+    assert f["lists_built_per_event"] == pytest.approx(0.2)
+    assert f["list_build_mean_ms"] == pytest.approx(1.5)

@@ -143,3 +143,22 @@ def test_batches_in_flight_are_counted_in_the_batch_metrics(harness: Harness) ->
             assert next(s.value for s in after if s.name.endswith("_sum")) > 0
 
     run(scenario())
+
+
+def test_every_list_built_is_timed(harness: Harness) -> None:
+    """recloop_list_build_seconds counts each list built, as many as were published here."""
+
+    async def scenario() -> None:
+        async with harness as h:
+            _catalogue(h)
+            value = h.worker.metrics.registry.get_sample_value
+            for n in range(3):
+                batch = [h.raw(h.event(f"t{n}", "i1", event_id=f"t{n}"))]
+                await h.worker.events.submit(batch, lambda: None)
+            await h.worker.events.drain()
+            built = value("recloop_list_build_seconds_count")
+            published = value("recloop_lists_published_total", {"trigger": "event"})
+            assert built == published == 3
+            assert (value("recloop_list_build_seconds_sum") or 0.0) > 0
+
+    run(scenario())
