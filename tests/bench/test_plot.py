@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import struct
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import orjson
 import pytest
 
+from tests.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-
-
-def _plot_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_plot", ROOT / "bench" / "plot.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PLOT = _plot_module()
+PLOT = load_script(ROOT / "bench" / "plot.py", "bench_plot")
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -9,7 +9,6 @@ series a query or alert names must be one the code declares.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -23,6 +22,7 @@ import yaml
 
 from pipeline.serve.metrics import ServeMetrics
 from pipeline.worker.metrics import WorkerMetrics
+from tests.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -37,11 +37,7 @@ def _promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess
 
 
 def _builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_dashboard", GRAFANA / "build_dashboard.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GRAFANA / "build_dashboard.py")
 
 
 @pytest.fixture(scope="module")
