@@ -18,7 +18,7 @@ import numpy as np
 from pipeline.events.signals import Signal
 from pipeline.features.state import UserState
 from pipeline.lists.rerank import Head, fuse, head_features, pairs
-from pipeline.lists.scoring import top_order
+from pipeline.lists.scoring import lookup, top_order
 from pipeline.lists.sequence_scores import SequenceScores
 from pipeline.model.arrays import FloatArray, IntArray
 from pipeline.model.item_features import WeightedHistory
@@ -75,10 +75,13 @@ class RerankLayer:
         stat_rows[:, _COMPLETION] = stats.mean_completion(items)
         knn_last = np.zeros(items.shape[0])
         cooc = self.models.cooc
-        for item, weight in last:  # the latest item: its row against the head, no sort
+        for item, weight in last:  # the latest item: its row against the head
             if item < cooc.mass.shape[0]:
                 ids, sims = cooc.similarities(item)
-                knn_last = (items[:, None] == ids[None, :]).astype(np.float64) @ (sims * weight)
+                # a row holds an item at most once: a sorted lookup, not a head x row
+                # comparison matrix and its product (the same floats, a tenth of the work)
+                order = np.argsort(ids)
+                knn_last = lookup(ids[order], sims[order] * weight, items)
         features = head_features(
             scores[rows], knn[rows], knn_last, uknn, stage, stat_rows, state.n_events
         )
