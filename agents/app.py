@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -137,6 +138,7 @@ def create_app(settings: Settings, *, worker_id: str | None = None) -> faust.App
         """Events: batches gathered under a backlog, pipelined, acknowledged once durable."""
         worker = await started()
         async for events, behind in event_batches(app, stream, settings):
+            metrics.on_taken([e.message.timestamp for e in events], time.time())
             await worker.events.submit([_raw(e) for e in events], _acker(events))
             worker.note_backlog(behind, len(events))
 

@@ -34,6 +34,8 @@ COUNTERS: dict[str, tuple[str, dict[str, str]]] = {
     "event_to_list_seconds": ("recloop_event_to_list_seconds_sum", {}),
     "list_builds": ("recloop_list_build_seconds_count", {}),
     "list_build_seconds": ("recloop_list_build_seconds_sum", {}),
+    "event_wait_count": ("recloop_event_wait_seconds_count", {}),
+    "event_wait_seconds": ("recloop_event_wait_seconds_sum", {}),
 }
 # figure -> series: gauges, the largest over workers and over a window
 GAUGES: dict[str, str] = {
@@ -174,6 +176,9 @@ def window_figures(
         "mean_batch_ms": _per(_delta(a, b, "batch_seconds"), _delta(a, b, "batches"), 1000.0),
         "loop_lag_mean_ms": _per(
             _delta(a, b, "loop_lag_seconds"), _delta(a, b, "loop_lag_count"), 1000.0
+        ),
+        "event_wait_mean_ms": _per(  # record stamped -> taken: before the worker had it
+            _delta(a, b, "event_wait_seconds"), _delta(a, b, "event_wait_count"), 1000.0
         ),
         "worker_event_to_list_mean_ms": _per(
             _delta(a, b, "event_to_list_seconds"), _delta(a, b, "event_to_list_count"), 1000.0

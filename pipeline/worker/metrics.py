@@ -112,6 +112,13 @@ class WorkerMetrics:
             buckets=_LAG_BUCKETS,
             registry=r,
         )
+        self.event_wait = Histogram(
+            "recloop_event_wait_seconds",
+            "An event's Kafka record timestamp to this worker taking it into a batch (time in "
+            "the topic and the consumer's fetch), clamped to [0, 7 days].",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.list_build = Histogram(
             "recloop_list_build_seconds",
             "Building one list (candidates, scoring, category cap, reasons), built or not sent.",
@@ -240,6 +247,20 @@ class WorkerMetrics:
     def on_event_to_list(self, seconds: float) -> None:
         """A list reflecting an event was published ``seconds`` after a worker received it."""
         self.event_to_list.observe(seconds)
+
+    def on_taken(self, record_seconds: Iterable[float | None], now: float) -> None:
+        """Events were taken into a batch at ``now`` (epoch seconds), their records stamped so.
+
+        Splits an event's latency at the worker's door: how long it waited in the topic and
+        the consumer's fetch (this histogram) against what the worker took after
+        (``recloop_event_to_list_seconds``). A list late by a second with a small wait here
+        is the worker's doing; a large wait is fetching or a backlog. Records without a
+        timestamp are left out; a producer clock ahead counts 0 (``clamp_lag``).
+        """
+        observe = self.event_wait.observe
+        for stamped in record_seconds:
+            if stamped is not None:
+                observe(clamp_lag(now - stamped))
 
     def on_event_time_lag(self, seconds: float) -> None:
         """A list reflecting an event was published ``seconds`` after the event's ``ts``."""

@@ -207,3 +207,14 @@ def test_window_figures_time_the_lists_built() -> None:
     assert f["lists_per_event"] == pytest.approx(0.15)
     assert f["lists_built_per_event"] == pytest.approx(0.2)
     assert f["list_build_mean_ms"] == pytest.approx(1.5)
+
+
+def test_window_figures_split_latency_at_the_workers_door() -> None:
+    """The mean wait before the worker took an event, apart from its time to the list."""
+    zero = {"event_wait_count": 0.0, "event_wait_seconds": 0.0, "event_to_list_count": 0.0}
+    ten = {"event_wait_count": 400.0, "event_wait_seconds": 100.0, "event_to_list_count": 50.0}
+    ten["event_to_list_seconds"] = 15.0
+    f = prom.window_figures((0.0, zero), [(10.0, ten)])
+    assert f["event_wait_mean_ms"] == pytest.approx(250.0)
+    assert f["worker_event_to_list_mean_ms"] == pytest.approx(300.0)
+    assert prom.window_figures((0.0, zero), [(10.0, zero)])["event_wait_mean_ms"] is None

@@ -246,6 +246,10 @@ def test_a_decades_old_late_event_neither_leads_the_history_nor_skews_freshness(
     text = stack["worker"].metrics()
     freshness = _samples(text, "recloop_event_to_list_seconds_")
     assert 0 < freshness["sum"] / freshness["count"] < 30  # seconds, not decades
+    # the wait before the worker took them runs from each Kafka record's send time
+    wait = _samples(text, "recloop_event_wait_seconds_")
+    assert wait["count"] >= 3
+    assert 0 <= wait["sum"] / wait["count"] < 30
     lag = _samples(text, "recloop_event_time_lag_seconds_")
     week = 7 * 86_400.0
     assert lag['bucket{le="604800.0"}'] - lag['bucket{le="86400.0"}'] >= 1  # clamped, finite
@@ -262,6 +266,7 @@ def test_worker_exposes_metrics_health_and_readiness(stack: dict[str, Any]) -> N
         "recloop_batch_seconds",
         "recloop_event_to_list_seconds",
         "recloop_event_time_lag_seconds",
+        "recloop_event_wait_seconds",
         "recloop_lists_published_total",
     ):
         assert name in text
