@@ -115,7 +115,7 @@ class WorkerMetrics:
         self.event_wait = Histogram(
             "recloop_event_wait_seconds",
             "An event's Kafka record timestamp to this worker taking it into a batch (time in "
-            "the topic and the consumer's fetch), clamped to [0, 7 days].",
+            "the topic, the consumer's fetch and Faust's buffer), clamped to [0, 7 days].",
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -251,8 +251,8 @@ class WorkerMetrics:
     def on_taken(self, record_seconds: Iterable[float | None], now: float) -> None:
         """Events were taken into a batch at ``now`` (epoch seconds), their records stamped so.
 
-        Splits an event's latency at the worker's door: how long it waited in the topic and
-        the consumer's fetch (this histogram) against what the worker took after
+        Splits an event's latency at the worker's door: how long it waited in the topic, the
+        consumer's fetch and Faust's buffer (this histogram) against what the worker took after
         (``recloop_event_to_list_seconds``). A list late by a second with a small wait here
         is the worker's doing; a large wait is fetching or a backlog. Records without a
         timestamp are left out; a producer clock ahead counts 0 (``clamp_lag``).
