@@ -185,29 +185,30 @@ class UserKnn:
         """Items of the nearest users' windows with their summed similarity (sorted by id).
 
         ``recent``: the user's recent items with affinity weights, oldest first. Numpy
-        passes, no loop per liker or per candidate: the likers read (views of the C arrays,
-        latest item first, most recent liker first) are summed per user with ``bincount``
+        passes, no loop per liker or per candidate: the likers read (the latest of each C array,
+        joined into one buffer; latest item first, most recent liker first) are summed per
+        user with ``bincount``
         in that order (the floats a dictionary loop adds, in the same order), the candidates'
         window lengths are one gather, and the votes of the neighbours' windows are one
         ``unique`` + ``bincount``. At 1M items and 50,000 users a score took a median 0.58 ms
         against 1.05 ms with a dictionary loop and a ``len`` per candidate (same scores).
         """
         last = len(recent) - 1
-        parts: list[Int32Array] = []
+        parts: list[array[int]] = []
         gains: list[float] = []
+        stop = -self.scan_likers - 1  # a reversed slice's end: at most ``scan_likers`` kept
         for k in range(last, max(last - self.scan_items, -1), -1):  # latest first
             item, weight = recent[k]
             likers = self._likers.get(item)
             if not likers:
                 continue
-            # most recent first; a view of the C array, copied by the concatenation below
-            parts.append(np.frombuffer(likers, dtype=np.int32)[::-1][: self.scan_likers])
+            parts.append(likers[:stop:-1])  # the latest likers, most recent first (a copy)
             gains.append(weight * math.exp((k - last) / self.positions))
         if not parts:
             return _EMPTY_IDS, _EMPTY_W
-        voters = np.concatenate(parts)
-        r = np.repeat(np.array(gains), [p.shape[0] for p in parts])
-        del parts  # release the views: the arrays may be resized again
+        # one buffer for every part: ``np.frombuffer`` per C array costs ~1 us each
+        voters = np.frombuffer(b"".join(parts), dtype=np.int32)
+        r = np.repeat(np.array(gains), [len(p) for p in parts])
         slots, at = unique_inverse(voters)
         sims = np.bincount(at, weights=r, minlength=slots.shape[0]).astype(np.float64, copy=False)
         own = self._slots.get(user)
@@ -220,7 +221,7 @@ class UserKnn:
         nearest = self._nearest(slots, sims)
         windows = [self._windows[slot] for _, _, slot in nearest]
         sizes = self._sizes[[slot for _, _, slot in nearest]]
-        items = np.concatenate([np.frombuffer(w, dtype=np.int32) for w in windows])
+        items = np.frombuffer(b"".join(windows), dtype=np.int32)  # one copy, one wrap
         weights = np.repeat(np.fromiter((s for s, _, _ in nearest), np.float64), sizes)
         ids, at = unique_inverse(items)
         votes = np.bincount(at, weights=weights, minlength=ids.shape[0]).astype(np.float64)
