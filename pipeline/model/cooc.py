@@ -226,10 +226,19 @@ class CoocModel:
         ids, weights = self.row(item)
         if ids.shape[0] == 0:
             return ids, weights
+        return ids, self._damped(ids, weights, self._own_damping(item))
+
+    def _own_damping(self, item: int) -> float:
+        """``mass[item] ** alpha``, the row item's side of the damping."""
         # an item only seen as context has no mass of its own yet: floor it, no inf scores
+        own: float = max(float(self.mass[item]), _MIN_MASS) ** self.alpha
+        return own
+
+    def _damped(self, ids: IntArray, weights: FloatArray, own: float | FloatArray) -> FloatArray:
+        """Raw weights over ``mass[neighbour] ** beta x own`` (``own`` per entry or one)."""
         mass = np.maximum(self.mass[ids], _MIN_MASS)
-        own = max(float(self.mass[item]), _MIN_MASS) ** self.alpha
-        return ids, weights / (mass**self.beta * own)
+        damped: FloatArray = weights / (mass**self.beta * own)
+        return damped
 
     def neighbors(self, item: int) -> tuple[IntArray, FloatArray]:
         """Neighbours of ``item`` and their damped similarities, best first."""
@@ -250,32 +259,31 @@ class CoocModel:
         The anchor is what a list names in "because you watched X" (on an exact tie, any of
         the best).
         """
-        # Rows are gathered as the table stores them and damped in one vectorised pass:
-        # ``similarities`` per history item cost ~8 numpy calls each, most of a list's kNN
-        # step. Element by element the same operations in the same order (same floats).
+        # Rows are gathered as the table stores them and damped in one vectorised pass
+        # (``_damped``, as ``similarities`` does per row): ``similarities`` per history item
+        # cost ~8 numpy calls each, most of a list's kNN step. The same floats.
         parts_ids: list[Int32Array] = []
         parts_w: list[Float32Array] = []
         sources: list[int] = []
         owns: list[float] = []
         gains: list[float] = []
-        size, alpha = self.mass.shape[0], self.alpha
+        size = self.mass.shape[0]
         for item, weight in history:
             if item >= size:
                 continue
-            refs, raw = self._live_row(item)
+            refs, stored = self._live_row(item)
             if refs.shape[0]:
                 parts_ids.append(refs)
-                parts_w.append(raw)
+                parts_w.append(stored)
                 sources.append(item)
-                owns.append(max(float(self.mass[item]), _MIN_MASS) ** alpha)
+                owns.append(self._own_damping(item))
                 gains.append(weight)
         if not parts_ids:
             return _EMPTY_IDS, _EMPTY_W, _EMPTY_IDS
         lengths = [p.shape[0] for p in parts_ids]
         ids = np.concatenate(parts_ids).astype(np.int64)
-        mass = np.maximum(self.mass[ids], _MIN_MASS)
-        own = np.repeat(np.array(owns), lengths)
-        sims = np.concatenate(parts_w).astype(np.float64) / (mass**self.beta * own)
+        raw = np.concatenate(parts_w, dtype=np.float64)  # float32 widens exactly
+        sims = self._damped(ids, raw, np.repeat(np.array(owns), lengths))
         weights = sims * np.repeat(np.array(gains, dtype=np.float64), lengths)
         unique, inverse = unique_inverse(ids)
         summed = np.bincount(inverse, weights=weights, minlength=unique.shape[0])
